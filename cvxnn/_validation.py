@@ -1,0 +1,156 @@
+"""Input validation at the boundary of the library.
+
+Every public entry point checks its arguments here, once, before any work;
+kernels and solvers downstream trust what they receive. Each error names the
+argument and says what was wrong and what is accepted.
+"""
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def check_choice(value, name, choices):
+    """Return ``value`` if it is one of ``choices``, else raise ValueError."""
+    if value not in choices:
+        shown = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}: unknown value {value!r}; expected one of {shown}.")
+    return value
+
+
+def _reject_unsupported_container(A, name):
+    if hasattr(A, "tocsr") and hasattr(A, "nnz"):
+        raise TypeError(
+            f"{name}: sparse matrices are not supported (the patterns make the "
+            f"problem dense); pass {name}.toarray() instead."
+        )
+
+
+def as_float_array(A, name, dtype=None):
+    """Convert ``A`` to a float32/float64 ndarray, rejecting what cannot be one.
+
+    Integer and boolean input becomes float64; float32 and float64 are kept
+    unless ``dtype`` is given.
+    """
+    _reject_unsupported_container(A, name)
+    try:
+        arr = np.asarray(A)
+    except Exception as exc:  # ragged lists, exotic objects
+        raise TypeError(f"{name}: could not be read as a numeric array ({exc}).")
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name}: complex values are not supported.")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name}: expected a numeric array, got dtype {arr.dtype} "
+            "(strings or objects?)."
+        )
+    if dtype is None:
+        dtype = arr.dtype if arr.dtype in FLOAT_DTYPES else np.float64
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_finite(arr, name):
+    if not np.isfinite(arr).all():
+        bad = "NaN" if np.isnan(arr).any() else "inf"
+        raise ValueError(f"{name}: contains {bad} values; all entries must be finite.")
+    return arr
+
+
+def check_X(X, name="X"):
+    """A 2-D finite float array with at least two samples and one feature."""
+    arr = as_float_array(X, name)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name}: expected a 2-D array (n_samples, n_features), got "
+            f"{arr.ndim}-D with shape {arr.shape}."
+        )
+    n, d = arr.shape
+    if n < 2:
+        raise ValueError(f"{name}: needs at least 2 samples, got {n}.")
+    if d < 1:
+        raise ValueError(f"{name}: needs at least 1 feature, got {d}.")
+    return check_finite(arr, name)
+
+
+def check_y_shape(y, n_samples, name="y"):
+    """Return y as a 2-D array (n_samples, n_columns), without dtype change."""
+    _reject_unsupported_container(y, name)
+    arr = np.asarray(y)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name}: expected shape (n_samples,) or (n_samples, n_outputs), got "
+            f"shape {arr.shape}."
+        )
+    if arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{name}: has {arr.shape[0]} samples but X has {n_samples}; they must "
+            "match."
+        )
+    if arr.shape[1] < 1:
+        raise ValueError(f"{name}: has no output columns.")
+    return arr
+
+
+def check_lam(lam):
+    """A finite real number >= 0."""
+    if isinstance(lam, (bool, np.bool_)) or not isinstance(lam, numbers.Real):
+        raise TypeError(f"lam: expected a real number >= 0, got {lam!r}.")
+    lam = float(lam)
+    if not np.isfinite(lam) or lam < 0:
+        raise ValueError(f"lam: must be a finite number >= 0, got {lam!r}.")
+    return lam
+
+
+def check_positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a positive integer, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name}: must be >= 1, got {value!r}.")
+    return int(value)
+
+
+def check_positive_float(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a positive number, got {value!r}.")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}.")
+    return value
+
+
+def check_random_state(random_state):
+    """A numpy Generator from None, an int seed or a Generator."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None or (
+        isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+    ):
+        if random_state is not None and random_state < 0:
+            raise ValueError(f"random_state: must be >= 0, got {random_state}.")
+        return np.random.default_rng(random_state)
+    raise TypeError(
+        f"random_state: expected None, an int seed or a numpy Generator, got "
+        f"{random_state!r}."
+    )
+
+
+def check_weights(A, name, shape, dtype):
+    """A finite array of exactly ``shape``, cast to ``dtype``, C-contiguous."""
+    arr = as_float_array(A, name, dtype=dtype)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {arr.shape}.")
+    return check_finite(arr, name)
+
+
+def check_options(options, allowed, where):
+    """Raise TypeError naming the first keyword not in ``allowed``."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        shown = ", ".join(sorted(allowed)) or "(none)"
+        raise TypeError(
+            f"{where}: unknown option {unknown[0]!r}; accepted options: {shown}."
+        )

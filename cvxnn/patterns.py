@@ -1,0 +1,63 @@
+"""Gate sampling and activation patterns.
+
+A gate ``g`` (a vector in R^d) defines the activation pattern
+``D = diag(1[X g > 0])``. Sampling many gates and keeping the distinct,
+non-empty patterns gives the finite set of "data-local" linear models the
+convex program sums over.
+"""
+
+import numpy as np
+
+# Products X @ G are formed this many entries at a time (about 64 MB in float64).
+_BLOCK_ENTRIES = 8_000_000
+
+
+def gaussian_gates(n_features, n_gates, random_state, dtype=np.float64):
+    """Gates with i.i.d. standard normal entries, shape (n_features, n_gates).
+
+    Sampled in float64 from ``random_state`` (a numpy Generator) and then cast,
+    so float32 and float64 problems with one seed share their gates.
+    """
+    G = random_state.standard_normal((n_features, n_gates))
+    return np.ascontiguousarray(G, dtype=dtype)
+
+
+def raw_patterns(X, G):
+    """The boolean matrix ``X @ G > 0`` of shape (n_samples, n_gates), in row blocks."""
+    n = X.shape[0]
+    out = np.empty((n, G.shape[1]), dtype=bool)
+    step = max(1, _BLOCK_ENTRIES // max(1, G.shape[1]))
+    for start in range(0, n, step):
+        np.greater(X[start : start + step] @ G, 0, out=out[start : start + step])
+    return out
+
+
+def unique_patterns(D):
+    """Indices of the columns of D kept: first occurrences, non-zero, in order.
+
+    Columns are compared bit for bit (packed along samples), so the result is
+    deterministic and independent of floating point.
+    """
+    packed = np.ascontiguousarray(np.packbits(D, axis=0).T)  # (n_gates, n_bytes)
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first = np.unique(keys, return_index=True)
+    first.sort()
+    return first[D[:, first].any(axis=0)]
+
+
+def activation_patterns(X, G):
+    """Distinct non-empty activation patterns of the gates G on the data X.
+
+    Parameters
+    ----------
+    X : ndarray (n_samples, d)
+    G : ndarray (d, n_gates)
+
+    Returns
+    -------
+    D : bool ndarray (n_samples, P), ``D[j, i] = 1[X[j] @ G[:, i] > 0]``
+    kept : int ndarray (P,), the column of G behind each kept pattern.
+    """
+    D_all = raw_patterns(X, G)
+    kept = unique_patterns(D_all)
+    return np.ascontiguousarray(D_all[:, kept]), kept

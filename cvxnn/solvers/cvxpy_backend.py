@@ -1,0 +1,146 @@
+"""Solve a :class:`cvxnn.problem.Problem` with any installed CVXPY solver.
+
+The program handed to CVXPY is exactly the objective of API.md. The weights
+enter as variables of shape (P * d, n_outputs) so that the predictions are a
+single sparse product ``A @ U`` with the explicit design
+``A = [D_1 X, ..., D_P X]`` (the solver needs the matrix anyway), and the
+neurons are the columns of a free Fortran-order reshape. No Python loop runs
+over patterns.
+
+Each solver's options are declared below; an unknown keyword raises a
+TypeError naming it before any work. ``solve_time`` counts everything from
+building the CVXPY problem to reading back the weights.
+"""
+
+import time
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+
+from cvxnn import operator
+from cvxnn._validation import check_options
+from cvxnn.solution import Solution
+
+# Keywords CVXPY's Problem.solve takes for every solver.
+COMMON_OPTIONS = frozenset({"verbose", "warm_start", "canon_backend", "ignore_dpp"})
+
+SOLVER_OPTIONS = {
+    "CLARABEL": frozenset({
+        "max_iter", "time_limit", "tol_gap_abs", "tol_gap_rel", "tol_feas",
+        "tol_infeas_abs", "tol_infeas_rel", "tol_ktratio", "reduced_tol_gap_abs",
+        "reduced_tol_gap_rel", "reduced_tol_feas", "reduced_tol_infeas_abs",
+        "reduced_tol_infeas_rel", "reduced_tol_ktratio", "equilibrate_enable",
+        "equilibrate_max_iter", "equilibrate_min_scaling", "equilibrate_max_scaling",
+        "linesearch_backtrack_step", "min_switch_step_length",
+        "min_terminate_step_length", "max_step_fraction", "direct_kkt_solver",
+        "direct_solve_method", "static_regularization_enable",
+        "static_regularization_constant", "static_regularization_proportional",
+        "dynamic_regularization_enable", "dynamic_regularization_eps",
+        "dynamic_regularization_delta", "iterative_refinement_enable",
+        "iterative_refinement_reltol", "iterative_refinement_abstol",
+        "iterative_refinement_max_iter", "iterative_refinement_stop_ratio",
+        "presolve_enable", "max_threads", "chordal_decomposition_enable",
+        "chordal_decomposition_merge_method", "chordal_decomposition_compact",
+        "chordal_decomposition_complete_dual", "input_sparse_dropzeros",
+    }),
+    "ECOS": frozenset({
+        "max_iters", "abstol", "reltol", "feastol", "abstol_inacc", "reltol_inacc",
+        "feastol_inacc", "nitref",
+    }),
+    "SCS": frozenset({
+        "max_iters", "eps_abs", "eps_rel", "eps_infeas", "alpha", "scale",
+        "adaptive_scale", "normalize", "rho_x", "acceleration_lookback",
+        "acceleration_interval", "time_limit_secs", "write_data_filename",
+        "log_csv_filename", "use_indirect", "gpu", "mkl", "linear_solver",
+    }),
+    "MOSEK": frozenset({"mosek_params", "save_file", "bfs", "accept_unknown", "eps"}),
+}
+
+
+def installed_solvers():
+    """Names accepted by ``Problem.solve``: installed CVXPY solvers and "fast"."""
+    return sorted(cp.installed_solvers()) + ["fast"]
+
+
+def _check_solver(solver, options):
+    name = solver.upper()
+    installed = cp.installed_solvers()
+    if name not in installed:
+        known = "a CVXPY solver that is not installed" if name in cp.settings.SOLVERS \
+            else "not a solver CVXPY knows"
+        raise ValueError(
+            f"solver: {solver!r} is {known}; installed: "
+            f"{', '.join(installed_solvers())}."
+        )
+    if name in SOLVER_OPTIONS:
+        check_options(options, COMMON_OPTIONS | SOLVER_OPTIONS[name],
+                      f"solve(solver={name!r})")
+    return name
+
+
+@dataclass
+class CvxpyModel:
+    """The CVXPY problem of a cvxnn problem, with handles on its parts."""
+
+    problem: cp.Problem
+    variables: dict
+    cone_constraints: list
+
+
+def build_cvxpy(problem):
+    """The CVXPY program of ``problem`` (see the module docstring)."""
+    X, D = problem.X, problem.patterns
+    c, P, d = problem.weight_shape
+    A = operator.design_matrix(X, D)
+    B = operator.cone_matrix(X, D) if problem.formulation.name == "relu" else None
+    variables, yhat, penalty, constraints = problem.formulation.cvxpy(
+        A, B, P, d, c, problem.regularizer)
+    objective = problem.loss.cvxpy(yhat, problem.y) / problem.n_samples
+    if problem.lam > 0 and problem.regularizer.name is not None:
+        objective = objective + problem.lam * penalty
+    return CvxpyModel(cp.Problem(cp.Minimize(objective), constraints), variables,
+                      constraints)
+
+
+def _weights(problem, variable):
+    c, P, d = problem.weight_shape
+    return np.ascontiguousarray(variable.value.T.reshape(c, P, d), dtype=problem.dtype)
+
+
+def _multipliers(problem, constraint):
+    n, (c, P, _) = problem.n_samples, problem.weight_shape
+    dual = np.asarray(constraint.dual_value).reshape(P, n, c)
+    return np.ascontiguousarray(dual.transpose(1, 2, 0), dtype=problem.dtype)
+
+
+def solve_cvxpy(problem, solver="CLARABEL", **options):
+    """Solve with a CVXPY solver; returns a :class:`cvxnn.solution.Solution`."""
+    name = _check_solver(solver, options)
+    start = time.perf_counter()
+    model = build_cvxpy(problem)
+    built = time.perf_counter()
+    try:
+        model.problem.solve(solver=name, **options)
+    except cp.error.SolverError as exc:
+        return Solution.failed(problem, status="solver_error", solver=name,
+                               solve_time=time.perf_counter() - start,
+                               message=f"{name} failed: {exc}")
+    info = {"build_time": built - start, "cvxpy_objective": model.problem.value,
+            "solver_time": model.problem.solver_stats.solve_time,
+            "n_iter": model.problem.solver_stats.num_iters}
+    status = model.problem.status
+    values = [v.value for v in model.variables.values()]
+    if any(v is None for v in values) or status not in cp.settings.SOLUTION_PRESENT:
+        return Solution.failed(problem, status=status, solver=name,
+                               solve_time=time.perf_counter() - start,
+                               message=f"{name} returned status {status!r} and no "
+                                       "weights.", info=info)
+    blocks = {k: _weights(problem, v) for k, v in model.variables.items()}
+    multipliers = None
+    if model.cone_constraints:
+        multipliers = tuple(_multipliers(problem, con) for con in model.cone_constraints)
+    elapsed = time.perf_counter() - start
+    return Solution.from_weights(problem, status=status, solver=name,
+                                 solve_time=elapsed, multipliers=multipliers,
+                                 n_iter=info["n_iter"], info=info, **blocks)
