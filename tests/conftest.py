@@ -36,7 +36,7 @@ def make_data(loss="squared", n_samples=30, n_features=3, n_outputs=1, seed=0,
 
 @pytest.fixture
 def data():
-    """Factory of seeded (X, y): ``data(loss, n_samples, n_features, n_outputs, seed)``."""
+    """Factory of seeded (X, y): ``data(loss, n_samples, n_features, n_outputs)``."""
     return make_data
 
 

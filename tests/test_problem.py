@@ -22,7 +22,8 @@ def test_data_as_used(data, bias, dtype):
     assert problem.gates.shape == (d, problem.n_patterns)
     assert problem.gates.dtype == dtype
     assert problem.weight_shape == (2, problem.n_patterns, d)
-    assert problem.n_patterns <= 10 and problem.patterns.shape == (20, problem.n_patterns)
+    assert problem.n_patterns <= 10
+    assert problem.patterns.shape == (20, problem.n_patterns)
     assert f"n_patterns={problem.n_patterns}" in repr(problem)
 
 

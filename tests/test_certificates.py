@@ -1,0 +1,134 @@
+"""Certificates: weak duality, zero gap at the optimum, lam_max, cone violation."""
+
+import numpy as np
+import pytest
+import reference
+from conftest import LOSSES
+
+import cvxnn
+from cvxnn.certificates import Certificate, certificate, has_duality_gap, lam_max
+
+WITH_GAP = ("group_l1", "feature_group_l1", "l1", "l2")
+# Tighter than CLARABEL's defaults (1e-8), loose enough that it still says "optimal".
+TIGHT = {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}
+
+
+def build(data, formulation, loss, regularizer, lam=0.05, seed=4, **kw):
+    X, y = data(loss, n_samples=30, n_features=3, n_outputs=2, seed=seed)
+    return cvxnn.build_problem(X, y, formulation=formulation, loss=loss,
+                               regularizer=regularizer, lam=lam, n_gates=8,
+                               bias=True, **kw)
+
+
+def random_blocks(problem, rng, scale=1.0):
+    shape = problem.weight_shape
+    names = problem.formulation.block_names
+    return {k: scale * rng.standard_normal(shape) for k in names}
+
+
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+@pytest.mark.parametrize("regularizer", WITH_GAP)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_weak_duality_at_random_points(data, rng, formulation, loss, regularizer):
+    problem = build(data, formulation, loss, regularizer)
+    for _ in range(5):
+        blocks = random_blocks(problem, rng, scale=rng.choice([0.01, 1.0]))
+        multipliers = None
+        if formulation == "relu":
+            c, P, _ = problem.weight_shape
+            multipliers = tuple(rng.random((30, c, P)) for _ in range(2))
+        cert = certificate(problem, **blocks, multipliers=multipliers)
+        assert cert.dual_objective <= cert.objective + 1e-12
+        assert cert.duality_gap >= -1e-12
+        assert cert.objective == pytest.approx(problem.objective(**blocks))
+
+
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+@pytest.mark.parametrize("regularizer", WITH_GAP)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_gap_vanishes_at_the_optimum(data, formulation, loss, regularizer):
+    """The dual value at the rescaled residual equals CVXPY's optimal value."""
+    problem = build(data, formulation, loss, regularizer)
+    sol = problem.solve("CLARABEL", **TIGHT)
+    assert sol.status == "optimal"
+    cert = sol.certificate
+    assert cert.dual_objective == pytest.approx(sol.info["cvxpy_objective"], rel=1e-5)
+    assert abs(cert.relative_gap) < 1e-5
+    assert cert.satisfied(1e-5)
+    if formulation == "relu":
+        assert cert.cone_violation < 1e-8
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("regularizer", [None, "l2"])
+def test_kkt_residual_at_the_optimum_of_smooth_problems(data, loss, regularizer):
+    problem = build(data, "gated_relu", loss, regularizer, lam=0.5)
+    sol = problem.solve("CLARABEL", **TIGHT)
+    assert sol.certificate.relative_kkt_residual < 1e-5
+
+
+def gated_lam_max_by_hand(problem):
+    """max over (k, i) of ||(1/n) sum_j D_ji g_jk x_j|| with g the gradient at 0."""
+    X, D, Y = problem.X, problem.patterns, problem.y
+    grad = {"squared": -Y, "logistic": -Y / 2,
+            "cross_entropy": np.full_like(Y, 1 / Y.shape[1]) - Y}[problem.loss.name]
+    return max(np.linalg.norm((D[:, i] * grad[:, k]) @ X) / X.shape[0]
+               for k in range(Y.shape[1]) for i in range(D.shape[1]))
+
+
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_lam_max_gives_zero_weights(data, formulation, loss):
+    problem = build(data, formulation, loss, "group_l1")
+    top = lam_max(problem)
+    assert top == pytest.approx(gated_lam_max_by_hand(problem), rel=1e-12)
+    above = build(data, formulation, loss, "group_l1", lam=1.01 * top)
+    sol = above.solve("CLARABEL", **TIGHT)
+    assert np.abs(sol.U).max() < 1e-6
+    zeros = {k: np.zeros(above.weight_shape) for k in above.formulation.block_names}
+    mult = None
+    if formulation == "relu":
+        c, P, _ = above.weight_shape
+        mult = (np.zeros((30, c, P)), np.zeros((30, c, P)))
+    cert = certificate(above, **zeros, multipliers=mult)
+    assert cert.duality_gap == pytest.approx(0.0, abs=1e-14)
+    assert cert.kkt_residual == pytest.approx(0.0, abs=1e-14)
+    below = build(data, formulation, loss, "group_l1", lam=0.5 * top)
+    assert certificate(below, **zeros, multipliers=mult).duality_gap > 1e-6
+
+
+def test_lam_max_needs_a_norm(data):
+    problem = build(data, "gated_relu", "squared", "l2")
+    with pytest.raises(ValueError, match="^regularizer:"):
+        lam_max(problem)
+
+
+def test_cone_violation_against_numpy(data, rng):
+    problem = build(data, "relu", "squared", "group_l1")
+    blocks = random_blocks(problem, rng)
+    cert = certificate(problem, **blocks)
+    expected = max(reference.cone_violation(problem.X, problem.patterns, B)
+                   for B in blocks.values())
+    assert cert.cone_violation == pytest.approx(expected, rel=1e-12)
+    assert cert.duality_gap is None and cert.kkt_residual is None  # no multipliers
+    # nonnegative multiples of each neuron's gate satisfy its cone constraints
+    gates = np.broadcast_to(problem.gates.T, problem.weight_shape)
+    assert certificate(problem, V=2 * gates, W=gates).cone_violation == 0.0
+
+
+@pytest.mark.parametrize("regularizer, lam", [(None, 0.1), ("group_l1", 0.0)])
+def test_no_gap_without_regularization(data, regularizer, lam):
+    problem = build(data, "gated_relu", "squared", regularizer, lam=lam)
+    assert not has_duality_gap(problem)
+    cert = certificate(problem, np.zeros(problem.weight_shape))
+    assert cert.duality_gap is None and cert.optimality == cert.relative_kkt_residual
+
+
+def test_certificate_satisfied_logic():
+    cert = Certificate(1.0, 0.9, 0.1, 0.1, 0.5, 1e-9, cone_violation=1e-3)
+    assert cert.optimality == 0.1
+    assert cert.satisfied(0.2) and not cert.satisfied(0.05)
+    assert not cert.satisfied(0.2, cone_tol=1e-4)
+    kkt_only = Certificate(1.0, None, None, None, 0.5, 1e-9)
+    assert kkt_only.optimality == 1e-9 and kkt_only.satisfied(1e-8)
+    assert "relative_gap" not in kkt_only.summary()
