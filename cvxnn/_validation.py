@@ -13,8 +13,8 @@ FLOAT_DTYPES = (np.float64, np.float32)
 
 
 def check_choice(value, name, choices):
-    """Return ``value`` if it is one of ``choices``, else raise ValueError."""
-    if value not in choices:
+    """Return ``value`` if it is one of ``choices`` (strings or None), else raise."""
+    if not (value is None or isinstance(value, str)) or value not in choices:
         shown = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name}: unknown value {value!r}; expected one of {shown}.")
     return value
@@ -25,6 +25,11 @@ def _reject_unsupported_container(A, name):
         raise TypeError(
             f"{name}: sparse matrices are not supported (the patterns make the "
             f"problem dense); pass {name}.toarray() instead."
+        )
+    if isinstance(A, np.ma.MaskedArray) and np.ma.is_masked(A):
+        raise TypeError(
+            f"{name}: masked arrays with masked entries are not supported; fill "
+            "or drop the masked entries first."
         )
 
 
@@ -38,7 +43,9 @@ def as_float_array(A, name, dtype=None):
     try:
         arr = np.asarray(A)
     except Exception as exc:  # ragged lists, exotic objects
-        raise TypeError(f"{name}: could not be read as a numeric array ({exc}).")
+        raise TypeError(
+            f"{name}: could not be read as a numeric array ({exc})."
+        ) from None
     if arr.dtype.kind == "c":
         raise TypeError(f"{name}: complex values are not supported.")
     if arr.dtype.kind not in "biuf":
@@ -48,7 +55,8 @@ def as_float_array(A, name, dtype=None):
         )
     if dtype is None:
         dtype = arr.dtype if arr.dtype in FLOAT_DTYPES else np.float64
-    return np.ascontiguousarray(arr, dtype=dtype)
+    # np.asarray, not np.ascontiguousarray, which turns 0-d input into 1-d.
+    return np.asarray(arr, dtype=dtype, order="C")
 
 
 def check_finite(arr, name):
@@ -77,7 +85,12 @@ def check_X(X, name="X"):
 def check_y_shape(y, n_samples, name="y"):
     """Return y as a 2-D array (n_samples, n_columns), without dtype change."""
     _reject_unsupported_container(y, name)
-    arr = np.asarray(y)
+    try:
+        arr = np.asarray(y)
+    except Exception as exc:  # ragged lists, exotic objects
+        raise TypeError(f"{name}: could not be read as an array ({exc}).") from None
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name}: complex values are not supported.")
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -127,7 +140,8 @@ def check_random_state(random_state):
     if isinstance(random_state, np.random.Generator):
         return random_state
     if random_state is None or (
-        isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+        isinstance(random_state, numbers.Integral)
+        and not isinstance(random_state, bool)
     ):
         if random_state is not None and random_state < 0:
             raise ValueError(f"random_state: must be >= 0, got {random_state}.")

@@ -17,6 +17,8 @@ Conventions, per sample ``j`` with prediction ``z`` and target ``y``:
   :math:`q = s + y` in the probability simplex.
 """
 
+import numbers
+
 import cvxpy as cp
 import numpy as np
 from scipy.special import expit, logsumexp, softmax, xlogy
@@ -92,7 +94,8 @@ class Logistic:
 
     def conjugate(self, S, Y):
         p = -Y * S
-        if p.min(initial=0.0) < -_DOMAIN_SLACK or p.max(initial=0.0) > 1 + _DOMAIN_SLACK:
+        low, high = p.min(initial=0.0), p.max(initial=0.0)
+        if low < -_DOMAIN_SLACK or high > 1 + _DOMAIN_SLACK:
             return np.inf
         p = np.clip(p, 0.0, 1.0)
         return float(np.sum(xlogy(p, p) + xlogy(1 - p, 1 - p)))
@@ -107,6 +110,22 @@ class Logistic:
         return expit(Yhat)
 
 
+def _label_array(labels):
+    """Class labels as a numeric or string array; anything else is rejected."""
+    if labels.dtype.kind == "O":
+        if all(isinstance(v, str) for v in labels):
+            return labels.astype(str)
+        if all(isinstance(v, numbers.Real) for v in labels):
+            return labels.astype(np.float64)
+        raise TypeError(
+            "y: class labels must be all numbers or all strings (no None or mixed "
+            "types)."
+        )
+    if labels.dtype.kind not in "biufUS":
+        raise TypeError(f"y: class labels of dtype {labels.dtype} are not supported.")
+    return labels
+
+
 class CrossEntropy:
     """Multinomial cross-entropy: labels (any values) or one-hot rows."""
 
@@ -117,7 +136,7 @@ class CrossEntropy:
     def prepare_targets(self, y, n_samples, dtype):
         Y = check_y_shape(y, n_samples)
         if Y.shape[1] == 1:
-            labels = Y[:, 0]
+            labels = _label_array(Y[:, 0])
             if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
                 raise ValueError("y: contains NaN or inf labels.")
             if labels.dtype.kind == "f" and np.any(labels != np.round(labels)):

@@ -9,11 +9,18 @@ block of a ReLU solution feeds its output with a minus sign). With the
 group_l1 regularizer the network's weight-decay objective
 ``(1/n) sum loss + (lam/2)(||W1||_F^2 + ||W2||_F^2)`` then equals the convex
 objective.
+
+For a problem built with ``standardize=True`` (inputs divided column-wise by
+``s = problem.input_scale``) the first layer and the gates are mapped back to
+raw inputs, ``W1[:, f] / s_f`` and ``gates[f] / s_f``, so the network takes
+raw data; the weight-decay identity then holds for ``W1 * s``.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from cvxnn._validation import as_float_array, check_finite
 
 
 @dataclass
@@ -42,7 +49,7 @@ class TwoLayerNetwork:
         return "gated_relu" if self.gates is not None else "relu"
 
     def _inputs(self, X):
-        X = np.asarray(X, dtype=self.W1.dtype)
+        X = check_finite(as_float_array(X, "X", dtype=self.W1.dtype), "X")
         if X.ndim != 2 or X.shape[1] != self.W1.shape[1] - int(self.bias):
             raise ValueError(
                 f"X: expected shape (n_samples, {self.W1.shape[1] - int(self.bias)}), "
@@ -98,4 +105,8 @@ def network_from_weights(problem, blocks, threshold=0.0):
     W2 = np.zeros((problem.n_outputs, W1.shape[0]), problem.dtype)
     W2[k, np.arange(W1.shape[0])] = np.concatenate(outs)
     gates = np.ascontiguousarray(problem.gates[:, i]) if gated else None
+    if problem.input_scale is not None:
+        scale = problem.input_scale.astype(problem.dtype)
+        W1 = np.ascontiguousarray(W1 / scale)
+        gates = None if gates is None else np.ascontiguousarray(gates / scale[:, None])
     return TwoLayerNetwork(W1=W1, W2=W2, gates=gates, bias=problem.bias)

@@ -46,10 +46,13 @@ class Problem:
     lam : float, the regularization strength.
     bias : bool, whether a column of ones was appended to X.
     classes : ndarray or None, the label of each output for classification.
+    input_scale : ndarray (d,) or None. With ``standardize=True`` the raw
+        column ``f`` was divided by ``input_scale[f]`` (1 for the bias column),
+        so ``X = X_raw / input_scale``; None when the data were not scaled.
     """
 
     def __init__(self, X, Y, patterns, gates, loss, regularizer, lam, formulation,
-                 bias, classes):
+                 bias, classes, input_scale=None):
         self.X = X
         self.y = Y
         self.patterns = patterns
@@ -60,6 +63,7 @@ class Problem:
         self.formulation = formulation
         self.bias = bias
         self.classes = classes
+        self.input_scale = input_scale
 
     def __repr__(self):
         return (
@@ -147,15 +151,17 @@ class Problem:
 
     # --- data -------------------------------------------------------------
     def prepare_X(self, X, name="X"):
-        """Validate new data and append the bias column when the problem has one."""
+        """New raw data as the problem uses it: validated, scaled, bias appended."""
         X = _check_new_X(X, name)
-        X = X.astype(self.dtype, copy=False)
         expected = self.n_features - int(self.bias)
         if X.shape[1] != expected:
             raise ValueError(
                 f"{name}: has {X.shape[1]} features, the problem was built with "
                 f"{expected}."
             )
+        if self.input_scale is not None:
+            X = X / self.input_scale[:expected]
+        X = np.ascontiguousarray(X, dtype=self.dtype)
         return _append_bias(X) if self.bias else X
 
     # --- solving ----------------------------------------------------------
@@ -184,6 +190,24 @@ def _append_bias(X):
     return np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1), X.dtype)]))
 
 
+def column_scales(X):
+    r"""Per-column scales :math:`s_f` that give the columns of ``X / s`` unit variance.
+
+    :math:`s_f` is the standard deviation of column f. A constant column
+    (standard deviation at rounding level, below ``n * eps * max |X_f|``) is
+    scaled by its largest absolute value instead, so it becomes +-1 like a
+    bias column; an all-zero column keeps scale 1. Columns are not centred:
+    centring would change the model class when ``bias=False``, scaling does not
+    (``x_f w_f = (x_f / s_f)(s_f w_f)``).
+    """
+    X64 = np.asarray(X, dtype=np.float64)
+    std = X64.std(axis=0)
+    top = np.abs(X64).max(axis=0)
+    constant = std <= X64.shape[0] * np.finfo(X.dtype).eps * top
+    scale = np.where(constant, top, std)
+    return np.where(scale > 0, scale, 1.0)
+
+
 def _check_gates(gates, d, dtype, bias):
     G = as_float_array(gates, "gates", dtype=dtype)
     if G.ndim != 2 or G.shape[0] != d or G.shape[1] < 1:
@@ -197,7 +221,7 @@ def _check_gates(gates, d, dtype, bias):
 
 def build_problem(X, y, formulation="gated_relu", loss="squared",
                   regularizer="group_l1", lam=1e-3, n_gates=100, gates=None,
-                  bias=False, random_state=0):
+                  bias=False, random_state=0, standardize=False):
     """Build the convex program of a two-layer ReLU network.
 
     Parameters
@@ -214,10 +238,27 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
     gates : optional array (d, n_gates) of gate vectors, d counting the bias.
     bias : bool, append a column of ones to X.
     random_state : None, int or numpy Generator, seeds the gate sampling.
+    standardize : bool, divide each column of X by its standard deviation
+        (:func:`column_scales`; no centring, the bias column is not scaled)
+        before sampling gates. The program is then solved in the scaled space
+        (the regularizer acts on the scaled weights), ``problem.X`` is the
+        scaled data and ``problem.input_scale`` holds the scales. User ``gates``
+        are given for the raw data and scaled with it, so they produce the
+        same patterns. The trained network is mapped back: ``sol.predict``
+        and ``sol.network`` take raw inputs.
 
     Returns
     -------
     Problem
+
+    Notes
+    -----
+    Constant, duplicate and all-zero columns are legal data: they only make
+    some weights redundant or inactive, which every regularizer handles (the
+    minimizer of the penalized problem stays finite). Data that are zero
+    everywhere (with ``bias=False``) are rejected, as no gate can activate
+    any sample. Sparse and masked arrays are rejected with a TypeError;
+    call ``.toarray()`` or fill them first.
     """
     formulation = FORMULATIONS[check_choice(formulation, "formulation",
                                             tuple(FORMULATIONS))]
@@ -225,18 +266,24 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
     regularizer = REGULARIZERS[check_choice(regularizer, "regularizer",
                                             tuple(REGULARIZERS))]
     lam = check_lam(lam)
-    if not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"bias: expected True or False, got {bias!r}.")
+    bias = _check_bool(bias, "bias")
+    standardize = _check_bool(standardize, "standardize")
     X = check_X(X)
     Y, classes = loss.prepare_targets(y, X.shape[0], X.dtype)
-    if bias:
-        X = _append_bias(X)
+    if not bias and not X.any():
+        raise ValueError("X: every entry is zero, so no gate can activate any "
+                         "sample; use bias=True or check the data.")
     if gates is None:
         n_gates = check_positive_int(n_gates, "n_gates")
         rng = check_random_state(random_state)
-        G = gaussian_gates(X.shape[1], n_gates, rng, X.dtype)
     else:
-        G = _check_gates(gates, X.shape[1], X.dtype, bias)
+        gates = _check_gates(gates, X.shape[1] + bias, X.dtype, bias)
+    X, scale = _data_as_used(X, bias, standardize)
+    if gates is None:
+        G = gaussian_gates(X.shape[1], n_gates, rng, X.dtype)
+    else:  # raw-space gates give the same patterns on the scaled data
+        G = gates if scale is None else np.ascontiguousarray(
+            gates * scale[:, None], dtype=X.dtype)
     D, kept = activation_patterns(X, G)
     if D.shape[1] == 0:
         raise ValueError(
@@ -244,4 +291,19 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
             "use more gates or check the data."
         )
     return Problem(X, Y, D, np.ascontiguousarray(G[:, kept]), loss, regularizer, lam,
-                   formulation, bool(bias), classes)
+                   formulation, bias, classes, input_scale=scale)
+
+
+def _data_as_used(X, bias, standardize):
+    """X scaled (when standardize) and with the bias column; the scales or None."""
+    scale = None
+    if standardize:
+        scale = np.append(column_scales(X), [1.0] * bias)
+        X = np.ascontiguousarray(X / scale[:X.shape[1]], dtype=X.dtype)
+    return (_append_bias(X) if bias else X), scale
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}.")
+    return bool(value)

@@ -1,0 +1,83 @@
+"""Optional column scaling (standardize=True) and badly scaled features."""
+
+import numpy as np
+import pytest
+import reference
+
+import cvxnn
+from cvxnn.problem import column_scales
+
+BAD_SCALES = np.array([1e-6, 1e6, 1.0, 1.0])
+
+
+@pytest.fixture
+def badly_scaled():
+    """Well-scaled X, the same X with columns scaled by 1e-6 and 1e6, and y."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 4))
+    y = np.tanh(X @ rng.standard_normal(4)) + 0.1 * rng.standard_normal(40)
+    return X, X * BAD_SCALES, y
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_scales(dtype):
+    X = np.array([[1.0, 5.0, 0.0, -3e6], [3.0, 5.0, 0.0, 1e6], [2.0, 5.0, 0.0, 2e6]],
+                 dtype=dtype)
+    scale = column_scales(X)
+    expected = [np.std([1.0, 2.0, 3.0]), 5.0, 1.0, np.std([-3e6, 1e6, 2e6])]
+    np.testing.assert_allclose(scale, expected, rtol=reference.tol(dtype)["rtol"])
+
+
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+def test_standardize_undoes_bad_scaling(badly_scaled, formulation):
+    X, X_bad, y = badly_scaled
+    options = {"formulation": formulation, "lam": 1e-2, "n_gates": 10, "bias": True,
+               "standardize": True, "random_state": 0}
+    good = cvxnn.build_problem(X, y, **options)
+    bad = cvxnn.build_problem(X_bad, y, **options)
+    np.testing.assert_allclose(bad.X, good.X, rtol=1e-12)
+    np.testing.assert_array_equal(bad.patterns, good.patterns)
+    np.testing.assert_allclose(bad.input_scale,
+                               np.append(column_scales(X) * BAD_SCALES, 1.0),
+                               rtol=1e-12)
+    sol, sol_good = bad.solve("CLARABEL"), good.solve("CLARABEL")
+    assert sol.status == "optimal"
+    assert sol.certificate.satisfied(1e-6, cone_tol=1e-7)
+    assert sol.objective == pytest.approx(sol_good.objective, rel=1e-6)
+    # the network takes raw inputs and predicts what the convex model predicts
+    np.testing.assert_allclose(sol.predict(X_bad), bad.model_predict(sol.blocks),
+                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(sol.predict(X_bad), sol_good.predict(X), atol=1e-6)
+    np.testing.assert_allclose(bad.prepare_X(X_bad), bad.X, rtol=1e-12)
+
+
+def test_weight_decay_identity_holds_in_scaled_coordinates(badly_scaled):
+    X, X_bad, y = badly_scaled
+    problem = cvxnn.build_problem(X_bad, y, lam=1e-2, n_gates=10, bias=True,
+                                  standardize=True)
+    sol = problem.solve("CLARABEL")
+    net = sol.network
+    W1_scaled = net.W1 * problem.input_scale
+    data = reference.loss_sum(net.predict(X_bad), y[:, None], "squared") / 40
+    decay = 0.5 * (np.sum(W1_scaled**2) + np.sum(net.W2**2))
+    assert data + 1e-2 * decay == pytest.approx(sol.objective, rel=1e-8)
+
+
+def test_user_gates_are_raw_space_gates(badly_scaled):
+    X, X_bad, y = badly_scaled
+    G = np.random.default_rng(1).standard_normal((5, 12))
+    raw = cvxnn.build_problem(X_bad, y, gates=G, bias=True)
+    scaled = cvxnn.build_problem(X_bad, y, gates=G, bias=True, standardize=True)
+    np.testing.assert_array_equal(scaled.patterns, raw.patterns)
+    np.testing.assert_allclose(scaled.gates / scaled.input_scale[:, None], raw.gates,
+                               rtol=1e-12)
+    sol = scaled.solve("CLARABEL")
+    np.testing.assert_allclose(sol.predict(X_bad), scaled.model_predict(sol.blocks),
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_standardize_is_off_by_default(badly_scaled):
+    X, X_bad, y = badly_scaled
+    problem = cvxnn.build_problem(X_bad, y, n_gates=5)
+    assert problem.input_scale is None
+    np.testing.assert_array_equal(problem.X, X_bad)
