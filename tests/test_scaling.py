@@ -81,3 +81,22 @@ def test_standardize_is_off_by_default(badly_scaled):
     problem = cvxnn.build_problem(X_bad, y, n_gates=5)
     assert problem.input_scale is None
     np.testing.assert_array_equal(problem.X, X_bad)
+
+
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+def test_near_duplicate_samples_in_both_dtypes(formulation):
+    """Samples repeated up to 1e-9 with different targets; float32 and float64."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((20, 4))
+    y = np.tanh(X @ rng.standard_normal(4))
+    X2 = np.vstack([X, X + 1e-9 * rng.standard_normal(X.shape)])
+    y2 = np.concatenate([y, y + 0.1 * rng.standard_normal(20)])
+    objectives = {}
+    for dtype, gap in [(np.float64, 1e-6), (np.float32, 1e-5)]:
+        problem = cvxnn.build_problem(X2.astype(dtype), y2, formulation=formulation,
+                                      lam=1e-2, n_gates=10, bias=True)
+        sol = problem.solve("CLARABEL")
+        assert sol.status == "optimal"
+        assert sol.certificate.satisfied(gap, cone_tol=1e-6)
+        objectives[dtype] = sol.objective
+    assert objectives[np.float32] == pytest.approx(objectives[np.float64], rel=1e-5)
