@@ -9,14 +9,22 @@ gated* = relu* = 0.0745246 at lam = 0; relu*/gated* - 1 = 0.435 at
 lam = 0.1 lam_max (examples/equivalence.py reports larger problems).
 """
 
-import importlib.util
 
 import numpy as np
 import pytest
 
 import cvxnn
 
-HAS_FAST = importlib.util.find_spec("cvxnn_fast.solve") is not None
+
+def _has_fast():
+    try:
+        from cvxnn_fast.solve import fast_solve  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+HAS_FAST = _has_fast()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Regularization paths: cheap lam variants, grids, per-lam results, warm starts."""
 
-import importlib.util
 import sys
 import types
 
@@ -11,7 +10,16 @@ import cvxnn
 from cvxnn.path import active_neurons, lam_grid, regularization_path
 from cvxnn.solvers.cvxpy_backend import solve_cvxpy
 
-HAS_FAST = importlib.util.find_spec("cvxnn_fast.solve") is not None
+
+def _has_fast():
+    try:
+        from cvxnn_fast.solve import fast_solve  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+HAS_FAST = _has_fast()
 needs_fast = pytest.mark.skipif(not HAS_FAST, reason="cvxnn_fast.solve not built yet")
 
 
