@@ -44,15 +44,23 @@ def _check_norm(problem):
 
 
 def _nnls_lam_max(problem):
-    """Group_l1: the largest NNLS residual over blocks and both signs."""
+    """Group_l1: the largest NNLS residual over blocks and both signs.
+
+    A block's residual is at most ``||g_{k,i}||`` (take lambda = 0), so blocks
+    are visited by decreasing gradient norm and the scan stops once no block
+    left can beat the largest residual found.
+    """
     X = problem.X.astype(np.float64)
     G = problem.gradient_at_zero.astype(np.float64)
+    norms = np.linalg.norm(G, axis=2)
     worst = 0.0
-    for i in range(problem.n_patterns):
+    for flat in np.argsort(-norms, axis=None):
+        k, i = np.unravel_index(flat, norms.shape)
+        if norms[k, i] <= worst:
+            break
         A = ((2.0 * problem.patterns[:, i] - 1.0)[:, None] * X).T  # (d, n)
-        for g in G[:, i, :]:
-            for sign in (1.0, -1.0):
-                worst = max(worst, nnls(A, sign * g, maxiter=20 * A.shape[1])[1])
+        for sign in (1.0, -1.0):
+            worst = max(worst, nnls(A, sign * G[k, i], maxiter=20 * A.shape[1])[1])
     return float(worst)
 
 

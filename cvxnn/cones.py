@@ -53,7 +53,11 @@ def _ldp_nnls(G, h):
     E = np.vstack([G.T, h[None, :]])
     f = np.zeros(E.shape[0])
     f[-1] = 1.0
-    z, _ = nnls(E, f, maxiter=20 * E.shape[1] + 100)
+    try:
+        z, _ = nnls(E, f, maxiter=20 * E.shape[1] + 100)
+    except RuntimeError as exc:  # the active-set iteration limit
+        raise RuntimeError(f"least-distance program: NNLS stopped ({exc}); split "
+                           "this problem with decompose(method='cvxpy').") from exc
     denominator = 1.0 - float(h @ z)  # = -r_{d+1}; 0 iff infeasible
     if denominator <= 1e-12:
         return None
@@ -89,7 +93,10 @@ def least_distance(G, h):
     make the program infeasible iff their ``h`` is positive, and are dropped
     otherwise), ``h`` is scaled to unit maximum (the program is homogeneous in
     it), and the NNLS runs on a working set of rows, enlarged by the most
-    violated ones until all hold to a relative 1e-10.
+    violated ones until all hold to a relative 1e-10. Numerically, a program
+    whose solution is longer than about 1e6 (in the units of unit rows and
+    ``max(h) = 1``) is reported infeasible: ``1 - h^T z = 1 / (1 + ||w||^2)``
+    falls below 1e-12.
 
     Parameters
     ----------
