@@ -53,7 +53,7 @@ METHODS = ("fast", "cvxpy")
 
 
 class DecompositionWarning(UserWarning):
-    """A gated solution could not be split exactly, or the split stopped early."""
+    """Some block of a gated solution cannot be split into its cone."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,9 @@ class DecompositionReport:
     cone_violation : ``max(0, -(2 D_ji - 1) X_j v)`` over V and W.
     prediction_gap : max over the training data of
         ``|relu network - gated model|``.
-    n_iter : first-order iterations (fast) or the conic solver's iterations.
-    solver_status : status of the splitting solver.
+    n_iter : the conic solver's iterations ("cvxpy"), None for "fast".
+    solver_status : status of the split (``"optimal"``, the conic solver's
+        status, or ``"infeasible"`` when some block cannot be split).
     """
 
     method: str
