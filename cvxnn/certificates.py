@@ -156,10 +156,16 @@ def certificate(problem, U=None, *, V=None, W=None, multipliers=None):
 
 
 def lam_max(problem):
-    """Smallest lam for which U = 0 solves the gated ReLU program (norms only).
+    """Smallest lam for which the zero weights solve the program (norms only).
 
-    ``lam_max = R°(grad f(0))``, the dual norm of the data-fit gradient at 0.
+    Gated ReLU: ``lam_max = R°(grad f(0))``, the dual norm of the data-fit
+    gradient at 0. ReLU: the cone multipliers enter; see
+    :func:`cvxnn.cone_multipliers.relu_lam_max`.
     """
+    if problem.formulation.name == "relu":
+        from cvxnn.cone_multipliers import relu_lam_max
+
+        return relu_lam_max(problem)
     reg = problem.regularizer
     if not reg.is_norm:
         raise ValueError(

@@ -1,0 +1,62 @@
+r"""Train and validation metrics of a trained network.
+
+For predictions ``Yhat`` and targets ``Y`` encoded like the problem's
+(``+-1`` for logistic, one-hot for cross_entropy):
+
+* ``loss``: :math:`\frac1n \sum_j \ell(\hat y_j, y_j)`, the data-fit term of
+  the objective.
+* ``accuracy`` (logistic, cross_entropy): the fraction of correct decisions
+  (per entry for several logistic outputs).
+* ``mse`` (squared): :math:`\frac{1}{n c} \sum_{j,k} (\hat y_{jk} - y_{jk})^2`.
+"""
+
+import numpy as np
+
+from cvxnn._validation import check_y_shape
+
+
+def _encode_labels(problem, y, n_samples, name):
+    """Cross-entropy targets on the training classes: labels or one-hot rows."""
+    Y = check_y_shape(y, n_samples, name)
+    if Y.shape[1] == 1:
+        labels = Y[:, 0]
+        codes = np.searchsorted(problem.classes, labels)
+        codes = np.clip(codes, 0, len(problem.classes) - 1)
+        unknown = problem.classes[codes] != labels
+        if np.any(unknown):
+            raise ValueError(f"{name}: label {labels[unknown][0]!r} is not one of the "
+                             f"training classes {problem.classes.tolist()}.")
+        onehot = np.zeros((n_samples, len(problem.classes)), problem.dtype)
+        onehot[np.arange(n_samples), codes] = 1
+        return onehot
+    if not np.all((Y == 0) | (Y == 1)) or not np.all(Y.sum(axis=1) == 1):
+        raise ValueError(f"{name}: 2-D cross_entropy targets must be one-hot rows.")
+    return Y.astype(problem.dtype)
+
+
+def encode_targets(problem, y, n_samples, name="y_val"):
+    """New targets encoded like the problem's, shape (n_samples, n_outputs)."""
+    if problem.loss.name == "cross_entropy":
+        Y = _encode_labels(problem, y, n_samples, name)
+    else:
+        try:
+            Y, _ = problem.loss.prepare_targets(y, n_samples, problem.dtype)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    if Y.shape[1] != problem.n_outputs:
+        raise ValueError(f"{name}: has {Y.shape[1]} output columns, the problem has "
+                         f"{problem.n_outputs}.")
+    return Y
+
+
+def metrics(problem, Yhat, Y):
+    """The metrics of the module docstring as a dict of floats."""
+    loss = problem.loss
+    out = {"loss": loss.value(Yhat, Y) / Y.shape[0]}
+    if loss.is_classification:
+        classes = problem.classes
+        out["accuracy"] = float(np.mean(loss.decision(Yhat, classes)
+                                        == loss.decision(Y, classes)))
+    else:
+        out["mse"] = float(np.mean((Yhat - Y) ** 2))
+    return out

@@ -1,0 +1,306 @@
+r"""Regularization paths: one problem solved for a decreasing sequence of lam.
+
+* :func:`lam_grid` gives the geometric grid
+  :math:`\lambda_t = \lambda_{\max} \cdot r^{t / (T - 1)}`, ``t = 0..T-1``,
+  from :func:`cvxnn.lam_max` (the smallest lam whose solution is zero) down
+  to ``ratio * lam_max``.
+* :func:`regularization_path` solves the problem at every lam of a grid and
+  records, per lam, the solution, objective, active neurons, certificate,
+  wall time and train/validation metrics (:class:`RegularizationPath`).
+
+The problems along the path differ only in ``lam``; they are built with
+:func:`cvxnn.variants.with_lam`, which shares the data, the patterns and the
+cached gradient at zero, so no pattern is recomputed. With ``solver="fast"``
+and ``warm_start=True`` each solve starts from the previous solution; solving
+a decreasing grid is then cheaper than solving each lam from zero (the first
+point, at lam_max, is zero). CVXPY programs are rebuilt for every lam, so CVXPY
+has nothing to warm start from and ``warm_start`` only applies to ``"fast"``.
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from cvxnn import operator
+from cvxnn._validation import as_float_array, check_finite, check_positive_int
+from cvxnn.certificates import lam_max as compute_lam_max
+from cvxnn.variants import check_problem, with_lam
+
+
+def lam_grid(problem, n_lams=20, ratio=1e-3, *, lam_max=None):
+    """Geometric grid of ``n_lams`` values from lam_max down to ``ratio * lam_max``.
+
+    Parameters
+    ----------
+    problem : Problem with a norm regularizer (unless ``lam_max`` is given).
+    n_lams : int >= 1 (1 gives ``[lam_max]``).
+    ratio : float in (0, 1], the last value over the first.
+    lam_max : float > 0, start of the grid instead of :func:`cvxnn.lam_max`.
+
+    Returns
+    -------
+    lams : ndarray (n_lams,), decreasing.
+    """
+    check_problem(problem)
+    n_lams = check_positive_int(n_lams, "n_lams")
+    ratio = float(ratio)
+    if not 0 < ratio <= 1:
+        raise ValueError(f"ratio: must be in (0, 1], got {ratio!r}.")
+    top = compute_lam_max(problem) if lam_max is None else float(lam_max)
+    if not np.isfinite(top) or top <= 0:
+        raise ValueError(f"lam_max: must be a finite number > 0, got {top!r} (a zero "
+                         "gradient at 0 means the zero solution is optimal for "
+                         "every lam).")
+    if n_lams == 1:
+        return np.array([top])
+    return top * ratio ** (np.arange(n_lams) / (n_lams - 1))
+
+
+@dataclass
+class PathPoint:
+    """One lam of a path.
+
+    Attributes
+    ----------
+    lam : float.
+    solution : :class:`~cvxnn.solution.Solution` of the problem at ``lam``.
+    objective : its convex objective (nan if the solve failed).
+    n_active : active neurons (see :func:`active_neurons`).
+    certificate : its certificate (None if the solve failed).
+    time : wall seconds of the solve, building the CVXPY program included.
+    n_iter : solver iterations, when reported.
+    train, validation : metric dicts (see :func:`metrics`); validation is
+        None without validation data.
+    warm_started : whether the solve started from the previous solution.
+    """
+
+    lam: float
+    solution: object
+    objective: float
+    n_active: int
+    certificate: object
+    time: float
+    n_iter: int | None
+    train: dict
+    validation: dict | None
+    warm_started: bool
+
+
+@dataclass
+class RegularizationPath:
+    """The points of a path, in the order solved, with column accessors."""
+
+    points: list
+    solver: str
+
+    def __len__(self):
+        return len(self.points)
+
+    def __iter__(self):
+        return iter(self.points)
+
+    def __getitem__(self, index):
+        return self.points[index]
+
+    def column(self, name):
+        """``[getattr(point, name) for point in self]`` as an array."""
+        return np.array([getattr(p, name) for p in self.points])
+
+    @property
+    def lams(self):
+        return self.column("lam")
+
+    @property
+    def total_time(self):
+        return float(np.sum(self.column("time")))
+
+    @property
+    def total_iterations(self):
+        """Sum of the iterations reported (None if a solve did not report them)."""
+        iters = [p.n_iter for p in self.points]
+        return None if any(i is None for i in iters) else int(sum(iters))
+
+    def metric(self, name, split="validation"):
+        """One metric along the path, e.g. ``metric("accuracy")`` (nan if absent)."""
+        rows = [getattr(p, split) or {} for p in self.points]
+        return np.array([r.get(name, np.nan) for r in rows], dtype=float)
+
+    def plot(self, filename=None, metric=None):
+        """Active neurons and a validation metric vs lam (see :func:`plot_path`)."""
+        return plot_path(self, filename, metric)
+
+
+def active_neurons(solution, rtol=1e-6):
+    r"""Neurons that contribute to the training predictions.
+
+    Block ``u`` of pattern ``i`` counts when
+    :math:`\|D_i X u\|_2 > \mathrm{rtol} \cdot \|Y\|_F`, its contribution to the
+    predictions relative to the targets. Gated ReLU counts the blocks of
+    ``U``, ReLU those of ``V`` and ``W`` (each is a neuron of the network).
+    The threshold makes interior-point solutions (tiny but non-zero blocks)
+    and proximal ones (exact zeros) count alike.
+    """
+    if solution.U is None:
+        return 0
+    problem = solution.problem
+    scale = float(np.linalg.norm(problem.y)) or 1.0
+    mask = problem.patterns[:, None, :]
+    count = 0
+    for B in solution.blocks.values():
+        contribution = np.linalg.norm(operator.products(problem.X, B) * mask, axis=0)
+        count += int(np.sum(contribution > rtol * scale))
+    return count
+
+
+def _check_lams(lams):
+    arr = check_finite(as_float_array(lams, "lams"), "lams")
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"lams: expected a non-empty 1-D sequence of values, got "
+                         f"shape {arr.shape}.")
+    if np.any(arr < 0):
+        raise ValueError(f"lams: every lam must be >= 0, got {float(arr.min())!r}.")
+    return arr.astype(np.float64)
+
+
+def _check_solver(solver, options):
+    """The solver name to pass to Problem.solve, checked before any work."""
+    if not isinstance(solver, str):
+        raise TypeError(f"solver: expected a solver name (str), got {solver!r}.")
+    if solver.lower() == "fast":
+        try:
+            from cvxnn_fast.solve import fast_solve  # noqa: F401
+        except ImportError as exc:
+            raise ValueError("solver: 'fast' is not available in this build "
+                             f"({exc}); use a CVXPY solver.") from None
+        return "fast"
+    from cvxnn.solvers.cvxpy_backend import _check_solver as check_cvxpy
+
+    return check_cvxpy(solver, options)
+
+
+def _data(problem, X, y):
+    """(raw X, encoded Y) for metrics; the training data when X is None."""
+    from cvxnn.metrics import encode_targets
+
+    if X is None:
+        raw = problem.X[:, :-1] if problem.bias else problem.X
+        return np.ascontiguousarray(raw), problem.y
+    if y is None:
+        raise ValueError("y_val: required when X_val is given.")
+    prepared = problem.prepare_X(X, "X_val")
+    raw = prepared[:, :-1] if problem.bias else prepared
+    return np.ascontiguousarray(raw), encode_targets(problem, y, raw.shape[0])
+
+
+def _evaluate(problem, solution, data):
+    from cvxnn.metrics import metrics
+
+    if data is None:
+        return None
+    if solution.U is None:
+        return {}
+    X, Y = data
+    return metrics(problem, solution.predict(X), Y)
+
+
+def _solve_point(problem, lam, solver, previous, options, train, validation, rtol):
+    sub = with_lam(problem, lam)
+    options = dict(options)
+    warm = solver == "fast" and previous is not None
+    if warm:
+        options["warm_start"] = previous
+    start = time.perf_counter()
+    sol = sub.solve(solver, **options)
+    elapsed = time.perf_counter() - start
+    return PathPoint(lam=float(lam), solution=sol, objective=sol.objective,
+                     n_active=active_neurons(sol, rtol), certificate=sol.certificate,
+                     time=elapsed, n_iter=sol.n_iter,
+                     train=_evaluate(sub, sol, train),
+                     validation=_evaluate(sub, sol, validation), warm_started=warm)
+
+
+def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=None,
+                        y_val=None, *, active_rtol=1e-6, **solver_options):
+    r"""Solve ``problem`` at every lam of ``lams``, in the order given.
+
+    Parameters
+    ----------
+    problem : Problem (its own lam is ignored).
+    lams : sequence of floats >= 0; a decreasing grid (:func:`lam_grid`) is
+        what warm starts profit from.
+    solver : ``"fast"`` (default) or any installed CVXPY solver.
+    warm_start : bool; with ``"fast"``, start each solve from the previous
+        successful solution (see the module docstring).
+    X_val, y_val : optional validation data (raw features, targets as for
+        :func:`cvxnn.build_problem`) for validation metrics.
+    active_rtol : relative threshold of :func:`active_neurons`.
+    **solver_options : passed to every solve (``tol``, ``max_iter``, ...).
+
+    Returns
+    -------
+    RegularizationPath of :class:`PathPoint`, one per lam.
+    """
+    check_problem(problem)
+    lams = _check_lams(lams)
+    if not isinstance(warm_start, (bool, np.bool_)):
+        raise TypeError(f"warm_start: expected True or False, got {warm_start!r}.")
+    solver = _check_solver(solver, solver_options)
+    if X_val is None and y_val is not None:
+        raise ValueError("X_val: required when y_val is given.")
+    validation = None if X_val is None else _data(problem, X_val, y_val)
+    train = _data(problem, None, None)
+    points, previous = [], None
+    for lam in lams:
+        point = _solve_point(problem, lam, solver, previous if warm_start else None,
+                             solver_options, train, validation, active_rtol)
+        points.append(point)
+        if point.solution.U is not None:
+            previous = point.solution
+    return RegularizationPath(points, solver)
+
+
+def _default_metric(path):
+    for split in ("validation", "train"):
+        for name in ("accuracy", "mse"):
+            if np.any(np.isfinite(path.metric(name, split))):
+                return name, split
+    return "loss", "train"
+
+
+def plot_path(path, filename=None, metric=None):
+    """Plot active neurons and a metric against lam (log scale).
+
+    Parameters
+    ----------
+    path : RegularizationPath.
+    filename : optional path of a PNG to save.
+    metric : metric name (default: validation accuracy, else validation mse,
+        else the training one); the training curve is drawn dashed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError("plot_path needs matplotlib (pip install matplotlib).") \
+            from exc
+    name, split = _default_metric(path) if metric is None else (metric, "validation")
+    fig = Figure(figsize=(6, 5.5), constrained_layout=True)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    lams = path.lams
+    top.plot(lams, path.column("n_active"), "o-")
+    top.set_ylabel("active neurons")
+    top.set_xscale("log")
+    if split == "validation" and np.any(np.isfinite(path.metric(name))):
+        bottom.plot(lams, path.metric(name), "o-", label=f"validation {name}")
+    bottom.plot(lams, path.metric(name, "train"), "s--", label=f"train {name}")
+    bottom.set_xlabel("lam")
+    bottom.set_ylabel(name)
+    bottom.legend()
+    top.set_title(f"regularization path ({path.solver})")
+    if filename is not None:
+        fig.savefig(filename, dpi=120)
+    return fig

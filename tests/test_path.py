@@ -1,0 +1,219 @@
+"""Regularization paths: cheap lam variants, grids, per-lam results, warm starts."""
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import cvxnn
+from cvxnn.path import active_neurons, lam_grid, regularization_path
+from cvxnn.solvers.cvxpy_backend import solve_cvxpy
+
+
+def _has_fast():
+    try:
+        from cvxnn_fast.solve import fast_solve  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+HAS_FAST = _has_fast()
+needs_fast = pytest.mark.skipif(not HAS_FAST, reason="cvxnn_fast.solve not built yet")
+
+
+def make_data(loss="logistic", n=60, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    score = np.tanh(X @ rng.standard_normal(d)) + 0.3 * rng.standard_normal(n)
+    y = {"logistic": (score > 0).astype(int), "squared": score,
+         "cross_entropy": np.digitize(score, [-0.4, 0.4])}[loss]
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def classification():
+    X, y = make_data("logistic", n=90)
+    problem = cvxnn.build_problem(X[:60], y[:60], loss="logistic", n_gates=10,
+                                  bias=True, random_state=0)
+    return problem, X[60:], y[60:]
+
+
+def test_with_lam_shares_everything_but_lam(classification):
+    problem, _, _ = classification
+    _ = problem.gradient_at_zero
+    other = cvxnn.with_lam(problem, 0.25)
+    assert other.lam == 0.25 and problem.lam == 1e-3
+    for name in ("X", "y", "patterns", "gates"):
+        assert getattr(other, name) is getattr(problem, name)
+    assert other.__dict__["gradient_at_zero"] is problem.gradient_at_zero
+    rebuilt = cvxnn.build_problem(problem.X[:, :-1], (problem.y[:, 0] > 0).astype(int),
+                                  loss="logistic", lam=0.25, n_gates=10, bias=True,
+                                  random_state=0)
+    U = np.random.default_rng(0).standard_normal(problem.weight_shape)
+    assert other.objective(U) == pytest.approx(rebuilt.objective(U), rel=1e-14)
+    twin = cvxnn.relu_twin(problem)
+    assert twin.formulation.name == "relu" and twin.patterns is problem.patterns
+    with pytest.raises(ValueError, match="lam"):
+        cvxnn.with_lam(problem, -1.0)
+
+
+def test_lam_grid(classification):
+    problem, _, _ = classification
+    lams = lam_grid(problem, 7, 1e-3)
+    top = cvxnn.lam_max(problem)
+    assert lams[0] == top and lams[-1] == pytest.approx(1e-3 * top)
+    np.testing.assert_allclose(lams[1:] / lams[:-1], 1e-3 ** (1 / 6))
+    np.testing.assert_array_equal(lam_grid(problem, 1), [top])
+    l2 = cvxnn.build_problem(np.eye(3), [1.0, 2.0, 3.0], regularizer="l2")
+    with pytest.raises(ValueError, match="regularizer"):
+        lam_grid(l2, 5)
+    np.testing.assert_allclose(lam_grid(l2, 3, 0.01, lam_max=2.0), [2.0, 0.2, 0.02])
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="ratio"):
+            lam_grid(problem, 5, bad)
+    with pytest.raises(ValueError, match="n_lams"):
+        lam_grid(problem, 0)
+
+
+@pytest.fixture(scope="module")
+def clarabel_path(classification):
+    problem, X_val, y_val = classification
+    lams = np.concatenate([[1.05 * cvxnn.lam_max(problem)], lam_grid(problem, 4, 0.01)])
+    return regularization_path(problem, lams, solver="CLARABEL", X_val=X_val,
+                               y_val=y_val), lams
+
+
+def test_path_points_match_independent_solves(classification, clarabel_path):
+    problem, X_val, y_val = classification
+    path, lams = clarabel_path
+    np.testing.assert_array_equal(path.lams, lams)
+    assert len(path) == 5 and path.solver == "CLARABEL"
+    for point in path:
+        single = cvxnn.with_lam(problem, point.lam).solve("CLARABEL")
+        assert point.objective == pytest.approx(single.objective, rel=1e-6)
+        assert point.solution.problem.lam == point.lam
+        assert point.certificate.relative_gap < 1e-4
+        assert not point.warm_started  # CVXPY has nothing to warm start
+        # Metrics against NumPy one-liners on the network's predictions.
+        pred_val = point.solution.predict(X_val)[:, 0]
+        assert point.validation["accuracy"] == np.mean((pred_val > 0) == (y_val == 1))
+        pred = point.solution.predict(problem.X[:, :-1])[:, 0]
+        y_pm = problem.y[:, 0]
+        assert point.train["loss"] == pytest.approx(np.mean(np.log1p(np.exp(
+            -y_pm * pred))))
+        assert point.train["accuracy"] == np.mean(np.sign(pred) == y_pm)
+    assert path[0].n_active == 0  # above lam_max the solution is zero
+    assert path[-1].n_active > 0
+    assert path.total_time == pytest.approx(sum(p.time for p in path))
+    np.testing.assert_array_equal(path.metric("accuracy"),
+                                  [p.validation["accuracy"] for p in path])
+
+
+def test_active_neurons_counts_contributing_blocks(classification):
+    problem, _, _ = classification
+    U = np.zeros(problem.weight_shape)
+    U[0, 2] = problem.gates[:, 2]  # contributes on its own pattern
+    U[0, 5] = 1e-12  # negligible
+    sol = cvxnn.Solution.from_weights(problem, status="optimal", solver="test",
+                                      solve_time=0.0, U=U)
+    assert active_neurons(sol) == 1
+    assert active_neurons(sol, rtol=1e-20) == 2
+
+
+def test_regression_and_multiclass_metrics():
+    X, y = make_data("cross_entropy", n=50)
+    problem = cvxnn.build_problem(X, y, loss="cross_entropy", n_gates=6, lam=0.01)
+    path = regularization_path(problem, [0.02], solver="CLARABEL", X_val=X[:10],
+                               y_val=y[:10])
+    pred = path[0].solution.predict(X[:10])
+    assert path[0].validation["accuracy"] == np.mean(np.argmax(pred, 1) == y[:10])
+    with pytest.raises(ValueError, match="y_val"):
+        regularization_path(problem, [0.02], solver="CLARABEL", X_val=X[:3],
+                            y_val=[0, 1, 7])
+    X, y = make_data("squared", n=40)
+    problem = cvxnn.build_problem(X, y, n_gates=6)
+    point = regularization_path(problem, [0.01], solver="CLARABEL", X_val=X[:9],
+                                y_val=y[:9])[0]
+    pred = point.solution.predict(X[:9])[:, 0]
+    assert point.validation["mse"] == pytest.approx(np.mean((pred - y[:9]) ** 2))
+    assert point.validation["loss"] == pytest.approx(0.5 * np.mean((pred - y[:9]) ** 2))
+
+
+def test_warm_starts_are_passed_to_the_fast_solver(classification, monkeypatch):
+    """The path hands each fast solve the previous solution (fake backend)."""
+    calls = []
+
+    def fake_fast_solve(problem, tol=1e-6, warm_start=None):
+        calls.append((problem.lam, warm_start))
+        return solve_cvxpy(problem, "CLARABEL")
+
+    fake = types.ModuleType("cvxnn_fast.solve")
+    fake.fast_solve = fake_fast_solve
+    monkeypatch.setitem(sys.modules, "cvxnn_fast.solve", fake)
+    problem, _, _ = classification
+    lams = lam_grid(problem, 3, 0.1)
+    path = regularization_path(problem, lams, solver="fast", tol=1e-7)
+    assert [lam for lam, _ in calls] == list(lams)
+    assert calls[0][1] is None
+    assert calls[1][1] is path[0].solution and calls[2][1] is path[1].solution
+    assert [p.warm_started for p in path] == [False, True, True]
+    calls.clear()
+    regularization_path(problem, lams, solver="fast", warm_start=False)
+    assert all(warm is None for _, warm in calls)
+
+
+def test_plot(clarabel_path, tmp_path):
+    pytest.importorskip("matplotlib")
+    path, _ = clarabel_path
+    fig = path.plot(tmp_path / "path.png")
+    assert (tmp_path / "path.png").stat().st_size > 1000
+    top, bottom = fig.axes
+    np.testing.assert_array_equal(top.lines[0].get_ydata(), path.column("n_active"))
+    np.testing.assert_array_equal(bottom.lines[0].get_ydata(), path.metric("accuracy"))
+
+
+def test_bad_arguments(classification):
+    problem, X_val, y_val = classification
+    for lams in ([], [[0.1]], [0.1, -0.2], [np.nan]):
+        with pytest.raises(ValueError, match="lams"):
+            regularization_path(problem, lams, solver="CLARABEL")
+    with pytest.raises(TypeError, match="warm_start"):
+        regularization_path(problem, [0.1], solver="CLARABEL", warm_start=1)
+    with pytest.raises(ValueError, match="X_val"):
+        regularization_path(problem, [0.1], solver="CLARABEL", y_val=y_val)
+    with pytest.raises(ValueError, match="y_val"):
+        regularization_path(problem, [0.1], solver="CLARABEL", X_val=X_val)
+    with pytest.raises(ValueError, match="X_val"):
+        regularization_path(problem, [0.1], solver="CLARABEL", X_val=X_val[:, :2],
+                            y_val=y_val)
+    with pytest.raises(TypeError, match="bogus"):
+        regularization_path(problem, [0.1], solver="CLARABEL", bogus=True)
+    with pytest.raises(TypeError, match="solver"):
+        regularization_path(problem, [0.1], solver=3)
+    with pytest.raises(TypeError, match="problem"):
+        regularization_path(None, [0.1])
+
+
+@pytest.mark.skipif(HAS_FAST, reason="only meaningful before the fast solver exists")
+def test_fast_missing_is_reported(classification):
+    problem, _, _ = classification
+    with pytest.raises(ValueError, match="fast"):
+        regularization_path(problem, [0.1], solver="fast")
+
+
+@needs_fast
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+def test_fast_path_matches_clarabel_and_warm_starts_save_iterations(formulation):
+    X, y = make_data("squared", n=80, d=5, seed=3)
+    problem = cvxnn.build_problem(X, y, formulation=formulation, n_gates=20,
+                                  bias=True)
+    lams = lam_grid(problem, 8, 1e-2)
+    warm = regularization_path(problem, lams, solver="fast", tol=1e-7)
+    cold = regularization_path(problem, lams, solver="fast", warm_start=False,
+                               tol=1e-7)
+    for point in warm:
+        reference = cvxnn.with_lam(problem, point.lam).solve("CLARABEL")
+        assert point.objective == pytest.approx(reference.objective, rel=1e-5)
+    assert warm.total_iterations < cold.total_iterations
