@@ -98,7 +98,12 @@ def _problem_arguments():
 
 
 def build_parser():
-    """The argparse parser of the ``cvxnn`` command."""
+    """The argparse parser of the ``cvxnn`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     parser = argparse.ArgumentParser(
         prog="cvxnn", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,6 +145,10 @@ def build_parser():
 def main(argv=None):
     """Run the ``cvxnn`` command with ``argv`` (default ``sys.argv[1:]``).
 
+    Parameters
+    ----------
+    argv : list of str or None
+
     Returns
     -------
     int
@@ -173,7 +182,20 @@ def _options_for(args, solver):
 
 
 def make_estimator(args, y, solver):
-    """The estimator the problem options of ``args`` describe."""
+    """The estimator the problem options of ``args`` describe.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options of ``fit`` or ``compare``.
+    y : ndarray
+        The target column (text targets make a classifier).
+    solver : str
+
+    Returns
+    -------
+    ConvexReLURegressor or ConvexReLUClassifier
+    """
     from cvxnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
 
     classify = _is_classification(args, y)
@@ -196,13 +218,20 @@ def _require_target(table, args):
 
 
 def run_fit(args):
-    """``cvxnn fit``: train, print a summary, save the model."""
+    """``cvxnn fit``: train, print a summary, save the model.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    """
     from cvxnn.estimators import resolve_solver
     from cvxnn.io import save_model
 
+    solver = resolve_solver(args.solver)
+    _check_solvers([solver])
     table = load_table(args.data, args.target, args.features)
     _require_target(table, args)
-    est = make_estimator(args, table.y, resolve_solver(args.solver))
+    est = make_estimator(args, table.y, solver)
     start = time.perf_counter()
     est.fit(table.X, table.y)
     elapsed = time.perf_counter() - start
@@ -226,7 +255,18 @@ def _certificate_line(cert):
 
 
 def summary_lines(est, X, y, elapsed):
-    """The lines ``cvxnn fit`` prints about a fitted estimator."""
+    """The lines ``cvxnn fit`` prints about a fitted estimator.
+
+    Parameters
+    ----------
+    est : fitted ConvexReLURegressor or ConvexReLUClassifier
+    X, y : the training data (for the training score)
+    elapsed : float, wall seconds of the fit
+
+    Returns
+    -------
+    list of str
+    """
     problem, sol = est.problem_, est.solution_
     task = (f"classification ({est.classes_.size} classes)"
             if hasattr(est, "classes_") else "regression")
@@ -260,7 +300,12 @@ def _prediction_columns(est, X, proba):
 
 
 def run_predict(args):
-    """``cvxnn predict``: write predictions as CSV to --out or stdout."""
+    """``cvxnn predict``: write predictions as CSV to --out or stdout.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    """
     from cvxnn.io import load_metadata, load_model
 
     est = load_model(args.model)
@@ -311,7 +356,12 @@ def _solve(problem, solver, options, verbose):
 
 
 def run_compare(args):
-    """``cvxnn compare``: one problem, several solvers, a table and the gaps."""
+    """``cvxnn compare``: one problem, several solvers, a table and the gaps.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    """
     _check_solvers(args.solvers)
     table = load_table(args.data, args.target, args.features)
     _require_target(table, args)
@@ -355,7 +405,18 @@ def _gap_line(problem, ref, sol):
 
 
 def compare_lines(problem, solutions):
-    """The table and gap lines ``cvxnn compare`` prints."""
+    """The table and gap lines ``cvxnn compare`` prints.
+
+    Parameters
+    ----------
+    problem : cvxnn.Problem
+    solutions : list of cvxnn.Solution
+        The first is the reference the others are compared to.
+
+    Returns
+    -------
+    list of str
+    """
     head = (f"{'solver':<10} {'status':<19} {'objective':<20} {'optimality':>10} "
             f"{'cone':>8} {'time (s)':>9} {'iters':>6} {'active':>7}")
     lines = [head] + [_row(sol) for sol in solutions]

@@ -73,7 +73,12 @@ def register_gate_family(name, sampler):
 
 
 def fast_available():
-    """True when the compiled solver ``cvxnn_fast.fast_solve`` can be imported."""
+    """Whether the compiled solver ``cvxnn_fast.fast_solve`` can be imported.
+
+    Returns
+    -------
+    bool
+    """
     try:
         from cvxnn_fast import fast_solve  # noqa: F401
     except ImportError:
@@ -82,12 +87,30 @@ def fast_available():
 
 
 def default_solver():
-    """The solver ``solver="auto"`` resolves to: ``"fast"`` if built, else CLARABEL."""
+    """The solver ``solver="auto"`` resolves to.
+
+    Returns
+    -------
+    str
+        ``"fast"`` when :func:`fast_available`, else ``"CLARABEL"``. Change
+        this one function to change the estimators' default.
+    """
     return "fast" if fast_available() else "CLARABEL"
 
 
 def resolve_solver(solver):
-    """``solver`` itself, or :func:`default_solver` for ``"auto"``."""
+    """The solver name an estimator uses.
+
+    Parameters
+    ----------
+    solver : str
+        A solver name, or ``"auto"``.
+
+    Returns
+    -------
+    str
+        ``solver`` itself, or :func:`default_solver` for ``"auto"``.
+    """
     if not isinstance(solver, str):
         raise TypeError(f"solver: expected a solver name (str), got {solver!r}.")
     return default_solver() if solver == "auto" else solver

@@ -151,7 +151,17 @@ def _split_info(info):
 
 
 def solution_parts(solution):
-    """(JSON-able dict, dict of arrays) describing ``solution`` completely."""
+    """Describe ``solution`` completely as JSON values and arrays.
+
+    Parameters
+    ----------
+    solution : cvxnn.Solution
+
+    Returns
+    -------
+    meta : dict of JSON values
+    arrays : dict of ndarrays
+    """
     problem_meta, arrays = _problem_parts(solution.problem)
     arrays = _prefixed(arrays, "problem")
     for name in ("U", "V", "W"):
@@ -176,7 +186,17 @@ def solution_parts(solution):
 
 
 def solution_from_parts(meta, arrays):
-    """Inverse of :func:`solution_parts`."""
+    """Rebuild a solution from the output of :func:`solution_parts`.
+
+    Parameters
+    ----------
+    meta : dict
+    arrays : dict of ndarrays
+
+    Returns
+    -------
+    cvxnn.Solution
+    """
     problem = _problem_from_parts(meta["problem"], _sub(arrays, "problem"))
     multipliers = _sub(arrays, "multipliers")
     cert = meta["certificate"]
@@ -221,7 +241,13 @@ def load_solution(path):
 
 # --- networks ---------------------------------------------------------------
 def save_network(path, network):
-    """Write a :class:`cvxnn.TwoLayerNetwork` (W1, W2, gates, bias) to ``path``."""
+    """Write a :class:`cvxnn.TwoLayerNetwork` (W1, W2, gates, bias) to ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+    network : cvxnn.TwoLayerNetwork
+    """
     if not isinstance(network, TwoLayerNetwork):
         raise TypeError(f"network: expected a cvxnn.TwoLayerNetwork, got "
                         f"{type(network).__name__}.")
@@ -346,14 +372,30 @@ def load_model(path):
 
 
 def load_metadata(path):
-    """The ``metadata`` dict saved with a model by :func:`save_model`."""
+    """The ``metadata`` dict saved with a model by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    dict
+    """
     header, _ = _read(path, "estimator")
     return header.get("metadata", {})
 
 
 # --- any kind -----------------------------------------------------------------
 def save(path, obj):
-    """Save a Solution, TwoLayerNetwork or fitted estimator (chosen by type)."""
+    """Save a Solution, TwoLayerNetwork or fitted estimator (chosen by type).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Written exactly as given.
+    obj : Solution, TwoLayerNetwork, ConvexReLURegressor or ConvexReLUClassifier
+    """
     if isinstance(obj, Solution):
         return save_solution(path, obj)
     if isinstance(obj, TwoLayerNetwork):
@@ -362,7 +404,16 @@ def save(path, obj):
 
 
 def load(path):
-    """Load whatever :func:`save` wrote: a Solution, network or estimator."""
+    """Load whatever :func:`save` wrote.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    Solution, TwoLayerNetwork or fitted estimator
+    """
     header, _ = _read(path)
     if header["kind"] not in KINDS:
         raise ValueError(f"path: unknown kind {header['kind']!r} in {path!s}.")

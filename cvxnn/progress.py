@@ -69,7 +69,14 @@ class SolveProgress:
                                dynamic_ncols=True)
 
     def __call__(self, state):
-        """Advance the bar to ``state["iteration"]`` and show the state."""
+        """Advance the bar to ``state["iteration"]`` and show the state.
+
+        Parameters
+        ----------
+        state : dict
+            The solver's state: iteration, time, objective, optimality and
+            (ReLU) cone_violation.
+        """
         self.last_state = dict(state)
         if self.bar is None:
             return
@@ -80,8 +87,12 @@ class SolveProgress:
     def finish(self, solution, complete=False):
         """Show the final status, objective and certificate of ``solution``.
 
-        The bar advances to ``solution.n_iter`` when known, or to its total
-        when ``complete`` (a solver that reported no progress).
+        Parameters
+        ----------
+        solution : cvxnn.Solution
+        complete : bool
+            Advance the bar to its total (a solver that reported no
+            progress) instead of to ``solution.n_iter``.
         """
         if self.bar is None:
             return

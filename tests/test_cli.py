@@ -123,6 +123,7 @@ def test_compare_prints_gap_between_solvers(table, capsys):
     (["fit", "{csv}", "-t", "y", "--features", "a", "--loss", "logistic",
       "--task", "regression", "--out", "m.npz"], "--loss"),
     (["compare", "{csv}", "-t", "y", "--solvers", "NOSUCH"], "NOSUCH"),
+    (["fit", "{csv}", "-t", "y", "--solver", "NOSUCH", "--out", "m.npz"], "NOSUCH"),
     (["predict", "{dir}/none.npz", "{csv}"], "none.npz"),
 ])
 def test_errors_exit_2_with_a_message(table, capsys, argv, message):
