@@ -23,7 +23,6 @@ version is refused with a message rather than misread.
 """
 
 import dataclasses
-import importlib
 import json
 import numbers
 
@@ -270,33 +269,16 @@ def load_network(path):
 
 
 # --- estimators ---------------------------------------------------------------
-def _callable_name(func):
-    name = f"{func.__module__}:{func.__qualname__}"
-    if "<" in name or _import_name(name) is not func:
-        raise ValueError("gates: a callable that cannot be imported by name (a "
-                         "lambda or local function) cannot be saved; register it "
-                         "with cvxnn.estimators.register_gate_family and pass its "
-                         "name.")
-    return name
-
-
-def _import_name(name):
-    module, _, qualname = name.partition(":")
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def _params_parts(estimator):
     params = estimator.get_params(deep=False)
     arrays = {}
     gates = params["gates"]
-    if isinstance(gates, str):
-        pass
-    elif callable(gates):
-        params["gates"] = {"callable": _callable_name(gates)}
-    else:
+    if callable(gates):
+        # Loading must never import code named in a file (that is what makes
+        # pickle unsafe), so samplers are saved by their registered name.
+        raise ValueError("gates: a callable cannot be saved; register it with "
+                         "cvxnn.estimators.register_gate_family and pass its name.")
+    if not isinstance(gates, str):
         arrays["params/gates"] = np.asarray(gates)
         params["gates"] = {"array": True}
     if isinstance(params["random_state"], np.random.Generator):
@@ -306,10 +288,8 @@ def _params_parts(estimator):
 
 
 def _params_from_parts(params, arrays):
-    gates = params["gates"]
-    if isinstance(gates, dict):
-        params["gates"] = (arrays["params/gates"] if gates.get("array")
-                           else _import_name(gates["callable"]))
+    if isinstance(params["gates"], dict):
+        params["gates"] = arrays["params/gates"]
     return params
 
 
@@ -358,7 +338,12 @@ def load_model(path):
     from cvxnn import estimators
 
     header, arrays = _read(path, "estimator")
-    cls = getattr(estimators, header["class"])
+    classes = {"ConvexReLURegressor": estimators.ConvexReLURegressor,
+               "ConvexReLUClassifier": estimators.ConvexReLUClassifier}
+    if header.get("class") not in classes:
+        raise ValueError(f"path: {path!s} holds an unknown estimator class "
+                         f"{header.get('class')!r}.")
+    cls = classes[header["class"]]
     est = cls(**_params_from_parts(header["params"], arrays))
     for key, value in header["fitted"].items():
         setattr(est, key, value)

@@ -160,6 +160,19 @@ def test_future_version_and_foreign_files_are_refused(tmp_path, data):
         io.load_network(tmp_path / "s.npz")
 
 
+def test_loading_never_calls_what_a_file_names(tmp_path, data):
+    X, y = data
+    est = ConvexReLURegressor(n_gates=4, solver=SOLVER).fit(X, y)
+    io.save(tmp_path / "m.npz", est)
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as f:
+        arrays = dict(f)
+    header = json.loads(str(arrays.pop("__cvxnn__")))
+    header["class"] = "register_gate_family"
+    np.savez(tmp_path / "evil.npz", __cvxnn__=np.array(json.dumps(header)), **arrays)
+    with pytest.raises(ValueError, match="unknown estimator class"):
+        io.load(tmp_path / "evil.npz")
+
+
 def test_unsavable_values_are_named(tmp_path, data):
     X, y = data
     sol = cvxnn.build_problem(X, y, n_gates=4).solve(SOLVER)
@@ -169,7 +182,7 @@ def test_unsavable_values_are_named(tmp_path, data):
     est = ConvexReLURegressor(n_gates=4, solver=SOLVER,
                               gates=lambda X, n, rng: rng.standard_normal((4, n)))
     est.fit(X, y)
-    with pytest.raises(ValueError, match="gates: a callable"):
+    with pytest.raises(ValueError, match="gates: a callable cannot be saved"):
         io.save(tmp_path / "x.npz", est)
     with pytest.raises(ValueError, match="not fitted"):
         io.save_model(tmp_path / "x.npz", ConvexReLURegressor())
