@@ -1,0 +1,406 @@
+"""Save and load solutions, networks and fitted estimators as versioned .npz files.
+
+Files are plain NumPy ``.npz`` archives readable with
+``numpy.load(path, allow_pickle=False)``: arrays are stored as they are
+(dtype and bits kept), and everything else (names, statuses, numbers, the
+certificate, estimator parameters) as one JSON header, the 0-d string array
+``__cvxnn__``. Python floats survive JSON exactly (``repr`` round-trips).
+
+What each kind holds:
+
+* ``"solution"``: the whole :class:`cvxnn.Solution`, including its problem
+  (X and y as used, patterns, gates, loss, regularizer, lam, formulation,
+  bias, classes), so that predictions, the objective and the certificate can
+  be recomputed after loading.
+* ``"network"``: a :class:`cvxnn.TwoLayerNetwork` alone (W1, W2, gates,
+  bias): the small file to deploy.
+* ``"estimator"``: a fitted :class:`~cvxnn.estimators.ConvexReLURegressor`
+  or :class:`~cvxnn.estimators.ConvexReLUClassifier`: its parameters, fitted
+  attributes and solution.
+
+``FORMAT_VERSION`` grows when the layout changes; a file written by a newer
+version is refused with a message rather than misread.
+"""
+
+import dataclasses
+import json
+import numbers
+
+import numpy as np
+
+from cvxnn.certificates import Certificate
+from cvxnn.formulations import FORMULATIONS
+from cvxnn.losses import LOSSES
+from cvxnn.network import TwoLayerNetwork
+from cvxnn.problem import Problem
+from cvxnn.regularizers import REGULARIZERS
+from cvxnn.solution import Solution
+
+FORMAT_VERSION = 1
+HEADER = "__cvxnn__"
+KINDS = ("solution", "network", "estimator")
+
+
+# --- JSON values ----------------------------------------------------------
+def _jsonable(value, name):
+    """``value`` as plain JSON types; TypeError naming ``name`` if impossible."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {_key(k, name): _jsonable(v, f"{name}[{k!r}]") for k, v in value.items()}
+    raise TypeError(f"{name}: cannot be saved without pickle ({type(value).__name__}); "
+                    "use numbers, strings, lists, dicts or arrays.")
+
+
+def _key(key, name):
+    if not isinstance(key, str):
+        raise TypeError(f"{name}: dict keys must be strings to be saved, got {key!r}.")
+    return key
+
+
+def _label_array(arr, name):
+    """An object array of strings as unicode, which loads without pickle."""
+    if all(isinstance(v, str) for v in arr.ravel()):
+        return arr.astype(str)
+    raise TypeError(f"{name}: object labels other than strings cannot be saved "
+                    "without pickle.")
+
+
+# --- reading and writing ----------------------------------------------------
+def _write(path, kind, meta, arrays):
+    header = {"format": "cvxnn", "format_version": FORMAT_VERSION, "kind": kind,
+              **meta}
+    from cvxnn import __version__
+
+    header["cvxnn_version"] = __version__
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    header["object_arrays"] = sorted(k for k, v in arrays.items() if v.dtype == object)
+    for key in header["object_arrays"]:
+        arrays[key] = _label_array(arrays[key], key)
+    payload = {HEADER: np.array(json.dumps(header))}
+    payload.update(arrays)
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **payload)
+
+
+def _read(path, kind=None):
+    """(header, arrays) of a cvxnn file; checks format, version and kind."""
+    with np.load(path, allow_pickle=False) as data:
+        if HEADER not in data.files:
+            raise ValueError(f"path: {path!s} is not a cvxnn file (no {HEADER} entry).")
+        header = json.loads(str(data[HEADER]))
+        arrays = {k: data[k] for k in data.files if k != HEADER}
+    for key in header.get("object_arrays", ()):
+        arrays[key] = arrays[key].astype(object)
+    version = header.get("format_version")
+    if header.get("format") != "cvxnn" or not isinstance(version, int):
+        raise ValueError(f"path: {path!s} has no valid cvxnn header.")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"path: {path!s} was written with cvxnn format version "
+                         f"{version}; this cvxnn reads up to {FORMAT_VERSION}. "
+                         "Upgrade cvxnn.")
+    if kind is not None and header["kind"] != kind:
+        raise ValueError(f"path: {path!s} holds a {header['kind']}, not a {kind}.")
+    return header, arrays
+
+
+def _sub(arrays, prefix):
+    """The arrays under ``prefix/``, with the prefix stripped."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
+
+
+def _prefixed(arrays, prefix):
+    return {f"{prefix}/{k}": v for k, v in arrays.items()}
+
+
+# --- problems and solutions ---------------------------------------------------
+def _problem_parts(problem):
+    meta = {"formulation": problem.formulation.name, "loss": problem.loss.name,
+            "regularizer": problem.regularizer.name, "lam": float(problem.lam),
+            "bias": bool(problem.bias)}
+    arrays = {"X": problem.X, "y": problem.y, "patterns": problem.patterns,
+              "gates": problem.gates}
+    if problem.classes is not None:
+        arrays["classes"] = problem.classes
+    return meta, arrays
+
+
+def _problem_from_parts(meta, arrays):
+    return Problem(arrays["X"], arrays["y"], arrays["patterns"], arrays["gates"],
+                   LOSSES[meta["loss"]], REGULARIZERS[meta["regularizer"]],
+                   meta["lam"], FORMULATIONS[meta["formulation"]], meta["bias"],
+                   arrays.get("classes"))
+
+
+def _split_info(info):
+    """Solver extras: arrays go to the archive, the rest to JSON."""
+    arrays = {k: np.asarray(v) for k, v in info.items() if isinstance(v, np.ndarray)}
+    meta = {k: _jsonable(v, f"info[{k!r}]") for k, v in info.items()
+            if k not in arrays}
+    return meta, arrays
+
+
+def solution_parts(solution):
+    """Describe ``solution`` completely as JSON values and arrays.
+
+    Parameters
+    ----------
+    solution : cvxnn.Solution
+
+    Returns
+    -------
+    meta : dict of JSON values
+    arrays : dict of ndarrays
+    """
+    problem_meta, arrays = _problem_parts(solution.problem)
+    arrays = _prefixed(arrays, "problem")
+    for name in ("U", "V", "W"):
+        if getattr(solution, name) is not None:
+            arrays[name] = getattr(solution, name)
+    arrays.update(_prefixed({k: np.asarray(v) for k, v in solution.history.items()},
+                            "history"))
+    if solution.multipliers is not None:
+        arrays.update({f"multipliers/{i}": m for i, m in
+                       enumerate(solution.multipliers)})
+    info_meta, info_arrays = _split_info(solution.info)
+    arrays.update(_prefixed(info_arrays, "info"))
+    cert = solution.certificate
+    meta = {"problem": problem_meta, "status": solution.status,
+            "objective": float(solution.objective), "solver": solution.solver,
+            "solve_time": float(solution.solve_time),
+            "n_iter": _jsonable(solution.n_iter, "n_iter"),
+            "message": solution.message, "info": info_meta,
+            "certificate": None if cert is None else
+            _jsonable(dataclasses.asdict(cert), "certificate")}
+    return meta, arrays
+
+
+def solution_from_parts(meta, arrays):
+    """Rebuild a solution from the output of :func:`solution_parts`.
+
+    Parameters
+    ----------
+    meta : dict
+    arrays : dict of ndarrays
+
+    Returns
+    -------
+    cvxnn.Solution
+    """
+    problem = _problem_from_parts(meta["problem"], _sub(arrays, "problem"))
+    multipliers = _sub(arrays, "multipliers")
+    cert = meta["certificate"]
+    return Solution(
+        problem=problem, status=meta["status"], objective=meta["objective"],
+        U=arrays.get("U"), V=arrays.get("V"), W=arrays.get("W"),
+        solver=meta["solver"], solve_time=meta["solve_time"],
+        certificate=None if cert is None else Certificate(**cert),
+        n_iter=meta["n_iter"], history=_sub(arrays, "history"),
+        multipliers=(multipliers["0"], multipliers["1"]) if multipliers else None,
+        info={**meta["info"], **_sub(arrays, "info")}, message=meta["message"])
+
+
+def save_solution(path, solution):
+    """Write ``solution`` (with its problem) to ``path`` as a cvxnn .npz.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Written exactly as given (no extension is added).
+    solution : cvxnn.Solution
+    """
+    if not isinstance(solution, Solution):
+        raise TypeError(f"solution: expected a cvxnn.Solution, got "
+                        f"{type(solution).__name__}.")
+    meta, arrays = solution_parts(solution)
+    _write(path, "solution", {"solution": meta}, arrays)
+
+
+def load_solution(path):
+    """Read a solution written by :func:`save_solution`.
+
+    Returns
+    -------
+    cvxnn.Solution
+        Arrays bit-identical to the saved ones; the same status, objective,
+        certificate, history, multipliers and problem settings.
+    """
+    header, arrays = _read(path, "solution")
+    return solution_from_parts(header["solution"], arrays)
+
+
+# --- networks ---------------------------------------------------------------
+def save_network(path, network):
+    """Write a :class:`cvxnn.TwoLayerNetwork` (W1, W2, gates, bias) to ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+    network : cvxnn.TwoLayerNetwork
+    """
+    if not isinstance(network, TwoLayerNetwork):
+        raise TypeError(f"network: expected a cvxnn.TwoLayerNetwork, got "
+                        f"{type(network).__name__}.")
+    arrays = {"W1": network.W1, "W2": network.W2}
+    if network.gates is not None:
+        arrays["gates"] = network.gates
+    _write(path, "network", {"bias": bool(network.bias)}, arrays)
+
+
+def load_network(path):
+    """Read a network written by :func:`save_network`.
+
+    Returns
+    -------
+    cvxnn.TwoLayerNetwork
+    """
+    header, arrays = _read(path, "network")
+    return TwoLayerNetwork(W1=arrays["W1"], W2=arrays["W2"],
+                           gates=arrays.get("gates"), bias=header["bias"])
+
+
+# --- estimators ---------------------------------------------------------------
+def _params_parts(estimator):
+    params = estimator.get_params(deep=False)
+    arrays = {}
+    gates = params["gates"]
+    if callable(gates):
+        # Loading must never import code named in a file (that is what makes
+        # pickle unsafe), so samplers are saved by their registered name.
+        raise ValueError("gates: a callable cannot be saved; register it with "
+                         "cvxnn.estimators.register_gate_family and pass its name.")
+    if not isinstance(gates, str):
+        arrays["params/gates"] = np.asarray(gates)
+        params["gates"] = {"array": True}
+    if isinstance(params["random_state"], np.random.Generator):
+        raise ValueError("random_state: a numpy Generator cannot be saved; fit with "
+                         "an int seed to save the model.")
+    return _jsonable(params, "params"), arrays
+
+
+def _params_from_parts(params, arrays):
+    if isinstance(params["gates"], dict):
+        params["gates"] = arrays["params/gates"]
+    return params
+
+
+_FITTED_SCALARS = ("n_features_in_", "n_active_", "n_iter_", "loss_", "_y_1d")
+_FITTED_ARRAYS = ("classes_", "feature_names_in_")
+
+
+def save_model(path, estimator, metadata=None):
+    """Write a fitted cvxnn estimator to ``path`` (parameters, attributes, solution).
+
+    Parameters
+    ----------
+    path : str or path-like
+    estimator : ConvexReLURegressor or ConvexReLUClassifier, fitted.
+    metadata : dict or None
+        Extra JSON-able facts to keep with the model (e.g. the command line
+        stores column names); read back with :func:`load_metadata`.
+    """
+    from cvxnn.estimators import _ConvexReLUBase
+
+    if not isinstance(estimator, _ConvexReLUBase):
+        raise TypeError(f"estimator: expected a cvxnn estimator, got "
+                        f"{type(estimator).__name__}.")
+    if not hasattr(estimator, "solution_"):
+        raise ValueError("estimator: is not fitted; call fit before saving.")
+    params, arrays = _params_parts(estimator)
+    fitted = {k: _jsonable(getattr(estimator, k), k) for k in _FITTED_SCALARS
+              if hasattr(estimator, k)}
+    arrays.update({f"fitted/{k}": getattr(estimator, k)
+                   for k in _FITTED_ARRAYS if hasattr(estimator, k)})
+    sol_meta, sol_arrays = solution_parts(estimator.solution_)
+    arrays.update(_prefixed(sol_arrays, "solution"))
+    meta = {"class": type(estimator).__name__, "params": params, "fitted": fitted,
+            "solution": sol_meta, "metadata": _jsonable(metadata or {}, "metadata")}
+    _write(path, "estimator", meta, arrays)
+
+
+def load_model(path):
+    """Read a fitted estimator written by :func:`save_model`.
+
+    Returns
+    -------
+    ConvexReLURegressor or ConvexReLUClassifier
+        Fitted, predicting exactly what the saved estimator predicted.
+    """
+    from cvxnn import estimators
+
+    header, arrays = _read(path, "estimator")
+    classes = {"ConvexReLURegressor": estimators.ConvexReLURegressor,
+               "ConvexReLUClassifier": estimators.ConvexReLUClassifier}
+    if header.get("class") not in classes:
+        raise ValueError(f"path: {path!s} holds an unknown estimator class "
+                         f"{header.get('class')!r}.")
+    cls = classes[header["class"]]
+    est = cls(**_params_from_parts(header["params"], arrays))
+    for key, value in header["fitted"].items():
+        setattr(est, key, value)
+    for key, value in _sub(arrays, "fitted").items():
+        setattr(est, key, value)
+    est.solution_ = solution_from_parts(header["solution"], _sub(arrays, "solution"))
+    est.problem_ = est.solution_.problem
+    est.network_ = est.solution_.network
+    est.certificate_ = est.solution_.certificate
+    return est
+
+
+def load_metadata(path):
+    """The ``metadata`` dict saved with a model by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    dict
+    """
+    header, _ = _read(path, "estimator")
+    return header.get("metadata", {})
+
+
+# --- any kind -----------------------------------------------------------------
+def save(path, obj):
+    """Save a Solution, TwoLayerNetwork or fitted estimator (chosen by type).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Written exactly as given.
+    obj : Solution, TwoLayerNetwork, ConvexReLURegressor or ConvexReLUClassifier
+    """
+    if isinstance(obj, Solution):
+        return save_solution(path, obj)
+    if isinstance(obj, TwoLayerNetwork):
+        return save_network(path, obj)
+    return save_model(path, obj)
+
+
+def load(path):
+    """Load whatever :func:`save` wrote.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    Solution, TwoLayerNetwork or fitted estimator
+    """
+    header, _ = _read(path)
+    if header["kind"] not in KINDS:
+        raise ValueError(f"path: unknown kind {header['kind']!r} in {path!s}.")
+    return {"solution": load_solution, "network": load_network,
+            "estimator": load_model}[header["kind"]](path)

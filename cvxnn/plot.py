@@ -1,0 +1,138 @@
+"""Plots of convergence and regularization paths (optional: ``cvxnn[plot]``).
+
+Every helper takes plain arrays or solutions, draws on a matplotlib ``Axes``
+(a new figure when ``ax`` is None) and returns it, so plots can be combined
+and saved by the caller (``ax.figure.savefig("path.png")``).
+
+* :func:`plot_convergence`: the optimality certificate (relative duality gap
+  or relative KKT residual) against time or iterations, log scale, from a
+  solver's ``history`` (``"time"``, ``"objective"``, ``"optimality"``).
+* :func:`plot_regularization_path`: active neurons against ``lam`` (log
+  scale), with an optional score (accuracy, R^2) on a second y axis.
+"""
+
+import numpy as np
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - exercised without matplotlib only
+        raise ImportError(
+            "plotting needs matplotlib: pip install matplotlib (or cvxnn[plot])."
+        ) from exc
+    return plt
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    _, ax = _pyplot().subplots(figsize=(6, 4))
+    return ax
+
+
+def _history(run, name):
+    """The history dict of a Solution or a dict; ValueError if it is empty."""
+    history = getattr(run, "history", run)
+    if not isinstance(history, dict) or not history:
+        raise ValueError(
+            f"{name}: has no history to plot; CVXPY solvers record none, the fast "
+            "solver fills solution.history."
+        )
+    return history
+
+
+def _curve(history, key, name):
+    if key == "iteration" and key not in history:
+        any_values = next(iter(history.values()))
+        return np.arange(len(any_values))
+    if key not in history:
+        raise ValueError(f"{name}: history has no {key!r}; it has "
+                         f"{', '.join(sorted(history))}.")
+    return np.asarray(history[key], dtype=float)
+
+
+def plot_convergence(runs, x="time", y="optimality", labels=None, ax=None):
+    """Plot a certificate (default: optimality) against time for one or more solves.
+
+    Parameters
+    ----------
+    runs : Solution, dict, or list of them
+        Solutions with a ``history`` or history dicts of equal-length arrays,
+        e.g. ``{"time": t, "optimality": gap}``.
+    x : {"time", "iteration"} or another history key, default="time"
+        Horizontal axis (``"iteration"`` is the index when not recorded).
+    y : str, default="optimality"
+        Vertical axis, drawn on a log scale when every value is positive.
+    labels : list of str or None
+        One legend entry per run (default: each solution's solver name).
+    ax : matplotlib Axes or None
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    runs = runs if isinstance(runs, (list, tuple)) else [runs]
+    if labels is not None and len(labels) != len(runs):
+        raise ValueError(f"labels: expected {len(runs)} labels, got {len(labels)}.")
+    ax = _axes(ax)
+    for i, run in enumerate(runs):
+        history = _history(run, f"runs[{i}]")
+        xs, ys = _curve(history, x, f"runs[{i}]"), _curve(history, y, f"runs[{i}]")
+        label = labels[i] if labels is not None else getattr(run, "solver", None)
+        ax.plot(xs, ys, label=label)
+    if all(np.min(line.get_ydata(), initial=1.0) > 0 for line in ax.get_lines()):
+        ax.set_yscale("log")
+    ax.set_xlabel("time (s)" if x == "time" else x)
+    ax.set_ylabel(y)
+    if any(line.get_label()[:1] != "_" for line in ax.get_lines()):
+        ax.legend()
+    return ax
+
+
+def _check_path(lams, values, name):
+    values = np.asarray(values, dtype=float)
+    if values.shape != lams.shape:
+        raise ValueError(f"{name}: expected {lams.size} values (one per lam), got "
+                         f"shape {values.shape}.")
+    return values
+
+
+def plot_regularization_path(lams, n_active, score=None, score_label="score",
+                             ax=None):
+    """Plot active neurons (and optionally a score) along a regularization path.
+
+    Parameters
+    ----------
+    lams : array (n_lams,), positive
+        Regularization strengths, drawn on a log-scale x axis.
+    n_active : array (n_lams,)
+        Active neurons (non-zero blocks) of each solution.
+    score : array (n_lams,) or None
+        A quality measure per lam (accuracy, R^2), drawn on a second y axis.
+    score_label : str
+        Label of the score axis.
+    ax : matplotlib Axes or None
+
+    Returns
+    -------
+    matplotlib Axes
+        The neuron axis; the score axis, if any, is ``ax.score_axis``.
+    """
+    lams = np.asarray(lams, dtype=float)
+    if lams.ndim != 1 or lams.size == 0 or np.any(lams <= 0):
+        raise ValueError("lams: expected a non-empty 1-D array of positive values.")
+    n_active = _check_path(lams, n_active, "n_active")
+    ax = _axes(ax)
+    ax.plot(lams, n_active, "o-", color="C0", label="active neurons")
+    ax.set_xscale("log")
+    ax.set_xlabel("lam")
+    ax.set_ylabel("active neurons", color="C0")
+    ax.score_axis = None
+    if score is not None:
+        score = _check_path(lams, score, "score")
+        twin = ax.twinx()
+        twin.plot(lams, score, "s--", color="C1", label=score_label)
+        twin.set_ylabel(score_label, color="C1")
+        ax.score_axis = twin
+    return ax

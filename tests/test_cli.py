@@ -1,0 +1,153 @@
+"""The ``cvxnn`` command, driven in-process through main(argv) and once as a process."""
+
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cvxnn
+from cvxnn import io
+from cvxnn.cli import main
+
+SOLVER = "CLARABEL"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def table(tmp_path):
+    """A CSV with three features, a numeric target and a text label column."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((40, 3))
+    y = np.maximum(X[:, 0] - X[:, 1], 0) + 0.5 * X[:, 2]
+    labels = np.where(X[:, 0] + X[:, 2] > 0, "pos", "neg")
+    path = tmp_path / "data.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", "b", "c", "y", "label"])
+        for row, target, label in zip(X, y, labels, strict=True):
+            writer.writerow([*map(repr, row.tolist()), repr(float(target)), label])
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    return {"csv": path, "npz": tmp_path / "data.npz", "X": X, "y": y,
+            "labels": labels, "dir": tmp_path}
+
+
+def _run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_fit_regression_prints_summary_and_saves(table, capsys):
+    model = table["dir"] / "m.npz"
+    code, out, err = _run(["fit", table["csv"], "--target", "y", "--features",
+                           "a,b,c", "--solver", SOLVER, "--n-gates", "10",
+                           "--lam", "0.01", "--out", model], capsys)
+    assert code == 0, err
+    est = io.load_model(model)
+    problem = cvxnn.build_problem(table["X"], table["y"], lam=0.01, n_gates=10,
+                                  bias=True, random_state=0)
+    sol = problem.solve(SOLVER)
+    printed = float(re.search(r"objective: (\S+)", out).group(1))
+    assert printed == pytest.approx(sol.objective, rel=1e-8)
+    r2 = float(re.search(r"training R\^2: (\S+)", out).group(1))
+    assert r2 == pytest.approx(est.score(table["X"], table["y"]), abs=1e-4)
+    assert f"active neurons: {est.n_active_}" in out
+    assert "relative duality gap" in out and "status optimal" in out
+
+
+def test_fit_classification_then_predict(table, capsys):
+    model = table["dir"] / "c.npz"
+    code, out, err = _run(["fit", table["csv"], "-t", "label", "--features", "a,b,c",
+                           "--solver", SOLVER, "--n-gates", "8", "--out", model],
+                          capsys)
+    assert code == 0, err
+    assert "classification (2 classes)" in out and "loss logistic" in out
+    est = io.load_model(model)
+    acc = float(re.search(r"training accuracy: (\S+)", out).group(1))
+    assert acc == pytest.approx(np.mean(est.predict(table["X"]) == table["labels"]),
+                                abs=1e-4)
+    code, out, _ = _run(["predict", model, table["csv"]], capsys)
+    rows = list(csv.reader(out.splitlines()))
+    assert rows[0] == ["label"]
+    assert [r[0] for r in rows[1:]] == est.predict(table["X"]).tolist()
+    out_csv = table["dir"] / "p.csv"
+    code, _, _ = _run(["predict", model, table["csv"], "--proba", "--out", out_csv],
+                      capsys)
+    data = np.genfromtxt(out_csv, delimiter=",", names=True)
+    assert data.dtype.names == ("proba_neg", "proba_pos")
+    np.testing.assert_allclose(data["proba_pos"],
+                               est.predict_proba(table["X"])[:, 1], rtol=1e-12)
+
+
+def test_npz_data_and_solver_options(table, capsys):
+    model = table["dir"] / "n.npz"
+    code, out, err = _run(["fit", table["npz"], "--solver", "SCS", "--n-gates", "6",
+                           "--option", "SCS:eps_abs=1e-9", "-o", "eps_rel=1e-9",
+                           "-o", "CLARABEL:max_iter=1", "--out", model], capsys)
+    assert code == 0, err
+    est = io.load_model(model)
+    assert est.solver_options == {"eps_abs": 1e-9, "eps_rel": 1e-9}
+    code, out, _ = _run(["predict", model, table["npz"]], capsys)
+    values = np.array([float(r) for r in out.splitlines()[1:]])
+    np.testing.assert_array_equal(values, est.predict(table["X"]))
+
+
+def test_compare_prints_gap_between_solvers(table, capsys):
+    code, out, err = _run(["compare", table["csv"], "--target", "y", "--features",
+                           "a,b,c", "--formulation", "relu", "--n-gates", "6",
+                           "--solvers", "CLARABEL", "ECOS"], capsys)
+    assert code == 0, err
+    problem = cvxnn.build_problem(table["X"], table["y"], formulation="relu",
+                                  n_gates=6, bias=True, random_state=0)
+    objectives = {s: problem.solve(s).objective for s in ("CLARABEL", "ECOS")}
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split()[:1] in (["CLARABEL"], ["ECOS"]) and " vs " not in line}
+    for name, value in objectives.items():
+        assert float(rows[name][2]) == pytest.approx(value, rel=1e-10)
+    diff = float(re.search(r"objective difference (\S+)", out).group(1))
+    assert diff == pytest.approx(objectives["ECOS"] - objectives["CLARABEL"],
+                                 rel=1e-3, abs=1e-12)
+    assert "within the certified gaps" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["fit", "missing.csv", "-t", "y", "--out", "m.npz"], "no such file"),
+    (["fit", "{csv}", "-t", "nope", "--out", "m.npz"], "no column 'nope'"),
+    (["fit", "{csv}", "-t", "y", "--out", "m.npz"], "column 'label'"),
+    (["fit", "{csv}", "-t", "y", "--features", "a", "--lam", "-1",
+      "--solver", SOLVER, "--out", "m.npz"], "lam"),
+    (["fit", "{csv}", "-t", "y", "--features", "a", "--loss", "logistic",
+      "--task", "regression", "--out", "m.npz"], "--loss"),
+    (["compare", "{csv}", "-t", "y", "--solvers", "NOSUCH"], "NOSUCH"),
+    (["fit", "{csv}", "-t", "y", "--solver", "NOSUCH", "--out", "m.npz"], "NOSUCH"),
+    (["predict", "{dir}/none.npz", "{csv}"], "none.npz"),
+])
+def test_errors_exit_2_with_a_message(table, capsys, argv, message):
+    argv = [a.format(csv=table["csv"], dir=table["dir"]) for a in argv]
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    assert err.startswith("cvxnn: error:") and message in err
+
+
+def test_help_is_complete(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for flag in ("--target", "--out", "--lam", "--solver", "--option", "examples:"):
+        assert flag in out
+
+
+def test_command_runs_as_a_process(table):
+    model = table["dir"] / "proc.npz"
+    result = subprocess.run(
+        [sys.executable, "-m", "cvxnn", "fit", str(table["npz"]), "--solver", SOLVER,
+         "--n-gates", "5", "--out", str(model)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "objective:" in result.stdout
+    assert io.load_model(model).predict(table["X"]).shape == (40,)

@@ -1,0 +1,247 @@
+"""scikit-learn estimators: sklearn's own checks, pipelines, dtypes, pandas, gates."""
+
+import numpy as np
+import pytest
+from scipy.special import expit
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import cvxnn
+from cvxnn import estimators
+from cvxnn.estimators import (
+    GATE_FAMILIES,
+    ConvexReLUClassifier,
+    ConvexReLURegressor,
+    expected_failed_checks,
+    fast_available,
+    register_gate_family,
+)
+from cvxnn.solution import Solution
+
+SOLVER = "CLARABEL"
+needs_fast = pytest.mark.skipif(not fast_available(),
+                                reason="cvxnn_fast.fast_solve not built yet")
+
+
+@parametrize_with_checks(
+    [
+        ConvexReLURegressor(n_gates=5, solver=SOLVER),
+        ConvexReLUClassifier(n_gates=5, solver=SOLVER, formulation="relu"),
+        ConvexReLUClassifier(n_gates=5, solver=SOLVER, loss="squared"),
+    ],
+    expected_failed_checks=expected_failed_checks,
+)
+def test_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture
+def regression_data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = np.maximum(X @ np.array([1.0, -2.0, 0.5]), 0) - X[:, 1]
+    return X, y
+
+
+@pytest.fixture
+def three_classes():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((45, 2))
+    labels = np.array(["low", "mid", "high"], dtype=object)
+    y = labels[np.digitize(X[:, 0] + 0.3 * X[:, 1], [-0.4, 0.4])]
+    return X, y
+
+
+def test_regressor_matches_problem_built_by_hand(regression_data):
+    X, y = regression_data
+    est = ConvexReLURegressor(n_gates=12, lam=1e-2, solver=SOLVER,
+                              random_state=3).fit(X, y)
+    problem = cvxnn.build_problem(X, y, lam=1e-2, n_gates=12, bias=True,
+                                  random_state=3)
+    np.testing.assert_array_equal(est.problem_.gates, problem.gates)
+    sol = problem.solve(SOLVER)
+    assert est.solution_.objective == pytest.approx(sol.objective, rel=1e-6)
+    # The network's predictions are the convex model's on the training data.
+    np.testing.assert_allclose(est.predict(X),
+                               problem.model_predict(est.solution_.blocks)[:, 0],
+                               rtol=1e-10, atol=1e-12)
+    r2 = 1 - np.sum((y - est.predict(X)) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert est.score(X, y) == pytest.approx(r2)
+    assert est.n_active_ == est.network_.W1.shape[0]
+    assert est.certificate_ is est.solution_.certificate
+    assert est.certificate_.relative_gap < 1e-5
+
+
+def test_regressor_multi_output(regression_data):
+    X, y = regression_data
+    Y = np.column_stack([y, -2 * y + 1])
+    est = ConvexReLURegressor(n_gates=8, solver=SOLVER).fit(X, Y)
+    assert est.predict(X).shape == (40, 2)
+    assert est.problem_.n_outputs == 2
+
+
+def test_classifier_three_classes_strings(three_classes):
+    X, y = three_classes
+    est = ConvexReLUClassifier(n_gates=10, lam=1e-3, solver=SOLVER).fit(X, y)
+    assert est.loss_ == "cross_entropy"
+    np.testing.assert_array_equal(est.classes_, np.unique(y))
+    Z = est.decision_function(X)
+    P = est.predict_proba(X)
+    expected = np.exp(Z - Z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(P, expected / expected.sum(axis=1, keepdims=True))
+    np.testing.assert_array_equal(est.predict(X), est.classes_[np.argmax(Z, axis=1)])
+    np.testing.assert_allclose(est.predict_log_proba(X), np.log(P), atol=1e-12)
+    assert est.score(X, y) > 0.9
+
+
+def test_binary_logistic_probabilities(three_classes):
+    X, y = three_classes
+    y = (y == "high").astype(int) * 5 + 2  # labels 2 and 7
+    est = ConvexReLUClassifier(n_gates=10, solver=SOLVER).fit(X, y)
+    assert est.loss_ == "logistic" and est.problem_.n_outputs == 1
+    z = est.network_.predict(X)[:, 0]
+    np.testing.assert_allclose(est.decision_function(X), z)
+    np.testing.assert_allclose(est.predict_proba(X)[:, 1], expit(z))
+    np.testing.assert_array_equal(est.predict(X), np.where(z > 0, 7, 2))
+
+
+def test_binary_cross_entropy_decision_is_logit_difference(three_classes):
+    X, y = three_classes
+    y = y == "high"
+    est = ConvexReLUClassifier(loss="cross_entropy", n_gates=8, solver=SOLVER)
+    est.fit(X, y)
+    Z = est.network_.predict(X)
+    np.testing.assert_allclose(est.decision_function(X), Z[:, 1] - Z[:, 0])
+    np.testing.assert_allclose(est.predict_proba(X)[:, 1], expit(Z[:, 1] - Z[:, 0]))
+
+
+def test_squared_loss_classifier_has_no_proba(three_classes):
+    X, y = three_classes
+    est = ConvexReLUClassifier(loss="squared", n_gates=8, solver=SOLVER).fit(X, y)
+    assert not hasattr(est, "predict_proba")
+    # Targets coded +-1, one column per class, as RidgeClassifier does.
+    assert set(np.unique(est.problem_.y)) == {-1.0, 1.0}
+    assert est.problem_.y.shape == (45, 3)
+
+
+def test_pipeline_and_grid_search(regression_data):
+    X, y = regression_data
+    pipe = make_pipeline(StandardScaler(),
+                         ConvexReLURegressor(n_gates=6, solver=SOLVER))
+    grid = GridSearchCV(pipe, {"convexreluregressor__lam": [1e-3, 10.0]}, cv=2)
+    grid.fit(X, y)
+    # lam = 10 is far above lam_max here: all-zero weights, a constant model.
+    assert grid.best_params_["convexreluregressor__lam"] == 1e-3
+    assert grid.best_estimator_[-1].n_active_ > 0
+
+
+def test_float32_and_float64_agree(regression_data):
+    X, y = regression_data
+    fits = {dt: ConvexReLURegressor(n_gates=8, solver=SOLVER).fit(X.astype(dt), y)
+            for dt in (np.float32, np.float64)}
+    assert fits[np.float32].problem_.dtype == np.float32
+    assert fits[np.float32].predict(X.astype(np.float32)).dtype == np.float32
+    assert fits[np.float32].solution_.objective == pytest.approx(
+        fits[np.float64].solution_.objective, rel=1e-4)
+
+
+def test_pandas_input(regression_data):
+    pd = pytest.importorskip("pandas")
+    X, y = regression_data
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    est = ConvexReLURegressor(n_gates=8, solver=SOLVER).fit(frame, pd.Series(y))
+    np.testing.assert_array_equal(est.feature_names_in_, ["a", "b", "c"])
+    ref = ConvexReLURegressor(n_gates=8, solver=SOLVER).fit(X, y)
+    np.testing.assert_array_equal(est.predict(frame), ref.predict(X))
+
+
+def test_gate_families(regression_data):
+    X, y = regression_data
+    calls = []
+
+    def half_gates(X_used, n_gates, rng, scale=1.0):
+        calls.append((X_used.shape, n_gates, scale))
+        return scale * rng.standard_normal((X_used.shape[1], n_gates))
+
+    register_gate_family("test_half", half_gates)
+    try:
+        est = ConvexReLURegressor(gates="test_half", gate_options={"scale": 2.0},
+                                  n_gates=7, solver=SOLVER).fit(X, y)
+    finally:
+        del GATE_FAMILIES["test_half"]
+    assert calls == [((40, 4), 7, 2.0)]  # the bias column is included
+    G = np.random.default_rng(0).standard_normal((4, 7)) * 2.0
+    assert all(any(np.array_equal(g, col) for col in G.T) for g in est.problem_.gates.T)
+
+
+def test_fixed_gate_array(regression_data):
+    X, y = regression_data
+    G = np.random.default_rng(5).standard_normal((4, 6))
+    est = ConvexReLURegressor(gates=G, solver=SOLVER).fit(X, y)
+    ref = cvxnn.build_problem(X, y, gates=G, bias=True)
+    np.testing.assert_array_equal(est.problem_.gates, ref.gates)
+
+
+@pytest.mark.parametrize(("params", "error", "match"), [
+    ({"gates": "nope"}, ValueError, "gates"),
+    ({"n_gates": 0}, ValueError, "n_gates"),
+    ({"solver_options": [1]}, TypeError, "solver_options"),
+    ({"gate_options": {"a": 1}, "gates": np.ones((4, 3))}, ValueError,
+     "gate_options"),
+    ({"loss": "logistic"}, ValueError, "loss"),
+    ({"lam": -1.0}, ValueError, "lam"),
+    ({"bias": "yes"}, TypeError, "bias"),
+    ({"solver_options": {"bogus": 1}}, TypeError, "bogus"),
+])
+def test_bad_parameters_are_named(regression_data, params, error, match):
+    X, y = regression_data
+    with pytest.raises(error, match=match):
+        ConvexReLURegressor(**{"n_gates": 4, "solver": SOLVER, **params}).fit(X, y)
+
+
+def test_logistic_needs_two_classes(three_classes):
+    X, y = three_classes
+    with pytest.raises(ValueError, match="loss: 'logistic' is binary"):
+        ConvexReLUClassifier(loss="logistic", n_gates=4, solver=SOLVER).fit(X, y)
+
+
+def test_auto_solver_resolution(monkeypatch):
+    monkeypatch.setattr(estimators, "fast_available", lambda: False)
+    assert estimators.resolve_solver("auto") == "CLARABEL"
+    monkeypatch.setattr(estimators, "fast_available", lambda: True)
+    assert estimators.resolve_solver("auto") == "fast"
+    assert estimators.resolve_solver("SCS") == "SCS"
+
+
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
+def test_inaccurate_solve_warns(regression_data):
+    X, y = regression_data
+    est = ConvexReLURegressor(n_gates=6, solver=SOLVER,
+                              solver_options={"max_iter": 1})
+    with pytest.warns(ConvergenceWarning, match="user_limit"):
+        est.fit(X, y)
+
+
+def test_failed_solve_raises(regression_data, monkeypatch):
+    X, y = regression_data
+
+    def fail(self, solver, **options):
+        return Solution.failed(self, status="solver_error", solver=solver,
+                               solve_time=0.0, message="numerical trouble")
+
+    monkeypatch.setattr(cvxnn.Problem, "solve", fail)
+    with pytest.raises(RuntimeError, match="numerical trouble"):
+        ConvexReLURegressor(n_gates=4, solver=SOLVER).fit(X, y)
+
+
+@needs_fast
+def test_fast_solver_matches_clarabel(regression_data):
+    X, y = regression_data
+    fast = ConvexReLURegressor(n_gates=10, lam=1e-2, solver="fast",
+                               solver_options={"tol": 1e-8}).fit(X, y)
+    ref = ConvexReLURegressor(n_gates=10, lam=1e-2, solver=SOLVER).fit(X, y)
+    assert fast.solution_.objective == pytest.approx(ref.solution_.objective,
+                                                     rel=1e-5)
