@@ -76,12 +76,24 @@ def gated_lam_max_by_hand(problem):
                for k in range(Y.shape[1]) for i in range(D.shape[1]))
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+def test_relu_lam_max_is_below_gated_and_gives_zero_weights(data, loss):
+    """The cones can only help the zero solution: lam_max(relu) <= lam_max(gated)."""
+    problem = build(data, "relu", loss, "group_l1")
+    top = lam_max(problem)
+    assert 0 < top <= gated_lam_max_by_hand(problem) * (1 + 1e-12)
+    sol = build(data, "relu", loss, "group_l1", lam=1.01 * top).solve(
+        "CLARABEL", **TIGHT)
+    assert np.abs(sol.U).max() < 1e-6
+
+
 @pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
 @pytest.mark.parametrize("loss", LOSSES)
 def test_lam_max_gives_zero_weights(data, formulation, loss):
     problem = build(data, formulation, loss, "group_l1")
-    top = lam_max(problem)
-    assert top == pytest.approx(gated_lam_max_by_hand(problem), rel=1e-12)
+    top = gated_lam_max_by_hand(problem)
+    if formulation == "gated_relu":
+        assert lam_max(problem) == pytest.approx(top, rel=1e-12)
     above = build(data, formulation, loss, "group_l1", lam=1.01 * top)
     sol = above.solve("CLARABEL", **TIGHT)
     assert np.abs(sol.U).max() < 1e-6
