@@ -21,7 +21,7 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-KERNELS = ["_operator"]
+KERNELS = ["_operator", "_fista"]
 
 extensions = [
     Extension(

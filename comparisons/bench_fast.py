@@ -1,0 +1,186 @@
+"""Speed and memory of the compiled solvers, measured side by side in one run.
+
+Sections (``--sections``, default all):
+
+* ``gated``: gated ReLU, squared loss, group_l1, lam = 1e-3, n = 2000, d = 50,
+  500 gates (P = distinct patterns), to relative duality gap 1e-6: fast vs
+  CLARABEL through cvxnn (CVXPY canonicalization included in its time).
+* ``relu``: ReLU, same loss and regularizer, n = 500, d = 20, 100 gates, to
+  1e-6 with cone violation below 1e-6: fast vs CLARABEL.
+* ``iteration``: one R-FISTA iteration against the two GEMMs it needs at
+  n = 20000, d = 200, P = 1000 (numpy's GEMM, same shapes, same machine).
+* ``memory``: peak memory and time per iteration of a gated solve at the size
+  of MNIST (n = 60000, d = 784, P = 1000, 10 outputs), float32 and float64,
+  each in a fresh subprocess (peak RSS from getrusage).
+
+Data are a planted two-layer ReLU teacher (10 neurons, Gaussian inputs,
+5% noise); ``--data noise`` fits pure noise instead (harder: a dense optimum).
+Times are medians over ``--repeats`` runs (default 3); CLARABEL solves of
+the gated problem take minutes each (use --clarabel-repeats to limit them).
+
+Usage: python comparisons/bench_fast.py [--sections gated,relu,iteration,memory]
+       [--repeats 3] [--clarabel-repeats 3] [--data teacher|noise]
+"""
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import cvxnn
+from cvxnn_fast import fast_solve
+
+
+def teacher_data(n, d, seed=0, kind="teacher"):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if kind == "noise":
+        return X, rng.standard_normal(n)
+    W1 = rng.standard_normal((10, d)) / np.sqrt(d)
+    y = np.maximum(X @ W1.T, 0) @ rng.standard_normal(10)
+    y = y / y.std()
+    return X, y + 0.05 * rng.standard_normal(n)
+
+
+def timed(fn, repeats):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), result
+
+
+def compare(problem, repeats, clarabel_repeats, label):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t_fast, fast = timed(lambda: fast_solve(problem, tol=1e-6, max_iter=200_000),
+                             repeats)
+        t_cvx, ref = timed(lambda: problem.solve("CLARABEL"), clarabel_repeats)
+    rel = abs(fast.objective - ref.objective) / abs(ref.objective)
+    row = {"problem": label, "fast_s": t_fast, "clarabel_s": t_cvx,
+           "speedup": t_cvx / t_fast, "fast_status": fast.status,
+           "fast_iterations": fast.n_iter,
+           "fast_gap": fast.certificate.relative_gap,
+           "fast_cone_violation": fast.certificate.cone_violation,
+           "clarabel_status": ref.status, "clarabel_gap": ref.certificate.relative_gap,
+           "clarabel_setup_s": t_cvx - ref.info["solver_time"],
+           "objective_rel_diff": rel}
+    print(f"{label}: fast {t_fast:.3f}s ({fast.status}, {fast.n_iter} it, gap "
+          f"{fast.certificate.relative_gap:.1e}) | CLARABEL {t_cvx:.2f}s "
+          f"({ref.status}, gap {ref.certificate.relative_gap:.1e}) | speedup "
+          f"{t_cvx / t_fast:.1f}x | objectives differ by {rel:.1e} (relative)",
+          flush=True)
+    return row
+
+
+def section_gated(args):
+    X, y = teacher_data(2000, 50, kind=args.data)
+    problem = cvxnn.build_problem(X, y, lam=1e-3, n_gates=500)
+    return compare(problem, args.repeats, args.clarabel_repeats,
+                   f"gated n=2000 d=50 P={problem.n_patterns}")
+
+
+def section_relu(args):
+    X, y = teacher_data(500, 20, kind=args.data)
+    problem = cvxnn.build_problem(X, y, formulation="relu", lam=1e-3, n_gates=100)
+    return compare(problem, args.repeats, args.clarabel_repeats,
+                   f"relu n=500 d=20 P={problem.n_patterns}")
+
+
+def section_iteration(args):
+    X, y = teacher_data(20000, 200, kind=args.data)
+    problem = cvxnn.build_problem(X, y, lam=1e-3, n_gates=1000)
+    n, d, P = problem.n_samples, problem.n_features, problem.n_patterns
+    rng = np.random.default_rng(1)
+    U = rng.standard_normal((P, d))
+    M = rng.standard_normal((n, P))
+    t_fwd, _ = timed(lambda: problem.X @ U.T, 5)
+    t_adj, _ = timed(lambda: M.T @ problem.X, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = fast_solve(problem, tol=1e-12, max_iter=args.iterations)
+    per_iter = float(np.median(np.diff(sol.history["time"])))
+    flops = 2 * 2 * n * d * P
+    row = {"problem": f"iteration n={n} d={d} P={P}", "iteration_s": per_iter,
+           "two_gemms_s": t_fwd + t_adj, "ratio": per_iter / (t_fwd + t_adj),
+           "iteration_gflops": flops / per_iter / 1e9,
+           "gemm_gflops": flops / (t_fwd + t_adj) / 1e9}
+    print(f"iteration at n={n}, d={d}, P={P}: {per_iter * 1e3:.1f} ms "
+          f"({row['iteration_gflops']:.1f} GFLOP/s) vs its two GEMMs "
+          f"{(t_fwd + t_adj) * 1e3:.1f} ms ({row['gemm_gflops']:.1f} GFLOP/s): "
+          f"ratio {row['ratio']:.2f}", flush=True)
+    return row
+
+
+MEMORY_CHILD = """
+import json, resource, sys, time, warnings
+import numpy as np
+import cvxnn
+from cvxnn_fast import fast_solve
+dtype = np.dtype(sys.argv[1])
+rng = np.random.default_rng(0)
+X = rng.random((60000, 784), dtype=np.float32).astype(dtype)
+Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, 60000)]
+start = time.perf_counter()
+problem = cvxnn.build_problem(X, Y, loss="squared", lam=1e-4, n_gates=1000)
+built = time.perf_counter() - start
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    sol = fast_solve(problem, tol=1e-12, max_iter=int(sys.argv[2]))
+per_iter = float(np.median(np.diff(sol.history["time"])))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+print(json.dumps({"dtype": dtype.name, "P": problem.n_patterns, "build_s": built,
+                  "iteration_s": per_iter, "peak_gb": peak}))
+"""
+
+
+def section_memory(args):
+    rows = []
+    for dtype in ("float32", "float64"):
+        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, dtype,
+                              str(args.memory_iterations)],
+                             capture_output=True, text=True, check=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row["problem"] = f"MNIST-size {dtype}"
+        print(f"MNIST-size (60000 x 784, P={row['P']}, 10 outputs) {dtype}: "
+              f"peak memory {row['peak_gb']:.2f} GB, {row['iteration_s']:.1f} s per "
+              f"iteration, build {row['build_s']:.1f} s", flush=True)
+        rows.append(row)
+    return rows
+
+
+SECTIONS = {"gated": section_gated, "relu": section_relu,
+            "iteration": section_iteration, "memory": section_memory}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--clarabel-repeats", type=int, default=3)
+    parser.add_argument("--data", choices=["teacher", "noise"], default="teacher")
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--memory-iterations", type=int, default=3)
+    parser.add_argument("--json", default=None, help="write the rows to this file")
+    args = parser.parse_args(argv)
+    print(f"# {platform.platform()}, python {platform.python_version()}, numpy "
+          f"{np.__version__}, cvxnn {cvxnn.__version__}, "
+          f"{resource.getpagesize()}-byte pages", flush=True)
+    rows = []
+    for name in args.sections.split(","):
+        result = SECTIONS[name](args)
+        rows.extend(result if isinstance(result, list) else [result])
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()

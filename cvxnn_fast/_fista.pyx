@@ -1,0 +1,497 @@
+"""Restarted FISTA with backtracking line search: the engine of both solvers.
+
+One compiled loop minimizes ``smooth(x) + lam * R(x)`` where the smooth part
+is either
+
+* ``GATED``: the data fit of gated ReLU, ``(1/n) sum_j loss(yhat_j)`` with
+  ``yhat = rowsum(D * (X @ U^T))``; the cached products of a point are its
+  predictions (n, c); or
+* ``AUGMENTED``: the augmented Lagrangian of ReLU in x = [V; W] (2cP, d),
+  ``(1/n) sum_j loss(yhat_j) + (1/2 rho) sum (max(0, lam_mult - rho c(x))^2
+  - lam_mult^2)`` with cone values ``c(x) = (2 D - 1) * (X @ x^T)``; the cached
+  products are the full ``X @ x^T`` (n, 2cP).
+
+Products are linear in the point, so the momentum point's products are
+combined from the two iterates' (``Z_y = Z_new + beta (Z_new - Z_x)``) and an
+iteration costs two GEMMs: the adjoint at the momentum point and the forward
+product at the candidate (plus one forward per backtrack).
+
+Each call runs until convergence, ``max_iter``, a failure, or ``chunk_seconds``
+of wall time, and returns a code; the Python driver then reports progress,
+checks for Ctrl-C and calls again. All state lives in caller-owned arrays.
+"""
+
+from cython cimport floating
+from libc.math cimport fabs, isfinite, sqrt
+from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+from cvxnn_fast._blas cimport dot
+from cvxnn_fast._loss cimport bregman_sum, conjugate_sum, loss_sum
+from cvxnn_fast._operator cimport adjoint, adjoint_block, forward, forward_block
+from cvxnn_fast._penalty cimport (
+    L2,
+    dual_norm,
+    penalty_prox,
+    penalty_value,
+    residual_sq,
+)
+
+cdef enum:
+    # Kinds of smooth part.
+    GATED = 0
+    AUGMENTED = 1
+    # Return codes.
+    RUNNING = 0          # chunk time used up; call again
+    CONVERGED = 1        # certificate <= tol (and cones <= cone_tol): answer is y
+    INNER_CONVERGED = 2  # AUGMENTED: subproblem solved to inner_tol
+    MAX_ITER = 3
+    NOT_FINITE = -1      # objective or gradient became NaN/inf
+    STEP_UNDERFLOW = -2  # line search could not find a decrease
+    # Slots of the state vector.
+    S_T = 0        # momentum parameter t
+    S_STEP = 1     # step size
+    S_ITER = 2     # iterations done (global)
+    S_OBJ = 3      # objective at y (without the AL penalty)
+    S_OPT = 4      # optimality at y
+    S_VIOL = 5     # cone violation at y (AUGMENTED)
+    S_INNER = 6    # subproblem residual at y (AUGMENTED)
+    N_STATE = 7
+    # Columns of the history.
+    H_TIME = 0
+    H_OBJ = 1
+    H_OPT = 2
+    H_STEP = 3
+    H_VIOL = 4
+    N_HISTORY = 5
+
+# The same constants for the Python driver.
+CONSTANTS = {
+    "GATED": GATED, "AUGMENTED": AUGMENTED, "RUNNING": RUNNING,
+    "CONVERGED": CONVERGED, "INNER_CONVERGED": INNER_CONVERGED,
+    "MAX_ITER": MAX_ITER, "NOT_FINITE": NOT_FINITE,
+    "STEP_UNDERFLOW": STEP_UNDERFLOW, "S_T": S_T, "S_STEP": S_STEP,
+    "S_ITER": S_ITER, "S_OBJ": S_OBJ, "S_OPT": S_OPT, "S_VIOL": S_VIOL,
+    "S_INNER": S_INNER, "N_STATE": N_STATE, "H_TIME": H_TIME, "H_OBJ": H_OBJ,
+    "H_OPT": H_OPT, "H_STEP": H_STEP, "H_VIOL": H_VIOL, "N_HISTORY": N_HISTORY,
+}
+
+
+cdef struct Setting:
+    int kind, loss, reg, has_gap, reg_is_norm
+    Py_ssize_t n, d, c, P, rows, n_halves
+    double lam, rho, grad0, tol, inner_tol, cone_tol, backtrack, grow, slack
+
+
+cdef double now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef void model_forward(
+    Setting* s, const floating[:, ::1] X, const unsigned char[:, ::1] D,
+    const floating[:, ::1] x, floating[:, ::1] work,
+    floating[:, ::1] Z,  # out: products of x
+) noexcept nogil:
+    if s.kind == GATED:
+        forward(X, D, x, s.c, work, Z)
+    else:
+        forward_block(&X[0, 0], s.n, s.d, &x[0, 0], s.rows, &Z[0, 0])
+
+
+cdef void al_predictions(
+    Setting* s, const floating[:, ::1] Z, const unsigned char[:, ::1] D,
+    floating[:, ::1] Yhat,  # out: rowsum(D * (Z_V - Z_W))
+) noexcept nogil:
+    cdef Py_ssize_t j, k, i, cP = s.c * s.P
+    cdef double acc
+    cdef const floating* zv
+    cdef const floating* zw
+    for j in range(s.n):
+        for k in range(s.c):
+            zv = &Z[j, k * s.P]
+            zw = &Z[j, cP + k * s.P]
+            acc = 0
+            for i in range(s.P):
+                acc += D[j, i] * (zv[i] - zw[i])
+            Yhat[j, k] = acc
+
+
+cdef double al_penalty(
+    Setting* s, const floating[:, ::1] Z, const unsigned char[:, ::1] D,
+    const floating[:, ::1] mult,
+    double* violation,  # out: max(0, -c(x))
+) noexcept nogil:
+    """(1/2 rho) sum (max(0, mult - rho c)^2 - mult^2) and the cone violation."""
+    cdef Py_ssize_t j, b, i, col
+    cdef double total = 0, worst = 0, cval, m, sgn
+    for j in range(s.n):
+        for b in range(2 * s.c):
+            for i in range(s.P):
+                col = b * s.P + i
+                sgn = 2.0 * D[j, i] - 1.0
+                cval = sgn * Z[j, col]
+                m = mult[j, col] - s.rho * cval
+                if m > 0:
+                    total += m * m
+                total -= <double> mult[j, col] * mult[j, col]
+                if -cval > worst:
+                    worst = -cval
+    violation[0] = worst
+    return total / (2.0 * s.rho)
+
+
+cdef double al_penalty_bregman(
+    Setting* s, const floating[:, ::1] Z_new, const floating[:, ::1] Z_y,
+    const unsigned char[:, ::1] D, const floating[:, ::1] mult,
+) noexcept nogil:
+    """Bregman divergence of the AL penalty between the candidate and y.
+
+    Per entry h(c) = max(0, m - rho c)^2 / (2 rho); with a = m - rho c_y and
+    b = m - rho c_new the divergence is exact in each of the four cases.
+    """
+    cdef Py_ssize_t j, blk, i, col
+    cdef double total = 0, sgn, a, b, dc
+    for j in range(s.n):
+        for blk in range(2 * s.c):
+            for i in range(s.P):
+                col = blk * s.P + i
+                sgn = 2.0 * D[j, i] - 1.0
+                dc = sgn * (Z_new[j, col] - Z_y[j, col])
+                a = mult[j, col] - s.rho * sgn * Z_y[j, col]
+                b = a - s.rho * dc
+                if a > 0 and b > 0:
+                    total += 0.5 * s.rho * dc * dc
+                elif a > 0:
+                    total += a * dc - a * a / (2.0 * s.rho)
+                elif b > 0:
+                    total += b * b / (2.0 * s.rho)
+    return total
+
+
+cdef double bregman(
+    Setting* s, const unsigned char[:, ::1] D, const floating[:, ::1] Y,
+    const floating[:, ::1] Z_new, const floating[:, ::1] Z_y,
+    const floating[:, ::1] mult, const floating[:, ::1] S_y,
+    const floating[:, ::1] Yhat_y, floating[:, ::1] Yhat_new,
+) noexcept nogil:
+    """smooth(x_new) - smooth(y) - <grad(y), x_new - y>, from cached products."""
+    if s.kind == GATED:
+        return bregman_sum(s.loss, &Z_new[0, 0], &Z_y[0, 0], &S_y[0, 0], &Y[0, 0],
+                           s.n, s.c) / s.n
+    al_predictions(s, Z_new, D, Yhat_new)
+    return (bregman_sum(s.loss, &Yhat_new[0, 0], &Yhat_y[0, 0], &S_y[0, 0], &Y[0, 0],
+                        s.n, s.c) / s.n
+            + al_penalty_bregman(s, Z_new, Z_y, D, mult))
+
+
+cdef double smooth_value(
+    Setting* s, const unsigned char[:, ::1] D, const floating[:, ::1] Y,
+    const floating[:, ::1] Z, const floating[:, ::1] mult, floating[:, ::1] Yhat,
+    floating* S,          # out: unscaled loss gradient, or NULL
+    double* data_fit,     # out: (1/n) sum loss
+    double* violation,    # out: cone violation (AUGMENTED)
+) noexcept nogil:
+    if s.kind == GATED:
+        data_fit[0] = loss_sum(s.loss, &Z[0, 0], &Y[0, 0], s.n, s.c, S) / s.n
+        violation[0] = 0
+        return data_fit[0]
+    al_predictions(s, Z, D, Yhat)
+    data_fit[0] = loss_sum(s.loss, &Yhat[0, 0], &Y[0, 0], s.n, s.c, S) / s.n
+    return data_fit[0] + al_penalty(s, Z, D, mult, violation)
+
+
+cdef void smooth_gradient(
+    Setting* s, const floating[:, ::1] X, const unsigned char[:, ::1] D,
+    const floating[:, ::1] Z, const floating[:, ::1] mult, floating[:, ::1] S,
+    floating[:, ::1] work,
+    floating[:, ::1] grad,  # out: gradient of the smooth part, (rows, d)
+) noexcept nogil:
+    cdef Py_ssize_t j, k, i, col, cP = s.c * s.P
+    cdef double base, sgn, m, inv_n = 1.0 / s.n
+    cdef floating zero = 0
+    if s.kind == GATED:
+        adjoint(X, D, S, work, grad)
+        for j in range(s.rows * s.d):
+            (&grad[0, 0])[j] *= inv_n
+        return
+    # AUGMENTED: M[j, col] = +-D S / n - sgn * max(0, mult - rho c), then M^T X.
+    for j in range(s.n):
+        for k in range(s.c):
+            for i in range(s.P):
+                sgn = 2.0 * D[j, i] - 1.0
+                base = D[j, i] * S[j, k] * inv_n
+                col = k * s.P + i
+                m = mult[j, col] - s.rho * sgn * Z[j, col]
+                work[j, col] = base - sgn * (m if m > 0 else 0.0)
+                col = cP + col
+                m = mult[j, col] - s.rho * sgn * Z[j, col]
+                work[j, col] = -base - sgn * (m if m > 0 else 0.0)
+    adjoint_block(&X[0, 0], s.n, s.d, &work[0, 0], s.rows, zero, &grad[0, 0])
+
+
+cdef double optimality(
+    Setting* s, const floating[:, ::1] Y, const floating* S, const floating* grad,
+    const floating* y, double objective,
+) noexcept nogil:
+    """Relative duality gap at y when a dual point is cheap, else relative KKT.
+
+    Mirrors cvxnn.certificates (the reference): the dual point is the loss
+    gradient S rescaled by alpha = min(1, lam / R°(grad)) for norms; for l2
+    the dual adds -||grad||^2 / (2 lam).
+    """
+    cdef double alpha = 1.0, worst, dual, gap, kkt
+    cdef Py_ssize_t size = s.rows * s.d
+    if s.has_gap:
+        if s.reg_is_norm:
+            worst = dual_norm(s.reg, grad, s.rows, s.d, s.n_halves)
+            if worst > s.lam:
+                alpha = s.lam / worst
+        dual = -conjugate_sum(s.loss, S, &Y[0, 0], s.n, s.c, alpha) / s.n
+        if s.reg == L2:
+            dual -= dot(<int> size, grad, grad) / (2.0 * s.lam)
+        gap = objective - dual
+        return gap / (fabs(objective) if fabs(objective) > 1e-12 else 1e-12)
+    kkt = sqrt(residual_sq(s.reg, grad, y, s.lam, s.rows, s.d, s.n_halves))
+    return kkt / s.grad0
+
+
+cdef double squared_distance(
+    const floating* a, const floating* b, Py_ssize_t size,
+) noexcept nogil:
+    cdef double acc = 0, delta
+    cdef Py_ssize_t i
+    for i in range(size):
+        delta = <double> a[i] - b[i]
+        acc += delta * delta
+    return acc
+
+
+cdef double restart_product(
+    const floating* x, const floating* x_new, const floating* y, Py_ssize_t size,
+) noexcept nogil:
+    """<x_new - x, y - x_new>, summed term by term (no cancellation)."""
+    cdef double acc = 0
+    cdef Py_ssize_t i
+    for i in range(size):
+        acc += (<double> x_new[i] - x[i]) * (<double> y[i] - x_new[i])
+    return acc
+
+
+cdef void combine(
+    floating* out, const floating* a, const floating* b, double beta, Py_ssize_t size,
+) noexcept nogil:
+    """out = a + beta * (a - b)."""
+    cdef Py_ssize_t i
+    for i in range(size):
+        out[i] = a[i] + beta * (a[i] - b[i])
+
+
+cdef double line_search(
+    Setting* s, const floating[:, ::1] X, const unsigned char[:, ::1] D,
+    const floating[:, ::1] Y, const floating[:, ::1] mult,
+    const floating[:, ::1] y, const floating[:, ::1] grad,
+    const floating[:, ::1] Z_y, const floating[:, ::1] S_y,
+    const floating[:, ::1] Yhat_y, floating[:, ::1] Yhat_new,
+    floating[:, ::1] x_new, floating[:, ::1] Z_new, floating[:, ::1] work,
+    double* step,
+) noexcept nogil:
+    """Backtrack until the quadratic upper bound holds; returns the step or -1.
+
+    The test is ``bregman(x_new, y) <= ||x_new - y||^2 / (2 step)``, the
+    quadratic upper bound with f(y) and <grad, x_new - y> moved to the left
+    and computed without cancellation (see bregman_sum).
+    """
+    cdef Py_ssize_t i, size = s.rows * s.d
+    cdef double quad, delta, div
+    cdef const floating* py = &y[0, 0]
+    cdef const floating* pg = &grad[0, 0]
+    cdef floating* px = &x_new[0, 0]
+    while step[0] > 1e-30:
+        for i in range(size):
+            px[i] = py[i] - step[0] * pg[i]
+        penalty_prox(s.reg, px, step[0] * s.lam, s.rows, s.d, s.n_halves, px)
+        model_forward(s, X, D, x_new, work, Z_new)
+        div = bregman(s, D, Y, Z_new, Z_y, mult, S_y, Yhat_y, Yhat_new)
+        quad = 0
+        for i in range(size):
+            delta = px[i] - py[i]
+            quad += delta * delta
+        if isfinite(div) and div <= quad / (2 * step[0]) * (1 + s.slack):
+            return step[0]
+        step[0] *= s.backtrack
+    return -1
+
+
+def run(
+    int kind, int loss, int reg, int reg_is_norm, int has_gap, double lam,
+    double rho, double grad0, double tol, double inner_tol, double cone_tol,
+    double backtrack, double grow, double slack,
+    const floating[:, ::1] X,
+    const unsigned char[:, ::1] D,
+    const floating[:, ::1] Y,
+    const floating[:, ::1] mult,
+    floating[:, ::1] x,       # current iterate
+    floating[:, ::1] y,       # momentum point (the answer on CONVERGED)
+    floating[:, ::1] x_new,   # scratch: candidate
+    floating[:, ::1] grad,    # out: gradient of the smooth part at y
+    floating[:, ::1] Z_x,     # products of x
+    floating[:, ::1] Z_y,     # products of y
+    floating[:, ::1] Z_new,   # scratch: products of the candidate
+    floating[:, ::1] Yhat,    # scratch (n, c), AUGMENTED: predictions at y
+    floating[:, ::1] Yhat_new,  # scratch (n, c), AUGMENTED: at the candidate
+    floating[:, ::1] S,       # out: unscaled loss gradient at y, (n, c)
+    floating[:, ::1] work,    # scratch: GEMM blocks (GATED) or (n, 2cP) (AUGMENTED)
+    double[::1] state,        # in/out: see S_* slots
+    double[:, ::1] history,   # out: one row per iteration, see H_* columns
+    Py_ssize_t max_iter, double chunk_seconds, double start_time,
+):
+    """Run R-FISTA iterations; return a code (module constants)."""
+    cdef Setting s
+    s.kind = kind
+    s.loss = loss
+    s.reg = reg
+    s.reg_is_norm = reg_is_norm
+    s.has_gap = has_gap
+    s.n = X.shape[0]
+    s.d = X.shape[1]
+    s.c = Y.shape[1]
+    s.P = D.shape[1]
+    s.rows = x.shape[0]
+    s.n_halves = 1 if kind == GATED else 2
+    s.lam = lam
+    s.rho = rho
+    s.grad0 = grad0
+    s.tol = tol
+    s.inner_tol = inner_tol
+    s.cone_tol = cone_tol
+    s.backtrack = backtrack
+    s.grow = grow
+    s.slack = slack
+    cdef int code = RUNNING
+    cdef Py_ssize_t size = s.rows * s.d, it = <Py_ssize_t> state[S_ITER]
+    cdef double t = state[S_T], step = state[S_STEP], t_next, beta
+    cdef double f_y, fit, viol, objective, opt, chunk_start
+    with nogil:
+        chunk_start = now()
+        while True:
+            f_y = smooth_value(&s, D, Y, Z_y, mult, Yhat, &S[0, 0], &fit, &viol)
+            if not isfinite(f_y):
+                code = NOT_FINITE
+                break
+            smooth_gradient(&s, X, D, Z_y, mult, S, work, grad)
+            objective = fit + lam * penalty_value(reg, &y[0, 0], s.rows, s.d, s.n_halves)
+            opt = optimality(&s, Y, &S[0, 0], &grad[0, 0], &y[0, 0], objective)
+            history[it, H_TIME] = now() - start_time
+            history[it, H_OBJ] = objective
+            history[it, H_OPT] = opt
+            history[it, H_STEP] = step
+            history[it, H_VIOL] = viol
+            state[S_OBJ] = objective
+            state[S_OPT] = opt
+            state[S_VIOL] = viol
+            if not isfinite(opt) or not isfinite(objective):
+                code = NOT_FINITE
+                break
+            if opt <= tol and (kind == GATED or viol <= cone_tol):
+                code = CONVERGED
+                break
+            if it >= max_iter:
+                code = MAX_ITER
+                break
+            if line_search(&s, X, D, Y, mult, y, grad, Z_y, S, Yhat, Yhat_new,
+                           x_new, Z_new, work, &step) < 0:
+                code = STEP_UNDERFLOW
+                break
+            if kind == AUGMENTED:
+                # Subproblem test on the gradient mapping ||y - x_new|| / step,
+                # which (unlike the minimum-norm subgradient at y) is continuous
+                # where blocks vanish. On success x_new becomes the iterate.
+                state[S_INNER] = sqrt(squared_distance(&x_new[0, 0], &y[0, 0], size)) \
+                    / step / grad0
+                if state[S_INNER] <= inner_tol:
+                    memcpy(&y[0, 0], &x_new[0, 0], size * sizeof(floating))
+                    memcpy(&Z_y[0, 0], &Z_new[0, 0],
+                           Z_y.shape[0] * Z_y.shape[1] * sizeof(floating))
+                    it += 1
+                    code = INNER_CONVERGED
+                    break
+            # Restart when the step x_new - x and the gradient mapping y - x_new
+            # make an acute angle (the momentum points uphill).
+            beta = 0.0
+            if restart_product(&x[0, 0], &x_new[0, 0], &y[0, 0], size) > 0:
+                t = 1.0
+            else:
+                t_next = 0.5 * (1.0 + sqrt(1.0 + 4.0 * t * t))
+                beta = (t - 1.0) / t_next
+                t = t_next
+            combine(&y[0, 0], &x_new[0, 0], &x[0, 0], beta, size)
+            combine(&Z_y[0, 0], &Z_new[0, 0], &Z_x[0, 0], beta, Z_y.shape[0] * Z_y.shape[1])
+            memcpy(&x[0, 0], &x_new[0, 0], size * sizeof(floating))
+            memcpy(&Z_x[0, 0], &Z_new[0, 0], Z_x.shape[0] * Z_x.shape[1] * sizeof(floating))
+            step *= grow
+            it += 1
+            if now() - chunk_start > chunk_seconds:
+                break
+    state[S_T] = t
+    state[S_STEP] = step
+    state[S_ITER] = it
+    return code
+
+
+# --- Python entry points to the inline kernels, for the tests ----------------
+
+def loss_and_gradient(int loss, const floating[:, ::1] Yhat,
+                      const floating[:, ::1] Y, floating[:, ::1] S):
+    """Sum of the loss over rows; the unscaled gradient into S (out)."""
+    return loss_sum(loss, &Yhat[0, 0], &Y[0, 0], Yhat.shape[0], Yhat.shape[1], &S[0, 0])
+
+
+def loss_conjugate(int loss, const floating[:, ::1] S, const floating[:, ::1] Y,
+                   double alpha):
+    """Sum over rows of loss*(alpha * S)."""
+    return conjugate_sum(loss, &S[0, 0], &Y[0, 0], S.shape[0], S.shape[1], alpha)
+
+
+def loss_bregman(int loss, const floating[:, ::1] Z_new, const floating[:, ::1] Z_y,
+                 const floating[:, ::1] S_y, const floating[:, ::1] Y):
+    """Sum over rows of the loss's Bregman divergence between Z_new and Z_y."""
+    return bregman_sum(loss, &Z_new[0, 0], &Z_y[0, 0], &S_y[0, 0], &Y[0, 0],
+                       Z_new.shape[0], Z_new.shape[1])
+
+
+def regularizer_value(int reg, const floating[:, ::1] x, Py_ssize_t n_halves):
+    return penalty_value(reg, &x[0, 0], x.shape[0], x.shape[1], n_halves)
+
+
+def regularizer_prox(int reg, const floating[:, ::1] v, double t, Py_ssize_t n_halves,
+                     floating[:, ::1] out):
+    """out = prox of t * R at v."""
+    penalty_prox(reg, &v[0, 0], t, v.shape[0], v.shape[1], n_halves, &out[0, 0])
+
+
+def regularizer_dual_norm(int reg, const floating[:, ::1] g, Py_ssize_t n_halves):
+    return dual_norm(reg, &g[0, 0], g.shape[0], g.shape[1], n_halves)
+
+
+def regularizer_residual(int reg, const floating[:, ::1] g, const floating[:, ::1] x,
+                         double lam, Py_ssize_t n_halves):
+    """Squared norm of the minimum-norm element of g + lam dR(x)."""
+    return residual_sq(reg, &g[0, 0], &x[0, 0], lam, g.shape[0], g.shape[1], n_halves)
+
+
+def augmented_parts(const floating[:, ::1] Z, const floating[:, ::1] Z_new,
+                    const unsigned char[:, ::1] D, const floating[:, ::1] mult,
+                    double rho, Py_ssize_t n_outputs):
+    """(penalty at Z, cone violation at Z, penalty Bregman from Z to Z_new)."""
+    cdef Setting s
+    cdef double violation, value, divergence
+    s.n = Z.shape[0]
+    s.rows = Z.shape[1]
+    s.P = D.shape[1]
+    s.c = n_outputs
+    s.rho = rho
+    value = al_penalty(&s, Z, D, mult, &violation)
+    divergence = al_penalty_bregman(&s, Z_new, Z, D, mult)
+    return value, violation, divergence

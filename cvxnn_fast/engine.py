@@ -1,0 +1,245 @@
+"""Driver of the compiled R-FISTA loop: workspace, chunks, progress, statuses."""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cvxnn import operator
+from cvxnn.certificates import has_duality_gap
+from cvxnn.exceptions import NumericalBreakdown
+from cvxnn.solution import Solution
+from cvxnn_fast import _fista
+
+K = _fista.CONSTANTS
+CHUNK_SECONDS = 0.25
+BACKTRACK = 0.5
+GROW = 1.25
+# Largest second derivative of each loss (for the initial step size).
+CURVATURE = {"squared": 1.0, "logistic": 0.25, "cross_entropy": 0.5}
+
+
+@dataclass
+class Result:
+    """What an engine run hands back to fast_solve."""
+
+    status: str
+    message: str
+    blocks: dict
+    n_iter: int
+    history: dict
+    start: float
+    multipliers: tuple | None = None
+    info: dict = field(default_factory=dict)
+
+
+class Monitor:
+    """Progress printing, the user's callback and the time limit, between chunks."""
+
+    def __init__(self, verbose, callback, time_limit):
+        self.verbose = bool(verbose)
+        self.callback = callback
+        self.time_limit = time_limit
+        self.start = time.monotonic()
+        self._last_print = -np.inf
+
+    def elapsed(self):
+        return time.monotonic() - self.start
+
+    def report(self, state, kind):
+        """Return a reason to stop ("" to go on)."""
+        info = {"iteration": int(state[K["S_ITER"]]), "time": self.elapsed(),
+                "objective": state[K["S_OBJ"]], "optimality": state[K["S_OPT"]]}
+        if kind == K["AUGMENTED"]:
+            info["cone_violation"] = state[K["S_VIOL"]]
+        if self.verbose and info["time"] - self._last_print >= 0.5:
+            self._last_print = info["time"]
+            extra = (f"  cone violation {info['cone_violation']:.2e}"
+                     if "cone_violation" in info else "")
+            print(f"fast_solve  iter {info['iteration']:6d}  t {info['time']:8.2f}s  "
+                  f"objective {info['objective']:.10g}  optimality "
+                  f"{info['optimality']:.2e}{extra}", flush=True)
+        if self.callback is not None and self.callback(info):
+            return "stopped by the callback"
+        if self.time_limit is not None and info["time"] >= self.time_limit:
+            return f"time limit of {self.time_limit:g}s reached"
+        return ""
+
+
+class Workspace:
+    """Every array the compiled loop touches, allocated once per solve."""
+
+    def __init__(self, problem, kind, x0, max_iter):
+        n, c = problem.y.shape
+        rows, d = x0.shape
+        dtype = problem.dtype
+        self.kind = kind
+        self.x = np.ascontiguousarray(x0, dtype=dtype)
+        self.y = self.x.copy()
+        self.x_new = np.empty_like(self.x)
+        self.grad = np.empty_like(self.x)
+        self.Z_x = self.products(problem, self.x)
+        self.Z_y = self.Z_x.copy()
+        self.Z_new = np.empty_like(self.Z_x)
+        self.S = np.empty((n, c), dtype)
+        gated = kind == K["GATED"]
+        self.Yhat = np.empty((1, 1) if gated else (n, c), dtype)
+        self.Yhat_new = np.empty_like(self.Yhat)
+        width = rows
+        self.work = np.empty(
+            (operator.block_rows(n, width, self.x.itemsize) if gated else n, width),
+            dtype)
+        self.state = np.zeros(K["N_STATE"])
+        self.state[K["S_T"]] = 1.0
+        self.history = np.full((max_iter + 1, K["N_HISTORY"]), np.nan)
+
+    def products(self, problem, x):
+        """Cached products of a point: predictions (gated) or X @ x^T (ReLU)."""
+        if self.kind == K["GATED"]:
+            c, P, d = problem.weight_shape
+            return operator.predict(problem.X, problem.patterns, x.reshape(c, P, d))
+        return np.ascontiguousarray(problem.X @ x.T)
+
+    def restart_at_y(self):
+        """Make y the current iterate and drop the momentum."""
+        self.x[...] = self.y
+        self.Z_x[...] = self.Z_y
+        self.state[K["S_T"]] = 1.0
+
+    def history_dict(self, relu):
+        it = int(self.state[K["S_ITER"]]) + 1
+        H = self.history[:it]
+        out = {"time": H[:, K["H_TIME"]].copy(), "objective": H[:, K["H_OBJ"]].copy(),
+               "optimality": H[:, K["H_OPT"]].copy(),
+               "step_size": H[:, K["H_STEP"]].copy()}
+        if relu:
+            out["cone_violation"] = H[:, K["H_VIOL"]].copy()
+        return out
+
+
+def initial_step(problem, x_shape, relu, rho, power_iterations=3, max_rows=4096):
+    """1 / (estimate of the Lipschitz constant of the smooth part's gradient).
+
+    A few power iterations on ``(1/n) A^T A`` (times the loss's largest
+    curvature), plus ``rho X^T X`` per neuron for the augmented Lagrangian.
+    On more than ``max_rows`` samples they run on a seeded row subsample,
+    whose ``(1/m) A_S^T A_S`` estimates ``(1/n) A^T A``; the line search
+    corrects what the estimate misses.
+    """
+    rng = np.random.default_rng(0)
+    c, P, d = problem.weight_shape
+    X, D, n = problem.X, problem.patterns, problem.n_samples
+    if n > max_rows:
+        rows = np.sort(rng.choice(n, max_rows, replace=False))
+        X, D = np.ascontiguousarray(X[rows]), np.ascontiguousarray(D[rows])
+    scale = n / X.shape[0]
+    r = rng.standard_normal(x_shape).astype(problem.dtype)
+    L = 1.0
+    for _ in range(power_iterations):
+        r /= np.linalg.norm(r)
+        U = r[: c * P] - r[c * P:] if relu else r
+        S = operator.predict(X, D, U.reshape(c, P, d))
+        G = operator.adjoint(X, D, S).reshape(c * P, d)
+        Hr = CURVATURE[problem.loss.name] / X.shape[0] * (
+            np.vstack([G, -G]) if relu else G)
+        if relu:
+            Hr = Hr + rho * scale * ((X @ r.T).T @ X)
+        L = float(np.linalg.norm(Hr))
+        r = Hr
+    if not np.isfinite(L):
+        raise NumericalBreakdown(
+            "fast_solve: the estimate of the gradient's Lipschitz constant overflows "
+            f"({L!r}): the features are too large for {problem.dtype.name}; rescale "
+            "them (build_problem(..., standardize=True)).")
+    return 1.0 / L if L > 0 else 1.0
+
+
+def settings(problem):
+    """Codes and flags the kernel needs, from the problem's parts."""
+    reg = problem.regularizer
+    return {"loss": problem.loss.code, "reg": reg.code if problem.lam > 0 else 4,
+            "reg_is_norm": int(reg.is_norm), "has_gap": int(has_duality_gap(problem)),
+            "lam": problem.lam}
+
+
+def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
+        cone_tol=np.inf):
+    """Call the compiled loop chunk by chunk; return (code, reason to stop)."""
+    st = settings(problem)
+    grad0 = float(np.linalg.norm(problem.gradient_at_zero)) or 1.0
+    slack = 1e-6  # relative slack of the line search's bound
+    while True:
+        code = _fista.run(
+            ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
+            st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,
+            problem.X, problem.patterns.view(np.uint8), problem.y, mult, ws.x, ws.y,
+            ws.x_new, ws.grad, ws.Z_x, ws.Z_y, ws.Z_new, ws.Yhat, ws.Yhat_new, ws.S,
+            ws.work, ws.state, ws.history, max_iter, CHUNK_SECONDS, monitor.start)
+        stop = monitor.report(ws.state, ws.kind)
+        if code != K["RUNNING"] or stop:
+            return code, stop
+
+
+def describe(code, stop, state, tol):
+    """(status, message) for a finished run."""
+    it, opt = int(state[K["S_ITER"]]), state[K["S_OPT"]]
+    if stop:
+        return "user_limit", f"{stop} at iteration {it} (optimality {opt:.2e})."
+    if code == K["CONVERGED"]:
+        return "optimal", ""
+    if code == K["MAX_ITER"]:
+        return "optimal_inaccurate", (
+            f"max_iter={it} reached with optimality {opt:.2e} > tol={tol:.1e}; "
+            "returning the last iterate.")
+    if code == K["STEP_UNDERFLOW"]:
+        return "optimal_inaccurate", (
+            f"the line search found no decrease at iteration {it} (optimality "
+            f"{opt:.2e}): tol={tol:.1e} is likely below the precision reachable "
+            "in this dtype; returning the last iterate.")
+    raise AssertionError(f"unexpected kernel code {code}")
+
+
+def breakdown(problem, ws, blocks_of, start, cause=None):
+    """Raise NumericalBreakdown carrying the last finite iterate."""
+    it = int(ws.state[K["S_ITER"]])
+    cause = cause or (f"the objective or its gradient became NaN/inf at iteration "
+                      f"{it} (objective {ws.state[K['S_OBJ']]!r})")
+    last = None
+    if np.all(np.isfinite(ws.x)):
+        last = Solution.from_weights(problem, status="solver_error", solver="fast",
+                                     solve_time=time.monotonic() - start,
+                                     n_iter=it, **blocks_of(ws.x))
+    raise NumericalBreakdown(
+        f"fast_solve: {cause}; check the data scaling (build_problem(..., "
+        "standardize=True)) and lam. The last finite iterate is in the "
+        "exception's .solution.", last)
+
+
+def check_finite_run(problem, ws, code, blocks_of, start):
+    """Turn a NaN/inf in the objective or the gradient into NumericalBreakdown."""
+    it = int(ws.state[K["S_ITER"]])
+    if code == K["NOT_FINITE"]:
+        breakdown(problem, ws, blocks_of, start)
+    if code == K["STEP_UNDERFLOW"] and not np.all(np.isfinite(ws.grad)):
+        breakdown(problem, ws, blocks_of, start,
+                  f"the gradient overflowed at iteration {it}")
+
+
+def solve_gated(problem, U0, tol, max_iter, monitor):
+    """R-FISTA on the gated ReLU program."""
+    c, P, d = problem.weight_shape
+    ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter)
+    ws.state[K["S_STEP"]] = initial_step(problem, ws.x.shape, False, 0.0)
+    dummy = np.zeros((1, 1), problem.dtype)
+
+    def blocks_of(x):
+        return {"U": x.reshape(c, P, d).copy()}
+
+    try:
+        code, stop = run(problem, ws, monitor, tol=tol, max_iter=max_iter, mult=dummy)
+    except KeyboardInterrupt:
+        code, stop = K["RUNNING"], "interrupted by the user (KeyboardInterrupt)"
+    check_finite_run(problem, ws, code, blocks_of, monitor.start)
+    status, message = describe(code, stop, ws.state, tol)
+    return Result(status, message, blocks_of(ws.y), int(ws.state[K["S_ITER"]]),
+                  ws.history_dict(False), monitor.start)

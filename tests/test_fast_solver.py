@@ -1,0 +1,243 @@
+"""The compiled solvers against CLARABEL, and their statuses, warm starts, dtypes."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import LOSSES, REGULARIZERS, make_data
+
+import cvxnn
+from cvxnn.exceptions import ConvergenceWarning, NumericalBreakdown
+from cvxnn_fast import fast_solve
+
+TIGHT = {"tol_gap_rel": 1e-11, "tol_gap_abs": 1e-12, "tol_feas": 1e-11}
+
+
+def build(loss, regularizer, formulation="gated_relu", lam=0.02, bias=False,
+          n_outputs=1, n_samples=40, n_gates=8, seed=0, dtype=np.float64):
+    if loss == "cross_entropy":
+        n_outputs = max(n_outputs, 2)  # classes
+    X, y = make_data(loss, n_samples=n_samples, n_features=3, n_outputs=n_outputs,
+                     seed=seed, dtype=dtype)
+    return cvxnn.build_problem(X, y, formulation=formulation, loss=loss,
+                               regularizer=regularizer, lam=lam, n_gates=n_gates,
+                               bias=bias, random_state=seed)
+
+
+def clarabel(problem):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = problem.solve("CLARABEL", **TIGHT)
+    assert sol.status in ("optimal", "optimal_inaccurate")
+    return sol
+
+
+def assert_matches(fast, ref, tol):
+    assert fast.status == "optimal", fast.message
+    assert fast.solver == "fast"
+    assert fast.certificate.optimality <= tol
+    # Both objectives are upper bounds on the optimum certified by their
+    # duality gaps: they agree to 1e-6 relative, or to within the gaps where
+    # CLARABEL itself stops short of that (exponential-cone losses).
+    slack = max(1e-6 * abs(ref.objective),
+                ref.certificate.duality_gap + fast.certificate.duality_gap
+                if ref.certificate.duality_gap is not None else 0.0)
+    assert abs(fast.objective - ref.objective) <= slack + 1e-12
+    # The reported objective is cvxnn's own, at the returned weights.
+    assert fast.objective == fast.problem.objective(**fast.blocks)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("regularizer", REGULARIZERS)
+@pytest.mark.parametrize("bias,n_outputs", [(False, 1), (True, 3)])
+def test_gated_matches_clarabel(loss, regularizer, bias, n_outputs):
+    problem = build(loss, regularizer, bias=bias, n_outputs=n_outputs)
+    fast = fast_solve(problem, tol=1e-9, max_iter=50_000)
+    assert_matches(fast, clarabel(problem), 1e-9)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_gated_lam_zero_matches_clarabel(loss):
+    """No regularization: the KKT residual is the certificate."""
+    problem = build(loss, None, lam=0.0, n_samples=80, n_gates=5)
+    fast = fast_solve(problem, tol=1e-8, max_iter=50_000)
+    assert fast.certificate.relative_gap is None
+    assert_matches(fast, clarabel(problem), 1e-8)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("regularizer", ["group_l1", "feature_group_l1", "l2", "l1"])
+@pytest.mark.parametrize("bias,n_outputs", [(False, 1), (True, 2)])
+def test_relu_matches_clarabel(loss, regularizer, bias, n_outputs):
+    problem = build(loss, regularizer, formulation="relu", bias=bias,
+                    n_outputs=n_outputs, n_gates=6)
+    fast = fast_solve(problem, tol=1e-8, max_iter=200_000)
+    assert_matches(fast, clarabel(problem), 1e-8)
+    assert fast.certificate.cone_violation <= 1e-8
+    lam_V, lam_W = fast.multipliers
+    assert lam_V.shape == (problem.n_samples, problem.n_outputs, problem.n_patterns)
+    assert lam_V.min() >= 0 and lam_W.min() >= 0
+
+
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_lam_above_lam_max_gives_zero(formulation, loss):
+    gated = build(loss, "group_l1")
+    top = cvxnn.lam_max(gated)
+    problem = build(loss, "group_l1", formulation=formulation, lam=1.01 * top)
+    sol = fast_solve(problem, tol=1e-8)
+    assert sol.status == "optimal"
+    assert not np.any(sol.U)
+    assert sol.n_active == 0
+
+
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+def test_float32_agrees_with_float64(formulation):
+    p64 = build("squared", "group_l1", formulation=formulation)
+    p32 = build("squared", "group_l1", formulation=formulation, dtype=np.float32)
+    np.testing.assert_array_equal(p32.patterns, p64.patterns)
+    s64 = fast_solve(p64, tol=1e-8, max_iter=100_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        s32 = fast_solve(p32, tol=1e-5, max_iter=100_000)
+    assert s32.U.dtype == np.float32
+    assert s32.objective == pytest.approx(s64.objective, rel=1e-4)
+    np.testing.assert_allclose(s32.predict(p32.X[:, :3]), s64.predict(p64.X[:, :3]),
+                               atol=1e-3)
+
+
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+def test_warm_start_from_the_optimum_stops_at_once(formulation):
+    problem = build("logistic", "group_l1", formulation=formulation)
+    sol = fast_solve(problem, tol=1e-7, max_iter=100_000)
+    again = fast_solve(problem, tol=1e-7, warm_start=sol)
+    assert again.status == "optimal"
+    assert again.n_iter == 0
+    assert again.objective == sol.objective
+    if formulation == "gated_relu":
+        assert fast_solve(problem, tol=1e-7, warm_start=sol.U).n_iter == 0
+    else:  # weights without multipliers: the method must rebuild them
+        cold = fast_solve(problem, tol=1e-7, max_iter=100_000)
+        warm = fast_solve(problem, tol=1e-7, warm_start=(sol.V, sol.W))
+        assert warm.status == "optimal" and warm.n_iter < cold.n_iter
+
+
+def test_warm_start_from_a_neighbouring_lam_saves_iterations():
+    problem = build("squared", "group_l1", lam=0.02)
+    near = cvxnn.with_lam(problem, 0.021)
+    cold = fast_solve(near, tol=1e-8)
+    warm = fast_solve(near, tol=1e-8, warm_start=fast_solve(problem, tol=1e-8))
+    assert warm.objective == pytest.approx(cold.objective, rel=1e-7)
+    assert warm.n_iter < cold.n_iter
+
+
+def test_max_iter_returns_the_iterate_as_inaccurate():
+    problem = build("squared", "group_l1", lam=1e-3)
+    with pytest.warns(ConvergenceWarning, match="max_iter=5"):
+        sol = fast_solve(problem, tol=1e-12, max_iter=5)
+    assert sol.status == "optimal_inaccurate"
+    assert sol.n_iter == 5
+    assert sol.certificate.optimality > 1e-12
+    assert len(sol.history["objective"]) == 6
+
+
+def test_relu_with_violated_cones_is_never_optimal():
+    problem = build("squared", "group_l1", formulation="relu", lam=1e-3)
+    with pytest.warns(ConvergenceWarning):
+        sol = fast_solve(problem, tol=1e-10, max_iter=30)
+    assert sol.status != "optimal"
+    assert sol.certificate.cone_violation > 1e-10
+
+
+def test_history_is_recorded_per_iteration():
+    problem = build("cross_entropy", "group_l1", n_outputs=3)
+    sol = fast_solve(problem, tol=1e-7)
+    h = sol.history
+    assert set(h) >= {"time", "objective", "optimality", "step_size"}
+    assert len(h["time"]) == sol.n_iter + 1
+    assert np.all(np.diff(h["time"]) >= 0)
+    assert h["optimality"][-1] <= 1e-7
+    assert h["objective"][-1] == pytest.approx(sol.objective, rel=1e-10)
+
+
+def test_overflowing_data_raise_a_named_breakdown():
+    X, y = make_data("logistic", n_samples=30)
+    problem = cvxnn.build_problem(X * 1e300, y, loss="logistic", n_gates=4)
+    with np.errstate(over="ignore"), pytest.raises(NumericalBreakdown,
+                                                   match="Lipschitz.*overflows"):
+        fast_solve(problem)
+
+
+def test_nan_during_the_solve_raises_with_the_last_finite_iterate():
+    """Huge weights overflow the logistic loss's gradient mid-solve."""
+    problem = build("logistic", "group_l1", lam=1e-3)
+    start = np.full(problem.weight_shape, 1e306)
+    with np.errstate(all="ignore"), pytest.raises(NumericalBreakdown) as info:
+        fast_solve(problem, warm_start=start)
+    assert "iteration 0" in str(info.value)
+
+
+def test_callback_sees_progress_and_can_stop():
+    problem = build("squared", "group_l1", lam=1e-4, n_samples=200, n_gates=40)
+    seen = []
+
+    def callback(state):
+        seen.append(state)
+        return True
+
+    with pytest.warns(ConvergenceWarning, match="callback"):
+        sol = fast_solve(problem, tol=1e-14, max_iter=10**6, callback=callback)
+    assert sol.status == "user_limit"
+    assert sol.U is not None and np.isfinite(sol.objective)
+    assert seen and set(seen[0]) >= {"iteration", "time", "objective", "optimality"}
+
+
+def test_keyboard_interrupt_returns_the_last_iterate():
+    problem = build("squared", "group_l1", lam=1e-4, n_samples=200, n_gates=40)
+
+    def interrupt(state):
+        raise KeyboardInterrupt
+
+    with pytest.warns(ConvergenceWarning, match="KeyboardInterrupt"):
+        sol = fast_solve(problem, tol=1e-14, max_iter=10**6, callback=interrupt)
+    assert sol.status == "user_limit"
+    assert np.isfinite(sol.objective)
+
+
+def test_time_limit():
+    problem = build("squared", "group_l1", lam=1e-5, n_samples=300, n_gates=60)
+    with pytest.warns(ConvergenceWarning, match="time limit"):
+        sol = fast_solve(problem, tol=1e-15, max_iter=10**7, time_limit=0.3)
+    assert sol.status == "user_limit"
+    assert sol.solve_time < 5
+
+
+def test_verbose_prints_progress(capsys):
+    fast_solve(build("squared", "l1"), tol=1e-8, verbose=True)
+    assert "objective" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"tol": 0.0}, ValueError, "^tol:"),
+    ({"tol": "small"}, TypeError, "^tol:"),
+    ({"max_iter": 0}, ValueError, "^max_iter:"),
+    ({"max_iter": 2.5}, TypeError, "^max_iter:"),
+    ({"callback": 3}, TypeError, "^callback:"),
+    ({"time_limit": -1.0}, ValueError, "^time_limit:"),
+    ({"cone_tol": 0.0}, ValueError, "^cone_tol:"),
+    ({"warm_start": np.zeros(3)}, ValueError, "^warm_start"),
+    ({"learning_rate": 0.1}, TypeError, "learning_rate"),
+])
+def test_bad_options_are_named(kwargs, error, match):
+    problem = build("squared", "group_l1")
+    with pytest.raises(error, match=match):
+        fast_solve(problem, **kwargs)
+    with pytest.raises(error, match=match):
+        problem.solve("fast", **kwargs)
+
+
+def test_problem_solve_fast_dispatches():
+    problem = build("squared", "group_l1")
+    assert problem.solve("fast").solver == "fast"
+    with pytest.raises(TypeError, match="^problem:"):
+        fast_solve("not a problem")
