@@ -16,17 +16,6 @@ import pytest
 import cvxnn
 
 
-def _has_fast():
-    try:
-        from cvxnn_fast.solve import fast_solve  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-HAS_FAST = _has_fast()
-
-
 @pytest.fixture(scope="module")
 def diabetes():
     datasets = pytest.importorskip("sklearn.datasets")
@@ -85,7 +74,6 @@ def test_gap_closes_at_lam_max(diabetes):
     assert relu.objective == pytest.approx(zero, rel=1e-6)
 
 
-@pytest.mark.skipif(not HAS_FAST, reason="cvxnn_fast.solve not built yet")
 def test_fast_backend_equivalence(diabetes):
     gated = diabetes.solve("fast", tol=1e-9, max_iter=100000)
     relu = cvxnn.relu_twin(diabetes).solve("CLARABEL")

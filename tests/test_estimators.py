@@ -16,15 +16,11 @@ from cvxnn.estimators import (
     ConvexReLUClassifier,
     ConvexReLURegressor,
     expected_failed_checks,
-    fast_available,
     register_gate_family,
 )
 from cvxnn.solution import Solution
 
 SOLVER = "CLARABEL"
-needs_fast = pytest.mark.skipif(not fast_available(),
-                                reason="cvxnn_fast.fast_solve not built yet")
-
 
 @parametrize_with_checks(
     [
@@ -237,7 +233,6 @@ def test_failed_solve_raises(regression_data, monkeypatch):
         ConvexReLURegressor(n_gates=4, solver=SOLVER).fit(X, y)
 
 
-@needs_fast
 def test_fast_solver_matches_clarabel(regression_data):
     X, y = regression_data
     fast = ConvexReLURegressor(n_gates=10, lam=1e-2, solver="fast",

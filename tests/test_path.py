@@ -11,18 +11,6 @@ from cvxnn.path import active_neurons, lam_grid, regularization_path
 from cvxnn.solvers.cvxpy_backend import solve_cvxpy
 
 
-def _has_fast():
-    try:
-        from cvxnn_fast.solve import fast_solve  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-HAS_FAST = _has_fast()
-needs_fast = pytest.mark.skipif(not HAS_FAST, reason="cvxnn_fast.solve not built yet")
-
-
 def make_data(loss="logistic", n=60, d=4, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
@@ -196,14 +184,6 @@ def test_bad_arguments(classification):
         regularization_path(None, [0.1])
 
 
-@pytest.mark.skipif(HAS_FAST, reason="only meaningful before the fast solver exists")
-def test_fast_missing_is_reported(classification):
-    problem, _, _ = classification
-    with pytest.raises(ValueError, match="fast"):
-        regularization_path(problem, [0.1], solver="fast")
-
-
-@needs_fast
 @pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
 def test_fast_path_matches_clarabel_and_warm_starts_save_iterations(formulation):
     X, y = make_data("squared", n=80, d=5, seed=3)

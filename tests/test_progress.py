@@ -7,7 +7,7 @@ import pytest
 
 import cvxnn
 import cvxnn.solvers
-from cvxnn.estimators import ConvexReLURegressor, fast_available
+from cvxnn.estimators import ConvexReLURegressor
 from cvxnn.progress import SolveProgress, solve_with_progress, track
 
 pytest.importorskip("tqdm")
@@ -96,7 +96,6 @@ def test_track():
     assert "path" in out.getvalue() and "3/3" in out.getvalue()
 
 
-@pytest.mark.skipif(not fast_available(), reason="cvxnn_fast.fast_solve not built")
 def test_real_fast_solver_progress(problem):
     out = stdio.StringIO()
     sol = solve_with_progress(problem, "fast", file=out, max_iter=10000)
