@@ -18,6 +18,7 @@ has nothing to warm start from and ``warm_start`` only applies to ``"fast"``.
 """
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from cvxnn import operator
 from cvxnn._validation import as_float_array, check_finite, check_positive_int
 from cvxnn.certificates import lam_max as compute_lam_max
+from cvxnn.exceptions import ConvergenceWarning
 from cvxnn.variants import check_problem, with_lam
 
 
@@ -93,6 +95,7 @@ class RegularizationPath:
 
     points: list
     solver: str
+    interrupted: bool = False
 
     def __len__(self):
         return len(self.points)
@@ -240,6 +243,13 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
     Returns
     -------
     RegularizationPath of :class:`PathPoint`, one per lam.
+
+    Notes
+    -----
+    Ctrl-C (KeyboardInterrupt) stops the path: the solutions computed so far
+    are returned (the interrupted fast solve's last iterate included, with
+    status ``"user_limit"``), ``path.interrupted`` is True and a
+    :class:`~cvxnn.exceptions.ConvergenceWarning` says where it stopped.
     """
     check_problem(problem)
     lams = _check_lams(lams)
@@ -251,13 +261,27 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
     validation = None if X_val is None else _data(problem, X_val, y_val)
     train = _data(problem, None, None)
     points, previous = [], None
-    for lam in lams:
-        point = _solve_point(problem, lam, solver, previous if warm_start else None,
-                             solver_options, train, validation, active_rtol)
-        points.append(point)
-        if point.solution.U is not None:
-            previous = point.solution
+    try:
+        for lam in lams:
+            point = _solve_point(problem, lam, solver,
+                                 previous if warm_start else None, solver_options,
+                                 train, validation, active_rtol)
+            points.append(point)
+            if _interrupted(point.solution):
+                raise KeyboardInterrupt
+            if point.solution.U is not None:
+                previous = point.solution
+    except KeyboardInterrupt:
+        warnings.warn(f"regularization_path: interrupted by the user after "
+                      f"{len(points)} of {len(lams)} lams; returning those.",
+                      ConvergenceWarning, stacklevel=2)
+        return RegularizationPath(points, solver, interrupted=True)
     return RegularizationPath(points, solver)
+
+
+def _interrupted(solution):
+    """Whether the fast solver caught a Ctrl-C during this solve."""
+    return solution.status == "user_limit" and "KeyboardInterrupt" in solution.message
 
 
 def _default_metric(path):

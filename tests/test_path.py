@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import cvxnn
+from cvxnn.exceptions import ConvergenceWarning
 from cvxnn.path import active_neurons, lam_grid, regularization_path
 from cvxnn.solvers.cvxpy_backend import solve_cvxpy
 
@@ -197,3 +198,35 @@ def test_fast_path_matches_clarabel_and_warm_starts_save_iterations(formulation)
         reference = cvxnn.with_lam(problem, point.lam).solve("CLARABEL")
         assert point.objective == pytest.approx(reference.objective, rel=1e-5)
     assert warm.total_iterations < cold.total_iterations
+
+
+@pytest.mark.parametrize("solver", ["fast", "CLARABEL"])
+def test_interrupted_path_keeps_the_solutions_already_computed(monkeypatch, solver):
+    """Ctrl-C at the third lam: two finished points (plus the fast solver's
+    interrupted iterate) come back instead of nothing."""
+    from cvxnn import path as path_module
+
+    X, y = make_data("squared", n=60, d=4, seed=5)
+    problem = cvxnn.build_problem(X, y, n_gates=10)
+    lams = lam_grid(problem, 5, 1e-2)
+    real = path_module._solve_point
+    calls = []
+
+    def interrupt_third(problem, lam, *args):
+        calls.append(lam)
+        if len(calls) == 3:
+            if solver == "CLARABEL":
+                raise KeyboardInterrupt
+            sol = real(problem, lam, *args)
+            sol.solution.status = "user_limit"
+            sol.solution.message = "interrupted by the user (KeyboardInterrupt)"
+            return sol
+        return real(problem, lam, *args)
+
+    monkeypatch.setattr(path_module, "_solve_point", interrupt_third)
+    with pytest.warns(ConvergenceWarning, match="interrupted"):
+        path = regularization_path(problem, lams, solver=solver)
+    assert path.interrupted
+    assert len(path) == (3 if solver == "fast" else 2)
+    assert all(np.isfinite(p.objective) for p in path)
+    assert len(calls) == 3
