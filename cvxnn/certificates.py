@@ -75,7 +75,10 @@ def has_duality_gap(problem):
 
 
 def _dual_objective(problem, S_unscaled, Zs):
-    """Dual value at the residual-based point; Zs are the blocks' ``A^T S - C^T lambda``."""
+    """Dual value at the residual-based point.
+
+    Zs are the blocks' ``A^T S - C^T lambda`` (the multipliers' term for ReLU).
+    """
     reg, lam, n = problem.regularizer, problem.lam, problem.n_samples
     if reg.is_norm:
         worst = max(reg.dual_norm(Z) for Z in Zs)

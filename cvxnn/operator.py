@@ -30,7 +30,7 @@ def _work(X, width):
 
 
 def predict(X, D, U):
-    """Predictions ``yhat[j, k] = sum_i D[j, i] X[j] @ U[k, i]``, shape (n, n_outputs)."""
+    """Predictions ``yhat[j, k] = sum_i D[j, i] X[j] @ U[k, i]``, (n, n_outputs)."""
     n_outputs, P, d = U.shape
     U_flat = np.ascontiguousarray(U, dtype=X.dtype).reshape(n_outputs * P, d)
     out = np.empty((X.shape[0], n_outputs), X.dtype)

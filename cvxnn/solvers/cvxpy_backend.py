@@ -144,7 +144,8 @@ def solve_cvxpy(problem, solver="CLARABEL", **options):
     blocks = {k: _weights(problem, v) for k, v in model.variables.items()}
     multipliers = None
     if model.cone_constraints:
-        multipliers = tuple(_multipliers(problem, con) for con in model.cone_constraints)
+        multipliers = tuple(_multipliers(problem, con)
+                            for con in model.cone_constraints)
     elapsed = time.perf_counter() - start
     return Solution.from_weights(problem, status=status, solver=name,
                                  solve_time=elapsed, multipliers=multipliers,
