@@ -17,14 +17,11 @@ gates are a fixed buffer. Parameters keep the network's dtype.
 """
 
 
+from cvxnn._optional import optional_import
+
+
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - exercised without torch only
-        raise ImportError(
-            "exporting to PyTorch needs torch: pip install torch (or cvxnn[torch])."
-        ) from exc
-    return torch
+    return optional_import("torch", "exporting to PyTorch", "torch")
 
 
 def _network_of(obj):

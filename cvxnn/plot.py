@@ -13,15 +13,11 @@ and saved by the caller (``ax.figure.savefig("path.png")``).
 
 import numpy as np
 
+from cvxnn._optional import optional_import
+
 
 def _pyplot():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - exercised without matplotlib only
-        raise ImportError(
-            "plotting needs matplotlib: pip install matplotlib (or cvxnn[plot])."
-        ) from exc
-    return plt
+    return optional_import("matplotlib.pyplot", "plotting", "plot")
 
 
 def _axes(ax):

@@ -16,15 +16,11 @@ is missing, and does nothing when the bar is disabled.
 
 import sys
 
+from cvxnn._optional import optional_import
+
 
 def _tqdm():
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as exc:  # pragma: no cover - exercised without tqdm only
-        raise ImportError(
-            "progress bars need tqdm: pip install tqdm (or cvxnn[progress])."
-        ) from exc
-    return tqdm
+    return optional_import("tqdm.auto", "progress bars", "progress").tqdm
 
 
 def _format_state(state):
