@@ -27,7 +27,7 @@ from libc.string cimport memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from cvxnn_fast._blas cimport dot
-from cvxnn_fast._loss cimport bregman_sum, conjugate_sum, loss_sum
+from cvxnn_fast._loss cimport bregman_sum, conjugate_sum, hessian_factors, loss_sum
 from cvxnn_fast._augmented cimport al_candidate, al_prepare
 from cvxnn_fast._operator cimport adjoint, adjoint_block, forward_block, forward_rows
 from cvxnn_fast._penalty cimport (
@@ -459,3 +459,10 @@ def augmented_candidate(
     cdef Py_ssize_t n = Y.shape[0], c = Y.shape[1], P = D.shape[1]
     return al_candidate(loss, &D[0, 0], &Y[0, 0], &mult[0, 0], &Z_new[0, 0], &Z[0, 0],
                         &Yhat[0, 0], &S[0, 0], n, c, P, rho, &Yhat_new[0, 0])
+
+
+def loss_hessian(int loss, const floating[:, ::1] S, const floating[:, ::1] Y,
+                 floating[:, ::1] Wd, floating[:, ::1] Q):
+    """Per-row loss Hessians diag(Wd_j) - Q_j Q_j^T at gradient S (fills Wd, Q)."""
+    hessian_factors(loss, &S[0, 0], &Y[0, 0], S.shape[0], S.shape[1], &Wd[0, 0],
+                    &Q[0, 0])

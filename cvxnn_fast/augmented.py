@@ -35,14 +35,17 @@ multiplier updates stall.
 import numpy as np
 
 from cvxnn_fast import engine
+from cvxnn_fast.polish import Polisher
 
 K = engine.K
-RHO_START = 1.0
+RHO_START = 4.0
 RHO_GROWTH = 2.0
-RHO_MAX_FACTOR = 1e4
+RHO_MAX_FACTOR = 1.0
 VIOLATION_DECREASE = 0.25
 INNER_TOL_START = 1e-2
 INNER_TOL_PER_VIOLATION = 0.1
+INNER_TOL_FLOOR = 1e-4
+ACCELERATE = True
 
 
 def _signs(problem):
@@ -86,42 +89,72 @@ def _multipliers_in(problem, multipliers):
     return mult
 
 
+class Schedule:
+    """Multipliers, penalty and subproblem tolerance across outer iterations."""
+
+    def __init__(self, problem, mult, rho, tol):
+        self.signs = _signs(problem)
+        self.mult, self.plain = mult, mult.copy()
+        self.rho = self.rho_start = rho
+        self.tol, self.inner_tol = tol, INNER_TOL_START
+        self.t, self.previous_violation, self.n_outer = 1.0, np.inf, 0
+
+    def shifted(self, Z):
+        """max(0, m - rho c(x)): the multipliers the products Z of x imply."""
+        return np.maximum(self.mult - self.rho * self.signs * Z, 0)
+
+    def update(self, Z, violation, state):
+        """One outer step after a subproblem solved at products Z."""
+        self.n_outer += 1
+        new = self.shifted(Z)
+        if not ACCELERATE or violation > self.previous_violation:
+            self.t = 1.0  # safeguard: no extrapolation after a worse violation
+        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * self.t**2))
+        np.maximum(new + (self.t - 1.0) / t_next * (new - self.plain), 0,
+                   out=self.mult)
+        self.plain, self.t = new, t_next
+        if (violation > VIOLATION_DECREASE * self.previous_violation
+                and self.rho < RHO_MAX_FACTOR * self.rho_start):
+            self.rho *= RHO_GROWTH
+            state[K["S_STEP"]] /= RHO_GROWTH
+        self.previous_violation = violation
+        self.inner_tol = max(self.tol * INNER_TOL_FLOOR,
+                             min(self.inner_tol, INNER_TOL_PER_VIOLATION * violation))
+
+
 def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
     """Run the method; returns an :class:`engine.Result`."""
     c, P, d = problem.weight_shape
     x0 = np.vstack([blocks["V"].reshape(c * P, d), blocks["W"].reshape(c * P, d)])
     ws = engine.Workspace(problem, K["AUGMENTED"], x0, max_iter)
-    mult = _multipliers_in(problem, multipliers)
-    signs = _signs(problem)
     data_step = engine.initial_step(problem, ws.x.shape, True, 0.0)
-    rho = rho_start = RHO_START / (data_step * _squared_norm(problem.X))
-    ws.state[K["S_STEP"]] = engine.initial_step(problem, ws.x.shape, True, rho)
-    inner_tol, previous_violation, n_outer = INNER_TOL_START, np.inf, 0
+    sched = Schedule(problem, _multipliers_in(problem, multipliers),
+                     RHO_START / (data_step * _squared_norm(problem.X)), tol)
+    ws.state[K["S_STEP"]] = engine.initial_step(problem, ws.x.shape, True, sched.rho)
+    polisher = Polisher(problem, tol, cone_tol)
+
+    def polish_args(ws):
+        return (_split(problem, ws.y),
+                _multipliers_out(problem, sched.shifted(ws.Z_y)))
+
     try:
         while True:
             code, stop = engine.run(problem, ws, monitor, tol=tol, max_iter=max_iter,
-                                    mult=mult, rho=rho, inner_tol=inner_tol,
-                                    cone_tol=cone_tol)
+                                    mult=sched.mult, rho=sched.rho,
+                                    inner_tol=sched.inner_tol, cone_tol=cone_tol,
+                                    polisher=polisher, polish_args=polish_args)
             if code != K["INNER_CONVERGED"] or stop:
                 break
-            n_outer += 1
-            violation = ws.state[K["S_VIOL"]]
-            np.maximum(mult - rho * signs * ws.Z_y, 0, out=mult)
-            if (violation > VIOLATION_DECREASE * previous_violation
-                    and rho < RHO_MAX_FACTOR * rho_start):
-                rho *= RHO_GROWTH
-                ws.state[K["S_STEP"]] /= RHO_GROWTH
-            previous_violation = violation
-            inner_tol = max(tol / 10.0,
-                            min(inner_tol, INNER_TOL_PER_VIOLATION * violation))
+            sched.update(ws.Z_y, ws.state[K["S_VIOL"]], ws.state)
             ws.restart_at_y()
     except KeyboardInterrupt:
         code, stop = K["RUNNING"], "interrupted by the user (KeyboardInterrupt)"
     engine.check_finite_run(problem, ws, code, lambda x: _split(problem, x),
                             monitor.start)
     status, message = engine.describe(code, stop, ws.state, tol)
-    final_mult = np.maximum(mult - rho * signs * ws.Z_y, 0)
-    return engine.Result(status, message, _split(problem, ws.y),
-                         int(ws.state[K["S_ITER"]]), ws.history_dict(True),
-                         monitor.start, _multipliers_out(problem, final_mult),
-                         {"n_outer": n_outer, "rho": rho})
+    blocks, mults = (polisher.result[:2] if polisher.result else
+                     polish_args(ws))
+    return engine.Result(status, message, blocks, int(ws.state[K["S_ITER"]]),
+                         ws.history_dict(True), monitor.start, mults,
+                         {"n_outer": sched.n_outer, "rho": sched.rho,
+                          "polished": polisher.result is not None})
