@@ -152,7 +152,8 @@ def initial_step(problem, x_shape, relu, rho, power_iterations=3, max_rows=4096)
         norm = np.linalg.norm(r)
         if norm == 0:  # the operator vanishes on r (e.g. all-zero data)
             break
-        r /= norm
+        with np.errstate(invalid="ignore"):  # inf / inf: reported below
+            r /= norm
         U = r[: c * P] - r[c * P:] if relu else r
         S = operator.predict(X, D, U.reshape(c, P, d))
         G = operator.adjoint(X, D, S).reshape(c * P, d)

@@ -25,7 +25,8 @@ Groups are the neurons ``(k, i)`` of each block (group_l1, l1) or the
 features of each block (feature_group_l1). ``Phi`` is minimized by damped
 Newton steps with backtracking, from ``s = 1``; the Hessian
 ``B^T (diag(w) - q q^T) B / n`` comes from the loss kernel
-(:func:`cvxnn_fast._fista.loss_hessian`).
+(:func:`cvxnn_fast._fista.loss_hessian`); the scales stay in
+``[0, MAX_SCALE]``.
 
 The caller keeps the polished point only if its certificate (computed by
 :mod:`cvxnn.certificates`, as for every backend) is better.
@@ -39,7 +40,8 @@ from cvxnn_fast import _fista
 
 MAX_ENTRIES = 2**23  # largest n * n_outputs * groups formed densely (64 MiB)
 MAX_GROUPS = 3000
-NEWTON_STEPS = 4
+NEWTON_STEPS = 6
+MAX_SCALE = 2.0
 DAMPING = 1e-12  # relative to the mean diagonal of the Hessian
 
 
@@ -96,29 +98,39 @@ def _hessian(problem, B, S):
     return H / problem.n_samples
 
 
-def scales(problem, B, norms, kappa):
-    """Damped Newton with backtracking on Phi from s = 1; returns s >= 0.
+def _newton_step(problem, B, s, Yhat, norms, kappa):
+    """Damped (projected) Newton direction for Phi at s."""
+    S = problem.loss.gradient(Yhat, problem.y.astype(np.float64))
+    grad = np.einsum("jkg,jk->g", B, S) / problem.n_samples \
+        + problem.lam * norms - kappa
+    # Scales at a bound that the gradient pushes outwards stay there.
+    free = ~(((s <= 0) & (grad > 0)) | ((s >= MAX_SCALE) & (grad < 0)))
+    H = _hessian(problem, B[:, :, free], S)
+    H[np.diag_indices_from(H)] += DAMPING * max(float(np.trace(H)) / len(H),
+                                                np.finfo(float).tiny)
+    delta = np.zeros_like(s)
+    try:
+        delta[free] = -cho_solve(cho_factor(H), grad[free])
+    except np.linalg.LinAlgError:
+        delta[free] = -solve(H, grad[free], assume_a="sym")
+    return delta
 
-    The Hessian is taken once, at s = 1 (exact for the squared loss; the
-    scales move by little, and the backtracking keeps every step a descent).
+
+def scales(problem, B, norms, kappa):
+    """Damped Newton with backtracking on Phi over ``0 <= s <= MAX_SCALE``.
+
+    Starts at s = 1 (the iterate itself); every accepted step decreases Phi.
+    The box keeps far-from-optimal iterates (where the Lagrangian term can
+    make Phi unbounded along a group) from being scaled without bound.
     """
-    Y = problem.y.astype(np.float64)
     s = np.ones(B.shape[2])
     Yhat = B @ s
     phi = _objective(problem, Yhat, s, norms, kappa)
-    H = _hessian(problem, B, problem.loss.gradient(Yhat, Y))
-    H[np.diag_indices_from(H)] += DAMPING * max(float(np.trace(H)) / len(s),
-                                                np.finfo(float).tiny)
-    factor = _cholesky_or_none(H)
     for _ in range(NEWTON_STEPS):
-        S = problem.loss.gradient(Yhat, Y)
-        grad = np.einsum("jkg,jk->g", B, S) / problem.n_samples \
-            + problem.lam * norms - kappa
-        delta = -(cho_solve(factor, grad) if factor is not None
-                  else solve(H, grad, assume_a="sym"))
+        delta = _newton_step(problem, B, s, Yhat, norms, kappa)
         step = 1.0
         while step > 1e-6:
-            trial = np.maximum(s + step * delta, 0.0)
+            trial = np.clip(s + step * delta, 0.0, MAX_SCALE)
             Yhat_trial = B @ trial
             phi_trial = _objective(problem, Yhat_trial, trial, norms, kappa)
             if phi_trial <= phi:
@@ -126,17 +138,11 @@ def scales(problem, B, norms, kappa):
             step /= 2
         else:
             break
-        if np.max(np.abs(trial - s)) <= 1e-15:
-            break
+        done = phi - phi_trial <= 1e-15 * abs(phi)
         s, Yhat, phi = trial, Yhat_trial, phi_trial
+        if done:
+            break
     return s
-
-
-def _cholesky_or_none(H):
-    try:
-        return cho_factor(H)
-    except np.linalg.LinAlgError:
-        return None
 
 
 def polish(problem, blocks, multipliers=None):
