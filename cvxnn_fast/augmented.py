@@ -141,12 +141,20 @@ def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
         return (_split(problem, ws.y),
                 _multipliers_out(problem, sched.shifted(ws.Z_y)))
 
+    def run(limit, inner_tol):
+        return engine.run(problem, ws, monitor, tol=tol, max_iter=limit,
+                          mult=sched.mult, rho=sched.rho, inner_tol=inner_tol,
+                          cone_tol=cone_tol, polisher=polisher,
+                          polish_args=polish_args)
+
     try:
-        while True:
-            code, stop = engine.run(problem, ws, monitor, tol=tol, max_iter=max_iter,
-                                    mult=sched.mult, rho=sched.rho,
-                                    inner_tol=sched.inner_tol, cone_tol=cone_tol,
-                                    polisher=polisher, polish_args=polish_args)
+        # Evaluate the starting point: a warm start near the optimum gets a
+        # first subproblem tolerance to match (1e-2 times its certificate).
+        code, stop = run(int(ws.state[K["S_ITER"]]), 0.0)
+        sched.inner_tol = max(tol * INNER_TOL_FLOOR,
+                              INNER_TOL_START * min(1.0, ws.state[K["S_OPT"]]))
+        while code in (K["MAX_ITER"], K["INNER_CONVERGED"]) and not stop:
+            code, stop = run(max_iter, sched.inner_tol)
             if code != K["INNER_CONVERGED"] or stop:
                 break
             sched.update(ws.Z_y, ws.state[K["S_VIOL"]])
