@@ -27,8 +27,9 @@ from libc.string cimport memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from cvxnn_fast._blas cimport dot
-from cvxnn_fast._loss cimport bregman_sum, conjugate_sum, loss_sum
-from cvxnn_fast._operator cimport adjoint, adjoint_block, forward, forward_block
+from cvxnn_fast._loss cimport bregman_sum, conjugate_sum, hessian_factors, loss_sum
+from cvxnn_fast._augmented cimport al_candidate, al_prepare
+from cvxnn_fast._operator cimport adjoint, adjoint_block, forward_block, forward_rows
 from cvxnn_fast._penalty cimport (
     L2,
     dual_norm,
@@ -79,8 +80,9 @@ CONSTANTS = {
 
 cdef struct Setting:
     int kind, loss, reg, has_gap, reg_is_norm
-    Py_ssize_t n, d, c, P, rows, n_halves
+    Py_ssize_t n, d, c, P, rows, n_halves, block
     double lam, rho, grad0, tol, inner_tol, cone_tol, backtrack, grow, slack
+    double mult_sq  # AUGMENTED: sum of the squared multipliers
 
 
 cdef double now() noexcept nogil:
@@ -90,145 +92,71 @@ cdef double now() noexcept nogil:
 
 
 cdef void model_forward(
-    Setting* s, const floating[:, ::1] X, const unsigned char[:, ::1] D,
-    const floating[:, ::1] x, floating[:, ::1] work,
-    floating[:, ::1] Z,  # out: products of x
+    Setting* s, const floating* X, const unsigned char* D, const floating* x,
+    floating* work,
+    floating* Z,  # out: products of x
 ) noexcept nogil:
     if s.kind == GATED:
-        forward(X, D, x, s.c, work, Z)
+        forward_rows(X, D, s.n, s.d, s.P, x, s.c, work, s.block, Z)
     else:
-        forward_block(&X[0, 0], s.n, s.d, &x[0, 0], s.rows, &Z[0, 0])
+        forward_block(X, s.n, s.d, x, s.rows, Z)
 
 
-cdef void al_predictions(
-    Setting* s, const floating[:, ::1] Z, const unsigned char[:, ::1] D,
-    floating[:, ::1] Yhat,  # out: rowsum(D * (Z_V - Z_W))
+cdef double squared_sum(const floating* a, Py_ssize_t size) noexcept nogil:
+    cdef double acc = 0
+    cdef Py_ssize_t i
+    for i in range(size):
+        acc += <double> a[i] * a[i]
+    return acc
+
+
+cdef double at_point(
+    Setting* s, const floating[:, ::1] X, const unsigned char[:, ::1] D,
+    const floating[:, ::1] Y, const floating[:, ::1] mult,
+    floating* Z_y, const floating* Z_new, const floating* Z_x, double beta,
+    bint combine, floating[:, ::1] Yhat, floating[:, ::1] S,
+    floating[:, ::1] work,
+    floating[:, ::1] grad,  # out: gradient of the smooth part at y, (rows, d)
+    double* data_fit,     # out: (1/n) sum loss
+    double* violation,    # out: cone violation (AUGMENTED)
 ) noexcept nogil:
-    cdef Py_ssize_t j, k, i, cP = s.c * s.P
-    cdef double acc
-    cdef const floating* zv
-    cdef const floating* zw
-    for j in range(s.n):
-        for k in range(s.c):
-            zv = &Z[j, k * s.P]
-            zw = &Z[j, cP + k * s.P]
-            acc = 0
-            for i in range(s.P):
-                acc += D[j, i] * (zv[i] - zw[i])
-            Yhat[j, k] = acc
+    """Value, loss gradient and gradient of the smooth part at the momentum point.
 
-
-cdef double al_penalty(
-    Setting* s, const floating[:, ::1] Z, const unsigned char[:, ::1] D,
-    const floating[:, ::1] mult,
-    double* violation,  # out: max(0, -c(x))
-) noexcept nogil:
-    """(1/2 rho) sum (max(0, mult - rho c)^2 - mult^2) and the cone violation."""
-    cdef Py_ssize_t j, b, i, col
-    cdef double total = 0, worst = 0, cval, m, sgn
-    for j in range(s.n):
-        for b in range(2 * s.c):
-            for i in range(s.P):
-                col = b * s.P + i
-                sgn = 2.0 * D[j, i] - 1.0
-                cval = sgn * Z[j, col]
-                m = mult[j, col] - s.rho * cval
-                if m > 0:
-                    total += m * m
-                total -= <double> mult[j, col] * mult[j, col]
-                if -cval > worst:
-                    worst = -cval
-    violation[0] = worst
-    return total / (2.0 * s.rho)
-
-
-cdef double al_penalty_bregman(
-    Setting* s, const floating[:, ::1] Z_new, const floating[:, ::1] Z_y,
-    const unsigned char[:, ::1] D, const floating[:, ::1] mult,
-) noexcept nogil:
-    """Bregman divergence of the AL penalty between the candidate and y.
-
-    Per entry h(c) = max(0, m - rho c)^2 / (2 rho); with a = m - rho c_y and
-    b = m - rho c_new the divergence is exact in each of the four cases.
+    With ``combine`` the products of y are first formed from those of the
+    last two iterates, ``Z_y = Z_new + beta (Z_new - Z_x)``.
     """
-    cdef Py_ssize_t j, blk, i, col
-    cdef double total = 0, sgn, a, b, dc
-    for j in range(s.n):
-        for blk in range(2 * s.c):
-            for i in range(s.P):
-                col = blk * s.P + i
-                sgn = 2.0 * D[j, i] - 1.0
-                dc = sgn * (Z_new[j, col] - Z_y[j, col])
-                a = mult[j, col] - s.rho * sgn * Z_y[j, col]
-                b = a - s.rho * dc
-                if a > 0 and b > 0:
-                    total += 0.5 * s.rho * dc * dc
-                elif a > 0:
-                    total += a * dc - a * a / (2.0 * s.rho)
-                elif b > 0:
-                    total += b * b / (2.0 * s.rho)
-    return total
+    cdef Py_ssize_t j, size = s.rows * s.d
+    cdef double inv_n = 1.0 / s.n, penalty
+    cdef floating zero = 0
+    if s.kind == GATED:
+        if combine:
+            combine_arrays(Z_y, Z_new, Z_x, beta, s.n * s.c)
+        data_fit[0] = loss_sum(s.loss, Z_y, &Y[0, 0], s.n, s.c, &S[0, 0]) * inv_n
+        violation[0] = 0
+        adjoint(X, D, S, work, grad)
+        for j in range(size):
+            (&grad[0, 0])[j] *= inv_n
+        return data_fit[0]
+    penalty = al_prepare(s.loss, &D[0, 0], &Y[0, 0], &mult[0, 0], Z_new, Z_x, beta,
+                         combine, s.n, s.c, s.P, s.rho, Z_y, &Yhat[0, 0], &S[0, 0],
+                         &work[0, 0], data_fit, violation)
+    data_fit[0] *= inv_n
+    adjoint_block(&X[0, 0], s.n, s.d, &work[0, 0], s.rows, zero, &grad[0, 0])
+    return data_fit[0] + (penalty - s.mult_sq) / (2.0 * s.rho)
 
 
 cdef double bregman(
     Setting* s, const unsigned char[:, ::1] D, const floating[:, ::1] Y,
-    const floating[:, ::1] Z_new, const floating[:, ::1] Z_y,
+    const floating* Z_new, const floating* Z_y,
     const floating[:, ::1] mult, const floating[:, ::1] S_y,
     const floating[:, ::1] Yhat_y, floating[:, ::1] Yhat_new,
 ) noexcept nogil:
     """smooth(x_new) - smooth(y) - <grad(y), x_new - y>, from cached products."""
     if s.kind == GATED:
-        return bregman_sum(s.loss, &Z_new[0, 0], &Z_y[0, 0], &S_y[0, 0], &Y[0, 0],
-                           s.n, s.c) / s.n
-    al_predictions(s, Z_new, D, Yhat_new)
-    return (bregman_sum(s.loss, &Yhat_new[0, 0], &Yhat_y[0, 0], &S_y[0, 0], &Y[0, 0],
-                        s.n, s.c) / s.n
-            + al_penalty_bregman(s, Z_new, Z_y, D, mult))
-
-
-cdef double smooth_value(
-    Setting* s, const unsigned char[:, ::1] D, const floating[:, ::1] Y,
-    const floating[:, ::1] Z, const floating[:, ::1] mult, floating[:, ::1] Yhat,
-    floating* S,          # out: unscaled loss gradient, or NULL
-    double* data_fit,     # out: (1/n) sum loss
-    double* violation,    # out: cone violation (AUGMENTED)
-) noexcept nogil:
-    if s.kind == GATED:
-        data_fit[0] = loss_sum(s.loss, &Z[0, 0], &Y[0, 0], s.n, s.c, S) / s.n
-        violation[0] = 0
-        return data_fit[0]
-    al_predictions(s, Z, D, Yhat)
-    data_fit[0] = loss_sum(s.loss, &Yhat[0, 0], &Y[0, 0], s.n, s.c, S) / s.n
-    return data_fit[0] + al_penalty(s, Z, D, mult, violation)
-
-
-cdef void smooth_gradient(
-    Setting* s, const floating[:, ::1] X, const unsigned char[:, ::1] D,
-    const floating[:, ::1] Z, const floating[:, ::1] mult, floating[:, ::1] S,
-    floating[:, ::1] work,
-    floating[:, ::1] grad,  # out: gradient of the smooth part, (rows, d)
-) noexcept nogil:
-    cdef Py_ssize_t j, k, i, col, cP = s.c * s.P
-    cdef double base, sgn, m, inv_n = 1.0 / s.n
-    cdef floating zero = 0
-    if s.kind == GATED:
-        adjoint(X, D, S, work, grad)
-        for j in range(s.rows * s.d):
-            (&grad[0, 0])[j] *= inv_n
-        return
-    # AUGMENTED: M[j, col] = +-D S / n - sgn * max(0, mult - rho c), then M^T X.
-    for j in range(s.n):
-        for k in range(s.c):
-            for i in range(s.P):
-                sgn = 2.0 * D[j, i] - 1.0
-                base = D[j, i] * S[j, k] * inv_n
-                col = k * s.P + i
-                m = mult[j, col] - s.rho * sgn * Z[j, col]
-                work[j, col] = base - sgn * (m if m > 0 else 0.0)
-                col = cP + col
-                m = mult[j, col] - s.rho * sgn * Z[j, col]
-                work[j, col] = -base - sgn * (m if m > 0 else 0.0)
-    adjoint_block(&X[0, 0], s.n, s.d, &work[0, 0], s.rows, zero, &grad[0, 0])
+        return bregman_sum(s.loss, Z_new, Z_y, &S_y[0, 0], &Y[0, 0], s.n, s.c) / s.n
+    return al_candidate(s.loss, &D[0, 0], &Y[0, 0], &mult[0, 0], Z_new, Z_y,
+                        &Yhat_y[0, 0], &S_y[0, 0], s.n, s.c, s.P, s.rho,
+                        &Yhat_new[0, 0])
 
 
 cdef double optimality(
@@ -279,7 +207,7 @@ cdef double restart_product(
     return acc
 
 
-cdef void combine(
+cdef void combine_arrays(
     floating* out, const floating* a, const floating* b, double beta, Py_ssize_t size,
 ) noexcept nogil:
     """out = a + beta * (a - b)."""
@@ -292,9 +220,9 @@ cdef double line_search(
     Setting* s, const floating[:, ::1] X, const unsigned char[:, ::1] D,
     const floating[:, ::1] Y, const floating[:, ::1] mult,
     const floating[:, ::1] y, const floating[:, ::1] grad,
-    const floating[:, ::1] Z_y, const floating[:, ::1] S_y,
+    const floating* Z_y, const floating[:, ::1] S_y,
     const floating[:, ::1] Yhat_y, floating[:, ::1] Yhat_new,
-    floating[:, ::1] x_new, floating[:, ::1] Z_new, floating[:, ::1] work,
+    floating[:, ::1] x_new, floating* Z_new, floating[:, ::1] work,
     double* step,
 ) noexcept nogil:
     """Backtrack until the quadratic upper bound holds; returns the step or -1.
@@ -312,7 +240,7 @@ cdef double line_search(
         for i in range(size):
             px[i] = py[i] - step[0] * pg[i]
         penalty_prox(s.reg, px, step[0] * s.lam, s.rows, s.d, s.n_halves, px)
-        model_forward(s, X, D, x_new, work, Z_new)
+        model_forward(s, &X[0, 0], &D[0, 0], px, &work[0, 0], Z_new)
         div = bregman(s, D, Y, Z_new, Z_y, mult, S_y, Yhat_y, Yhat_new)
         quad = 0
         for i in range(size):
@@ -347,7 +275,11 @@ def run(
     double[:, ::1] history,   # out: one row per iteration, see H_* columns
     Py_ssize_t max_iter, double chunk_seconds, double start_time,
 ):
-    """Run R-FISTA iterations; return a code (module constants)."""
+    """Run R-FISTA iterations; return a code (module constants).
+
+    The products of x and of the candidate swap buffers instead of being
+    copied; Z_x holds those of x again on return.
+    """
     cdef Setting s
     s.kind = kind
     s.loss = loss
@@ -359,6 +291,7 @@ def run(
     s.c = Y.shape[1]
     s.P = D.shape[1]
     s.rows = x.shape[0]
+    s.block = work.shape[0]
     s.n_halves = 1 if kind == GATED else 2
     s.lam = lam
     s.rho = rho
@@ -371,16 +304,29 @@ def run(
     s.slack = slack
     cdef int code = RUNNING
     cdef Py_ssize_t size = s.rows * s.d, it = <Py_ssize_t> state[S_ITER]
-    cdef double t = state[S_T], step = state[S_STEP], t_next, beta
+    cdef Py_ssize_t z_size = Z_x.shape[0] * Z_x.shape[1]
+    cdef double t = state[S_T], step = state[S_STEP], t_next, beta = 0.0
     cdef double f_y, fit, viol, objective, opt, chunk_start
+    cdef floating* z_x = &Z_x[0, 0]
+    cdef floating* z_y = &Z_y[0, 0]
+    cdef floating* z_new = &Z_new[0, 0]
+    cdef floating* swap
+    cdef bint pending = False  # y moved; Z_y still to be combined
     with nogil:
         chunk_start = now()
+        s.mult_sq = squared_sum(&mult[0, 0], mult.shape[0] * mult.shape[1]) \
+            if kind == AUGMENTED else 0.0
         while True:
-            f_y = smooth_value(&s, D, Y, Z_y, mult, Yhat, &S[0, 0], &fit, &viol)
+            f_y = at_point(&s, X, D, Y, mult, z_y, z_new, z_x, beta, pending, Yhat,
+                           S, work, grad, &fit, &viol)
+            if pending:
+                swap = z_x
+                z_x = z_new
+                z_new = swap
+                pending = False
             if not isfinite(f_y):
                 code = NOT_FINITE
                 break
-            smooth_gradient(&s, X, D, Z_y, mult, S, work, grad)
             objective = fit + lam * penalty_value(reg, &y[0, 0], s.rows, s.d, s.n_halves)
             opt = optimality(&s, Y, &S[0, 0], &grad[0, 0], &y[0, 0], objective)
             history[it, H_TIME] = now() - start_time
@@ -400,8 +346,8 @@ def run(
             if it >= max_iter:
                 code = MAX_ITER
                 break
-            if line_search(&s, X, D, Y, mult, y, grad, Z_y, S, Yhat, Yhat_new,
-                           x_new, Z_new, work, &step) < 0:
+            if line_search(&s, X, D, Y, mult, y, grad, z_y, S, Yhat, Yhat_new,
+                           x_new, z_new, work, &step) < 0:
                 code = STEP_UNDERFLOW
                 break
             if kind == AUGMENTED:
@@ -412,8 +358,7 @@ def run(
                     / step / grad0
                 if state[S_INNER] <= inner_tol:
                     memcpy(&y[0, 0], &x_new[0, 0], size * sizeof(floating))
-                    memcpy(&Z_y[0, 0], &Z_new[0, 0],
-                           Z_y.shape[0] * Z_y.shape[1] * sizeof(floating))
+                    memcpy(z_y, z_new, z_size * sizeof(floating))
                     it += 1
                     code = INNER_CONVERGED
                     break
@@ -426,14 +371,19 @@ def run(
                 t_next = 0.5 * (1.0 + sqrt(1.0 + 4.0 * t * t))
                 beta = (t - 1.0) / t_next
                 t = t_next
-            combine(&y[0, 0], &x_new[0, 0], &x[0, 0], beta, size)
-            combine(&Z_y[0, 0], &Z_new[0, 0], &Z_x[0, 0], beta, Z_y.shape[0] * Z_y.shape[1])
+            combine_arrays(&y[0, 0], &x_new[0, 0], &x[0, 0], beta, size)
             memcpy(&x[0, 0], &x_new[0, 0], size * sizeof(floating))
-            memcpy(&Z_x[0, 0], &Z_new[0, 0], Z_x.shape[0] * Z_x.shape[1] * sizeof(floating))
+            pending = True
             step *= grow
             it += 1
             if now() - chunk_start > chunk_seconds:
+                combine_arrays(z_y, z_new, z_x, beta, z_size)
+                swap = z_x
+                z_x = z_new
+                z_new = swap
                 break
+        if z_x != &Z_x[0, 0]:
+            memcpy(&Z_x[0, 0], z_x, z_size * sizeof(floating))
     state[S_T] = t
     state[S_STEP] = step
     state[S_ITER] = it
@@ -481,17 +431,38 @@ def regularizer_residual(int reg, const floating[:, ::1] g, const floating[:, ::
     return residual_sq(reg, &g[0, 0], &x[0, 0], lam, g.shape[0], g.shape[1], n_halves)
 
 
-def augmented_parts(const floating[:, ::1] Z, const floating[:, ::1] Z_new,
-                    const unsigned char[:, ::1] D, const floating[:, ::1] mult,
-                    double rho, Py_ssize_t n_outputs):
-    """(penalty at Z, cone violation at Z, penalty Bregman from Z to Z_new)."""
-    cdef Setting s
-    cdef double violation, value, divergence
-    s.n = Z.shape[0]
-    s.rows = Z.shape[1]
-    s.P = D.shape[1]
-    s.c = n_outputs
-    s.rho = rho
-    value = al_penalty(&s, Z, D, mult, &violation)
-    divergence = al_penalty_bregman(&s, Z_new, Z, D, mult)
-    return value, violation, divergence
+def augmented_prepare(
+    int loss, const unsigned char[:, ::1] D, const floating[:, ::1] Y,
+    const floating[:, ::1] mult, floating[:, ::1] Z, const floating[:, ::1] Z_new,
+    const floating[:, ::1] Z_x, double beta, bint combine, double rho,
+    floating[:, ::1] Yhat, floating[:, ::1] S, floating[:, ::1] M,
+):
+    """The fused pass at a point: (loss sum, sum max(0, m - rho c)^2, violation).
+
+    Fills Yhat, S, M (and Z = Z_new + beta (Z_new - Z_x) when combine).
+    """
+    cdef double fit, violation, total
+    cdef Py_ssize_t n = Y.shape[0], c = Y.shape[1], P = D.shape[1]
+    total = al_prepare(loss, &D[0, 0], &Y[0, 0], &mult[0, 0], &Z_new[0, 0],
+                       &Z_x[0, 0], beta, combine, n, c, P, rho, &Z[0, 0], &Yhat[0, 0],
+                       &S[0, 0], &M[0, 0], &fit, &violation)
+    return fit, total, violation
+
+
+def augmented_candidate(
+    int loss, const unsigned char[:, ::1] D, const floating[:, ::1] Y,
+    const floating[:, ::1] mult, const floating[:, ::1] Z_new,
+    const floating[:, ::1] Z, const floating[:, ::1] Yhat, const floating[:, ::1] S,
+    double rho, floating[:, ::1] Yhat_new,
+):
+    """Bregman divergence of the smooth AL part from Z to Z_new (fills Yhat_new)."""
+    cdef Py_ssize_t n = Y.shape[0], c = Y.shape[1], P = D.shape[1]
+    return al_candidate(loss, &D[0, 0], &Y[0, 0], &mult[0, 0], &Z_new[0, 0], &Z[0, 0],
+                        &Yhat[0, 0], &S[0, 0], n, c, P, rho, &Yhat_new[0, 0])
+
+
+def loss_hessian(int loss, const floating[:, ::1] S, const floating[:, ::1] Y,
+                 floating[:, ::1] Wd, floating[:, ::1] Q):
+    """Per-row loss Hessians diag(Wd_j) - Q_j Q_j^T at gradient S (fills Wd, Q)."""
+    hessian_factors(loss, &S[0, 0], &Y[0, 0], S.shape[0], S.shape[1], &Wd[0, 0],
+                    &Q[0, 0])

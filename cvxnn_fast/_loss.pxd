@@ -133,3 +133,29 @@ cdef inline double bregman_sum(
                 lin += p * delta
             total += log1p(acc) - lin
     return total
+
+
+cdef inline void hessian_factors(
+    int code, const floating* S, const floating* Y, Py_ssize_t n, Py_ssize_t c,
+    floating* Wd,  # out: (n, c) diagonal part
+    floating* Q,   # out: (n, c) rank-one part
+) noexcept nogil:
+    """Per-sample Hessian of the loss at the point whose gradient is S.
+
+    The Hessian of row j is diag(Wd_j) - Q_j Q_j^T: squared 1 (Q = 0);
+    logistic sigma (1 - sigma) with sigma = -y s (Q = 0); cross-entropy
+    diag(p) - p p^T with p = softmax = s + y (Q = p).
+    """
+    cdef Py_ssize_t i
+    cdef double sig
+    for i in range(n * c):
+        if code == SQUARED:
+            Wd[i] = 1
+            Q[i] = 0
+        elif code == LOGISTIC:
+            sig = -Y[i] * S[i]
+            Wd[i] = sig * (1.0 - sig)
+            Q[i] = 0
+        else:
+            Wd[i] = S[i] + Y[i]
+            Q[i] = Wd[i]

@@ -21,3 +21,9 @@ cdef void adjoint_block(
     const floating* Xb, Py_ssize_t rows, Py_ssize_t d,
     const floating* M, Py_ssize_t cp, floating beta, floating* G,
 ) noexcept nogil
+
+cdef void forward_rows(
+    const floating* X, const unsigned char* D, Py_ssize_t n, Py_ssize_t d,
+    Py_ssize_t P, const floating* U, Py_ssize_t n_outputs,
+    floating* work, Py_ssize_t block, floating* out,
+) noexcept nogil

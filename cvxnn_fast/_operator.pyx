@@ -77,18 +77,28 @@ cdef void masked_outer(
                 m[i] = mask[i] * s
 
 
+cdef void forward_rows(
+    const floating* X, const unsigned char* D, Py_ssize_t n, Py_ssize_t d,
+    Py_ssize_t P, const floating* U, Py_ssize_t n_outputs,
+    floating* work, Py_ssize_t block,
+    floating* out,  # out: (n, n_outputs)
+) noexcept nogil:
+    """The forward map over blocks of ``block`` rows (work: block x n_outputs P)."""
+    cdef Py_ssize_t start = 0, rows
+    while start < n:
+        rows = min(block, n - start)
+        forward_block(X + start * d, rows, d, U, n_outputs * P, work)
+        masked_rowsum(work, D + start * P, rows, n_outputs, P, out + start * n_outputs)
+        start += rows
+
+
 cdef void forward(
     const floating[:, ::1] X, const unsigned char[:, ::1] D,
     const floating[:, ::1] U, Py_ssize_t n_outputs,
     floating[:, ::1] work, floating[:, ::1] out,
 ) noexcept nogil:
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], P = D.shape[1]
-    cdef Py_ssize_t block = work.shape[0], start = 0, rows
-    while start < n:
-        rows = min(block, n - start)
-        forward_block(&X[start, 0], rows, d, &U[0, 0], n_outputs * P, &work[0, 0])
-        masked_rowsum(&work[0, 0], &D[start, 0], rows, n_outputs, P, &out[start, 0])
-        start += rows
+    forward_rows(&X[0, 0], &D[0, 0], X.shape[0], X.shape[1], D.shape[1], &U[0, 0],
+                 n_outputs, &work[0, 0], work.shape[0], &out[0, 0])
 
 
 cdef void adjoint(

@@ -10,6 +10,7 @@ from cvxnn.certificates import has_duality_gap
 from cvxnn.exceptions import NumericalBreakdown
 from cvxnn.solution import Solution
 from cvxnn_fast import _fista
+from cvxnn_fast.polish import Polisher
 
 K = _fista.CONSTANTS
 CHUNK_SECONDS = 0.25
@@ -106,8 +107,20 @@ class Workspace:
         self.Z_x[...] = self.Z_y
         self.state[K["S_T"]] = 1.0
 
+    def record_polished(self, cert, elapsed):
+        """Make the last history row (and the state) describe a polished point."""
+        it = int(self.state[K["S_ITER"]])
+        row = self.history[it]
+        row[K["H_TIME"]], row[K["H_OBJ"]] = elapsed, cert.objective
+        row[K["H_OPT"]] = cert.optimality
+        row[K["H_VIOL"]] = cert.cone_violation or 0.0
+        self.state[K["S_OBJ"]], self.state[K["S_OPT"]] = cert.objective, cert.optimality
+
     def history_dict(self, relu):
         it = int(self.state[K["S_ITER"]]) + 1
+        # A run stopped between two iterations has not written row `it` yet.
+        if it > 0 and np.isnan(self.history[it - 1, K["H_TIME"]]):
+            it -= 1
         H = self.history[:it]
         out = {"time": H[:, K["H_TIME"]].copy(), "objective": H[:, K["H_OBJ"]].copy(),
                "optimality": H[:, K["H_OPT"]].copy(),
@@ -136,7 +149,11 @@ def initial_step(problem, x_shape, relu, rho, power_iterations=3, max_rows=4096)
     r = rng.standard_normal(x_shape).astype(problem.dtype)
     L = 1.0
     for _ in range(power_iterations):
-        r /= np.linalg.norm(r)
+        norm = np.linalg.norm(r)
+        if norm == 0:  # the operator vanishes on r (e.g. all-zero data)
+            break
+        with np.errstate(invalid="ignore"):  # inf / inf: reported below
+            r /= norm
         U = r[: c * P] - r[c * P:] if relu else r
         S = operator.predict(X, D, U.reshape(c, P, d))
         G = operator.adjoint(X, D, S).reshape(c * P, d)
@@ -163,18 +180,31 @@ def settings(problem):
 
 
 def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
-        cone_tol=np.inf):
-    """Call the compiled loop chunk by chunk; return (code, reason to stop)."""
+        cone_tol=np.inf, polisher=None, polish_args=None):
+    """Call the compiled loop chunk by chunk; return (code, reason to stop).
+
+    With a :class:`~cvxnn_fast.polish.Polisher`, the loop also pauses at its
+    iterations; ``polish_args(ws)`` gives the (blocks, multipliers) to polish.
+    A polish that certifies ends the run with ``CONVERGED`` (the polished
+    point is in ``polisher.result``).
+    """
     st = settings(problem)
     grad0 = float(np.linalg.norm(problem.gradient_at_zero)) or 1.0
     slack = 1e-6  # relative slack of the line search's bound
     while True:
+        limit = polisher.pause_at(max_iter) if polisher is not None else max_iter
         code = _fista.run(
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
             st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,
             problem.X, problem.patterns.view(np.uint8), problem.y, mult, ws.x, ws.y,
             ws.x_new, ws.grad, ws.Z_x, ws.Z_y, ws.Z_new, ws.Yhat, ws.Yhat_new, ws.S,
-            ws.work, ws.state, ws.history, max_iter, CHUNK_SECONDS, monitor.start)
+            ws.work, ws.state, ws.history, limit, CHUNK_SECONDS, monitor.start)
+        it = int(ws.state[K["S_ITER"]])
+        if code == K["MAX_ITER"] and it < max_iter:
+            code = K["RUNNING"]
+            if polisher.attempt(it, ws.state[K["S_OPT"]], *polish_args(ws)):
+                code = K["CONVERGED"]
+                ws.record_polished(polisher.result[2], monitor.elapsed())
         stop = monitor.report(ws.state, ws.kind)
         if code != K["RUNNING"] or stop:
             return code, stop
@@ -235,11 +265,16 @@ def solve_gated(problem, U0, tol, max_iter, monitor):
     def blocks_of(x):
         return {"U": x.reshape(c, P, d).copy()}
 
+    polisher = Polisher(problem, tol, np.inf)
     try:
-        code, stop = run(problem, ws, monitor, tol=tol, max_iter=max_iter, mult=dummy)
+        code, stop = run(problem, ws, monitor, tol=tol, max_iter=max_iter, mult=dummy,
+                         polisher=polisher,
+                         polish_args=lambda ws: (blocks_of(ws.y), None))
     except KeyboardInterrupt:
         code, stop = K["RUNNING"], "interrupted by the user (KeyboardInterrupt)"
     check_finite_run(problem, ws, code, blocks_of, monitor.start)
     status, message = describe(code, stop, ws.state, tol)
-    return Result(status, message, blocks_of(ws.y), int(ws.state[K["S_ITER"]]),
-                  ws.history_dict(False), monitor.start)
+    blocks = polisher.result[0] if polisher.result else blocks_of(ws.y)
+    return Result(status, message, blocks, int(ws.state[K["S_ITER"]]),
+                  ws.history_dict(False), monitor.start,
+                  info={"polished": polisher.result is not None})

@@ -13,6 +13,7 @@ chunks this driver prints progress, calls ``callback``, enforces
 iterate is returned with status ``"user_limit"`` and a warning.
 """
 
+import contextlib
 import time
 import warnings
 
@@ -25,6 +26,7 @@ from cvxnn.solution import Solution
 from cvxnn_fast import augmented, engine
 
 DEFAULT_MAX_ITER = 10_000
+SINGLE_THREAD_FLOPS = 2e7
 
 
 def _check_arguments(problem, tol, max_iter, callback, cone_tol, time_limit):
@@ -106,12 +108,32 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         problem, tol, max_iter, callback, cone_tol, time_limit)
     blocks, multipliers = _warm_blocks(problem, warm_start)
     monitor = engine.Monitor(verbose, callback, time_limit)
-    if problem.formulation.name == "relu":
-        result = augmented.solve(problem, blocks, multipliers, tol, cone_tol,
-                                 max_iter, monitor)
-    else:
-        result = engine.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
+    with _blas_threads(problem):
+        if problem.formulation.name == "relu":
+            result = augmented.solve(problem, blocks, multipliers, tol, cone_tol,
+                                     max_iter, monitor)
+        else:
+            result = engine.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
     return _finish(problem, result, tol)
+
+
+def _blas_threads(problem):
+    """One BLAS thread while the operator's GEMMs are small (when threadpoolctl
+    is installed; otherwise BLAS keeps its own setting).
+
+    Below ``SINGLE_THREAD_FLOPS`` per product, handing a GEMM to a second
+    thread costs more than it saves, and far more on a loaded machine, where
+    OpenBLAS's waiting threads compete with other processes for the cores.
+    """
+    c, P, d = problem.weight_shape
+    rows = c * P * len(problem.formulation.block_names)
+    if 2.0 * problem.n_samples * d * rows >= SINGLE_THREAD_FLOPS:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _finish(problem, result, tol):

@@ -166,25 +166,77 @@ def numpy_residual_sq(reg, G, U, lam, halves):
     return total
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_augmented_lagrangian_penalty(rng, dtype):
+@pytest.fixture
+def augmented_case(rng):
+    """A small AL state: patterns, targets, multipliers, products of y and x_new."""
     n, c, P = 9, 2, 4
     D = rng.random((n, P)) > 0.5
     Z = rng.standard_normal((n, 2 * c * P))
-    Z_new = Z + 0.3 * rng.standard_normal(Z.shape)
-    mult = np.maximum(rng.standard_normal(Z.shape), 0)
-    rho = 0.7
-    signs = np.tile(2.0 * D - 1.0, (1, 2 * c))
+    return {"D": D, "Z": Z, "Z_new": Z + 0.3 * rng.standard_normal(Z.shape),
+            "Z_x": rng.standard_normal(Z.shape),
+            "mult": np.maximum(rng.standard_normal(Z.shape), 0), "rho": 0.7,
+            "signs": np.tile(2.0 * D - 1.0, (1, 2 * c)), "n": n, "c": c, "P": P}
 
-    def h(Zs):
-        return np.sum(np.maximum(mult - rho * signs * Zs, 0) ** 2 - mult**2) / (2 * rho)
 
-    grad = -signs * np.maximum(mult - rho * signs * Z, 0)  # dh/dZ
-    expected_div = h(Z_new) - h(Z) - np.sum(grad * (Z_new - Z))
-    value, violation, div = _fista.augmented_parts(
-        Z.astype(dtype), Z_new.astype(dtype), D.view(np.uint8), mult.astype(dtype),
-        rho, c)
-    tol = TOL[dtype]
-    assert value == pytest.approx(h(Z), rel=10 * tol)
-    assert violation == pytest.approx(max(0.0, -np.min(signs * Z)), rel=tol)
-    assert div == pytest.approx(expected_div, rel=100 * tol, abs=100 * tol)
+def numpy_augmented(case, loss, Y, Z):
+    """Loss sum, predictions, loss gradient and AL penalty parts at products Z."""
+    D, c, P, mult, rho = case["D"], case["c"], case["P"], case["mult"], case["rho"]
+    masked = np.tile(D, (1, c)) * (Z[:, : c * P] - Z[:, c * P:])
+    Yhat = masked.reshape(-1, c, P).sum(axis=2)
+    value, S = numpy_loss(loss, Yhat, Y)
+    shifted = np.maximum(mult - rho * case["signs"] * Z, 0)
+    base = np.tile(D, (1, c)) * np.repeat(S, P, axis=1) / case["n"]
+    M = np.hstack([base, -base]) - case["signs"] * shifted
+    return value, Yhat, S, M, np.sum(shifted**2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", LOSS)
+@pytest.mark.parametrize("combine", [False, True])
+def test_augmented_prepare(rng, augmented_case, dtype, loss, combine):
+    case, beta = augmented_case, 0.4
+    Y = targets(rng, loss, case["n"], case["c"])
+    Z = case["Z_new"] + beta * (case["Z_new"] - case["Z_x"]) if combine else case["Z"]
+    value, Yhat, S, M, penalty = numpy_augmented(case, loss, Y, Z)
+    n, c = case["n"], case["c"]
+    Z_arg = np.zeros_like(Z) if combine else Z
+    Z_arg = Z_arg.astype(dtype)
+    out = [np.empty((n, c), dtype), np.empty((n, c), dtype), np.empty(Z.shape, dtype)]
+    fit, total, violation = _fista.augmented_prepare(
+        LOSS[loss], case["D"].view(np.uint8), Y.astype(dtype),
+        case["mult"].astype(dtype), Z_arg, case["Z_new"].astype(dtype),
+        case["Z_x"].astype(dtype), beta, combine, case["rho"], *out)
+    tol = 10 * TOL[dtype]
+    np.testing.assert_allclose(Z_arg, Z, rtol=tol, atol=tol)
+    assert fit == pytest.approx(value, rel=tol)
+    assert total == pytest.approx(penalty, rel=tol)
+    assert violation == pytest.approx(max(0.0, -np.min(case["signs"] * Z)), rel=tol)
+    for got, expected in zip(out, (Yhat, S, M), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", LOSS)
+def test_augmented_candidate_is_the_bregman_divergence(rng, augmented_case, dtype,
+                                                       loss):
+    case = augmented_case
+    Y = targets(rng, loss, case["n"], case["c"])
+    mult, rho = case["mult"], case["rho"]
+    Z, Z_new = case["Z"], case["Z_new"]
+
+    def smooth(Zs):
+        value, Yhat, S, M, penalty = numpy_augmented(case, loss, Y, Zs)
+        return value / case["n"] + (penalty - np.sum(mult**2)) / (2 * rho), Yhat, S, M
+
+    f, Yhat, S, M = smooth(Z)
+    # M is the gradient of the smooth part with respect to the products Z.
+    expected = smooth(Z_new)[0] - f - np.sum(M * (Z_new - Z))
+    Yhat_new = np.empty_like(Yhat, dtype=dtype)
+    got = _fista.augmented_candidate(
+        LOSS[loss], case["D"].view(np.uint8), Y.astype(dtype), mult.astype(dtype),
+        Z_new.astype(dtype), Z.astype(dtype), Yhat.astype(dtype), S.astype(dtype), rho,
+        Yhat_new)
+    assert got >= 0
+    assert got == pytest.approx(expected, rel=100 * TOL[dtype], abs=100 * TOL[dtype])
+    np.testing.assert_allclose(Yhat_new, smooth(Z_new)[1], rtol=10 * TOL[dtype],
+                               atol=10 * TOL[dtype])
