@@ -95,7 +95,7 @@ class Config:
 
 QUICK = Config(("teacher-s", "wine"), 50, 6, (0.1,), 5.0, 1)
 FULL = Config(("teacher-s", "teacher-m", "breast_cancer", "wine", "diabetes",
-               "digits"), 120, 10, (0.1, 0.01), 30.0, 4)
+               "digits"), 120, 10, (0.1, 0.01), 10.0, 4)
 
 
 def installed_solvers(wanted=None):

@@ -59,12 +59,16 @@ import cvxnn
 TARGETS = (1e-1, 1e-3, 1e-6)
 FEASIBLE = 1e-8
 GRIDS = {"sgd": (1e-3, 1e-2, 1e-1), "adam": (1e-4, 1e-3, 1e-2)}
+# ECOS has no time limit; on digits (n = 600, 20 gates, cross-entropy) it took
+# 994 s (status optimal, measured on this machine), so the suite leaves it out
+# there.
+SKIP = {"digits-gated": {"ECOS": "no time limit; 994 s on the n=600 variant"}}
 PROBLEMS = {  # name: (data, formulation, loss, n_gates, lam / lam_max)
     "teacher-gated": (("teacher", 1000, 20, 10, "regression"), "gated_relu",
                       "squared", 100, 0.01),
     "diabetes-gated": (("diabetes", 442), "gated_relu", "squared", 100, 0.01),
     "cancer-gated": (("breast_cancer", 569), "gated_relu", "logistic", 50, 0.01),
-    "digits-gated": (("digits", 600), "gated_relu", "cross_entropy", 20, 0.01),
+    "digits-gated": (("digits", 400), "gated_relu", "cross_entropy", 16, 0.01),
     "teacher-relu": (("teacher", 300, 8, 5, "regression"), "relu", "squared", 30,
                      0.05),
     "cancer-relu": (("breast_cancer", 300), "relu", "logistic", 20, 0.05),
@@ -190,6 +194,9 @@ def solve_all(name, problem, args, solvers):
     runs["fast"] = median_run(lambda: run_fast(problem, args.time_limit),
                               args.repeats)
     for s in solvers:
+        if s in SKIP.get(name, {}):
+            notes[s] = SKIP[name][s]
+            continue
         runs[s] = median_run(lambda s=s: run_cvxpy(problem, s, args.time_limit),
                              args.repeats)
     if _reference.available() and "pyscnn" not in args.skip:

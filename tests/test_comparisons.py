@@ -42,15 +42,19 @@ def test_correctness_quick_passes_and_agrees_across_solvers(tmp_path):
     assert len(rows) == len(problems) * len(solvers) >= 10
     assert {r["formulation"] for r in rows} == {"gated_relu", "relu"}
     assert {r["regularizer"] for r in rows} == set(correctness.REGULARIZERS)
+    compared = 0
     for key in problems:
         mine = {r["solver"]: r for r in rows if
                 (r["dataset"], r["formulation"], r["loss"], r["regularizer"]) == key}
-        # independent of the script's own verdict: CLARABEL and fast agree
-        a, b = float(mine["CLARABEL"]["objective"]), float(mine["fast"]["objective"])
-        if mine["fast"]["status"] == "optimal":
-            assert abs(a - b) <= 2e-6 * abs(a), key
         best = min(float(r["objective"]) for r in mine.values())
         assert float(mine["CLARABEL"]["best"]) <= best + 1e-6 * abs(best)
+        if {mine["CLARABEL"]["status"], mine["fast"]["status"]} != {"optimal"}:
+            continue  # a time limit on a loaded machine: reported, not judged
+        # independent of the script's own verdict: CLARABEL and fast agree
+        a, b = float(mine["CLARABEL"]["objective"]), float(mine["fast"]["objective"])
+        assert abs(a - b) <= 2e-6 * abs(a), key
+        compared += 1
+    assert compared >= len(problems) // 2
     assert all(r["verdict"] in ("pass", "unchecked") for r in rows)
     assert any(r["verdict"] == "pass" and r["solver"] == "fast" for r in rows)
 
