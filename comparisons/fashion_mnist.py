@@ -128,9 +128,14 @@ def accuracy(predict, X, y, batch=10000):
     return hits / len(y)
 
 
+def load_average():
+    return "load average " + ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def convex_runs(data, args):
     """Preprocess, build, solve along the lam grid; one result dict per lam."""
     X_train, y_train, X_test, y_test = data
+    print(f"convex model ({load_average()})", flush=True)
     start = time.perf_counter()
     features = Features(X_train, args.components, not args.no_whiten,
                         np.dtype(args.dtype))
@@ -366,7 +371,8 @@ def main(argv=None):
     width = 10 * args.patterns
     seconds = args.baseline_factor * best["wall_s"]
     for method in args.baselines:
-        print(f"{method}: width {width}, {seconds:.1f}s of training", flush=True)
+        print(f"{method}: width {width}, {seconds:.1f}s of training "
+              f"({load_average()})", flush=True)
         times, accs, train_acc = train_network(
             method, data, width, seconds, args,
             features if args.baseline_input == "features" else None)
