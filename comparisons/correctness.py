@@ -42,7 +42,7 @@ import argparse
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cvxpy as cp
@@ -55,6 +55,11 @@ SLACK = 100.0
 CERT_SLACK = 1e-7
 BEST_FEASIBILITY = 1e-8
 REGULARIZERS = ("group_l1", "feature_group_l1", "l2", "l1")
+# Solvers left out of some (dataset, formulation) pairs, with the reason. ECOS
+# has no time limit; on digits relu (n=120, d=65, P=10, 10 outputs, squared,
+# feature_group_l1) it had not finished after 10 minutes (measured on the
+# 2-core development machine, 2026-11-27), where CLARABEL takes ~6 s.
+SKIP = {("digits", "relu"): {"ECOS": "skipped: no time limit; > 10 min here"}}
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,8 @@ def relative_violation(problem, sol):
 def solution_row(label, problem, solver, sol, elapsed, message):
     row = {**label, "solver": solver, "time_s": elapsed, "message": message[:120]}
     if sol is None or sol.U is None:
-        row.update(status=sol.status if sol is not None else "error",
+        status = "skipped" if message.startswith("skipped") else "error"
+        row.update(status=sol.status if sol is not None else status,
                    objective=float("nan"))
         return row
     cert = sol.certificate
@@ -259,9 +265,10 @@ def summarize(rows, solvers):
         worst = f"{max(ratios):.3g}" if ratios else "-"
         passed = _count(mine, "verdict", "pass")
         failed = _count(mine, "verdict", "FAIL")
+        times = [r["time_s"] for r in mine if r["status"] != "skipped"]
+        median = f"{np.median(times):8.3f}" if times else f"{'-':>8s}"
         print(f"{s:10s} {len(mine):6d} {_count(mine, 'status', 'optimal'):8d} "
-              f"{passed:5d} {failed:5d}  {worst:>18s}  "
-              f"{np.median([r['time_s'] for r in mine]):8.3f}")
+              f"{passed:5d} {failed:5d}  {worst:>18s}  {median}")
     return [r for r in rows if r.get("verdict") == "FAIL"]
 
 
@@ -278,8 +285,10 @@ def run(config, solvers, out):
               f"{label['regularizer']} lam={label['lam']:.3g} (ratio "
               f"{label['lam_ratio']:g}) n={label['n']} d={label['d']} "
               f"P={label['P']} c={label['c']}", flush=True)
-        mine = [solution_row(label, problem, s, *solve_one(problem, s,
-                                                           config.time_limit))
+        skip = SKIP.get((label["dataset"], label["formulation"]), {})
+        mine = [solution_row(label, problem, s, None, 0.0, skip[s]) if s in skip
+                else solution_row(label, problem, s,
+                                  *solve_one(problem, s, config.time_limit))
                 for s in solvers]
         for r in judge(mine):
             print_row(r)
@@ -295,10 +304,19 @@ def main(argv=None):
                         help="small suite (well under a minute)")
     parser.add_argument("--solvers", default=None,
                         help="comma-separated subset of: " + ", ".join(SPECS))
+    parser.add_argument("--datasets", default=None,
+                        help="comma-separated subset of the suite's datasets")
     parser.add_argument("--out", default=None, help="CSV path (default "
                         "comparisons/results/correctness[_quick].csv)")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
+    if args.datasets:
+        wanted = args.datasets.split(",")
+        unknown = sorted(set(wanted) - set(config.datasets))
+        if unknown:
+            parser.error(f"--datasets: unknown {unknown}; this suite has "
+                         f"{list(config.datasets)}")
+        config = replace(config, datasets=tuple(wanted))
     solvers = installed_solvers(args.solvers.split(",") if args.solvers else None)
     out = Path(args.out or f"comparisons/results/correctness"
                f"{'_quick' if args.quick else ''}.csv")

@@ -117,6 +117,36 @@ def test_correctness_exits_nonzero_on_a_wrong_optimal_solution(tmp_path,
     assert verdicts == {"CLARABEL": "pass", "fast": "FAIL"}
 
 
+def test_correctness_skips_listed_solvers_and_selects_datasets(tmp_path,
+                                                              monkeypatch):
+    import correctness
+
+    tiny = correctness.Config(("teacher-s", "wine"), 30, 4, (0.1,), 5.0, 1)
+    monkeypatch.setattr(correctness, "QUICK", tiny)
+    skip = {"CLARABEL": "skipped: test"}  # the teacher has a binary twin
+    monkeypatch.setattr(correctness, "SKIP", {("teacher-s", "relu"): skip,
+                                              ("teacher-s-bin", "relu"): skip})
+
+    def never(problem, solver, time_limit):
+        raise AssertionError("a skipped solver was run")
+
+    real = correctness.solve_one
+    monkeypatch.setattr(correctness, "solve_one", lambda p, s, t: (
+        never(p, s, t) if s == "CLARABEL" and p.formulation.name == "relu"
+        else real(p, s, t)))
+    out = tmp_path / "skip.csv"
+    assert correctness.main(["--quick", "--solvers", "CLARABEL,fast", "--datasets",
+                             "teacher-s", "--out", str(out)]) == 0
+    rows = read_csv(out)
+    assert {r["dataset"] for r in rows} == {"teacher-s", "teacher-s-bin"}
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    assert skipped and all(r["solver"] == "CLARABEL" and r["formulation"] == "relu"
+                           for r in skipped)
+    assert all(r["verdict"] == "no solution" for r in skipped)
+    with pytest.raises(SystemExit):
+        correctness.main(["--quick", "--datasets", "mnist"])
+
+
 def test_correctness_rejects_unknown_solvers():
     import correctness
 
