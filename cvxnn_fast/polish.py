@@ -105,6 +105,8 @@ def _newton_step(problem, B, s, Yhat, norms, kappa):
         + problem.lam * norms - kappa
     # Scales at a bound that the gradient pushes outwards stay there.
     free = ~(((s <= 0) & (grad > 0)) | ((s >= MAX_SCALE) & (grad < 0)))
+    if not free.any():  # every scale held at its bound: s is the box's optimum
+        return np.zeros_like(s)
     H = _hessian(problem, B[:, :, free], S)
     H[np.diag_indices_from(H)] += DAMPING * max(float(np.trace(H)) / len(H),
                                                 np.finfo(float).tiny)

@@ -149,3 +149,14 @@ def test_solver_history_ends_at_the_returned_point():
     assert sol.history["objective"][-1] == sol.objective
     assert sol.history["optimality"][-1] == pytest.approx(
         sol.certificate.optimality, rel=1e-9)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_polish_zeroes_every_group_when_lam_is_above_lam_max(loss):
+    # The Newton steps drive every scale to the bound 0, where no scale is
+    # free: found by comparisons/correctness.py as a ZeroDivisionError.
+    problem, sol = rough_solution("gated_relu", loss, "group_l1")
+    big = cvxnn.with_lam(problem, 10 * cvxnn.lam_max(problem))
+    polished = polish(big, sol.blocks)
+    assert not np.any(polished["U"])
+    assert big.objective(**polished) <= big.objective(**sol.blocks)
