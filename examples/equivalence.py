@@ -1,4 +1,4 @@
-r"""Gated ReLU and ReLU training are equivalent at lam = 0, and close for lam > 0.
+r"""Gated ReLU and ReLU training are equivalent at lam = 0; how far apart for lam > 0.
 
 Two convex programs share the activation patterns D_i of sampled gates:
 
@@ -13,6 +13,14 @@ Hence gated* <= relu*. Splitting the gated optimum into the cones
 so relu* <= decomposed objective. At lam = 0 the penalty is gone and the three
 numbers coincide: that is the equivalence theorem (Mishkin, Sahiner & Pilanci,
 2022). For lam > 0 this script reports the gap on two sklearn datasets.
+
+Measured (2026-11-27, ``--solver fast --n-gates 100``): the relative gap
+``(relu* - gated*) / gated*`` is 0.23-0.24 for lam >= 0.03 lam_max on
+diabetes and grows as lam falls (0.73 at 0.01 lam_max, 11 at 1e-4 lam_max);
+0.32-1.9 on breast cancer. With sampled gates the two programs are not close
+at lam > 0; the gated model and its decomposed ReLU network predict as well
+as the ReLU program's solution on the test split (breast cancer: 0.970 vs
+0.941-0.963 accuracy).
 
 Run (about two minutes on 2 cores with CLARABEL)::
 
