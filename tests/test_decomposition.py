@@ -112,6 +112,24 @@ def test_least_distance_against_cvxpy():
     np.testing.assert_array_equal(least_distance(G, -np.ones(60)), np.zeros(5))
 
 
+@pytest.mark.parametrize("shrink_rounds", [1, 50])
+def test_least_distance_with_many_rows_against_cvxpy(monkeypatch, shrink_rounds):
+    """Thousands of rows: the working set drops far rows between rounds (or,
+    with shrink_rounds=1, only grows) and still finds the exact solution."""
+    from cvxnn import cones
+
+    monkeypatch.setattr(cones, "SHRINK_ROUNDS", shrink_rounds)
+    rng = np.random.default_rng(2)
+    G = rng.standard_normal((3000, 8))
+    h = G @ rng.standard_normal(8) - 0.05 * rng.exponential(size=3000)
+    w_ref = cp.Variable(8)
+    cp.Problem(cp.Minimize(cp.sum_squares(w_ref)), [G @ w_ref >= h]).solve(
+        "CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    w = least_distance(G, h)
+    np.testing.assert_allclose(w, w_ref.value, atol=1e-7)
+    assert np.min(G @ w - h) >= -1e-9
+
+
 def test_block_in_its_cone_is_kept(solved):
     """u in K_i splits as v = u, w = 0 with no norm growth."""
     problem, _ = solved
