@@ -33,7 +33,7 @@ Convex model (cvxnn, fast solver):
    what the gated model predicts on the training images; its test accuracy,
    width and the time of the decomposition are reported on their own row
    (``--decompose``; off by default: on the full training set each
-   neuron's two least-distance programs have 60,000 rows each: 587 s for
+   neuron's two least-distance programs have 60,000 rows each: 180 s for
    500 active neurons on this 2-core machine, 2026-11-27).
 
 Baselines (PyTorch): a two-layer ReLU network with the same number of hidden

@@ -80,7 +80,8 @@ def _ldp_normalised(G, h):
     ``d + 1`` most violated rows. The kept active rows carry the round's
     optimum over, and an added violated row strictly raises it, so no working
     set repeats. Dropping the far rows keeps every NNLS small: at 60,000 rows
-    and d = 101 this is 3.7x faster than keeping every row ever added.
+    and d = 101 this made a 500-neuron decomposition 3.3x faster (587 s to
+    180 s) than keeping every row ever added.
     After ``SHRINK_ROUNDS`` rounds rows are only added (plain constraint
     generation, which ends in at most m / (d + 1) more rounds).
     """
