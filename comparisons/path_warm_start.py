@@ -28,17 +28,9 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer
 
 import cvxnn
+from cvxnn.estimators import fast_available
 
-
-def _has_fast():
-    try:
-        from cvxnn_fast.solve import fast_solve  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-HAS_FAST = _has_fast()
+HAS_FAST = fast_available()
 
 
 def load(n_train=400, seed=0):

@@ -26,7 +26,7 @@ import numpy as np
 from cvxnn import operator
 from cvxnn._validation import as_float_array, check_finite, check_positive_int
 from cvxnn.certificates import lam_max as compute_lam_max
-from cvxnn.exceptions import ConvergenceWarning
+from cvxnn.exceptions import INTERRUPTED, ConvergenceWarning
 from cvxnn.variants import check_problem, with_lam
 
 
@@ -281,7 +281,7 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
 
 def _interrupted(solution):
     """Whether the fast solver caught a Ctrl-C during this solve."""
-    return solution.status == "user_limit" and "KeyboardInterrupt" in solution.message
+    return solution.status == "user_limit" and INTERRUPTED in solution.message
 
 
 def _default_metric(path):

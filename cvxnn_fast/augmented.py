@@ -46,6 +46,7 @@ over 3x the iterations on the benchmark.
 
 import numpy as np
 
+from cvxnn.exceptions import INTERRUPTED
 from cvxnn_fast import engine
 from cvxnn_fast.polish import Polisher
 
@@ -160,7 +161,7 @@ def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
             sched.update(ws.Z_y, ws.state[K["S_VIOL"]])
             ws.restart_at_y()
     except KeyboardInterrupt:
-        code, stop = K["RUNNING"], "interrupted by the user (KeyboardInterrupt)"
+        code, stop = K["RUNNING"], INTERRUPTED
     engine.check_finite_run(problem, ws, code, lambda x: _split(problem, x),
                             monitor.start)
     status, message = engine.describe(code, stop, ws.state, tol)

@@ -7,7 +7,7 @@ import numpy as np
 
 from cvxnn import operator
 from cvxnn.certificates import has_duality_gap
-from cvxnn.exceptions import NumericalBreakdown
+from cvxnn.exceptions import INTERRUPTED, NumericalBreakdown
 from cvxnn.solution import Solution
 from cvxnn_fast import _fista
 from cvxnn_fast.polish import Polisher
@@ -271,7 +271,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor):
                          polisher=polisher,
                          polish_args=lambda ws: (blocks_of(ws.y), None))
     except KeyboardInterrupt:
-        code, stop = K["RUNNING"], "interrupted by the user (KeyboardInterrupt)"
+        code, stop = K["RUNNING"], INTERRUPTED
     check_finite_run(problem, ws, code, blocks_of, monitor.start)
     status, message = describe(code, stop, ws.state, tol)
     blocks = polisher.result[0] if polisher.result else blocks_of(ws.y)
