@@ -70,7 +70,7 @@ def params_from_solution(problem, sol):
     return np.concatenate(W1s, axis=1), np.concatenate(As, axis=1)
 
 
-def _activations(problem, X, W1, mask):
+def _activations(X, W1, mask):
     Z = np.einsum("nd,cmd->ncm", X, W1)
     gate = mask[:, None, :] if mask is not None else Z > 0
     return Z, gate
@@ -80,7 +80,7 @@ def objective(problem, W1, a):
     r"""Phi(W1, a) of the module docstring, computed with ``problem.loss``."""
     X = problem.X
     mask = problem.patterns if problem.formulation.name == "gated_relu" else None
-    Z, gate = _activations(problem, X, W1, mask)
+    Z, gate = _activations(X, W1, mask)
     Yhat = np.einsum("ncm,cm->nc", Z * gate, a)
     data = problem.loss.value(Yhat, problem.y) / problem.n_samples
     return data + 0.5 * problem.lam * float(np.sum(W1**2) + np.sum(a**2))
@@ -96,7 +96,7 @@ class NumpyNetwork:
     def loss_and_grad(self, rows, W1, a):
         p = self.problem
         X, Y = p.X[rows], p.y[rows]
-        Z, gate = _activations(p, X, W1, p.patterns[rows] if self.gated else None)
+        Z, gate = _activations(X, W1, p.patterns[rows] if self.gated else None)
         act = Z * gate
         Yhat = np.einsum("ncm,cm->nc", act, a)
         S = p.loss.gradient(Yhat, Y) / len(rows)
@@ -237,6 +237,6 @@ def best_of_grid(problem, method, lrs, seconds, **kwargs):
     runs = {lr: train(problem, method, lr, seconds, **kwargs) for lr in lrs}
     finite = {lr: r for lr, r in runs.items() if not r["diverged"]}
     if not finite:
-        return None, None, runs
+        return None, None
     lr = min(finite, key=lambda k: finite[k]["objective"][-1])
-    return finite[lr], lr, runs
+    return finite[lr], lr

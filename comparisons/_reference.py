@@ -78,7 +78,6 @@ def their_lam(problem):
 class Prepared:
     """pyscnn's public objects and internal model for one cvxnn problem."""
 
-    model: object
     solver: object
     regularizer: object
     internal: object
@@ -110,7 +109,7 @@ def prepare(problem, max_iter=10_000, tol=1e-12):
     (X, y), _, _ = process_data(problem.X, problem.y, None, None, False, False)
     internal = build_internal_model(model, reg, X)
     order = pattern_order(problem, _np(internal.U))
-    return Prepared(model, solver, reg, internal, X, y, order)
+    return Prepared(solver, reg, internal, X, y, order)
 
 
 def _np(tensor):

@@ -126,6 +126,20 @@ def datasets(names, max_samples=200, seed=0):
     return out
 
 
+def load_average():
+    """The 1, 5 and 15 minute load averages, as printed next to timings."""
+    return "load average " + ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def cone_scale(problem, blocks):
+    """``max(1, max |X b|)`` over the blocks: the scale of the cone values.
+
+    Cone violations are reported relative to it (a relative cone violation).
+    """
+    return max([1.0] + [float(np.max(np.abs(problem.X @ B.reshape(-1, B.shape[-1]).T)))
+                        for B in blocks.values()])
+
+
 def machine_header():
     """One line naming the machine and the versions that produced a result."""
     import cvxpy
@@ -133,8 +147,7 @@ def machine_header():
 
     import cvxnn
 
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    parts = [platform.platform(), f"{os.cpu_count()} cpus (load average {load})",
+    parts = [platform.platform(), f"{os.cpu_count()} cpus ({load_average()})",
              f"python {platform.python_version()}", f"numpy {np.__version__}",
              f"scipy {scipy.__version__}", f"cvxpy {cvxpy.__version__}",
              f"cvxnn {cvxnn.__version__}"]

@@ -24,7 +24,6 @@ Usage: python comparisons/bench_fast.py [--sections gated,relu,iteration,memory]
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import time
 import warnings
 
 import numpy as np
+from _suite import machine_header
 
 import cvxnn
 from cvxnn_fast import fast_solve
@@ -177,9 +177,7 @@ def main(argv=None):
     parser.add_argument("--memory-iterations", type=int, default=3)
     parser.add_argument("--json", default=None, help="write the rows to this file")
     args = parser.parse_args(argv)
-    print(f"# {platform.platform()}, python {platform.python_version()}, numpy "
-          f"{np.__version__}, cvxnn {cvxnn.__version__}, "
-          f"{resource.getpagesize()}-byte pages", flush=True)
+    print(f"{machine_header()}, {resource.getpagesize()}-byte pages", flush=True)
     rows = []
     for name in args.sections.split(","):
         result = SECTIONS[name](args)

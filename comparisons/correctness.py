@@ -42,12 +42,12 @@ import argparse
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cvxpy as cp
 import numpy as np
-from _suite import datasets, machine_header, write_csv
+from _suite import cone_scale, datasets, machine_header, write_csv
 
 import cvxnn
 
@@ -71,7 +71,6 @@ class Spec:
     rtol: float
     feas: float
     time_option: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 SPECS = {
@@ -160,12 +159,18 @@ def _regularizers(config, count):
     return (REGULARIZERS[count % len(REGULARIZERS)],)
 
 
-def solve_one(problem, solver, time_limit):
-    """Solve, timing everything (CVXPY canonicalization included)."""
+def solver_options(solver, time_limit):
+    """The options of ``SPECS[solver]`` with its time limit set."""
     spec = SPECS[solver]
     options = dict(spec.options)
     if spec.time_option:
         options[spec.time_option] = time_limit
+    return options
+
+
+def solve_one(problem, solver, time_limit):
+    """Solve, timing everything (CVXPY canonicalization included)."""
+    options = solver_options(solver, time_limit)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -181,9 +186,7 @@ def relative_violation(problem, sol):
     cert = sol.certificate
     if cert is None or cert.cone_violation is None:
         return None
-    scale = max(float(np.max(np.abs(problem.X @ B.reshape(-1, B.shape[-1]).T)))
-                for B in (sol.V, sol.W))
-    return cert.cone_violation / max(1.0, scale)
+    return cert.cone_violation / cone_scale(problem, {"V": sol.V, "W": sol.W})
 
 
 def solution_row(label, problem, solver, sol, elapsed, message):

@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 from _idx import DEFAULT_DIR, load_fashion_mnist
-from _suite import machine_header, write_csv
+from _suite import load_average, machine_header, write_csv
 
 import cvxnn
 from cvxnn_fast import fast_solve
@@ -93,9 +93,6 @@ class Features:
 
     def __call__(self, X):
         return np.ascontiguousarray((X - self.mean) @ self.projection, dtype=self.dtype)
-
-    def explained(self):
-        return None if self.eigenvalues is None else self.eigenvalues
 
 
 def pixel_gates(features, kind, n_gates, seed=0, kernel_size=5):
@@ -134,10 +131,6 @@ def accuracy(predict, X, y, batch=10000):
     hits = sum(int(np.sum(predict(X[i:i + batch]).argmax(1) == y[i:i + batch]))
                for i in range(0, len(y), batch))
     return hits / len(y)
-
-
-def load_average():
-    return "load average " + ", ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def convex_runs(data, args):

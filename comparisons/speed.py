@@ -51,8 +51,8 @@ from pathlib import Path
 import _nonconvex
 import _reference
 import numpy as np
-from _suite import machine_header, sklearn_dataset, teacher, write_csv
-from correctness import SPECS, installed_solvers
+from _suite import cone_scale, machine_header, sklearn_dataset, teacher, write_csv
+from correctness import installed_solvers, solver_options
 
 import cvxnn
 
@@ -116,10 +116,7 @@ def run_fast(problem, time_limit):
 
 
 def run_cvxpy(problem, solver, time_limit):
-    spec = SPECS[solver]
-    options = dict(spec.options)
-    if spec.time_option:
-        options[spec.time_option] = time_limit
+    options = solver_options(solver, time_limit)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sol = problem.solve(solver, **options)
@@ -149,7 +146,7 @@ def run_pyscnn(problem, time_limit):
 
 
 def run_nonconvex(problem, method, seconds, backend):
-    best, lr, _ = _nonconvex.best_of_grid(problem, method, GRIDS[method], seconds,
+    best, lr = _nonconvex.best_of_grid(problem, method, GRIDS[method], seconds,
                                           backend=backend)
     if best is None:
         return {"time": np.array([]), "objective": np.array([]), "total_time": seconds,
@@ -166,8 +163,7 @@ def optimum(problem, runs):
         if blocks is None:
             continue
         viol = problem.formulation.cone_violation(problem, blocks) or 0.0
-        scale = max([1.0] + [float(np.max(np.abs(problem.X @ B.reshape(-1, B.shape[-1])
-                                                  .T))) for B in blocks.values()])
+        scale = cone_scale(problem, blocks)
         if viol / scale <= FEASIBLE:
             finals.append((problem.objective(**blocks), scale))
     return min(finals)
