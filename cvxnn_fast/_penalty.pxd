@@ -71,7 +71,7 @@ cdef inline double shrink(double norm, double t) noexcept nogil:
 cdef inline void penalty_prox(
     int code, const floating* v, double t, Py_ssize_t R, Py_ssize_t d,
     Py_ssize_t n_halves,
-    floating* out,  # out: prox of t * R at v; may not alias v
+    floating* out,  # out: prox of t * R at v; may alias v (in place)
 ) noexcept nogil:
     cdef Py_ssize_t r, a, h, half = R // n_halves
     cdef double s

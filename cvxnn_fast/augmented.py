@@ -58,9 +58,8 @@ INNER_TOL_FLOOR = 1e-4
 
 
 def _signs(problem):
-    """(2 D - 1) tiled over the 2 * n_outputs blocks of P columns."""
-    signs = 2.0 * problem.patterns - 1.0
-    return np.tile(signs, (1, 2 * problem.n_outputs)).astype(problem.dtype)
+    """(2 D - 1) as (n, 1, P), broadcast over the 2 * n_outputs blocks of Z."""
+    return (2.0 * problem.patterns - 1.0).astype(problem.dtype)[:, None, :]
 
 
 def _squared_norm(X, iterations=20):
@@ -110,7 +109,9 @@ class Schedule:
 
     def shifted(self, Z):
         """max(0, m - rho c(x)): the multipliers the products Z of x imply."""
-        return np.maximum(self.mult - self.rho * self.signs * Z, 0)
+        n, P = Z.shape[0], self.signs.shape[2]
+        cones = (self.rho * self.signs * Z.reshape(n, -1, P)).reshape(n, -1)
+        return np.maximum(self.mult - cones, 0)
 
     def update(self, Z, violation):
         """One outer step after a subproblem solved at products Z."""

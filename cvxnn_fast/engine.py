@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cvxnn import operator
-from cvxnn.certificates import has_duality_gap
+from cvxnn.certificates import _gradient_scale, has_duality_gap
 from cvxnn.exceptions import INTERRUPTED, NumericalBreakdown
+from cvxnn.regularizers import REGULARIZERS
 from cvxnn.solution import Solution
 from cvxnn_fast import _fista
 from cvxnn_fast.polish import Polisher
@@ -86,9 +87,8 @@ class Workspace:
         gated = kind == K["GATED"]
         self.Yhat = np.empty((1, 1) if gated else (n, c), dtype)
         self.Yhat_new = np.empty_like(self.Yhat)
-        width = rows
         self.work = np.empty(
-            (operator.block_rows(n, width, self.x.itemsize) if gated else n, width),
+            (operator.block_rows(n, rows, self.x.itemsize) if gated else n, rows),
             dtype)
         self.state = np.zeros(K["N_STATE"])
         self.state[K["S_T"]] = 1.0
@@ -159,7 +159,7 @@ def initial_step(problem, x_shape, relu, rho, power_iterations=3, max_rows=4096)
         G = operator.adjoint(X, D, S).reshape(c * P, d)
         Hr = CURVATURE[problem.loss.name] / X.shape[0] * (
             np.vstack([G, -G]) if relu else G)
-        if relu:
+        if relu and rho:
             Hr = Hr + rho * scale * ((X @ r.T).T @ X)
         L = float(np.linalg.norm(Hr))
         r = Hr
@@ -174,25 +174,26 @@ def initial_step(problem, x_shape, relu, rho, power_iterations=3, max_rows=4096)
 def settings(problem):
     """Codes and flags the kernel needs, from the problem's parts."""
     reg = problem.regularizer
-    return {"loss": problem.loss.code, "reg": reg.code if problem.lam > 0 else 4,
+    return {"loss": problem.loss.code,
+            "reg": reg.code if problem.lam > 0 else REGULARIZERS[None].code,
             "reg_is_norm": int(reg.is_norm), "has_gap": int(has_duality_gap(problem)),
             "lam": problem.lam}
 
 
 def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
-        cone_tol=np.inf, polisher=None, polish_args=None):
+        cone_tol=np.inf, polisher, polish_args):
     """Call the compiled loop chunk by chunk; return (code, reason to stop).
 
-    With a :class:`~cvxnn_fast.polish.Polisher`, the loop also pauses at its
+    The loop also pauses at the :class:`~cvxnn_fast.polish.Polisher`'s
     iterations; ``polish_args(ws)`` gives the (blocks, multipliers) to polish.
     A polish that certifies ends the run with ``CONVERGED`` (the polished
     point is in ``polisher.result``).
     """
     st = settings(problem)
-    grad0 = float(np.linalg.norm(problem.gradient_at_zero)) or 1.0
+    grad0 = _gradient_scale(problem)
     slack = 1e-6  # relative slack of the line search's bound
     while True:
-        limit = polisher.pause_at(max_iter) if polisher is not None else max_iter
+        limit = polisher.pause_at(max_iter)
         code = _fista.run(
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
             st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,

@@ -53,12 +53,11 @@ def group_axes(problem):
     return (0, 1) if reg.name == "feature_group_l1" else (2,)
 
 
-def _contributions(problem, U, axes):
+def _contributions(X, D, U, axes):
     """Predictions of each group of U alone, (n, n_outputs, groups)."""
-    X, D = problem.X.astype(np.float64), problem.patterns
     c, P, d = U.shape
     if axes == (2,):
-        Z = (X @ U.reshape(c * P, d).T).reshape(-1, c, P) * D[:, None, :]
+        Z = operator.products(X, U) * D[:, None, :]
         B = np.zeros((X.shape[0], c, c, P))
         for k in range(c):
             B[:, k, k, :] = Z[:, k, :]
@@ -67,15 +66,18 @@ def _contributions(problem, U, axes):
     return inner * X[:, None, :]
 
 
-def _block_groups(problem, U, axes, sign, multipliers):
-    """(B, norms, kappa, mask) for the non-zero groups of one weight block."""
+def _block_groups(problem, X, U, axes, sign, multipliers):
+    """(B, norms, kappa, mask) for the non-zero groups of one weight block.
+
+    ``X`` is the problem's data in float64.
+    """
     U = U.astype(np.float64)
     norms = np.sum(problem.regularizer.group_norms(U), axis=axes, keepdims=True)
     mask = norms.ravel() > 0
-    B = sign * _contributions(problem, U, axes)[:, :, mask]
+    B = sign * _contributions(X, problem.patterns, U, axes)[:, :, mask]
     kappa = np.zeros(int(mask.sum()))
     if multipliers is not None:
-        CA = operator.cone_adjoint(problem.X.astype(np.float64), problem.patterns,
+        CA = operator.cone_adjoint(X, problem.patterns,
                                    np.asarray(multipliers, np.float64))
         kappa = np.sum(U * CA, axis=axes, keepdims=True).ravel()[mask]
     return B, norms.ravel()[mask], kappa, norms.shape, mask
@@ -173,7 +175,8 @@ def polish(problem, blocks, multipliers=None):
     if n_groups == 0 or n_groups > MAX_GROUPS or \
             problem.n_samples * problem.n_outputs * n_groups > MAX_ENTRIES:
         return None
-    parts = [_block_groups(problem, blocks[k], axes, signs[k], mults.get(k))
+    X = problem.X.astype(np.float64)
+    parts = [_block_groups(problem, X, blocks[k], axes, signs[k], mults.get(k))
              for k in names]
     s = scales(problem, np.concatenate([p[0] for p in parts], axis=2),
                np.concatenate([p[1] for p in parts]),

@@ -21,8 +21,8 @@ import numpy as np
 
 from cvxnn._validation import check_positive_float, check_positive_int, check_weights
 from cvxnn.exceptions import ConvergenceWarning
-from cvxnn.problem import Problem
 from cvxnn.solution import Solution
+from cvxnn.variants import check_problem
 from cvxnn_fast import augmented, engine
 
 DEFAULT_MAX_ITER = 10_000
@@ -30,11 +30,7 @@ SINGLE_THREAD_FLOPS = 2e7
 
 
 def _check_arguments(problem, tol, max_iter, callback, cone_tol, time_limit):
-    if not isinstance(problem, Problem):
-        raise TypeError(
-            f"problem: expected a cvxnn Problem (from cvxnn.build_problem), got "
-            f"{type(problem).__name__}."
-        )
+    check_problem(problem)
     tol = check_positive_float(tol, "tol")
     max_iter = check_positive_int(max_iter, "max_iter")
     cone_tol = tol if cone_tol is None else check_positive_float(cone_tol, "cone_tol")
