@@ -43,7 +43,9 @@ def assert_matches(fast, ref, tol):
                 ref.certificate.duality_gap + fast.certificate.duality_gap
                 if ref.certificate.duality_gap is not None else 0.0)
     assert abs(fast.objective - ref.objective) <= slack + 1e-12
-    # The reported objective is cvxnn's own, at the returned weights.
+    # Construction guard: the reported objective is cvxnn's own at the
+    # returned weights (true while fast_solve builds its Solution through
+    # Solution.from_weights; fails if a backend reports its own value).
     assert fast.objective == fast.problem.objective(**fast.blocks)
 
 
