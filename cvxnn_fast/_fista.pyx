@@ -29,8 +29,10 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cvxnn_fast._blas cimport dot
 from cvxnn_fast._loss cimport bregman_sum, conjugate_sum, hessian_factors, loss_sum
 from cvxnn_fast._augmented cimport al_candidate, al_prepare
+from cvxnn_fast._metric cimport metric_prox, metric_squared_distance, metric_step
 from cvxnn_fast._operator cimport adjoint, adjoint_block, forward_block, forward_rows
 from cvxnn_fast._penalty cimport (
+    FEATURE_GROUP_L1,
     L2,
     dual_norm,
     penalty_prox,
@@ -83,6 +85,8 @@ cdef struct Setting:
     Py_ssize_t n, d, c, P, rows, n_halves, block
     double lam, rho, grad0, tol, inner_tol, cone_tol, backtrack, grow, slack
     double mult_sq  # AUGMENTED: sum of the squared multipliers
+    double metric   # GATED: beta of the pattern-mean metric (0: Euclidean)
+    double* metric_m  # GATED with metric: each output's prox shift m, (c, d)
 
 
 cdef double now() noexcept nogil:
@@ -229,7 +233,9 @@ cdef double line_search(
 
     The test is ``bregman(x_new, y) <= ||x_new - y||^2 / (2 step)``, the
     quadratic upper bound with f(y) and <grad, x_new - y> moved to the left
-    and computed without cancellation (see bregman_sum).
+    and computed without cancellation (see bregman_sum). With the
+    pattern-mean metric (``s.metric > 0``) the step, the prox and the norm are
+    those of M (see _metric.pxd).
     """
     cdef Py_ssize_t i, size = s.rows * s.d
     cdef double quad, delta, div
@@ -237,15 +243,23 @@ cdef double line_search(
     cdef const floating* pg = &grad[0, 0]
     cdef floating* px = &x_new[0, 0]
     while step[0] > 1e-30:
-        for i in range(size):
-            px[i] = py[i] - step[0] * pg[i]
-        penalty_prox(s.reg, px, step[0] * s.lam, s.rows, s.d, s.n_halves, px)
+        if s.metric > 0:
+            metric_step(py, pg, step[0], s.metric, s.c, s.P, s.d, px)
+            metric_prox(s.reg, px, step[0] * s.lam, s.metric, s.c, s.P, s.d,
+                        s.metric_m)
+        else:
+            for i in range(size):
+                px[i] = py[i] - step[0] * pg[i]
+            penalty_prox(s.reg, px, step[0] * s.lam, s.rows, s.d, s.n_halves, px)
         model_forward(s, &X[0, 0], &D[0, 0], px, &work[0, 0], Z_new)
         div = bregman(s, D, Y, Z_new, Z_y, mult, S_y, Yhat_y, Yhat_new)
-        quad = 0
-        for i in range(size):
-            delta = px[i] - py[i]
-            quad += delta * delta
+        if s.metric > 0:
+            quad = metric_squared_distance(px, py, s.metric, s.c, s.P, s.d)
+        else:
+            quad = 0
+            for i in range(size):
+                delta = px[i] - py[i]
+                quad += delta * delta
         if isfinite(div) and div <= quad / (2 * step[0]) * (1 + s.slack):
             return step[0]
         step[0] *= s.backtrack
@@ -255,7 +269,8 @@ cdef double line_search(
 def run(
     int kind, int loss, int reg, int reg_is_norm, int has_gap, double lam,
     double rho, double grad0, double tol, double inner_tol, double cone_tol,
-    double backtrack, double grow, double slack,
+    double backtrack, double grow, double slack, double metric,
+    double[:, ::1] metric_m,  # in/out (c, d): prox shifts of the metric
     const floating[:, ::1] X,
     const unsigned char[:, ::1] D,
     const floating[:, ::1] Y,
@@ -302,6 +317,8 @@ def run(
     s.backtrack = backtrack
     s.grow = grow
     s.slack = slack
+    s.metric = metric if kind == GATED and reg != FEATURE_GROUP_L1 else 0.0
+    s.metric_m = &metric_m[0, 0]
     cdef int code = RUNNING
     cdef Py_ssize_t size = s.rows * s.d, it = <Py_ssize_t> state[S_ITER]
     cdef Py_ssize_t z_size = Z_x.shape[0] * Z_x.shape[1]
@@ -419,6 +436,28 @@ def regularizer_prox(int reg, const floating[:, ::1] v, double t, Py_ssize_t n_h
                      floating[:, ::1] out):
     """out = prox of t * R at v."""
     penalty_prox(reg, &v[0, 0], t, v.shape[0], v.shape[1], n_halves, &out[0, 0])
+
+
+def metric_proximal(int reg, floating[:, ::1] v, double t, double beta,
+                    Py_ssize_t c, double[:, ::1] m):
+    """v <- prox of t * R at v in the pattern-mean metric (in place); m (c, d)
+    holds the shifts (start and result). Returns the Newton steps taken."""
+    return metric_prox(reg, &v[0, 0], t, beta, c, v.shape[0] // c, v.shape[1], &m[0, 0])
+
+
+def metric_distance(const floating[:, ::1] x, const floating[:, ::1] y, double beta,
+                    Py_ssize_t c):
+    """||x - y||_M^2."""
+    return metric_squared_distance(&x[0, 0], &y[0, 0], beta, c, x.shape[0] // c,
+                                   x.shape[1])
+
+
+def metric_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
+                         double step, double beta, Py_ssize_t c,
+                         floating[:, ::1] out):
+    """out = y - step * M^{-1} g."""
+    metric_step(&y[0, 0], &g[0, 0], step, beta, c, y.shape[0] // c, y.shape[1],
+                &out[0, 0])
 
 
 def regularizer_dual_norm(int reg, const floating[:, ::1] g, Py_ssize_t n_halves):

@@ -10,7 +10,7 @@ from cvxnn.certificates import _gradient_scale, has_duality_gap
 from cvxnn.exceptions import INTERRUPTED, NumericalBreakdown
 from cvxnn.regularizers import REGULARIZERS
 from cvxnn.solution import Solution
-from cvxnn_fast import _fista
+from cvxnn_fast import _fista, metric
 from cvxnn_fast.polish import Polisher
 
 K = _fista.CONSTANTS
@@ -90,6 +90,8 @@ class Workspace:
         self.work = np.empty(
             (operator.block_rows(n, rows, self.x.itemsize) if gated else n, rows),
             dtype)
+        self.beta = 0.0  # pattern-mean metric (GATED; set by solve_gated)
+        self.metric_m = np.zeros((c, d))
         self.state = np.zeros(K["N_STATE"])
         self.state[K["S_T"]] = 1.0
         self.history = np.full((max_iter + 1, K["N_HISTORY"]), np.nan)
@@ -130,28 +132,35 @@ class Workspace:
         return out
 
 
-def initial_step(problem, x_shape, relu, rho, power_iterations=3, max_rows=4096):
-    """1 / (estimate of the Lipschitz constant of the smooth part's gradient).
-
-    A few power iterations on ``(1/n) A^T A`` (times the loss's largest
-    curvature), plus ``rho X^T X`` per neuron for the augmented Lagrangian.
-    On more than ``max_rows`` samples they run on a seeded row subsample,
-    whose ``(1/m) A_S^T A_S`` estimates ``(1/n) A^T A``; the line search
-    corrects what the estimate misses.
-    """
-    rng = np.random.default_rng(0)
-    c, P, d = problem.weight_shape
+def _subsample(problem, max_rows):
+    """(X, D, n / rows) on at most ``max_rows`` seeded rows."""
     X, D, n = problem.X, problem.patterns, problem.n_samples
     if n > max_rows:
-        rows = np.sort(rng.choice(n, max_rows, replace=False))
+        rows = np.sort(np.random.default_rng(0).choice(n, max_rows, replace=False))
         X, D = np.ascontiguousarray(X[rows]), np.ascontiguousarray(D[rows])
-    scale = n / X.shape[0]
-    r = rng.standard_normal(x_shape).astype(problem.dtype)
+    return X, D, n / X.shape[0]
+
+
+def _largest_curvature(problem, x_shape, relu, rho, transform=None,
+                       power_iterations=3, max_rows=4096):
+    """Power iterations on ``T H`` (``T = transform``, identity if None).
+
+    H is the Hessian bound of the smooth part: ``(1/n) A^T A`` times the
+    loss's largest curvature, plus ``rho X^T X`` per neuron for the augmented
+    Lagrangian. On more than ``max_rows`` samples they run on a seeded row
+    subsample, whose ``(1/m) A_S^T A_S`` estimates ``(1/n) A^T A``; the line
+    search corrects what the estimate misses.
+    """
+    c, P, d = problem.weight_shape
+    X, D, scale = _subsample(problem, max_rows)
+    r = np.random.default_rng(0).standard_normal(x_shape).astype(problem.dtype)
+    if transform is not None:
+        r = transform(r)
     L = 1.0
     for _ in range(power_iterations):
         norm = np.linalg.norm(r)
         if norm == 0:  # the operator vanishes on r (e.g. all-zero data)
-            break
+            return 0.0
         with np.errstate(invalid="ignore"):  # inf / inf: reported below
             r /= norm
         U = r[: c * P] - r[c * P:] if relu else r
@@ -161,14 +170,53 @@ def initial_step(problem, x_shape, relu, rho, power_iterations=3, max_rows=4096)
             np.vstack([G, -G]) if relu else G)
         if relu and rho:
             Hr = Hr + rho * scale * ((X @ r.T).T @ X)
+        if transform is not None:
+            Hr = transform(Hr)
         L = float(np.linalg.norm(Hr))
         r = Hr
+    return L
+
+
+def initial_step(problem, x_shape, relu, rho, beta=0.0):
+    """1 / (estimate of the Lipschitz constant of the smooth part's gradient),
+    in the pattern-mean metric ``M = I + beta Pi`` when ``beta > 0``
+    (:mod:`cvxnn_fast.metric`): the largest eigenvalue of ``M^{-1} H``."""
+    c = problem.weight_shape[0]
+
+    def inverse_metric(v):
+        return v - beta / (1.0 + beta) * metric.block_mean(v, c)
+
+    L = _largest_curvature(problem, x_shape, relu, rho,
+                           inverse_metric if beta > 0 else None)
     if not np.isfinite(L):
         raise NumericalBreakdown(
             "fast_solve: the estimate of the gradient's Lipschitz constant overflows "
             f"({L!r}): the features are too large for {problem.dtype.name}; rescale "
             "them (build_problem(..., standardize=True)).")
     return 1.0 / L if L > 0 else 1.0
+
+
+def metric_beta(problem, max_rows=4096):
+    """beta of the pattern-mean metric for a gated problem (0: none).
+
+    :data:`metric.BETA` where the curvature along repeated weights (exact,
+    :func:`metric.spike_curvature`) exceeds the power-iteration estimate of
+    the largest curvature off them by :data:`metric.MIN_RATIO`, else 0.
+    """
+    if not metric.applies(problem):
+        return 0.0
+    c, P, d = problem.weight_shape
+    X, D, _ = _subsample(problem, max_rows)
+    spike = CURVATURE[problem.loss.name] * metric.spike_curvature(X, D)
+
+    def off_spike(v):
+        return v - metric.block_mean(v, c)
+
+    rest = _largest_curvature(problem, (c * P, d), False, 0.0, off_spike,
+                              power_iterations=5, max_rows=max_rows)
+    if not (np.isfinite(spike) and np.isfinite(rest)) or rest <= 0:
+        return 0.0
+    return metric.BETA if spike >= metric.MIN_RATIO * rest else 0.0
 
 
 def settings(problem):
@@ -197,7 +245,8 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
         code = _fista.run(
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
             st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,
-            problem.X, problem.patterns.view(np.uint8), problem.y, mult, ws.x, ws.y,
+            ws.beta, ws.metric_m, problem.X, problem.patterns.view(np.uint8),
+            problem.y, mult, ws.x, ws.y,
             ws.x_new, ws.grad, ws.Z_x, ws.Z_y, ws.Z_new, ws.Yhat, ws.Yhat_new, ws.S,
             ws.work, ws.state, ws.history, limit, CHUNK_SECONDS, monitor.start)
         it = int(ws.state[K["S_ITER"]])
@@ -260,7 +309,8 @@ def solve_gated(problem, U0, tol, max_iter, monitor):
     """R-FISTA on the gated ReLU program."""
     c, P, d = problem.weight_shape
     ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter)
-    ws.state[K["S_STEP"]] = initial_step(problem, ws.x.shape, False, 0.0)
+    ws.beta = metric_beta(problem)
+    ws.state[K["S_STEP"]] = initial_step(problem, ws.x.shape, False, 0.0, ws.beta)
     dummy = np.zeros((1, 1), problem.dtype)
 
     def blocks_of(x):
@@ -278,4 +328,5 @@ def solve_gated(problem, U0, tol, max_iter, monitor):
     blocks = polisher.result[0] if polisher.result else blocks_of(ws.y)
     return Result(status, message, blocks, int(ws.state[K["S_ITER"]]),
                   ws.history_dict(False), monitor.start,
-                  info={"polished": polisher.result is not None})
+                  info={"polished": polisher.result is not None,
+                        "metric_beta": ws.beta})
