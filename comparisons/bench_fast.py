@@ -9,6 +9,10 @@ Sections (``--sections``, default all):
   1e-6 with cone violation below 1e-6: fast vs CLARABEL.
 * ``iteration``: one R-FISTA iteration against the two GEMMs it needs at
   n = 20000, d = 200, P = 1000 (numpy's GEMM, same shapes, same machine).
+* ``metric``: gated R-FISTA in the pattern-mean metric (the default,
+  :mod:`cvxnn_fast.metric`) against the same loop in the Euclidean metric
+  (beta = 0), iterations and median time to gap 1e-6, on the ``gated``
+  problem, diabetes (squared, P = 500) and breast cancer (logistic, P = 100).
 * ``memory``: peak memory and time per iteration of a gated solve at the size
   of MNIST (n = 60000, d = 784, P = 1000, 10 outputs), float32 and float64,
   each in a fresh subprocess (peak RSS from getrusage).
@@ -18,7 +22,7 @@ Data are a planted two-layer ReLU teacher (10 neurons, Gaussian inputs,
 Times are medians over ``--repeats`` runs (default 3); CLARABEL solves of
 the gated problem take minutes each (use --clarabel-repeats to limit them).
 
-Usage: python comparisons/bench_fast.py [--sections gated,relu,iteration,memory]
+Usage: python comparisons/bench_fast.py [--sections gated,relu,iteration,metric,memory]
        [--repeats 3] [--clarabel-repeats 3] [--data teacher|noise]
 """
 
@@ -126,6 +130,49 @@ def section_iteration(args):
     return row
 
 
+def section_metric(args):
+    from unittest import mock
+
+    from sklearn.datasets import load_breast_cancer, load_diabetes
+
+    from cvxnn_fast import engine
+
+    X, y = teacher_data(2000, 50, kind=args.data)
+    Xd, yd = load_diabetes(return_X_y=True)
+    Xb, yb = load_breast_cancer(return_X_y=True)
+    cases = [
+        ("gated n=2000 d=50 P=500", cvxnn.build_problem(X, y, lam=1e-3, n_gates=500)),
+        ("diabetes squared P=500", cvxnn.build_problem(
+            Xd, (yd - yd.mean()) / yd.std(), lam=1e-3, n_gates=500, standardize=True)),
+        ("breast cancer logistic P=100", cvxnn.build_problem(
+            Xb, yb, loss="logistic", lam=1e-3, n_gates=100, standardize=True)),
+    ]
+    def solve(problem, beta_rule):
+        # beta = 0 runs the same compiled loop in the Euclidean metric.
+        with warnings.catch_warnings(), \
+                mock.patch.object(engine, "metric_beta", beta_rule):
+            warnings.simplefilter("ignore")
+            return timed(lambda: fast_solve(problem, tol=1e-6, max_iter=200_000),
+                         args.repeats)
+
+    rows = []
+    for label, problem in cases:
+        row = {"problem": f"metric: {label}"}
+        for name, rule in (("metric", engine.metric_beta),
+                           ("euclidean", lambda problem: 0.0)):
+            t, sol = solve(problem, rule)
+            row.update({f"{name}_s": t, f"{name}_iterations": sol.n_iter,
+                        f"{name}_status": sol.status,
+                        f"{name}_objective": sol.objective})
+        row["speedup"] = row["euclidean_s"] / row["metric_s"]
+        print(f"{label}: metric {row['metric_s']:.2f}s ({row['metric_iterations']} it, "
+              f"{row['metric_status']}) | Euclidean {row['euclidean_s']:.2f}s "
+              f"({row['euclidean_iterations']} it, {row['euclidean_status']}) | "
+              f"{row['speedup']:.2f}x", flush=True)
+        rows.append(row)
+    return rows
+
+
 MEMORY_CHILD = """
 import json, resource, sys, time, warnings
 import numpy as np
@@ -164,7 +211,8 @@ def section_memory(args):
 
 
 SECTIONS = {"gated": section_gated, "relu": section_relu,
-            "iteration": section_iteration, "memory": section_memory}
+            "iteration": section_iteration, "metric": section_metric,
+            "memory": section_memory}
 
 
 def main(argv=None):
