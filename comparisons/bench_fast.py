@@ -162,10 +162,12 @@ def section_metric(args):
                            ("euclidean", lambda problem: 0.0)):
             t, sol = solve(problem, rule)
             row.update({f"{name}_s": t, f"{name}_iterations": sol.n_iter,
+                        f"{name}_beta": sol.info["metric_beta"],
                         f"{name}_status": sol.status,
                         f"{name}_objective": sol.objective})
         row["speedup"] = row["euclidean_s"] / row["metric_s"]
-        print(f"{label}: metric {row['metric_s']:.2f}s ({row['metric_iterations']} it, "
+        print(f"{label}: metric (beta {row['metric_beta']:g}) {row['metric_s']:.2f}s "
+              f"({row['metric_iterations']} it, "
               f"{row['metric_status']}) | Euclidean {row['euclidean_s']:.2f}s "
               f"({row['euclidean_iterations']} it, {row['euclidean_status']}) | "
               f"{row['speedup']:.2f}x", flush=True)

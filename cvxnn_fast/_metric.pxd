@@ -10,14 +10,12 @@
 #
 # The prox of t * R in this metric couples a block's rows only through one
 # d-vector m: x_i = prox_{tR}(z_i - beta * m) with m the root of
-# F(m) = m - mean_i(x_i - z_i), found by damped Newton on
+# F(m) = m - mean_i(x_i - z_i), found by damped (quasi-)Newton steps on
 # F'(m) = I + (beta / P) * sum_i J_i (J_i the Jacobian of the row prox).
 
 from cython cimport floating
 from libc.math cimport fabs, sqrt
 from libc.stdlib cimport free, malloc
-from scipy.linalg.cython_blas cimport dsyrk
-from scipy.linalg.cython_lapack cimport dposv
 
 from cvxnn_fast._penalty cimport GROUP_L1, L1, L2, NONE
 
@@ -152,6 +150,70 @@ cdef inline double evaluate(
     return total
 
 
+cdef inline void newton_direction(
+    const double* F, const double* diag, const double* W, Py_ssize_t active,
+    Py_ssize_t d, double coef,
+    double* delta,  # out: F'(m)^{-1} F
+    double* cg,     # scratch: 4 d + active doubles
+) noexcept nogil:
+    """Solve ``(I + coef (diag + W^T W)) delta = F`` by Jacobi-preconditioned
+    conjugate gradients, matrix-free (W is (active, d) row-major).
+
+    The matrix is the identity plus a small positive part, so CG converges
+    in a few steps; no BLAS call, whose threads would cost more than the
+    solve on these d x d systems.
+    """
+    cdef double* r = cg
+    cdef double* p = cg + d
+    cdef double* q = cg + 2 * d
+    cdef double* prec = cg + 3 * d
+    cdef double* tmp = cg + 4 * d
+    cdef Py_ssize_t a, i, it
+    cdef double rz, rz_new, alpha, pq, r0 = 0, rr, acc
+    for a in range(d):
+        prec[a] = 1.0 + coef * diag[a]
+    for i in range(active):
+        for a in range(d):
+            prec[a] += coef * W[i * d + a] * W[i * d + a]
+    rz = 0
+    for a in range(d):
+        delta[a] = 0
+        r[a] = F[a]
+        p[a] = r[a] / prec[a]
+        rz += r[a] * p[a]
+        r0 += r[a] * r[a]
+    for it in range(2 * d + 10):
+        # q = (I + coef diag) p + coef W^T (W p)
+        for i in range(active):
+            acc = 0
+            for a in range(d):
+                acc += W[i * d + a] * p[a]
+            tmp[i] = coef * acc
+        pq = 0
+        for a in range(d):
+            q[a] = (1.0 + coef * diag[a]) * p[a]
+        for i in range(active):
+            for a in range(d):
+                q[a] += tmp[i] * W[i * d + a]
+        for a in range(d):
+            pq += p[a] * q[a]
+        if pq <= 0:
+            break
+        alpha = rz / pq
+        rr = 0
+        rz_new = 0
+        for a in range(d):
+            delta[a] += alpha * p[a]
+            r[a] -= alpha * q[a]
+            rr += r[a] * r[a]
+            rz_new += r[a] * r[a] / prec[a]
+        if rr <= 1e-28 * r0:
+            break
+        for a in range(d):
+            p[a] = r[a] / prec[a] + rz_new / rz * p[a]
+        rz = rz_new
+
+
 cdef inline Py_ssize_t metric_prox(
     int code, floating* v, double t, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
@@ -161,16 +223,14 @@ cdef inline Py_ssize_t metric_prox(
     returns the Newton steps taken."""
     cdef Py_ssize_t k, i, a, it, half, active, steps = 0
     cdef bint full
-    cdef int dd = <int> d, one = 1, info = 0, kk
-    cdef char uplo = b'L', trans = b'N'
-    cdef double alpha, one_d = 1.0, norm_sq, new_sq, scale, coef = beta / P
-    cdef double *z, *x, *W, *jac, *diag, *F, *delta, *trial, *m
+    cdef double alpha, norm_sq, new_sq, scale, coef = beta / P
+    cdef double *z, *x, *W, *cg, *diag, *F, *delta, *trial, *m
     if code == NONE or t == 0:
         return 0  # prox is the identity and F(m) = (1 + beta) m: m = 0
     z = <double*> malloc(P * d * sizeof(double))
     x = <double*> malloc(P * d * sizeof(double))
     W = <double*> malloc(P * d * sizeof(double))
-    jac = <double*> malloc(d * d * sizeof(double))
+    cg = <double*> malloc((4 * d + P) * sizeof(double))
     diag = <double*> malloc(d * sizeof(double))
     F = <double*> malloc(d * sizeof(double))
     delta = <double*> malloc(d * sizeof(double))
@@ -190,20 +250,7 @@ cdef inline Py_ssize_t metric_prox(
                 break
             steps += 1
             if full:
-                # Newton: F'(m) = I + (beta / P) (diag + W^T W), lower triangle;
-                # W is (active, d) row-major: the column-major (d, active) W^T.
-                for i in range(d * d):
-                    jac[i] = 0
-                if active > 0:
-                    kk = <int> active
-                    dsyrk(&uplo, &trans, &dd, &kk, &coef, W, &dd, &one_d, jac, &dd)
-                for a in range(d):
-                    jac[a * d + a] += 1.0 + coef * diag[a]
-                    delta[a] = F[a]
-                dposv(&uplo, &dd, &one, jac, &dd, delta, &dd, &info)
-                if info != 0:
-                    for a in range(d):
-                        delta[a] = F[a] / (1.0 + coef * diag[a])
+                newton_direction(F, diag, W, active, d, coef, delta, cg)
             else:
                 # The diagonal of F'(m) only: W^T W is small next to it
                 # unless rows sit near their threshold (then switch to Newton).
@@ -233,7 +280,7 @@ cdef inline Py_ssize_t metric_prox(
     free(z)
     free(x)
     free(W)
-    free(jac)
+    free(cg)
     free(diag)
     free(F)
     free(delta)
