@@ -3,7 +3,9 @@
 * Gated ReLU: restarted FISTA with backtracking line search
   (:mod:`cvxnn_fast._fista`), stopped on the certificate of
   :mod:`cvxnn.certificates` (relative duality gap where a dual point is
-  cheap, relative KKT residual otherwise).
+  cheap, relative KKT residual otherwise), in the pattern-mean metric of
+  :mod:`cvxnn_fast.metric` where the problem has its curvature spike
+  (``sol.info["metric_beta"]``).
 * ReLU: an augmented Lagrangian method (:mod:`cvxnn_fast.augmented`) whose
   subproblems are solved by the same compiled loop.
 

@@ -52,6 +52,21 @@ def test_prox_meets_its_optimality_conditions(rng, dtype, reg, c):
         np.testing.assert_allclose(m, shift[:, 0], atol=TOL[dtype])
 
 
+def test_prox_with_rows_at_their_threshold(rng):
+    # Rows just above the threshold make the Jacobian's low-rank part large:
+    # the diagonal steps stall and the Newton (CG) steps take over.
+    c, P, d, beta, t = 1, 40, 6, 50.0, 1.0
+    Z = rng.standard_normal((P, d))
+    Z *= (1.0 + 1e-3 * rng.random((P, 1))) / np.linalg.norm(Z, axis=1, keepdims=True)
+    Z += 0.05  # a common component for m to absorb
+    x, m = Z.copy(), np.zeros((c, d))
+    steps = _fista.metric_proximal(REG["group_l1"], x, t, beta, c, m)
+    shift = (x - Z).mean(axis=0, keepdims=True)
+    np.testing.assert_allclose(x, plain_prox("group_l1", Z - beta * shift, t),
+                               atol=1e-10)
+    assert 0 < steps < 50
+
+
 def test_group_prox_matches_cvxpy(rng):
     c, P, d, beta, t = 2, 6, 3, 4.0, 0.7
     Z = rng.standard_normal((c * P, d))
