@@ -15,8 +15,15 @@ from cvxnn_fast.polish import Polisher
 
 K = _fista.CONSTANTS
 CHUNK_SECONDS = 0.25
+# Line search: the step shrinks by BACKTRACK until the bound holds and grows by
+# GROW after every iteration. Measured (tol 1e-6, same iterates' counts):
+# GROW 1.1 instead of 1.25 backtracks on 11% of iterations instead of 25%
+# and took 0.87x-0.98x the time on the bench_fast gated and ReLU problems,
+# diabetes, digits and breast cancer; 1.05 left the ReLU bench problem's
+# augmented Lagrangian unconverged after 100,000 iterations; BACKTRACK 0.7
+# was slower.
 BACKTRACK = 0.5
-GROW = 1.25
+GROW = 1.1
 # Largest second derivative of each loss (for the initial step size).
 CURVATURE = {"squared": 1.0, "logistic": 0.25, "cross_entropy": 0.5}
 
