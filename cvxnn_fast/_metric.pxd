@@ -22,6 +22,9 @@ from cvxnn_fast._penalty cimport GROUP_L1, L1, L2, NONE
 cdef enum:
     NEWTON_STEPS = 50
     HALVINGS = 30
+    # Inexact Newton: CG to 1e-8 relative residual, at most CG_STEPS steps
+    # (each two passes over the active rows).
+    CG_STEPS = 20
 
 
 cdef inline void block_mean(
@@ -182,7 +185,7 @@ cdef inline void newton_direction(
         p[a] = r[a] / prec[a]
         rz += r[a] * p[a]
         r0 += r[a] * r[a]
-    for it in range(2 * d + 10):
+    for it in range(CG_STEPS):
         # q = (I + coef diag) p + coef W^T (W p)
         for i in range(active):
             acc = 0
@@ -207,7 +210,7 @@ cdef inline void newton_direction(
             r[a] -= alpha * q[a]
             rr += r[a] * r[a]
             rz_new += r[a] * r[a] / prec[a]
-        if rr <= 1e-28 * r0:
+        if rr <= 1e-16 * r0:
             break
         for a in range(d):
             p[a] = r[a] / prec[a] + rz_new / rz * p[a]

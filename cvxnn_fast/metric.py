@@ -27,7 +27,7 @@ them). Measured with tol 1e-6 (R-FISTA iterations, plain -> beta = 1, 3, 10,
 7966 -> 6582, 4494, 4494, 4085; diabetes P=100 2687 -> 2018, 1834, 2220,
 2687; breast cancer logistic P=100 429 -> 429, 291, 240, 218. Times: see
 ``python comparisons/bench_fast.py --sections metric`` (the prox in M costs
-a few passes over the weights per line-search trial, ~0.7 ms at P=500, d=51).
+a few passes over the weights per line-search trial, ~1 ms at P=500, d=51).
 
 Not applied to feature_group_l1 (its groups cross the neurons, so the prox in
 M has no such form) or to the ReLU program (its augmented Lagrangian's
