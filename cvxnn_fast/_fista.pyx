@@ -21,6 +21,8 @@ of wall time, and returns a code; the Python driver then reports progress,
 checks for Ctrl-C and calls again. All state lives in caller-owned arrays.
 """
 
+import numpy as np
+
 from cython cimport floating
 from libc.math cimport fabs, isfinite, sqrt
 from libc.string cimport memcpy
@@ -87,6 +89,7 @@ cdef struct Setting:
     double mult_sq  # AUGMENTED: sum of the squared multipliers
     double metric   # GATED: beta of the pattern-mean metric (0: Euclidean)
     double* metric_m  # GATED with metric: each output's prox shift m, (c, d)
+    double* metric_work  # its prox's scratch
 
 
 cdef double now() noexcept nogil:
@@ -246,7 +249,7 @@ cdef double line_search(
         if s.metric > 0:
             metric_step(py, pg, step[0], s.metric, s.c, s.P, s.d, px)
             metric_prox(s.reg, px, step[0] * s.lam, s.metric, s.c, s.P, s.d,
-                        s.metric_m)
+                        s.metric_m, s.metric_work)
         else:
             for i in range(size):
                 px[i] = py[i] - step[0] * pg[i]
@@ -271,6 +274,7 @@ def run(
     double rho, double grad0, double tol, double inner_tol, double cone_tol,
     double backtrack, double grow, double slack, double metric,
     double[:, ::1] metric_m,  # in/out (c, d): prox shifts of the metric
+    double[::1] metric_work,  # scratch of the metric's prox (metric.work_size)
     const floating[:, ::1] X,
     const unsigned char[:, ::1] D,
     const floating[:, ::1] Y,
@@ -319,6 +323,7 @@ def run(
     s.slack = slack
     s.metric = metric if kind == GATED and reg != FEATURE_GROUP_L1 else 0.0
     s.metric_m = &metric_m[0, 0]
+    s.metric_work = &metric_work[0]
     cdef int code = RUNNING
     cdef Py_ssize_t size = s.rows * s.d, it = <Py_ssize_t> state[S_ITER]
     cdef Py_ssize_t z_size = Z_x.shape[0] * Z_x.shape[1]
@@ -442,7 +447,9 @@ def metric_proximal(int reg, floating[:, ::1] v, double t, double beta,
                     Py_ssize_t c, double[:, ::1] m):
     """v <- prox of t * R at v in the pattern-mean metric (in place); m (c, d)
     holds the shifts (start and result). Returns the Newton steps taken."""
-    return metric_prox(reg, &v[0, 0], t, beta, c, v.shape[0] // c, v.shape[1], &m[0, 0])
+    cdef Py_ssize_t P = v.shape[0] // c, d = v.shape[1]
+    cdef double[::1] work = np.empty(3 * P * d + 8 * d + P)
+    return metric_prox(reg, &v[0, 0], t, beta, c, P, d, &m[0, 0], &work[0])
 
 
 def metric_distance(const floating[:, ::1] x, const floating[:, ::1] y, double beta,

@@ -221,23 +221,29 @@ cdef inline Py_ssize_t metric_prox(
     int code, floating* v, double t, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
     double* m_state,  # in/out (c, d): each block's m, the next call's start
+    double* work,     # scratch: 3 P d + 8 d + P doubles (see metric.work_size)
 ) noexcept nogil:
     """v <- prox of t * R at v in the metric M (in place), block by block;
-    returns the Newton steps taken."""
+    returns the Newton steps taken.
+
+    The scratch is the caller's: a malloc of its ~3 P d doubles per call is
+    an mmap/munmap pair (with page faults and TLB shootdowns on the core
+    running BLAS threads), which cost more than the prox itself.
+    """
     cdef Py_ssize_t k, i, a, it, half, active, steps = 0
     cdef bint full
     cdef double alpha, norm_sq, new_sq, scale, coef = beta / P
     cdef double *z, *x, *W, *cg, *diag, *F, *delta, *trial, *m
     if code == NONE or t == 0:
         return 0  # prox is the identity and F(m) = (1 + beta) m: m = 0
-    z = <double*> malloc(P * d * sizeof(double))
-    x = <double*> malloc(P * d * sizeof(double))
-    W = <double*> malloc(P * d * sizeof(double))
-    cg = <double*> malloc((4 * d + P) * sizeof(double))
-    diag = <double*> malloc(d * sizeof(double))
-    F = <double*> malloc(d * sizeof(double))
-    delta = <double*> malloc(d * sizeof(double))
-    trial = <double*> malloc(d * sizeof(double))
+    z = work
+    x = z + P * d
+    W = x + P * d
+    cg = W + P * d
+    diag = cg + 4 * d + P
+    F = diag + d
+    delta = F + d
+    trial = delta + d
     for k in range(c):
         m = m_state + k * d
         scale = 0
@@ -280,12 +286,4 @@ cdef inline Py_ssize_t metric_prox(
             norm_sq = new_sq
         for i in range(P * d):
             v[k * P * d + i] = x[i]
-    free(z)
-    free(x)
-    free(W)
-    free(cg)
-    free(diag)
-    free(F)
-    free(delta)
-    free(trial)
     return steps

@@ -99,6 +99,7 @@ class Workspace:
             dtype)
         self.beta = 0.0  # pattern-mean metric (GATED; set by solve_gated)
         self.metric_m = np.zeros((c, d))
+        self.metric_work = np.empty(metric.work_size(rows // c, d))
         self.state = np.zeros(K["N_STATE"])
         self.state[K["S_T"]] = 1.0
         self.history = np.full((max_iter + 1, K["N_HISTORY"]), np.nan)
@@ -252,7 +253,8 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
         code = _fista.run(
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
             st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,
-            ws.beta, ws.metric_m, problem.X, problem.patterns.view(np.uint8),
+            ws.beta, ws.metric_m, ws.metric_work, problem.X,
+            problem.patterns.view(np.uint8),
             problem.y, mult, ws.x, ws.y,
             ws.x_new, ws.grad, ws.Z_x, ws.Z_y, ws.Z_new, ws.Yhat, ws.Yhat_new, ws.S,
             ws.work, ws.state, ws.history, limit, CHUNK_SECONDS, monitor.start)

@@ -50,6 +50,11 @@ def applies(problem):
             and problem.weight_shape[1] > 1)
 
 
+def work_size(P, d):
+    """Doubles of scratch the compiled prox in M needs (see _metric.pxd)."""
+    return 3 * P * d + 8 * d + P
+
+
 def block_mean(x, c):
     """Pi x: the mean over each output's neurons, repeated (x is (c * P, d))."""
     rows, d = x.shape
