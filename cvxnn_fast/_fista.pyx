@@ -89,7 +89,7 @@ cdef struct Setting:
     double mult_sq  # AUGMENTED: sum of the squared multipliers
     double metric   # GATED: beta of the pattern-mean metric (0: Euclidean)
     double* metric_m  # GATED with metric: each output's prox shift m, (c, d)
-    double* metric_work  # its prox's scratch
+    double* metric_work  # scratch of its prox, step and norm
 
 
 cdef double now() noexcept nogil:
@@ -247,7 +247,8 @@ cdef double line_search(
     cdef floating* px = &x_new[0, 0]
     while step[0] > 1e-30:
         if s.metric > 0:
-            metric_step(py, pg, step[0], s.metric, s.c, s.P, s.d, px)
+            metric_step(py, pg, step[0], s.metric, s.c, s.P, s.d, s.metric_work,
+                        px)
             metric_prox(s.reg, px, step[0] * s.lam, s.metric, s.c, s.P, s.d,
                         s.metric_m, s.metric_work)
         else:
@@ -257,7 +258,8 @@ cdef double line_search(
         model_forward(s, &X[0, 0], &D[0, 0], px, &work[0, 0], Z_new)
         div = bregman(s, D, Y, Z_new, Z_y, mult, S_y, Yhat_y, Yhat_new)
         if s.metric > 0:
-            quad = metric_squared_distance(px, py, s.metric, s.c, s.P, s.d)
+            quad = metric_squared_distance(px, py, s.metric, s.c, s.P, s.d,
+                                           s.metric_work)
         else:
             quad = 0
             for i in range(size):
@@ -447,24 +449,28 @@ def metric_proximal(int reg, floating[:, ::1] v, double t, double beta,
                     Py_ssize_t c, double[:, ::1] m):
     """v <- prox of t * R at v in the pattern-mean metric (in place); m (c, d)
     holds the shifts (start and result). Returns the Newton steps taken."""
+    from cvxnn_fast.metric import work_size
+
     cdef Py_ssize_t P = v.shape[0] // c, d = v.shape[1]
-    cdef double[::1] work = np.empty(3 * P * d + 8 * d + P)
+    cdef double[::1] work = np.empty(work_size(P, d))
     return metric_prox(reg, &v[0, 0], t, beta, c, P, d, &m[0, 0], &work[0])
 
 
 def metric_distance(const floating[:, ::1] x, const floating[:, ::1] y, double beta,
                     Py_ssize_t c):
     """||x - y||_M^2."""
+    cdef double[::1] mean = np.empty(x.shape[1])
     return metric_squared_distance(&x[0, 0], &y[0, 0], beta, c, x.shape[0] // c,
-                                   x.shape[1])
+                                   x.shape[1], &mean[0])
 
 
 def metric_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
                          double step, double beta, Py_ssize_t c,
                          floating[:, ::1] out):
     """out = y - step * M^{-1} g."""
+    cdef double[::1] mean = np.empty(y.shape[1])
     metric_step(&y[0, 0], &g[0, 0], step, beta, c, y.shape[0] // c, y.shape[1],
-                &out[0, 0])
+                &mean[0], &out[0, 0])
 
 
 def regularizer_dual_norm(int reg, const floating[:, ::1] g, Py_ssize_t n_halves):

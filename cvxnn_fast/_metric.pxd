@@ -15,7 +15,6 @@
 
 from cython cimport floating
 from libc.math cimport fabs, sqrt
-from libc.stdlib cimport free, malloc
 
 from cvxnn_fast._penalty cimport GROUP_L1, L1, L2, NONE
 
@@ -44,28 +43,27 @@ cdef inline void block_mean(
 cdef inline void metric_step(
     const floating* y, const floating* g, double step, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
+    double* mean,   # scratch (d,)
     floating* out,  # out: y - step * M^{-1} g
 ) noexcept nogil:
     cdef Py_ssize_t k, i, a, r
     cdef double coef = beta / (1.0 + beta)
-    cdef double* mean = <double*> malloc(d * sizeof(double))
     for k in range(c):
         block_mean(g + k * P * d, P, d, mean)
         for i in range(P):
             r = (k * P + i) * d
             for a in range(d):
                 out[r + a] = y[r + a] - step * (g[r + a] - coef * mean[a])
-    free(mean)
 
 
 cdef inline double metric_squared_distance(
     const floating* x, const floating* y, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
+    double* mean,  # scratch (d,)
 ) noexcept nogil:
     """||x - y||_M^2, summed term by term."""
     cdef Py_ssize_t k, i, a, r
     cdef double total = 0, delta, block
-    cdef double* mean = <double*> malloc(d * sizeof(double))
     for k in range(c):
         for a in range(d):
             mean[a] = 0
@@ -79,11 +77,10 @@ cdef inline double metric_squared_distance(
         for a in range(d):
             block += mean[a] * mean[a]
         total += beta * block / P
-    free(mean)
     return total
 
 
-cdef inline double row_prox(
+cdef inline int row_prox(
     int code, const double* z, const double* m, double beta, double t,
     Py_ssize_t d,
     double* x,       # out: prox_{tR}(z - beta m)
@@ -142,8 +139,8 @@ cdef inline double evaluate(
         F[a] = 0
         diag[a] = 0
     for i in range(P):
-        active += <Py_ssize_t> row_prox(code, z + i * d, m, beta, t, d, x + i * d,
-                                        diag, W + active * d)
+        active += row_prox(code, z + i * d, m, beta, t, d, x + i * d, diag,
+                           W + active * d)
         for a in range(d):
             F[a] += x[i * d + a] - z[i * d + a]
     for a in range(d):
@@ -221,7 +218,7 @@ cdef inline Py_ssize_t metric_prox(
     int code, floating* v, double t, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
     double* m_state,  # in/out (c, d): each block's m, the next call's start
-    double* work,     # scratch: 3 P d + 8 d + P doubles (see metric.work_size)
+    double* work,     # scratch: 3 P d + 8 d + P doubles (metric.work_size)
 ) noexcept nogil:
     """v <- prox of t * R at v in the metric M (in place), block by block;
     returns the Newton steps taken.

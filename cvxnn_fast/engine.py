@@ -78,7 +78,7 @@ class Monitor:
 class Workspace:
     """Every array the compiled loop touches, allocated once per solve."""
 
-    def __init__(self, problem, kind, x0, max_iter):
+    def __init__(self, problem, kind, x0, max_iter, beta=0.0):
         n, c = problem.y.shape
         rows, d = x0.shape
         dtype = problem.dtype
@@ -97,7 +97,7 @@ class Workspace:
         self.work = np.empty(
             (operator.block_rows(n, rows, self.x.itemsize) if gated else n, rows),
             dtype)
-        self.beta = 0.0  # pattern-mean metric (GATED; set by solve_gated)
+        self.beta = beta  # of the pattern-mean metric (GATED; 0: Euclidean)
         self.metric_m = np.zeros((c, d))
         self.metric_work = np.empty(metric.work_size(rows // c, d))
         self.state = np.zeros(K["N_STATE"])
@@ -317,8 +317,8 @@ def check_finite_run(problem, ws, code, blocks_of, start):
 def solve_gated(problem, U0, tol, max_iter, monitor):
     """R-FISTA on the gated ReLU program."""
     c, P, d = problem.weight_shape
-    ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter)
-    ws.beta = metric_beta(problem)
+    ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter,
+                   metric_beta(problem))
     ws.state[K["S_STEP"]] = initial_step(problem, ws.x.shape, False, 0.0, ws.beta)
     dummy = np.zeros((1, 1), problem.dtype)
 

@@ -51,7 +51,8 @@ def applies(problem):
 
 
 def work_size(P, d):
-    """Doubles of scratch the compiled prox in M needs (see _metric.pxd)."""
+    """Doubles of scratch the compiled prox in M needs (see _metric.pxd); its
+    first d also serve the step and the norm."""
     return 3 * P * d + 8 * d + P
 
 
