@@ -9,9 +9,10 @@ from scipy.optimize import minimize
 from scipy.special import softmax
 
 import cvxnn
+from cvxnn import operator
 from cvxnn.certificates import certificate
 from cvxnn_fast import _fista, fast_solve
-from cvxnn_fast.polish import MAX_SCALE, Polisher, polish
+from cvxnn_fast.polish import MAX_SCALE, Polisher, best_multipliers, polish
 
 LOSS = {"squared": 0, "logistic": 1, "cross_entropy": 2}
 TOL = {np.float64: 1e-6, np.float32: 2e-2}  # finite differences of gradients
@@ -160,3 +161,60 @@ def test_polish_zeroes_every_group_when_lam_is_above_lam_max(loss):
     polished = polish(big, sol.blocks)
     assert not np.any(polished["U"])
     assert big.objective(**polished) <= big.objective(**sol.blocks)
+
+
+def small_relu(loss="squared", seed=0):
+    n_outputs = 3 if loss == "cross_entropy" else 1
+    X, y = make_data(loss, n_samples=40, n_features=3, n_outputs=n_outputs,
+                     seed=seed)
+    return cvxnn.build_problem(X, y, formulation="relu", loss=loss,
+                               regularizer="group_l1", lam=0.02, n_gates=8,
+                               random_state=seed)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_best_multipliers_solve_each_neurons_least_squares(loss):
+    import cvxpy as cp
+
+    problem = small_relu(loss)
+    rng = np.random.default_rng(1)
+    blocks = {k: rng.standard_normal(problem.weight_shape) for k in ("V", "W")}
+    lam_V, lam_W = best_multipliers(problem, blocks)
+    G = operator.adjoint(problem.X, problem.patterns, problem.loss.gradient(
+        problem.model_predict(problem.blocks(**blocks)), problem.y)) \
+        / problem.n_samples
+    signs = 2.0 * problem.patterns - 1.0
+    for lam, sign in ((lam_V, 1.0), (lam_W, -1.0)):
+        assert np.all(lam >= 0)
+        for k in range(problem.n_outputs):
+            for i in range(problem.n_patterns):
+                Ct = (signs[:, i, None] * problem.X).T
+                mu = cp.Variable(problem.n_samples, nonneg=True)
+                cp.Problem(cp.Minimize(cp.sum_squares(Ct @ mu - sign * G[k, i]))
+                           ).solve(solver="CLARABEL")
+                best = np.linalg.norm(Ct @ mu.value - sign * G[k, i])
+                got = np.linalg.norm(Ct @ lam[:, k, i] - sign * G[k, i])
+                assert got <= best + 1e-7 * max(1.0, np.linalg.norm(G[k, i]))
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_refined_multipliers_certify_where_the_given_ones_cannot(loss):
+    problem = small_relu(loss)
+    sol = fast_solve(problem, tol=1e-9, max_iter=100_000)
+    reference = problem.solve("CLARABEL")
+    # Multipliers 0.1% short of the optimal ones (as an augmented Lagrangian's
+    # lag behind its accurate primal point) give no certificate at 1e-6 ...
+    lagging = tuple(0.999 * m for m in sol.multipliers)
+    assert not certificate(problem, **sol.blocks, multipliers=lagging).satisfied(
+        1e-6, 1e-6)
+    plain = Polisher(problem, 1e-6, 1e-6)
+    plain.refine = False
+    assert not plain.attempt(1000, 1e-3, sol.blocks, lagging)
+    # ... and the attempt's refinement finds multipliers that give one.
+    polisher = Polisher(problem, 1e-6, 1e-6)
+    assert polisher.attempt(1000, 1e-3, sol.blocks, lagging)
+    blocks, multipliers, cert = polisher.result
+    assert cert.satisfied(1e-6, 1e-6)
+    # A valid lower bound: the dual value is below CLARABEL's optimum.
+    assert cert.objective - cert.duality_gap <= reference.objective * (1 + 1e-8)
+    assert cert == certificate(problem, **blocks, multipliers=multipliers)
