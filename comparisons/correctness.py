@@ -14,7 +14,8 @@ The checks (a solution reported ``optimal`` must pass all three; the script
 exits with status 1 when one does not). Let ``F`` be the objective at the
 returned weights, ``D`` the dual value of its certificate,
 ``best = min F`` over the solutions of the problem whose relative cone
-violation is at most ``BEST_FEASIBILITY``, and ``(atol, rtol, feas)`` the
+violation is at most ``BEST_FEASIBILITY`` (where none is, over those reported
+``optimal``; where none is, over all), and ``(atol, rtol, feas)`` the
 solver's own tolerances from ``SPECS``:
 
 1. accuracy:  ``F - best <= SLACK * (atol + rtol * |best|)``. The tolerances
@@ -208,11 +209,16 @@ def solution_row(label, problem, solver, sol, elapsed, message):
 
 def judge(rows):
     """Fill best, rel_to_best and the three checks into the rows of one problem."""
-    feasible = [r["objective"] for r in rows if np.isfinite(r["objective"])
-                and (r.get("relative_cone_violation") or 0.0) <= BEST_FEASIBILITY]
-    if not feasible:
-        feasible = [r["objective"] for r in rows if np.isfinite(r["objective"])]
-    best = min(feasible) if feasible else float("nan")
+    finite = [r for r in rows if np.isfinite(r["objective"])]
+    # Where no solution meets the cones to BEST_FEASIBILITY, the best is taken
+    # over the solutions reported optimal: an inaccurate point that violates
+    # the cones can sit below the optimum (full suite, wine relu squared
+    # feature_group_l1: CLARABEL stopped at its time limit 3.7e-5 below it,
+    # with violation 3.5e-6, and made fast's valid certificate look wrong).
+    candidates = ([r for r in finite
+                   if (r.get("relative_cone_violation") or 0.0) <= BEST_FEASIBILITY]
+                  or [r for r in finite if r["status"] == "optimal"] or finite)
+    best = min(r["objective"] for r in candidates) if candidates else float("nan")
     duals = [r["dual_objective"] for r in rows if r.get("dual_objective") is not None]
     bracket = (best - max(duals)) / abs(best) if duals and best else None
     for r in rows:
