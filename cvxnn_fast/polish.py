@@ -42,9 +42,8 @@ polished point, the multipliers that make each neuron's dual residual
 smallest (one non-negative least squares per neuron); with them the same
 18,000-iteration point certifies at gap 9e-8 (and with data seeds 1-3 the
 solve took 19-21k iterations instead of >60k, 35k and 24k). The attempt
-uses them when
-the polished point meets the cones and its gap is within ``REFINE_GAP``
-times the tolerance.
+uses them when the polished point meets the cones and its gap is within
+``REFINE_GAP`` times the tolerance.
 """
 
 import numpy as np
