@@ -63,7 +63,8 @@ DAMPING = 1e-12  # relative to the mean diagonal of the Hessian
 # times tol, and where the non-negative least squares problems (one d x n
 # matrix per neuron) have at most MAX_NNLS_ENTRIES entries in all.
 REFINE_GAP = 1e3
-MAX_NNLS_ENTRIES = 2**26
+MAX_NNLS_ENTRIES = 2**24
+NNLS_ROUNDS = 20  # working-set rounds of each neuron's NNLS
 
 
 def group_axes(problem):
@@ -211,19 +212,54 @@ def polish(problem, blocks, multipliers=None):
     return out
 
 
-def best_multipliers(problem, blocks):
+def _nnls_columns(Ct, b, start, rounds=NNLS_ROUNDS):
+    """``min ||Ct lam - b||`` over ``lam >= 0`` by NNLS on a working set of columns.
+
+    The working set starts at ``start`` plus the columns most aligned with
+    ``b``; after each solve, columns whose entry of ``Ct^T r`` (``r`` the
+    residual, the negative gradient) is positive, i.e. that would lower the
+    residual, join it, up to ``Ct.shape[0]`` per round. When none does, the
+    solution is that of the full problem (its optimality conditions hold).
+    A solve cut short by ``rounds`` is still non-negative, hence a valid
+    (not the best) choice for the certificate. The cost is that of NNLS on a
+    few times ``Ct.shape[0]`` columns instead of all of them.
+    """
+    d, n = Ct.shape
+    work = np.zeros(n, bool)
+    work[start] = True
+    score = Ct.T @ b
+    work[np.argsort(score)[-d:]] = True
+    lam = np.zeros(n)
+    for _ in range(rounds):
+        cols = np.flatnonzero(work)
+        lam[:] = 0.0
+        try:
+            lam[cols] = nnls(Ct[:, cols], b, maxiter=10 * cols.size)[0]
+        except RuntimeError:  # no convergence: zero is still valid
+            return np.zeros(n)
+        score = Ct.T @ (b - Ct[:, cols] @ lam[cols])
+        entering = np.flatnonzero((score > 1e-12 * max(1.0, float(np.abs(b).max())))
+                                  & ~work)
+        if entering.size == 0:
+            break
+        work[entering[np.argsort(score[entering])[-d:]]] = True
+    return lam
+
+
+def best_multipliers(problem, blocks, hint=None):
     r"""Cone multipliers making each neuron's dual residual smallest.
 
     With ``G = A^T S / n`` the data gradient at ``blocks`` (V, W) and
     ``C_i = diag(2 D_i - 1) X`` neuron i's cone map, the certificate's dual
     residual of neuron (k, i) is ``G_ki - C_i^T lam`` in V and
     ``-G_ki - C_i^T lam`` in W. Each column of multipliers solves
-    ``min ||C_i^T lam -+ G_ki||, lam >= 0`` (non-negative least squares); the
-    residual's norm is the distance from ``+-G_ki`` to the dual cone
-    ``{C_i^T lam : lam >= 0}``. For group_l1 no other multipliers give this
-    gradient a smaller dual norm (the certificate's rescaling, hence its gap,
-    is the best this point allows); for the other norms the choice is valid
-    but not necessarily best.
+    ``min ||C_i^T lam -+ G_ki||, lam >= 0`` (non-negative least squares, by
+    :func:`_nnls_columns` starting from the support of ``hint``, multipliers
+    of the same shape, where given); the residual's norm is the distance from
+    ``+-G_ki`` to the dual cone ``{C_i^T lam : lam >= 0}``. For group_l1 no
+    other multipliers give this gradient a smaller dual norm (the
+    certificate's rescaling, hence its gap, is the best this point allows);
+    for the other norms the choice is valid but not necessarily best.
 
     Returns ``(lam_V, lam_W)``, each (n_samples, n_outputs, P).
     """
@@ -232,15 +268,14 @@ def best_multipliers(problem, blocks):
     _, G = _data_gradient(problem, problem.blocks(**blocks))
     G = G.astype(np.float64)
     signs = 2.0 * problem.patterns - 1.0
+    hint = hint if hint is not None else (np.zeros((n, c, P)),) * 2
     out = (np.zeros((n, c, P)), np.zeros((n, c, P)))
     for i in range(P):
         Ct = np.ascontiguousarray((signs[:, i, None] * X).T)  # (d, n)
         for k in range(c):
-            for lam, sign in zip(out, (1.0, -1.0), strict=True):
-                try:
-                    lam[:, k, i] = nnls(Ct, sign * G[k, i], maxiter=10 * n)[0]
-                except RuntimeError:  # no convergence: zero is still valid
-                    lam[:, k, i] = 0.0
+            for lam, sign, given in zip(out, (1.0, -1.0), hint, strict=True):
+                lam[:, k, i] = _nnls_columns(Ct, sign * G[k, i],
+                                             np.asarray(given)[:, k, i] > 0)
     return tuple(m.astype(problem.dtype) for m in out)
 
 
@@ -286,7 +321,7 @@ class Polisher:
         extra = {} if multipliers is None else {"multipliers": multipliers}
         cert = certificate(self.problem, **polished, **extra)
         if not cert.satisfied(self.tol, self.cone_tol) and self._worth_refining(cert):
-            multipliers = best_multipliers(self.problem, polished)
+            multipliers = best_multipliers(self.problem, polished, multipliers)
             cert = certificate(self.problem, **polished, multipliers=multipliers)
         if cert.satisfied(self.tol, self.cone_tol):
             self.result = (polished, multipliers, cert)

@@ -218,3 +218,23 @@ def test_refined_multipliers_certify_where_the_given_ones_cannot(loss):
     # A valid lower bound: the dual value is below CLARABEL's optimum.
     assert cert.objective - cert.duality_gap <= reference.objective * (1 + 1e-8)
     assert cert == certificate(problem, **blocks, multipliers=multipliers)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_working_set_nnls_matches_the_full_problem(seed):
+    from scipy.optimize import nnls
+
+    from cvxnn_fast.polish import _nnls_columns
+
+    rng = np.random.default_rng(seed)
+    n, d = 300, 8
+    X = rng.standard_normal((n, d))
+    Ct = np.ascontiguousarray((np.sign(X @ rng.standard_normal(d))[:, None] * X).T)
+    b = rng.standard_normal(d) if seed % 2 else -Ct[:, :3].sum(axis=1)
+    start = rng.random(n) < 0.02  # a hint: some columns, right or wrong
+    lam = _nnls_columns(Ct, b, start)
+    full = nnls(Ct, b, maxiter=10 * n)[1]
+    assert np.all(lam >= 0)
+    assert np.linalg.norm(Ct @ lam - b) <= full + 1e-10 * max(1.0, full)
+    # Cut short after one round it is still non-negative (a valid choice).
+    assert np.all(_nnls_columns(Ct, b, start, rounds=1) >= 0)
