@@ -285,12 +285,20 @@ class Polisher:
     Attempts start once the kernel's own certificate is below ``START`` and
     are then spaced by ``SPACING`` times the iterations done, and by at least
     ten times the polish's cost in iterations (counted in flops), so that
-    polishing costs at most about a tenth of the solve. The schedule depends
-    on iteration counts only, so solves stay deterministic.
+    polishing costs at most about a tenth of the solve. For ReLU, once an
+    attempt comes close (its gap within ``REFINE_GAP`` tol and its cone
+    violation within ``CLOSE_VIOLATION`` cone_tol) the spacing drops to
+    ``CLOSE_SPACING``: what is left is the cone violation crossing cone_tol,
+    which the refined multipliers then certify (bench_fast ReLU problem with
+    data seeds 0-3: 16,310 / 18,088 / 17,733 / 19,506 iterations instead of
+    17,665 / 19,432 / 19,432 / 21,376). The schedule depends on iteration
+    counts only, so solves stay deterministic.
     """
 
     START = 1e-2
     SPACING = 0.1
+    CLOSE_SPACING = 0.02
+    CLOSE_VIOLATION = 10.0
 
     def __init__(self, problem, tol, cone_tol):
         self.problem, self.tol, self.cone_tol = problem, tol, cone_tol
@@ -326,7 +334,16 @@ class Polisher:
         if cert.satisfied(self.tol, self.cone_tol):
             self.result = (polished, multipliers, cert)
             return True
+        if self._close(cert):
+            self.next_iter = it + max(self.min_spacing,
+                                      int(np.ceil(self.CLOSE_SPACING * it)))
         return False
+
+    def _close(self, cert):
+        """ReLU: near enough that only the cone violation is left to cross."""
+        return (self.refine and cert.relative_gap is not None
+                and cert.cone_violation <= self.CLOSE_VIOLATION * self.cone_tol
+                and cert.relative_gap <= REFINE_GAP * self.tol)
 
     def _worth_refining(self, cert):
         """ReLU: the polished point meets the cones and its gap is near tol."""

@@ -238,3 +238,17 @@ def test_working_set_nnls_matches_the_full_problem(seed):
     assert np.linalg.norm(Ct @ lam - b) <= full + 1e-10 * max(1.0, full)
     # Cut short after one round it is still non-negative (a valid choice).
     assert np.all(_nnls_columns(Ct, b, start, rounds=1) >= 0)
+
+
+def test_relu_attempts_come_closer_together_once_near_the_optimum():
+    problem = small_relu()
+    sol = fast_solve(problem, tol=1e-9, max_iter=100_000)
+    lagging = tuple(0.999 * m for m in sol.multipliers)
+    violation = certificate(problem, **sol.blocks).cone_violation
+    cone_tol = violation / 2  # not met, but within CLOSE_VIOLATION of it
+    polisher = Polisher(problem, 1e-6, cone_tol)
+    assert not polisher.attempt(10_000, 1e-3, sol.blocks, lagging)
+    assert polisher.next_iter == 10_000 + int(np.ceil(Polisher.CLOSE_SPACING * 10_000))
+    far = Polisher(problem, 1e-6, cone_tol)  # multipliers far off: gap ~0.8
+    assert not far.attempt(10_000, 1e-3, sol.blocks, tuple(0 * m for m in lagging))
+    assert far.next_iter == 10_000 + int(np.ceil(Polisher.SPACING * 10_000))
