@@ -252,3 +252,20 @@ def test_relu_attempts_come_closer_together_once_near_the_optimum():
     far = Polisher(problem, 1e-6, cone_tol)  # multipliers far off: gap ~0.8
     assert not far.attempt(10_000, 1e-3, sol.blocks, tuple(0 * m for m in lagging))
     assert far.next_iter == 10_000 + int(np.ceil(Polisher.SPACING * 10_000))
+
+
+def test_best_multipliers_in_float32_give_a_valid_bound():
+    problem = small_relu()
+    single = cvxnn.build_problem(problem.X.astype(np.float32),
+                                 problem.y.astype(np.float32), formulation="relu",
+                                 regularizer="group_l1", lam=problem.lam,
+                                 gates=problem.gates)
+    assert np.array_equal(single.patterns, problem.patterns)  # the same program
+    sol = fast_solve(single, tol=1e-4, max_iter=100_000)
+    lam_V, lam_W = best_multipliers(single, sol.blocks)
+    assert lam_V.dtype == np.float32 and lam_W.dtype == np.float32
+    assert np.all(lam_V >= 0) and np.all(lam_W >= 0)
+    cert = certificate(single, **sol.blocks, multipliers=(lam_V, lam_W))
+    reference = problem.solve("CLARABEL")
+    assert cert.objective - cert.duality_gap <= reference.objective * (1 + 1e-4)
+    assert cert.relative_gap <= 1e-3
