@@ -13,9 +13,9 @@ onto those repeated weights (row means of each output's block, see
 ``_metric.pxd``): the step is ``y - t M^{-1} grad``, the line search bounds
 the Bregman divergence by ``||x - y||_M^2 / (2 t)`` and the prox is taken in
 M, which for group_l1, l1 and l2 couples the neurons of an output only
-through one d-vector (diagonal quasi-Newton steps, Newton on a d x d system
-where they stall). Accelerated proximal gradient in a fixed metric keeps its
-guarantees.
+through one d-vector (diagonal quasi-Newton steps, inexact Newton by
+matrix-free CG on the d x d system where they stall). Accelerated proximal
+gradient in a fixed metric keeps its guarantees.
 
 The exact repeated weights hold only part of the spike (the top eigenvectors
 weight the neurons unequally): on the bench_fast problem the largest

@@ -268,14 +268,14 @@ def best_multipliers(problem, blocks, hint=None):
     _, G = _data_gradient(problem, problem.blocks(**blocks))
     G = G.astype(np.float64)
     signs = 2.0 * problem.patterns - 1.0
-    hint = hint if hint is not None else (np.zeros((n, c, P)),) * 2
     out = (np.zeros((n, c, P)), np.zeros((n, c, P)))
     for i in range(P):
         Ct = np.ascontiguousarray((signs[:, i, None] * X).T)  # (d, n)
         for k in range(c):
-            for lam, sign, given in zip(out, (1.0, -1.0), hint, strict=True):
-                lam[:, k, i] = _nnls_columns(Ct, sign * G[k, i],
-                                             np.asarray(given)[:, k, i] > 0)
+            for b, (lam, sign) in enumerate(zip(out, (1.0, -1.0), strict=True)):
+                start = (np.asarray(hint[b])[:, k, i] > 0 if hint is not None
+                         else np.zeros(n, bool))
+                lam[:, k, i] = _nnls_columns(Ct, sign * G[k, i], start)
     return tuple(m.astype(problem.dtype) for m in out)
 
 
@@ -328,25 +328,21 @@ class Polisher:
             return False
         extra = {} if multipliers is None else {"multipliers": multipliers}
         cert = certificate(self.problem, **polished, **extra)
-        if not cert.satisfied(self.tol, self.cone_tol) and self._worth_refining(cert):
+        if not cert.satisfied(self.tol, self.cone_tol) and self._near(cert, 1.0):
             multipliers = best_multipliers(self.problem, polished, multipliers)
             cert = certificate(self.problem, **polished, multipliers=multipliers)
         if cert.satisfied(self.tol, self.cone_tol):
             self.result = (polished, multipliers, cert)
             return True
-        if self._close(cert):
+        if self._near(cert, self.CLOSE_VIOLATION):
             self.next_iter = it + max(self.min_spacing,
                                       int(np.ceil(self.CLOSE_SPACING * it)))
         return False
 
-    def _close(self, cert):
-        """ReLU: near enough that only the cone violation is left to cross."""
+    def _near(self, cert, violation_factor):
+        """ReLU: gap within REFINE_GAP tol, violation within the factor times
+        cone_tol (1: worth refining the multipliers; CLOSE_VIOLATION: attempt
+        more often)."""
         return (self.refine and cert.relative_gap is not None
-                and cert.cone_violation <= self.CLOSE_VIOLATION * self.cone_tol
-                and cert.relative_gap <= REFINE_GAP * self.tol)
-
-    def _worth_refining(self, cert):
-        """ReLU: the polished point meets the cones and its gap is near tol."""
-        return (self.refine and cert.relative_gap is not None
-                and cert.cone_violation <= self.cone_tol
+                and cert.cone_violation <= violation_factor * self.cone_tol
                 and cert.relative_gap <= REFINE_GAP * self.tol)
