@@ -14,7 +14,9 @@ cached gradient at zero, so no pattern is recomputed. With ``solver="fast"``
 and ``warm_start=True`` each solve starts from the previous solution; solving
 a decreasing grid is then cheaper than solving each lam from zero (the first
 point, at lam_max, is zero). CVXPY programs are rebuilt for every lam, so CVXPY
-has nothing to warm start from and ``warm_start`` only applies to ``"fast"``.
+has nothing to warm start from and ``warm_start`` only applies to ``"fast"``;
+nor does the interior-point method that ``fast_solve`` runs on small
+squared-loss ReLU problems (``PathPoint.warm_started`` says which points were).
 """
 
 import time
@@ -207,10 +209,19 @@ def _evaluate(problem, solution, data):
     return metrics(problem, solution.predict(X), Y)
 
 
+def _warm_startable(problem, options):
+    """False where fast_solve would run its interior-point method, which
+    starts from its own interior point (a warm start would switch it to the
+    augmented Lagrangian, slower on the problems the method is chosen for)."""
+    from cvxnn_fast.solve import choose_method
+
+    return choose_method(problem, options.get("method", "auto")) != "interior_point"
+
+
 def _solve_point(problem, lam, solver, previous, options, train, validation, rtol):
     sub = with_lam(problem, lam)
     options = dict(options)
-    warm = solver == "fast" and previous is not None
+    warm = solver == "fast" and previous is not None and _warm_startable(sub, options)
     if warm:
         options["warm_start"] = previous
     start = time.perf_counter()

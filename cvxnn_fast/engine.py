@@ -61,6 +61,10 @@ class Monitor:
                 "objective": state[K["S_OBJ"]], "optimality": state[K["S_OPT"]]}
         if kind == K["AUGMENTED"]:
             info["cone_violation"] = state[K["S_VIOL"]]
+        return self.check(info)
+
+    def check(self, info):
+        """Print, call back and test the time limit for one progress record."""
         if self.verbose and info["time"] - self._last_print >= 0.5:
             self._last_print = info["time"]
             extra = (f"  cone violation {info['cone_violation']:.2e}"

@@ -7,7 +7,10 @@
   :mod:`cvxnn_fast.metric` where the problem has its curvature spike
   (``sol.info["metric_beta"]``).
 * ReLU: an augmented Lagrangian method (:mod:`cvxnn_fast.augmented`) whose
-  subproblems are solved by the same compiled loop.
+  subproblems are solved by the same compiled loop, or, for the squared loss
+  at sizes where its Newton system is cheap, a primal-dual interior-point
+  method (:mod:`cvxnn_fast.interior`); ``method="auto"`` picks (see
+  :func:`choose_method`).
 
 The loop runs in compiled code in chunks of about ``CHUNK_SECONDS``; between
 chunks this driver prints progress, calls ``callback``, enforces
@@ -16,19 +19,27 @@ iterate is returned with status ``"user_limit"`` and a warning.
 """
 
 import contextlib
+import os
 import time
 import warnings
 
 import numpy as np
+import scipy
 
 from cvxnn._validation import check_positive_float, check_positive_int, check_weights
 from cvxnn.exceptions import ConvergenceWarning
 from cvxnn.solution import Solution
 from cvxnn.variants import check_problem
-from cvxnn_fast import augmented, engine
+from cvxnn_fast import augmented, engine, interior
 
 DEFAULT_MAX_ITER = 10_000
 SINGLE_THREAD_FLOPS = 2e7
+METHODS = ("auto", "fista", "augmented_lagrangian", "interior_point")
+# "auto" takes the interior-point method for a ReLU problem it supports when
+# one of its iterations costs at most this many flops (about 0.3 s here) and
+# its (2 n_outputs P, n) arrays at most INTERIOR_MAX_ENTRIES entries.
+INTERIOR_MAX_FLOPS = 1e10
+INTERIOR_MAX_ENTRIES = 2**22
 
 
 def _check_arguments(problem, tol, max_iter, callback, cone_tol, time_limit):
@@ -41,6 +52,39 @@ def _check_arguments(problem, tol, max_iter, callback, cone_tol, time_limit):
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable or None, got {callback!r}.")
     return tol, max_iter, cone_tol, time_limit
+
+
+def choose_method(problem, method="auto", warm_start=None):
+    """The solver ``fast_solve`` runs: ``"fista"`` for gated ReLU; for ReLU the
+    interior-point method where it applies, no warm start is given and its
+    iterations are cheap (:data:`INTERIOR_MAX_FLOPS`), else the augmented
+    Lagrangian. An explicit ``method`` that cannot run raises ValueError.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}.")
+    relu = problem.formulation.name == "relu"
+    if method == "auto":
+        if not relu:
+            return "fista"
+        c, P, _ = problem.weight_shape
+        cheap = (interior.estimated_flops(problem) <= INTERIOR_MAX_FLOPS
+                 and 2 * c * P * problem.n_samples <= INTERIOR_MAX_ENTRIES)
+        usable = warm_start is None and not interior.unsupported(problem)
+        return "interior_point" if usable and cheap else "augmented_lagrangian"
+    if (method == "fista") == relu:
+        raise ValueError(
+            f"method: {method!r} does not solve the {problem.formulation.name} "
+            f"program (gated_relu: 'fista'; relu: 'augmented_lagrangian' or "
+            f"'interior_point').")
+    if method == "interior_point":
+        reason = interior.unsupported(problem)
+        if reason:
+            raise ValueError(f"method: {reason}; use 'augmented_lagrangian'.")
+        if warm_start is not None:
+            raise ValueError(
+                "warm_start: the interior-point method starts from its own "
+                "interior point; use method='augmented_lagrangian' to warm-start.")
+    return method
 
 
 def _warm_blocks(problem, warm_start):
@@ -69,7 +113,8 @@ def _warm_blocks(problem, warm_start):
 
 
 def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
-               verbose=False, callback=None, cone_tol=None, time_limit=None):
+               verbose=False, callback=None, cone_tol=None, time_limit=None,
+               method="auto"):
     """Solve a cvxnn problem with the compiled first-order solvers.
 
     Parameters
@@ -80,7 +125,9 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         lam > 0 (all losses; group_l1, feature_group_l1, l1, l2), else the
         KKT residual relative to the gradient at zero.
     max_iter : int
-        Iterations of R-FISTA (for ReLU: inner iterations over all outer ones).
+        Iterations of R-FISTA (augmented Lagrangian: inner iterations over all
+        outer ones; interior point: Newton steps, at most
+        ``interior.MAX_ITER``).
         Reaching it returns the iterate as ``"optimal_inaccurate"`` with a
         :class:`cvxnn.exceptions.ConvergenceWarning`.
     warm_start : None, Solution, array U (gated) or tuple (V, W) (ReLU)
@@ -95,6 +142,8 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         ReLU only: largest cone violation accepted as optimal (default tol).
     time_limit : float, optional
         Wall seconds; reaching it returns status ``"user_limit"``.
+    method : {"auto", "fista", "augmented_lagrangian", "interior_point"}
+        See :func:`choose_method`; ``sol.info["method"]`` says which ran.
 
     Returns
     -------
@@ -104,34 +153,68 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     """
     tol, max_iter, cone_tol, time_limit = _check_arguments(
         problem, tol, max_iter, callback, cone_tol, time_limit)
+    method = choose_method(problem, method, warm_start)
     blocks, multipliers = _warm_blocks(problem, warm_start)
     monitor = engine.Monitor(verbose, callback, time_limit)
-    with _blas_threads(problem):
-        if problem.formulation.name == "relu":
+    with _blas_threads(problem, method):
+        if method == "interior_point":
+            result = interior.solve(problem, tol, cone_tol, max_iter, monitor)
+        elif method == "augmented_lagrangian":
             result = augmented.solve(problem, blocks, multipliers, tol, cone_tol,
                                      max_iter, monitor)
         else:
             result = engine.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
+    result.info["method"] = method
     return _finish(problem, result, tol)
 
 
-def _blas_threads(problem):
-    """One BLAS thread while the operator's GEMMs are small (when threadpoolctl
-    is installed; otherwise BLAS keeps its own setting).
+def _blas_threads(problem, method):
+    """BLAS thread limits for one solve (when threadpoolctl is installed;
+    otherwise BLAS keeps its own settings).
 
-    Below ``SINGLE_THREAD_FLOPS`` per product, handing a GEMM to a second
-    thread costs more than it saves, and far more on a loaded machine, where
-    OpenBLAS's waiting threads compete with other processes for the cores.
+    * Below ``SINGLE_THREAD_FLOPS`` per product (the operator's GEMM; for the
+      interior-point method, one iteration), every BLAS runs one thread:
+      handing a small GEMM to a second thread costs more than it saves, and
+      far more on a loaded machine.
+    * Where NumPy and SciPy load two different BLAS libraries (the PyPI wheels
+      each bundle their own OpenBLAS), the one that does not carry the
+      method's large products is held to one thread. An OpenBLAS thread pool
+      spins for a while after each call, so two pools on the same cores slow
+      each other's GEMMs: the interior-point method on the bench_fast ReLU
+      problem took 3.5 s with both at two threads and 1.1 s with SciPy's
+      (the compiled operator and ``scipy.linalg``) at one.
     """
-    c, P, d = problem.weight_shape
-    rows = c * P * len(problem.formulation.block_names)
-    if 2.0 * problem.n_samples * d * rows >= SINGLE_THREAD_FLOPS:
-        return contextlib.nullcontext()
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    controller = ThreadpoolController().select(user_api="blas")
+    c, P, d = problem.weight_shape
+    rows = c * P * len(problem.formulation.block_names)
+    flops = (interior.estimated_flops(problem) if method == "interior_point"
+             else 2.0 * problem.n_samples * d * rows)
+    if flops < SINGLE_THREAD_FLOPS:
+        return controller.limit(limits=1)
+    big = os.path.dirname(np.__file__ if method == "interior_point"
+                          else scipy.__file__)
+    others = [lib for lib in controller.lib_controllers
+              if not lib.filepath.startswith(big)]
+    if len(others) == len(controller.lib_controllers):
+        return contextlib.nullcontext()  # cannot tell the libraries apart
+    return _limit_libraries(others)
+
+
+@contextlib.contextmanager
+def _limit_libraries(libraries):
+    """Hold the given threadpoolctl library controllers at one thread."""
+    before = [lib.num_threads for lib in libraries]
+    try:
+        for lib in libraries:
+            lib.set_num_threads(1)
+        yield
+    finally:
+        for lib, n in zip(libraries, before, strict=True):
+            lib.set_num_threads(n)
 
 
 def _finish(problem, result, tol):

@@ -140,6 +140,7 @@ def test_warm_starts_are_passed_to_the_fast_solver(classification, monkeypatch):
 
     fake = types.ModuleType("cvxnn_fast.solve")
     fake.fast_solve = fake_fast_solve
+    fake.choose_method = lambda problem, method="auto", warm_start=None: "fista"
     monkeypatch.setitem(sys.modules, "cvxnn_fast.solve", fake)
     problem, _, _ = classification
     lams = lam_grid(problem, 3, 0.1)
@@ -191,13 +192,26 @@ def test_fast_path_matches_clarabel_and_warm_starts_save_iterations(formulation)
     problem = cvxnn.build_problem(X, y, formulation=formulation, n_gates=20,
                                   bias=True)
     lams = lam_grid(problem, 8, 1e-2)
-    warm = regularization_path(problem, lams, solver="fast", tol=1e-7)
+    # The first-order methods (the interior-point method does not warm-start).
+    method = "fista" if formulation == "gated_relu" else "augmented_lagrangian"
+    warm = regularization_path(problem, lams, solver="fast", tol=1e-7, method=method)
     cold = regularization_path(problem, lams, solver="fast", warm_start=False,
-                               tol=1e-7)
+                               tol=1e-7, method=method)
     for point in warm:
         reference = cvxnn.with_lam(problem, point.lam).solve("CLARABEL")
         assert point.objective == pytest.approx(reference.objective, rel=1e-5)
     assert warm.total_iterations < cold.total_iterations
+
+
+def test_relu_path_by_interior_point_starts_every_point_cold():
+    X, y = make_data("squared", n=80, d=5, seed=3)
+    problem = cvxnn.build_problem(X, y, formulation="relu", n_gates=20, bias=True)
+    path = regularization_path(problem, lam_grid(problem, 4, 1e-2), tol=1e-7)
+    assert not any(point.warm_started for point in path)
+    for point in path:
+        assert point.solution.info["method"] == "interior_point"
+        reference = cvxnn.with_lam(problem, point.lam).solve("CLARABEL")
+        assert point.objective == pytest.approx(reference.objective, rel=1e-5)
 
 
 @pytest.mark.parametrize("solver", ["fast", "CLARABEL"])

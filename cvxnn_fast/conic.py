@@ -1,0 +1,115 @@
+r"""Cone algebra of the interior-point method: NT scaling, Jordan products, steps.
+
+Two kinds of cones, each stored as a stacked array:
+
+* nonnegative orthant, arrays of any shape: the scaling is diagonal,
+  ``W = diag(sqrt(s / z))``, and the Jordan product is elementwise;
+* second-order cones :math:`\{(x_0, \bar x) : x_0 \ge \|\bar x\|_2\}`, arrays
+  (n_cones, m) with the scalar part in column 0, product
+  :math:`x \circ y = (x^\top y,\; x_0 \bar y + y_0 \bar x)`.
+
+For a second-order cone pair (s, z) in the interior, the Nesterov-Todd scaling
+is the symmetric matrix :math:`W = \eta \bar W` with
+
+.. math::
+    \eta = \Big(\frac{s^\top J s}{z^\top J z}\Big)^{1/2}, \quad
+    \bar w = \frac{\bar s + J \bar z}{\sqrt{2 (1 + \bar s^\top \bar z)}}, \quad
+    \bar W = \begin{pmatrix} \bar w_0 & \bar w_1^\top \\
+        \bar w_1 & I + \bar w_1 \bar w_1^\top / (1 + \bar w_0) \end{pmatrix},
+
+where :math:`J = \mathrm{diag}(1, -I)` and :math:`\bar s = s / \sqrt{s^\top J s}`
+(likewise :math:`\bar z`); :math:`\bar W^{-1} = J \bar W J`. It satisfies
+:math:`W z = W^{-1} s = \lambda`, the scaled point (Andersen, Roos and Terlaky,
+Math. Program. 95, 2003).
+"""
+
+import numpy as np
+
+
+def _jnorm(x):
+    """sqrt(x0^2 - ||x1||^2), factored to lose less to cancellation."""
+    r = np.linalg.norm(x[:, 1:], axis=1)
+    return np.sqrt(np.maximum((x[:, 0] - r) * (x[:, 0] + r), 0.0))
+
+
+def soc_scaling(s, z):
+    """NT scaling of second-order cone pairs (n_cones, m): (W, W^{-1}, lambda)."""
+    sn, zn = _jnorm(s), _jnorm(z)
+    sb, zb = s / sn[:, None], z / zn[:, None]
+    gamma = np.sqrt(np.maximum(0.5 * (1.0 + np.sum(sb * zb, axis=1)), 0.0))
+    wb = sb.copy()
+    wb[:, 0] += zb[:, 0]
+    wb[:, 1:] -= zb[:, 1:]
+    wb /= (2.0 * gamma)[:, None]
+    w0, w1 = wb[:, 0], wb[:, 1:]
+    m = s.shape[1]
+    W = np.empty((len(s), m, m))
+    W[:, 0, 0] = w0
+    W[:, 0, 1:] = w1
+    W[:, 1:, 0] = w1
+    W[:, 1:, 1:] = w1[:, :, None] * w1[:, None, :] / (1.0 + w0)[:, None, None]
+    W[:, 1:, 1:] += np.eye(m - 1)
+    W_inv = W.copy()
+    W_inv[:, 0, 1:] *= -1.0
+    W_inv[:, 1:, 0] *= -1.0
+    eta = np.sqrt(sn / zn)
+    W *= eta[:, None, None]
+    W_inv /= eta[:, None, None]
+    return W, W_inv, apply(W, z)
+
+
+def apply(M, x):
+    """Batched matrix-vector products ``M[i] @ x[i]``."""
+    return np.matmul(M, x[:, :, None])[:, :, 0]
+
+
+def soc_product(x, y):
+    """Jordan product of second-order cone vectors (n_cones, m)."""
+    out = np.empty_like(x)
+    out[:, 0] = np.sum(x * y, axis=1)
+    out[:, 1:] = x[:, :1] * y[:, 1:] + y[:, :1] * x[:, 1:]
+    return out
+
+
+def soc_divide(lam, r):
+    """The x with ``lam o x = r`` for lam in the interior of its cone."""
+    l0, l1 = lam[:, 0], lam[:, 1:]
+    r0, r1 = r[:, 0], r[:, 1:]
+    x0 = (l0 * r0 - np.sum(l1 * r1, axis=1)) / (
+        (l0 - np.linalg.norm(l1, axis=1)) * (l0 + np.linalg.norm(l1, axis=1)))
+    x1 = (r1 - x0[:, None] * l1) / l0[:, None]
+    return np.concatenate([x0[:, None], x1], axis=1)
+
+
+def soc_identity(n_cones, m):
+    e = np.zeros((n_cones, m))
+    e[:, 0] = 1.0
+    return e
+
+
+def max_step_orthant(x, dx):
+    """Largest alpha with ``x + alpha dx >= 0`` (inf when dx >= 0)."""
+    neg = dx < 0
+    if not neg.any():
+        return np.inf
+    return float(np.min(x[neg] / -dx[neg]))
+
+
+def max_step_soc(x, dx):
+    """Largest alpha keeping each ``x + alpha dx`` in its second-order cone.
+
+    ``f(alpha) = (x0 + alpha dx0)^2 - ||x1 + alpha dx1||^2 = a alpha^2 + 2 b
+    alpha + c`` with c >= 0; the first positive root, written as
+    ``c / (sqrt(b^2 - a c) - b)`` to avoid cancellation, exists when a < 0, or
+    when b < 0 and the discriminant is nonnegative.
+    """
+    if len(x) == 0:
+        return np.inf
+    a = dx[:, 0] ** 2 - np.sum(dx[:, 1:] ** 2, axis=1)
+    b = x[:, 0] * dx[:, 0] - np.sum(x[:, 1:] * dx[:, 1:], axis=1)
+    r = np.linalg.norm(x[:, 1:], axis=1)
+    c = np.maximum((x[:, 0] - r) * (x[:, 0] + r), 0.0)
+    disc = b * b - a * c
+    hits = (a < 0) | ((b < 0) & (disc >= 0))
+    root = c / np.maximum(np.sqrt(np.maximum(disc, 0.0)) - b, 1e-300)
+    return float(np.min(np.where(hits, root, np.inf)))

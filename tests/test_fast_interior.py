@@ -1,0 +1,195 @@
+"""The interior-point method for ReLU: cone algebra, Newton system, solves."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import make_data
+from test_fast_solver import assert_matches, build, clarabel
+
+import cvxnn
+from cvxnn.exceptions import ConvergenceWarning
+from cvxnn_fast import conic, fast_solve, interior
+from cvxnn_fast.solve import _blas_threads, choose_method
+
+
+def soc_points(rng, n_cones, m, margin=0.5):
+    x = rng.standard_normal((n_cones, m))
+    x[:, 0] = np.linalg.norm(x[:, 1:], axis=1) + margin * rng.random(n_cones)
+    return x
+
+
+def test_nt_scaling_maps_z_and_s_to_one_point(rng):
+    s, z = soc_points(rng, 6, 5), soc_points(rng, 6, 5)
+    W, W_inv, lam = conic.soc_scaling(s, z)
+    np.testing.assert_allclose(W @ W_inv, np.broadcast_to(np.eye(5), W.shape),
+                               atol=1e-12)
+    np.testing.assert_allclose(conic.apply(W, z), lam, rtol=1e-12)
+    np.testing.assert_allclose(conic.apply(W_inv, s), lam, rtol=1e-10)
+    np.testing.assert_allclose(W, W.transpose(0, 2, 1))
+
+
+def test_jordan_division_inverts_the_product(rng):
+    lam, x = soc_points(rng, 5, 4), rng.standard_normal((5, 4))
+    r = conic.soc_product(lam, x)
+    np.testing.assert_allclose(r[:, 0], np.sum(lam * x, axis=1))
+    np.testing.assert_allclose(conic.soc_divide(lam, r), x, rtol=1e-10, atol=1e-12)
+
+
+def test_max_steps_reach_the_cone_boundary(rng):
+    x, dx = soc_points(rng, 8, 4), 3.0 * rng.standard_normal((8, 4))
+    alpha = conic.max_step_soc(x, dx)
+    y = x + alpha * dx
+    j = np.abs(y[:, 0] - np.linalg.norm(y[:, 1:], axis=1))
+    assert np.min(j) < 1e-9 * np.max(np.abs(y))  # one cone on its boundary
+    inside = x + 0.999 * alpha * dx
+    assert np.all(inside[:, 0] > np.linalg.norm(inside[:, 1:], axis=1))
+    assert conic.max_step_soc(x, x) == np.inf
+    s, ds = rng.random(10) + 0.1, rng.standard_normal(10)
+    expected = np.min(-s[ds < 0] / ds[ds < 0])
+    assert conic.max_step_orthant(s, ds) == pytest.approx(expected)
+    assert conic.max_step_orthant(s, np.abs(ds)) == np.inf
+
+
+@pytest.mark.parametrize("regularizer,n_outputs", [("group_l1", 1), ("group_l1", 2),
+                                                   ("l2", 2), (None, 1)])
+def test_newton_system_solves_the_explicit_matrix(rng, regularizer, n_outputs):
+    lam = 0.0 if regularizer is None else 0.05
+    problem = build("squared", regularizer, formulation="relu", lam=lam,
+                    n_outputs=n_outputs, n_samples=12, n_gates=4)
+    system = interior.NewtonSystem(problem)
+    B, n, d, o = 2 * system.half, system.n, system.d, system.offset
+    w = rng.random((B, n)) + 0.1
+    soc = None
+    if system.soc:
+        W, W_inv, _ = conic.soc_scaling(soc_points(rng, B, d + 1),
+                                        soc_points(rng, B, d + 1))
+        soc = W_inv @ W_inv
+    system.factor(w, soc)
+    # The explicit matrix: block diagonal part plus A^T A / n on the u columns.
+    m = o + d
+    H = np.zeros((B * m, B * m))
+    for b in range(B):
+        H[b * m:(b + 1) * m, b * m:(b + 1) * m] = system.H[b]
+    A = np.zeros((n * n_outputs, B * m))
+    for b in range(B):
+        e = np.zeros((B, d))
+        for a in range(d):
+            e[:] = 0
+            e[b, a] = 1
+            A[:, b * m + o + a] = system.predict(e).ravel()
+    matrix = H + A.T @ A / n
+    rhs = rng.standard_normal((B, m))
+    expected = np.linalg.solve(matrix, rhs.ravel()).reshape(B, m)
+    np.testing.assert_allclose(system.solve(rhs), expected, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("regularizer,lam", [("group_l1", 0.02), ("group_l1", 1e-3),
+                                             ("l2", 0.02), (None, 0.0)])
+@pytest.mark.parametrize("bias,n_outputs", [(False, 1), (True, 2)])
+def test_interior_point_matches_clarabel(regularizer, lam, bias, n_outputs):
+    problem = build("squared", regularizer, formulation="relu", lam=lam, bias=bias,
+                    n_outputs=n_outputs, n_gates=6)
+    fast = fast_solve(problem, tol=1e-8, method="interior_point")
+    assert fast.info["method"] == "interior_point"
+    assert_matches(fast, clarabel(problem), 1e-8)
+    assert fast.certificate.cone_violation <= 1e-8
+    assert all(np.all(m >= 0) for m in fast.multipliers)
+    assert fast.n_iter < 60
+
+
+def test_inactive_neurons_are_exact_zeros():
+    problem = build("squared", "group_l1", formulation="relu", lam=0.05, n_gates=8)
+    sol = fast_solve(problem, tol=1e-8, method="interior_point")
+    ref = clarabel(problem)
+    norms = np.linalg.norm(np.concatenate([sol.V, sol.W]), axis=2)
+    ref_norms = np.linalg.norm(np.concatenate([ref.V, ref.W]), axis=2)
+    assert 0 < sol.n_active < norms.size
+    np.testing.assert_array_equal(norms == 0, ref_norms < 1e-6)
+
+
+def test_auto_chooses_the_interior_point_method_where_it_applies():
+    squared = build("squared", "group_l1", formulation="relu")
+    assert choose_method(squared) == "interior_point"
+    assert choose_method(squared, warm_start=(None, None)) == "augmented_lagrangian"
+    for loss, reg in [("logistic", "group_l1"), ("squared", "l1"),
+                      ("squared", "feature_group_l1")]:
+        assert choose_method(build(loss, reg, formulation="relu")) == \
+            "augmented_lagrangian"
+    assert choose_method(build("squared", "group_l1")) == "fista"
+    X, y = make_data("squared", n_samples=3000, n_features=30)
+    big = cvxnn.build_problem(X, y, formulation="relu", n_gates=400)
+    assert interior.estimated_flops(big) > 1e10
+    assert choose_method(big) == "augmented_lagrangian"
+
+
+@pytest.mark.parametrize("formulation,loss,method,kwargs,match", [
+    ("relu", "logistic", "interior_point", {}, "^method: .*loss"),
+    ("relu", "squared", "fista", {}, "^method: 'fista' does not solve the relu"),
+    ("gated_relu", "squared", "interior_point", {}, "^method: .*gated_relu"),
+    ("relu", "squared", "newton", {}, "^method: expected one of"),
+    ("relu", "squared", "interior_point", {"warm_start": "sol"}, "^warm_start:"),
+])
+def test_bad_methods_are_named(formulation, loss, method, kwargs, match):
+    problem = build(loss, "group_l1", formulation=formulation)
+    if kwargs.get("warm_start") == "sol":
+        kwargs = {"warm_start": fast_solve(problem, method="augmented_lagrangian")}
+    with pytest.raises(ValueError, match=match):
+        fast_solve(problem, method=method, **kwargs)
+
+
+def test_max_iter_and_callback_stop_the_interior_point_method():
+    problem = build("squared", "group_l1", formulation="relu", lam=1e-3)
+    with pytest.warns(ConvergenceWarning, match="max_iter=3"):
+        sol = fast_solve(problem, tol=1e-10, max_iter=3)
+    assert sol.status == "optimal_inaccurate"
+    assert sol.n_iter == 3 and len(sol.history["objective"]) == 4
+    assert set(sol.history) >= {"time", "objective", "optimality", "cone_violation"}
+    seen = []
+
+    def stop_at_two(state):
+        seen.append(state)
+        return state["iteration"] >= 2
+
+    with pytest.warns(ConvergenceWarning, match="callback"):
+        sol = fast_solve(problem, tol=1e-10, callback=stop_at_two)
+    assert sol.status == "user_limit" and sol.n_iter == 2
+    assert "cone_violation" in seen[0]
+
+
+def test_float32_problem_gets_float32_weights():
+    p64 = build("squared", "group_l1", formulation="relu")
+    p32 = build("squared", "group_l1", formulation="relu", dtype=np.float32)
+    s64 = fast_solve(p64, tol=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        s32 = fast_solve(p32, tol=1e-5)
+    assert s32.info["method"] == "interior_point"
+    assert s32.V.dtype == np.float32 and s32.multipliers[0].dtype == np.float32
+    assert s32.objective == pytest.approx(s64.objective, rel=1e-5)
+
+
+def test_blas_threads_hold_the_other_library_to_one_thread():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    libs = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    if len(libs.lib_controllers) < 2:
+        pytest.skip("NumPy and SciPy share one BLAS library here")
+    X, y = make_data("squared", n_samples=500, n_features=20)
+    problem = cvxnn.build_problem(X, y, formulation="relu", n_gates=100)
+    before = [lib.num_threads for lib in libs.lib_controllers]
+    with _blas_threads(problem, "interior_point"):
+        inside = {lib.filepath: lib.num_threads for lib in
+                  threadpoolctl.ThreadpoolController().select(
+                      user_api="blas").lib_controllers}
+    import scipy
+
+    numpy_dir, scipy_dir = (m.__file__.rsplit("/", 1)[0] for m in (np, scipy))
+    numpy_libs = [p for p in inside if p.startswith(numpy_dir)]
+    scipy_libs = [p for p in inside if p.startswith(scipy_dir)]
+    if not numpy_libs or not scipy_libs:
+        pytest.skip("NumPy's or SciPy's BLAS is not a separate library here")
+    assert all(inside[p] == 1 for p in scipy_libs)
+    assert all(inside[p] == n for p, n in zip(
+        [lib.filepath for lib in libs.lib_controllers], before, strict=True)
+        if p in numpy_libs)
+    assert [lib.num_threads for lib in libs.lib_controllers] == before
