@@ -26,7 +26,7 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-KERNELS = ["_operator", "_fista"]
+KERNELS = ["_operator", "_fista", "_blocks"]
 VECTORIZE = ["-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
              "-fno-signed-zeros"]
 

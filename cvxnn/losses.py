@@ -50,6 +50,10 @@ class Squared:
     def conjugate(self, S, Y):
         return 0.5 * float(np.sum(S * S)) + float(np.sum(S * Y))
 
+    def curvature(self, Yhat, Y):
+        """Second derivative in each prediction (the Hessian is diagonal): 1."""
+        return np.ones_like(Yhat)
+
     def cvxpy(self, yhat, Y):
         return 0.5 * cp.sum_squares(yhat - Y)
 
@@ -91,6 +95,12 @@ class Logistic:
 
     def gradient(self, Yhat, Y):
         return -Y * expit(-Y * Yhat)
+
+    def curvature(self, Yhat, Y):
+        """Second derivative in each prediction (the Hessian is diagonal):
+        ``sigma(y z) sigma(-y z)``."""
+        p = expit(-Y * Yhat)
+        return p * (1.0 - p)
 
     def conjugate(self, S, Y):
         p = -Y * S

@@ -25,6 +25,9 @@ Math. Program. 95, 2003).
 
 import numpy as np
 
+# Smallest relative distance kept between a cone point and the boundary.
+SOC_MARGIN = 1e-12
+
 
 def _jnorm(x):
     """sqrt(x0^2 - ||x1||^2), factored to lose less to cancellation."""
@@ -56,6 +59,20 @@ def soc_scaling(s, z):
     W *= eta[:, None, None]
     W_inv /= eta[:, None, None]
     return W, W_inv, apply(W, z)
+
+
+def keep_interior(x, margin=SOC_MARGIN):
+    """Lift each cone's scalar part to at least ``(1 + margin) ||x1||`` (in place).
+
+    A step of 0.99 times the distance to the boundary stays inside in exact
+    arithmetic, but a point with ``x0 - ||x1||`` below rounding (an active
+    neuron's ``(t, u)`` late in a solve) has a computed ``x^T J x`` of 0 and
+    its NT scaling divides by it. The lift is a relative change of ``margin``,
+    which the next iteration's residuals absorb.
+    """
+    if len(x):
+        r = np.linalg.norm(x[:, 1:], axis=1)
+        np.maximum(x[:, 0], r * (1.0 + margin) + np.finfo(float).tiny, out=x[:, 0])
 
 
 def apply(M, x):

@@ -120,8 +120,10 @@ def test_warm_start_from_the_optimum_stops_at_once(formulation):
     if formulation == "gated_relu":
         assert fast_solve(problem, tol=1e-7, warm_start=sol.U).n_iter == 0
     else:  # weights without multipliers: the method must rebuild them
-        cold = fast_solve(problem, tol=1e-7, max_iter=100_000)
+        cold = fast_solve(problem, tol=1e-7, max_iter=100_000,
+                          method="augmented_lagrangian")
         warm = fast_solve(problem, tol=1e-7, warm_start=(sol.V, sol.W))
+        assert warm.info["method"] == "augmented_lagrangian"
         assert warm.status == "optimal" and warm.n_iter < cold.n_iter
 
 
