@@ -64,6 +64,7 @@ STEP_FRACTION = 0.99
 # system removes its bias (NewtonSystem.solve).
 REGULARIZATION = 1e-13
 REFINE_MAX, REFINE_TOL = 4, 1e-14
+REFINE_RELATIVE = 1e-6  # residual target relative to the gap estimate
 # Stop when the certificate has not improved for STALL_ITER iterations after
 # the gap estimate reached CHECK_FACTOR * tol (the best point is returned).
 STALL_ITER = 5
@@ -211,11 +212,11 @@ class NewtonSystem:
         out[:, o:] += self.adjoint(Ax) / self.n
         return out
 
-    def solve(self, b):
+    def solve(self, b, rtol=REFINE_TOL):
         """Solve the factored system for b (B, o + d): [t-part, u-part].
 
         Iterative refinement against the unregularized matrix, up to
-        REFINE_MAX rounds, until the residual is below REFINE_TOL ||b|| or
+        REFINE_MAX rounds, until the residual is below ``rtol ||b||`` or
         stops halving. Near the solution the system's condition number passes
         1e12 and the rounds matter: the certificate's floor is the dual
         residual over lam (logistic, lam = 1e-3, tol 1e-8: one fixed round
@@ -226,7 +227,7 @@ class NewtonSystem:
         for _ in range(REFINE_MAX):
             r = b - self._matvec(x)
             residual = np.linalg.norm(r)
-            if residual <= REFINE_TOL * size or residual > 0.5 * previous:
+            if residual <= rtol * size or residual > 0.5 * previous:
                 break
             x += self._solve_once(r)
             previous = residual
@@ -288,6 +289,7 @@ class Newton:
             r_x[:, 0] += system.lam
         self.r_x = r_x
         self.mu = it.complementarity() / it.degree
+        self.refine_tol = REFINE_TOL  # solve() accuracy; set per iteration
 
     def factor(self):
         it, system = self.it, self.system
@@ -316,7 +318,7 @@ class Newton:
             y_soc = (conic.apply(self.W2_inv, self.r_soc)
                      + conic.apply(self.W_inv, xi_soc))
             b += y_soc
-        dx = system.solve(b)
+        dx = system.solve(b, self.refine_tol)
         G_lin = -system.cone(dx[:, o:])
         dz_lin = self.w * G_lin + y_lin
         ds_lin = -self.r_lin - G_lin
@@ -409,6 +411,7 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
             objective = _objective(system, newton, it)
             violation = float(max(0.0, -np.min(newton.cones)))
             optimality = it.complementarity() / max(abs(objective), 1e-12)
+            newton.refine_tol = max(REFINE_TOL, REFINE_RELATIVE * min(optimality, 1.0))
             objective, optimality, done = finisher.judge(it, objective, optimality,
                                                          violation)
             history.add(monitor.elapsed(), objective, optimality, alpha, violation)
