@@ -35,30 +35,64 @@ def _jnorm(x):
     return np.sqrt(np.maximum((x[:, 0] - r) * (x[:, 0] + r), 0.0))
 
 
-def soc_scaling(s, z):
-    """NT scaling of second-order cone pairs (n_cones, m): (W, W^{-1}, lambda)."""
-    sn, zn = _jnorm(s), _jnorm(z)
-    sb, zb = s / sn[:, None], z / zn[:, None]
-    gamma = np.sqrt(np.maximum(0.5 * (1.0 + np.sum(sb * zb, axis=1)), 0.0))
-    wb = sb.copy()
-    wb[:, 0] += zb[:, 0]
-    wb[:, 1:] -= zb[:, 1:]
-    wb /= (2.0 * gamma)[:, None]
-    w0, w1 = wb[:, 0], wb[:, 1:]
-    m = s.shape[1]
-    W = np.empty((len(s), m, m))
-    W[:, 0, 0] = w0
-    W[:, 0, 1:] = w1
-    W[:, 1:, 0] = w1
-    W[:, 1:, 1:] = w1[:, :, None] * w1[:, None, :] / (1.0 + w0)[:, None, None]
-    W[:, 1:, 1:] += np.eye(m - 1)
-    W_inv = W.copy()
-    W_inv[:, 0, 1:] *= -1.0
-    W_inv[:, 1:, 0] *= -1.0
-    eta = np.sqrt(sn / zn)
-    W *= eta[:, None, None]
-    W_inv /= eta[:, None, None]
-    return W, W_inv, apply(W, z)
+class SOCScaling:
+    """NT scaling of second-order cone pairs (n_cones, m), applied without
+    forming W: ``W x``, ``W^{-1} x`` and ``W^{-2} x`` cost O(m) per cone,
+    using :math:`\bar W^{-1} = J \bar W J` and
+    :math:`\bar W^2 = 2 \bar w \bar w^\top - J`.
+
+    ``lam = W z = W^{-1} s`` is the scaled point.
+    """
+
+    def __init__(self, s, z):
+        sn, zn = _jnorm(s), _jnorm(z)
+        sb, zb = s / sn[:, None], z / zn[:, None]
+        gamma = np.sqrt(np.maximum(0.5 * (1.0 + np.sum(sb * zb, axis=1)), 0.0))
+        wb = sb.copy()
+        wb[:, 0] += zb[:, 0]
+        wb[:, 1:] -= zb[:, 1:]
+        wb /= (2.0 * gamma)[:, None]
+        self.w = wb
+        self.eta = np.sqrt(sn / zn)
+        self.lam = self.apply(z)
+
+    def _apply_bar(self, x):
+        w0, w1 = self.w[:, 0], self.w[:, 1:]
+        a = np.sum(w1 * x[:, 1:], axis=1)
+        out = np.empty_like(x)
+        out[:, 0] = w0 * x[:, 0] + a
+        out[:, 1:] = x[:, 1:] + (x[:, 0] + a / (1.0 + w0))[:, None] * w1
+        return out
+
+    def apply(self, x):
+        """``W x``."""
+        return self.eta[:, None] * self._apply_bar(x)
+
+    def apply_inverse(self, x):
+        """``W^{-1} x = J Wbar J x / eta``."""
+        y = self._apply_bar(_flip(x))
+        return _flip(y) / self.eta[:, None]
+
+    def apply_inverse_squared(self, x):
+        """``W^{-2} x = (2 Jw (Jw . x) - J x) / eta^2``."""
+        Jw = _flip(self.w)
+        out = 2.0 * np.sum(Jw * x, axis=1)[:, None] * Jw - _flip(x)
+        return out / (self.eta**2)[:, None]
+
+    def inverse_squared(self):
+        """``W^{-2}`` as (n_cones, m, m) matrices."""
+        Jw = _flip(self.w)
+        m = self.w.shape[1]
+        out = 2.0 * Jw[:, :, None] * Jw[:, None, :]
+        out -= np.diag(np.r_[1.0, -np.ones(m - 1)])
+        return out / (self.eta**2)[:, None, None]
+
+
+def _flip(x):
+    """``J x``: the vector part negated."""
+    out = x.copy()
+    out[:, 1:] *= -1.0
+    return out
 
 
 def keep_interior(x, margin=SOC_MARGIN):

@@ -21,12 +21,18 @@ def soc_points(rng, n_cones, m, margin=0.5):
 
 def test_nt_scaling_maps_z_and_s_to_one_point(rng):
     s, z = soc_points(rng, 6, 5), soc_points(rng, 6, 5)
-    W, W_inv, lam = conic.soc_scaling(s, z)
-    np.testing.assert_allclose(W @ W_inv, np.broadcast_to(np.eye(5), W.shape),
-                               atol=1e-12)
-    np.testing.assert_allclose(conic.apply(W, z), lam, rtol=1e-12)
-    np.testing.assert_allclose(conic.apply(W_inv, s), lam, rtol=1e-10)
-    np.testing.assert_allclose(W, W.transpose(0, 2, 1))
+    W = conic.SOCScaling(s, z)
+    np.testing.assert_allclose(W.apply(z), W.lam, rtol=1e-12)
+    np.testing.assert_allclose(W.apply_inverse(s), W.lam, rtol=1e-10)
+    x = rng.standard_normal((6, 5))
+    np.testing.assert_allclose(W.apply(W.apply_inverse(x)), x, atol=1e-12)
+    np.testing.assert_allclose(W.apply_inverse_squared(x),
+                               W.apply_inverse(W.apply_inverse(x)), rtol=1e-10)
+    M = W.inverse_squared()
+    np.testing.assert_allclose(conic.apply(M, x), W.apply_inverse_squared(x),
+                               rtol=1e-10)
+    np.testing.assert_allclose(M, M.transpose(0, 2, 1))
+    assert np.all(np.linalg.eigvalsh(M) > 0)
 
 
 def test_jordan_division_inverts_the_product(rng):
@@ -63,9 +69,8 @@ def test_newton_system_solves_the_explicit_matrix(rng, loss, regularizer, n_outp
     w = rng.random((B, n)) + 0.1
     soc = None
     if system.soc:
-        W, W_inv, _ = conic.soc_scaling(soc_points(rng, B, d + 1),
-                                        soc_points(rng, B, d + 1))
-        soc = W_inv @ W_inv
+        soc = conic.SOCScaling(soc_points(rng, B, d + 1),
+                               soc_points(rng, B, d + 1)).inverse_squared()
     Yhat = rng.standard_normal((n, n_outputs))
     system.factor(w, soc, Yhat)
     # The explicit matrix: block diagonal part plus A^T A / n on the u columns.
