@@ -79,6 +79,11 @@ class SOCScaling:
         out = 2.0 * np.sum(Jw * x, axis=1)[:, None] * Jw - _flip(x)
         return out / (self.eta**2)[:, None]
 
+    def apply_squared(self, x):
+        """``W^2 x = eta^2 (2 w (w . x) - J x)``."""
+        out = 2.0 * np.sum(self.w * x, axis=1)[:, None] * self.w - _flip(x)
+        return out * (self.eta**2)[:, None]
+
     def inverse_squared(self):
         """``W^{-2}`` as (n_cones, m, m) matrices."""
         Jw = _flip(self.w)

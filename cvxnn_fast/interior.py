@@ -1,48 +1,36 @@
-r"""Primal-dual interior-point method for the ReLU program (squared, logistic).
+r"""Primal-dual interior-point method for both programs (squared, logistic).
 
-The program, with the weights stacked as blocks ``u_b`` (b = (V or W, output k,
-pattern i), ``B = 2 n_outputs P`` of them, sign ``+1`` for V and ``-1`` for
-W), is a conic quadratic program:
+The program, with the weights stacked as blocks ``u_b`` (ReLU: b = (V or W,
+output k, pattern i), ``B = 2 n_outputs P`` of them, sign ``+1`` for V and
+``-1`` for W; gated ReLU: the ``n_outputs P`` blocks of U), is a conic
+program with a smooth objective:
 
 .. math::
     \min\ \frac{1}{n}\sum_j \ell(A u, Y)_j + \lam \sum_b t_b
-    \quad\text{s.t.}\quad s_b = C_{i(b)} u_b \ge 0,\ (t_b, u_b) \in Q^{d+1},
+    \quad\text{s.t.}\quad s_b = C_{i(b)} u_b \ge 0\ \text{(ReLU)},\
+    (t_b, u_b) \in Q^{d+1},
 
 with ``C_i = diag(2 D_i - 1) X`` (the cone constraints) and the second-order
 cones ``Q`` for group_l1 (l2 puts ``lam/2 ||u||^2`` in the objective instead,
-and lam = 0 drops both). It is solved by Mehrotra's predictor-corrector
-method with Nesterov-Todd scaling (:mod:`cvxnn_fast.conic`), from an
-infeasible start, as in ECOS or Clarabel; the logistic loss enters through
-its gradient and its (diagonal) curvature ``h`` at the current point, as in
-a Newton method. What is specific here is the Newton system, never formed:
+and lam = 0 drops both; gated ReLU needs one of them). It is solved by
+Mehrotra's predictor-corrector method with Nesterov-Todd scaling
+(:mod:`cvxnn_fast.conic`), from an infeasible start, as in ECOS or Clarabel;
+the logistic loss enters through its gradient and its (diagonal) curvature at
+the current point, as in a Newton method. What is specific here is the Newton
+system, never formed (:mod:`cvxnn_fast.newton_system`): block diagonal plus
+rank n, solved through one n x n Cholesky factor per output. One step costs
+:func:`estimated_flops`; :func:`unsupported` and that estimate let
+``fast_solve`` choose.
 
-.. math::
-    \big(H + \tfrac{1}{n} A^\top \mathrm{diag}(h) A\big)\,\Delta x = r, \qquad
-    H = \mathrm{blockdiag}_b\big(X^\top \mathrm{diag}(z_b / s_b) X
-        + W_b^{-2}\big).
-
-``H`` has one (d+1) x (d+1) block per neuron (inverted through its Cholesky
-factor, :mod:`cvxnn_fast._blocks`) and
-``A^T diag(h) A`` has rank ``n``, so the Woodbury identity leaves one n x n
-system per output, ``n I + h^(1/2) (sum_i D_i X (Q_{V,i} + Q_{W,i}) X^T D_i)
-h^(1/2)`` with
-``Q = H^{-1}`` restricted to u (a V block and its W block share ``D_i X`` up
-to sign, so they are summed first). Forming it is one GEMM of
-``n x n x (P d)`` per output, the cost of an iteration; the other products
-are the masked operator of :mod:`cvxnn.operator`. The slacks' steps come
-from the primal equations, which keeps the primal residuals exact to
-rounding. One step costs about ``n_outputs (2 n^2 P d + n^3 / 3)`` flops;
-:func:`unsupported` and :func:`estimated_flops` let ``fast_solve`` choose.
-
-The iterate is judged by :func:`cvxnn.certificates.relu_certificate` with the
-multipliers ``z`` of the cone constraints, like every other solution, once
-the method's own gap estimate ``s^T z / |F|`` is within ``CHECK_FACTOR``
-tol; where the raw iterate falls short, its group-scaling polish (the first-
-order solvers' :func:`cvxnn_fast.polish.polish`, a few ms) is judged too
-(:class:`Finisher`). The method stops when a certificate meets ``tol`` and
-the cone violation ``cone_tol``. For group_l1, the neurons the barrier
-leaves tiny are then set to exact zeros where the certificate still holds
-(:func:`prune`).
+Iterates are judged by :func:`cvxnn.certificates.certificate` (with the
+multipliers ``z`` of the cone constraints for ReLU), like every other
+solution, once the method's own gap estimate ``s^T z / |F|`` is within
+``CHECK_FACTOR`` tol; where the raw iterate falls short, its group-scaling
+polish (the first-order solvers' :func:`cvxnn_fast.polish.polish`, a few ms)
+is judged too (:class:`Finisher`). The method stops when a certificate meets
+``tol`` (and the cone violation ``cone_tol``). For group_l1, the neurons the
+barrier leaves tiny are then set to exact zeros where the certificate still
+holds (:func:`prune`).
 
 Measured on the bench_fast ReLU problem (n = 500, d = 20, P = 100, lam =
 1e-3, tol 1e-6): 33 iterations, ~1.3 s. Starting multipliers 1e-5 to 1e-2
@@ -53,22 +41,16 @@ the orthant (2 or 4 per iteration) cut it to 31 or 29 but not the time.
 import time
 
 import numpy as np
-import scipy.linalg as sla
 
-from cvxnn import operator
-from cvxnn.certificates import relu_certificate
+from cvxnn.certificates import certificate
 from cvxnn.exceptions import INTERRUPTED, NumericalBreakdown
 from cvxnn.solution import Solution
-from cvxnn_fast import _blocks, conic, engine
+from cvxnn_fast import conic, engine
+from cvxnn_fast.newton_system import REFINE_TOL, GatedSystem, ReluSystem
 from cvxnn_fast.polish import MAX_NNLS_ENTRIES, best_multipliers, polish
 
 MAX_ITER = 200
 STEP_FRACTION = 0.99
-# Static regularization of the block Cholesky factors, relative to each
-# block's largest diagonal entry; iterative refinement on the unregularized
-# system removes its bias (NewtonSystem.solve).
-REGULARIZATION = 1e-13
-REFINE_MAX, REFINE_TOL = 4, 1e-14
 REFINE_RELATIVE = 1e-6  # residual target relative to the gap estimate
 # Stop when the certificate has not improved for STALL_ITER iterations after
 # the gap estimate reached CHECK_FACTOR * tol (the best point is returned).
@@ -81,6 +63,7 @@ CHECK_FACTOR = 10.0
 # A step shorter than this ends the solve (no progress).
 MIN_STEP = 1e-10
 PRUNE_THRESHOLDS = (np.inf, 1e-4, 1e-6, 1e-8)
+PRUNE_COMPLETE, PRUNE_EXTRA = 1e-6, 3
 LOSSES = ("squared", "logistic")  # a diagonal Hessian in the predictions
 REGULARIZERS = ("group_l1", "l2", None)
 
@@ -88,8 +71,9 @@ REGULARIZERS = ("group_l1", "l2", None)
 def unsupported(problem):
     """Why this method cannot solve ``problem`` ("" when it can)."""
     reg = problem.regularizer.name if problem.lam > 0 else None
-    if problem.formulation.name != "relu":
-        return "the interior-point method solves the ReLU program only"
+    if problem.formulation.name != "relu" and reg is None:
+        return ("the interior-point method needs group_l1 or l2 with lam > 0 "
+                "for gated_relu")
     if problem.loss.name not in LOSSES:
         return (f"the interior-point method supports loss in {LOSSES}, "
                 f"not {problem.loss.name!r}")
@@ -103,143 +87,9 @@ def estimated_flops(problem):
     """Flops of one iteration (the Woodbury matrices and their factors)."""
     n = problem.n_samples
     c, P, d = problem.weight_shape
+    if problem.formulation.name != "relu":
+        return c * (4.0 * n * n * P + n**3 / 3.0) + 4.0 * c * P * n * d
     return c * (2.0 * n * n * P * d + n**3 / 3.0) + 4.0 * c * P * n * d * d
-
-
-class NewtonSystem:
-    """The structured operators and the Newton system of one problem.
-
-    Blocks are rows of ``u`` (B, d): V's ``n_outputs * P`` rows, then W's.
-    """
-
-    def __init__(self, problem):
-        self.X = np.ascontiguousarray(problem.X, dtype=np.float64)
-        self.D = problem.patterns
-        self.Y = problem.y.astype(np.float64)
-        self.n, self.d = self.X.shape
-        self.c, self.P, _ = problem.weight_shape
-        self.half = self.c * self.P
-        self.lam = float(problem.lam)
-        self.loss = problem.loss
-        self.root_h = None  # sqrt of the loss curvature (None: squared, all 1)
-        reg = problem.regularizer.name if problem.lam > 0 else None
-        self.soc = reg == "group_l1"
-        self.ridge = self.lam if reg == "l2" else 0.0
-        self.offset = 1 if self.soc else 0  # column of t in a block's variables
-        signs = (2.0 * self.D - 1.0).T  # (P, n)
-        self.signs = np.ascontiguousarray(np.tile(signs, (2 * self.c, 1)))
-        d = self.d
-        self.outer = (self.X[:, :, None] * self.X[:, None, :]).reshape(self.n, d * d)
-        self.mask = self.D[:, :, None].astype(np.float64)
-
-    # The linear maps.
-    def predict(self, u):
-        U = (u[: self.half] - u[self.half:]).reshape(self.c, self.P, self.d)
-        return operator.predict(self.X, self.D, U)
-
-    def adjoint(self, R):
-        G = operator.adjoint(self.X, self.D, R).reshape(self.half, self.d)
-        return np.concatenate([G, -G])
-
-    def cone(self, u):
-        return (u @ self.X.T) * self.signs
-
-    def cone_adjoint(self, z):
-        return (z * self.signs) @ self.X
-
-    def gradient(self, Yhat):
-        """Data-fit gradient ``A^T grad loss / n`` per block, (B, d)."""
-        return self.adjoint(self.loss.gradient(Yhat, self.Y)) / self.n
-
-    def data_fit(self, Yhat):
-        return self.loss.value(Yhat, self.Y) / self.n
-
-    # The Newton system.
-    def factor(self, w_lin, soc_block, Yhat):
-        """Factor ``H + A^T diag(h) A / n`` for orthant weights z/s, SOC blocks
-        W^{-2} and the loss curvature h at the predictions Yhat."""
-        if self.loss.name != "squared":
-            self.root_h = np.sqrt(self.loss.curvature(Yhat, self.Y))
-        d, o = self.d, self.offset
-        H = np.zeros((2 * self.half, d + o, d + o))
-        H[:, o:, o:] = (w_lin @ self.outer).reshape(-1, d, d)
-        if self.soc:
-            H += soc_block
-        if self.ridge:
-            H[:, o:, o:] += self.ridge * np.eye(d)
-        self.H = H
-        reg = H.copy()
-        diag = np.einsum("bii->bi", reg)
-        diag += REGULARIZATION * diag.max(axis=1, keepdims=True) + 1e-300
-        failed = _blocks.spd_inverse(reg)
-        if failed >= 0:
-            raise np.linalg.LinAlgError(
-                f"block {failed} of the Newton system is not positive definite")
-        self.Q = reg
-        Q_uu = reg[:, o:, o:]
-        R = np.linalg.cholesky(Q_uu[: self.half] + Q_uu[self.half:])
-        self.K = [self._woodbury(R[k * self.P:(k + 1) * self.P], k)
-                  for k in range(self.c)]
-
-    def _woodbury(self, R, k):
-        """Cholesky of ``n I + h^(1/2) sum_i D_i X R_i R_i^T X^T D_i h^(1/2)``
-        for output k."""
-        n, P, d = self.n, self.P, self.d
-        M = (self.X @ R.transpose(1, 0, 2).reshape(d, P * d)).reshape(n, P, d)
-        M *= (self.mask if self.root_h is None
-              else self.mask * self.root_h[:, k, None, None])
-        M = M.reshape(n, P * d)
-        K = M @ M.T
-        K.flat[:: n + 1] += n
-        return sla.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
-
-    def _apply_inverse_H(self, b):
-        return conic.apply(self.Q, b)
-
-    def _solve_once(self, b):
-        o = self.offset
-        y = self._apply_inverse_H(b)
-        Ay = self.predict(y[:, o:])
-        if self.root_h is not None:
-            Ay *= self.root_h
-        S = np.column_stack([sla.cho_solve(K, Ay[:, k], check_finite=False)
-                             for k, K in enumerate(self.K)])
-        if self.root_h is not None:
-            S *= self.root_h
-        correction = np.zeros_like(b)
-        correction[:, o:] = self.adjoint(S)
-        return y - self._apply_inverse_H(correction)
-
-    def _matvec(self, x):
-        o = self.offset
-        out = conic.apply(self.H, x)
-        Ax = self.predict(x[:, o:])
-        if self.root_h is not None:
-            Ax *= self.root_h**2
-        out[:, o:] += self.adjoint(Ax) / self.n
-        return out
-
-    def solve(self, b, rtol=REFINE_TOL):
-        """Solve the factored system for b (B, o + d): [t-part, u-part].
-
-        Iterative refinement against the unregularized matrix, up to
-        REFINE_MAX rounds, until the residual is below ``rtol ||b||`` or
-        stops halving. Near the solution the system's condition number passes
-        1e12 and the rounds matter: the certificate's floor is the dual
-        residual over lam (logistic, lam = 1e-3, tol 1e-8: one fixed round
-        stalled at a relative gap of 1.2e-8, adaptive rounds reach 8e-9).
-        """
-        x = self._solve_once(b)
-        size, previous = np.linalg.norm(b), np.inf
-        for _ in range(REFINE_MAX):
-            r = b - self._matvec(x)
-            residual = np.linalg.norm(r)
-            if residual <= rtol * size or residual > 0.5 * previous:
-                break
-            x += self._solve_once(r)
-            previous = residual
-        return x
-
 
 
 class Iterate:
@@ -249,12 +99,13 @@ class Iterate:
     """
 
     def __init__(self, system):
-        B, n, d, o = 2 * system.half, system.n, system.d, system.offset
+        B, d, o = system.n_blocks, system.d, system.offset
+        n = system.n if isinstance(system, ReluSystem) else 0  # cone rows
         self.x = np.zeros((B, o + d))
         # An infeasible start: unit slacks, multipliers on the scale of the
         # 1/n-scaled data fit.
         self.s_lin = np.ones((B, n))
-        self.z_lin = np.full((B, n), 1.0 / n)
+        self.z_lin = np.full((B, n), 1.0 / system.n)
         self.s_soc = conic.soc_identity(B if system.soc else 0, o + d)
         self.z_soc = system.lam * self.s_soc
         self.degree = B * n + len(self.s_soc)
@@ -295,7 +146,7 @@ class Newton:
             r_x -= it.z_soc
             r_x[:, 0] += system.lam
         self.r_x = r_x
-        self.mu = it.complementarity() / it.degree
+        self.mu = it.complementarity() / max(it.degree, 1)
         self.refine_tol = REFINE_TOL  # solve() accuracy; set per iteration
 
     def factor(self):
@@ -303,12 +154,11 @@ class Newton:
         self.w = it.z_lin / it.s_lin
         self.root_w = np.sqrt(self.w)
         self.lam_lin = np.sqrt(it.s_lin * it.z_lin)
-        soc_block = None
+        self.scaling = None
         if system.soc:
             self.scaling = conic.SOCScaling(it.s_soc, it.z_soc)
             self.lam_soc = self.scaling.lam
-            soc_block = self.scaling.inverse_squared()
-        system.factor(self.w, soc_block, self.Yhat)
+        system.factor(self.w, self.scaling, self.Yhat)
 
     def direction(self, xi_lin, xi_soc):
         """Solve the Newton system whose scaled complementarity row is xi.
@@ -340,6 +190,8 @@ class Newton:
         """Mehrotra's direction: affine step, centering, second-order correction."""
         it, system = self.it, self.system
         affine = self.direction(-self.lam_lin, -self.lam_soc if system.soc else None)
+        if it.degree == 0:  # no cones (gated ReLU, l2): a Newton step
+            return affine
         alpha = min(1.0, it.max_step(affine))
         _, ds_lin, ds_soc, dz_lin, dz_soc = affine
         gap = (np.sum((it.s_lin + alpha * ds_lin) * (it.z_lin + alpha * dz_lin))
@@ -360,9 +212,13 @@ class Newton:
 
 
 def _weights(problem, system, it):
-    o, half = system.offset, system.half
+    """(blocks, cone multipliers) of the iterate in the problem's shapes."""
+    o = system.offset
     shape, dtype = problem.weight_shape, problem.dtype
     u = it.x[:, o:]
+    if not isinstance(system, ReluSystem):
+        return {"U": u.reshape(shape).astype(dtype)}, None
+    half = system.half
     blocks = {"V": u[:half].reshape(shape).astype(dtype),
               "W": u[half:].reshape(shape).astype(dtype)}
     n = system.n
@@ -402,7 +258,8 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
     or KKT residual when lam = 0) once the method's own gap estimate
     ``s^T z / |F|`` is within ``CHECK_FACTOR * tol``, the estimate before.
     """
-    system = NewtonSystem(problem)
+    relu = problem.formulation.name == "relu"
+    system = ReluSystem(problem) if relu else GatedSystem(problem)
     it = Iterate(system)
     finisher = Finisher(problem, system, tol, cone_tol)
     history, alpha = History(), np.nan
@@ -416,7 +273,7 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
                 _breakdown(problem, system, it, monitor, k,
                            "the iterate became NaN/inf")
             objective = _objective(system, newton, it)
-            violation = float(max(0.0, -np.min(newton.cones)))
+            violation = float(max(0.0, -np.min(newton.cones, initial=0.0)))
             optimality = it.complementarity() / max(abs(objective), 1e-12)
             newton.refine_tol = max(REFINE_TOL, REFINE_RELATIVE * min(optimality, 1.0))
             objective, optimality, done = finisher.judge(it, objective, optimality,
@@ -476,6 +333,7 @@ class Finisher:
         self.tol, self.cone_tol = tol, cone_tol
         self.result = self.best = None
         self.best_optimality, self.stalled, self.since_best = np.inf, False, 0
+        self.extra = 0  # certified iterations so far
 
     def judge(self, it, objective, optimality, violation):
         """(objective, optimality, done) for the iterate."""
@@ -483,14 +341,19 @@ class Finisher:
             return objective, optimality, False
         problem = self.problem
         blocks, mults = _weights(problem, self.system, it)
-        cert = relu_certificate(problem, **blocks, multipliers=mults)
+        cert = certificate(problem, **blocks, multipliers=mults)
         if not cert.satisfied(self.tol, self.cone_tol):
             blocks, mults, cert = self._polished(blocks, mults, cert)
         if cert.satisfied(self.tol, self.cone_tol):
+            complete = True
             if self.system.soc:
-                blocks = prune(problem, blocks, mults, self.tol, self.cone_tol)
+                blocks, complete = prune(problem, blocks, mults, self.tol,
+                                         self.cone_tol)
             self.result = (blocks, mults)
-            return cert.objective, cert.optimality, True
+            self.extra += 1
+            gated = problem.formulation.name != "relu"
+            return (cert.objective, cert.optimality,
+                    complete or not gated or self.extra > PRUNE_EXTRA)
         self.since_best += 1
         if cert.optimality < self.best_optimality and cert.satisfied(np.inf,
                                                                      self.cone_tol):
@@ -513,13 +376,13 @@ class Finisher:
         polished = polish(problem, blocks, mults)
         if polished is None:
             return blocks, mults, cert
-        better = relu_certificate(problem, **polished, multipliers=mults)
+        better = certificate(problem, **polished, multipliers=mults)
         n, (c, P, d) = problem.n_samples, problem.weight_shape
-        if (not better.satisfied(self.tol, self.cone_tol)
+        if (mults is not None and not better.satisfied(self.tol, self.cone_tol)
                 and better.optimality <= RESCUE_FACTOR * self.tol
                 and n * d * 2 * c * P <= MAX_NNLS_ENTRIES):
             refit = best_multipliers(problem, polished, hint=mults)
-            refit_cert = relu_certificate(problem, **polished, multipliers=refit)
+            refit_cert = certificate(problem, **polished, multipliers=refit)
             if refit_cert.optimality < better.optimality:
                 mults, better = refit, refit_cert
         if better.satisfied(self.tol, self.cone_tol) or (
@@ -536,23 +399,31 @@ def prune(problem, blocks, multipliers, tol, cone_tol):
     neurons end with norms near the barrier's scale. Blocks whose norm is below
     ``threshold * max norm`` are zeroed (all of them first), for the largest
     threshold in PRUNE_THRESHOLDS whose pruned point still meets the
-    certificate. Where none does, the blocks stay as they are: zeroing
-    changes the residual, the certificate's dual point, and on the bench_fast
-    problem zeroing the 52 blocks below 1e-6 of the largest (they sum to
-    ~5e-5 of lam's weight) raised the relative gap from 5e-7 to 3e-4;
-    re-fitted multipliers (:func:`cvxnn_fast.polish.best_multipliers`), the
-    group-scaling polish of the pruned point and two more iterations did not
-    recover it.
+    certificate. Returns (blocks, complete): complete when no non-zero block
+    below ``PRUNE_COMPLETE`` times the largest is left.
+
+    Zeroing changes the residual, the certificate's dual point. On the
+    bench_fast ReLU problem zeroing the 52 blocks below 1e-6 of the largest
+    (they sum to ~5e-5 of lam's weight) raised the relative gap from 5e-7
+    to 3e-4; re-fitted multipliers (:func:`cvxnn_fast.polish.best_multipliers`),
+    the group-scaling polish of the pruned point and two more iterations did
+    not recover it, so ReLU solutions may keep tiny neurons. Gated ReLU
+    solutions get up to PRUNE_EXTRA more iterations (:class:`Finisher`): on
+    the bench_fast gated problem the first certified iterate has 94 blocks
+    between 1e-8 and 1e-6 of the largest and 123 between 1e-6 and 1e-4.
     """
     norms = {k: np.linalg.norm(B, axis=2) for k, B in blocks.items()}
     top = max(float(v.max(initial=0.0)) for v in norms.values())
     for threshold in PRUNE_THRESHOLDS:
         small = {k: v <= threshold * top for k, v in norms.items()}
         pruned = {k: np.where(small[k][..., None], 0, B) for k, B in blocks.items()}
-        cert = relu_certificate(problem, **pruned, multipliers=multipliers)
+        cert = certificate(problem, **pruned, multipliers=multipliers)
         if cert.satisfied(tol, cone_tol):
-            return pruned
-    return blocks
+            blocks = pruned
+            norms = {k: np.where(small[k], 0.0, v) for k, v in norms.items()}
+            break
+    tiny = any(np.any((v > 0) & (v <= PRUNE_COMPLETE * top)) for v in norms.values())
+    return blocks, not tiny
 
 
 def _breakdown(problem, system, it, monitor, k, cause):

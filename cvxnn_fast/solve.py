@@ -7,10 +7,11 @@
   :mod:`cvxnn_fast.metric` where the problem has its curvature spike
   (``sol.info["metric_beta"]``).
 * ReLU: an augmented Lagrangian method (:mod:`cvxnn_fast.augmented`) whose
-  subproblems are solved by the same compiled loop, or, for the squared loss
-  at sizes where its Newton system is cheap, a primal-dual interior-point
-  method (:mod:`cvxnn_fast.interior`); ``method="auto"`` picks (see
-  :func:`choose_method`).
+  subproblems are solved by the same compiled loop.
+* Both: a primal-dual interior-point method (:mod:`cvxnn_fast.interior`) for
+  squared and logistic losses with group_l1 or l2 (ReLU also without
+  penalty), at sizes where its n x n Newton systems are cheap;
+  ``method="auto"`` picks (see :func:`choose_method`).
 
 The loop runs in compiled code in chunks of about ``CHUNK_SECONDS``; between
 chunks this driver prints progress, calls ``callback``, enforces
@@ -35,11 +36,12 @@ from cvxnn_fast import augmented, engine, interior
 DEFAULT_MAX_ITER = 10_000
 SINGLE_THREAD_FLOPS = 2e7
 METHODS = ("auto", "fista", "augmented_lagrangian", "interior_point")
-# "auto" takes the interior-point method for a ReLU problem it supports when
-# one of its iterations costs at most this many flops (about 0.3 s here) and
-# its (2 n_outputs P, n) arrays at most INTERIOR_MAX_ENTRIES entries.
-INTERIOR_MAX_FLOPS = 1e10
-INTERIOR_MAX_ENTRIES = 2**22
+# "auto" takes the interior-point method for a problem it supports when one
+# of its iterations costs at most this many flops (about 0.3 s here) and its
+# n x n matrices and (2 n_outputs P, n) arrays at most INTERIOR_MAX_ENTRIES
+# entries in all.
+INTERIOR_MAX_FLOPS = 3e10
+INTERIOR_MAX_ENTRIES = 2**25
 
 
 def _check_arguments(problem, tol, max_iter, callback, cone_tol, time_limit):
@@ -55,36 +57,45 @@ def _check_arguments(problem, tol, max_iter, callback, cone_tol, time_limit):
 
 
 def choose_method(problem, method="auto", warm_start=None):
-    """The solver ``fast_solve`` runs: ``"fista"`` for gated ReLU; for ReLU the
-    interior-point method where it applies, no warm start is given and its
-    iterations are cheap (:data:`INTERIOR_MAX_FLOPS`), else the augmented
-    Lagrangian. An explicit ``method`` that cannot run raises ValueError.
+    """The solver ``fast_solve`` runs.
+
+    ``"auto"``: the interior-point method where it applies (squared or
+    logistic loss; group_l1, l2 or, for ReLU, no penalty), no warm start is
+    given and its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`,
+    :data:`INTERIOR_MAX_ENTRIES`); else R-FISTA (gated ReLU) or the augmented
+    Lagrangian (ReLU). An explicit ``method`` that cannot run raises
+    ValueError.
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}.")
     relu = problem.formulation.name == "relu"
+    first_order = "augmented_lagrangian" if relu else "fista"
     if method == "auto":
-        if not relu:
-            return "fista"
-        c, P, _ = problem.weight_shape
-        cheap = (interior.estimated_flops(problem) <= INTERIOR_MAX_FLOPS
-                 and 2 * c * P * problem.n_samples <= INTERIOR_MAX_ENTRIES)
         usable = warm_start is None and not interior.unsupported(problem)
-        return "interior_point" if usable and cheap else "augmented_lagrangian"
-    if (method == "fista") == relu:
+        return "interior_point" if usable and _cheap(problem) else first_order
+    if method not in (first_order, "interior_point"):
         raise ValueError(
             f"method: {method!r} does not solve the {problem.formulation.name} "
-            f"program (gated_relu: 'fista'; relu: 'augmented_lagrangian' or "
-            f"'interior_point').")
+            f"program (gated_relu: 'fista' or 'interior_point'; relu: "
+            "'augmented_lagrangian' or 'interior_point').")
     if method == "interior_point":
         reason = interior.unsupported(problem)
         if reason:
-            raise ValueError(f"method: {reason}; use 'augmented_lagrangian'.")
+            raise ValueError(f"method: {reason}; use {first_order!r}.")
         if warm_start is not None:
             raise ValueError(
                 "warm_start: the interior-point method starts from its own "
-                "interior point; use method='augmented_lagrangian' to warm-start.")
+                f"interior point; use method={first_order!r} to warm-start.")
     return method
+
+
+def _cheap(problem):
+    """Whether the interior-point method's iterations fit the limits."""
+    n = problem.n_samples
+    c, P, _ = problem.weight_shape
+    entries = c * n * n + (2 * c * P * n if problem.formulation.name == "relu" else 0)
+    return (interior.estimated_flops(problem) <= INTERIOR_MAX_FLOPS
+            and entries <= INTERIOR_MAX_ENTRIES)
 
 
 def _warm_blocks(problem, warm_start):

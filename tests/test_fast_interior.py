@@ -9,7 +9,7 @@ from test_fast_solver import assert_matches, build, clarabel
 
 import cvxnn
 from cvxnn.exceptions import ConvergenceWarning
-from cvxnn_fast import conic, fast_solve, interior
+from cvxnn_fast import conic, fast_solve, interior, newton_system
 from cvxnn_fast.solve import _blas_threads, choose_method
 
 
@@ -57,27 +57,40 @@ def test_max_steps_reach_the_cone_boundary(rng):
     assert conic.max_step_orthant(s, np.abs(ds)) == np.inf
 
 
-@pytest.mark.parametrize("loss,regularizer,n_outputs", [
-    ("squared", "group_l1", 1), ("squared", "group_l1", 2), ("squared", "l2", 2),
-    ("squared", None, 1), ("logistic", "group_l1", 2), ("logistic", None, 1)])
-def test_newton_system_solves_the_explicit_matrix(rng, loss, regularizer, n_outputs):
+@pytest.mark.parametrize("formulation,loss,regularizer,n_outputs", [
+    ("relu", "squared", "group_l1", 1), ("relu", "squared", "group_l1", 2),
+    ("relu", "squared", "l2", 2), ("relu", "squared", None, 1),
+    ("relu", "logistic", "group_l1", 2), ("relu", "logistic", None, 1),
+    ("gated_relu", "squared", "group_l1", 2), ("gated_relu", "squared", "l2", 1),
+    ("gated_relu", "logistic", "group_l1", 2)])
+def test_newton_system_solves_the_explicit_matrix(rng, formulation, loss, regularizer,
+                                                  n_outputs):
     lam = 0.0 if regularizer is None else 0.05
-    problem = build(loss, regularizer, formulation="relu", lam=lam,
+    problem = build(loss, regularizer, formulation=formulation, lam=lam,
                     n_outputs=n_outputs, n_samples=12, n_gates=4)
-    system = interior.NewtonSystem(problem)
-    B, n, d, o = 2 * system.half, system.n, system.d, system.offset
-    w = rng.random((B, n)) + 0.1
-    soc = None
+    relu = formulation == "relu"
+    system = (newton_system.ReluSystem if relu else newton_system.GatedSystem)(problem)
+    B, n, d, o = system.n_blocks, system.n, system.d, system.offset
+    w = rng.random((B, n if relu else 0)) + 0.1
+    scaling = None
     if system.soc:
-        soc = conic.SOCScaling(soc_points(rng, B, d + 1),
-                               soc_points(rng, B, d + 1)).inverse_squared()
+        scaling = conic.SOCScaling(soc_points(rng, B, d + 1), soc_points(rng, B, d + 1))
     Yhat = rng.standard_normal((n, n_outputs))
-    system.factor(w, soc, Yhat)
+    system.factor(w, scaling, Yhat)
+    # The explicit block-diagonal part.
+    blocks = np.zeros((B, o + d, o + d))
+    if relu:
+        X = system.X
+        blocks[:, o:, o:] = np.einsum("bj,ja,jc->bac", w, X, X)
+    if scaling is not None:
+        blocks += scaling.inverse_squared()
+    if system.ridge:
+        blocks[:, o:, o:] += system.ridge * np.eye(d)
     # The explicit matrix: block diagonal part plus A^T A / n on the u columns.
     m = o + d
     H = np.zeros((B * m, B * m))
     for b in range(B):
-        H[b * m:(b + 1) * m, b * m:(b + 1) * m] = system.H[b]
+        H[b * m:(b + 1) * m, b * m:(b + 1) * m] = blocks[b]
     A = np.zeros((n * n_outputs, B * m))
     for b in range(B):
         e = np.zeros((B, d))
@@ -109,6 +122,18 @@ def test_interior_point_matches_clarabel(loss, regularizer, lam, bias, n_outputs
     assert fast.n_iter < 60
 
 
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("regularizer,lam", [("group_l1", 0.02), ("group_l1", 1e-3),
+                                             ("l2", 0.02)])
+@pytest.mark.parametrize("bias,n_outputs", [(False, 1), (True, 3)])
+def test_gated_interior_point_matches_clarabel(loss, regularizer, lam, bias,
+                                               n_outputs):
+    problem = build(loss, regularizer, lam=lam, bias=bias, n_outputs=n_outputs)
+    fast = fast_solve(problem, tol=1e-9, method="interior_point")
+    assert_matches(fast, clarabel(problem), 1e-9)
+    assert fast.multipliers is None and fast.n_iter < 60
+
+
 def test_inactive_neurons_are_tiny_and_pruned_where_the_certificate_allows():
     problem = build("squared", "group_l1", formulation="relu", lam=0.05, n_gates=8)
     sol = fast_solve(problem, tol=1e-8, method="interior_point")
@@ -121,7 +146,8 @@ def test_inactive_neurons_are_tiny_and_pruned_where_the_certificate_allows():
     np.testing.assert_array_equal(norms <= 1e-6 * norms.max(), ref_norms < 1e-6)
     # At a tolerance the point beats by 10x, prune zeroes all of those.
     tol = 10 * sol.certificate.relative_gap
-    pruned = interior.prune(problem, sol.blocks, sol.multipliers, tol, 1e-8)
+    pruned, complete = interior.prune(problem, sol.blocks, sol.multipliers, tol, 1e-8)
+    assert complete
     pruned_norms = np.linalg.norm(np.concatenate([pruned["V"], pruned["W"]]), axis=2)
     np.testing.assert_array_equal(pruned_norms == 0, ref_norms < 1e-6)
     assert cvxnn.certificate(problem, **pruned,
@@ -144,7 +170,10 @@ def test_auto_chooses_the_interior_point_method_where_it_applies():
                       ("squared", "feature_group_l1")]:
         assert choose_method(build(loss, reg, formulation="relu")) == \
             "augmented_lagrangian"
-    assert choose_method(build("squared", "group_l1")) == "fista"
+    assert choose_method(build("squared", "group_l1")) == "interior_point"
+    for reg in ("l1", "feature_group_l1", None):
+        assert choose_method(build("squared", reg, lam=0.0 if reg is None else 0.02)) \
+            == "fista"
     X, y = make_data("squared", n_samples=3000, n_features=30)
     big = cvxnn.build_problem(X, y, formulation="relu", n_gates=400)
     assert interior.estimated_flops(big) > 1e10
@@ -154,7 +183,7 @@ def test_auto_chooses_the_interior_point_method_where_it_applies():
 @pytest.mark.parametrize("formulation,loss,method,kwargs,match", [
     ("relu", "cross_entropy", "interior_point", {}, "^method: .*loss"),
     ("relu", "squared", "fista", {}, "^method: 'fista' does not solve the relu"),
-    ("gated_relu", "squared", "interior_point", {}, "^method: .*gated_relu"),
+    ("gated_relu", "squared", "augmented_lagrangian", {}, "^method: .*gated_relu"),
     ("relu", "squared", "newton", {}, "^method: expected one of"),
     ("relu", "squared", "interior_point", {"warm_start": "sol"}, "^warm_start:"),
 ])

@@ -145,9 +145,9 @@ def test_metric_and_euclidean_runs_reach_the_same_optimum(monkeypatch, loss,
     X, y = make_data(loss, n_samples=120, n_features=4, n_outputs=3, seed=1)
     problem = cvxnn.build_problem(X, y, loss=loss, regularizer=regularizer,
                                   lam=1e-3, n_gates=40, bias=True, random_state=1)
-    with_metric = fast_solve(problem, tol=1e-7, max_iter=50_000)
+    with_metric = fast_solve(problem, tol=1e-7, max_iter=50_000, method="fista")
     monkeypatch.setattr(engine, "metric_beta", lambda problem: 0.0)
-    plain = fast_solve(problem, tol=1e-7, max_iter=50_000)
+    plain = fast_solve(problem, tol=1e-7, max_iter=50_000, method="fista")
     assert with_metric.info["metric_beta"] == metric.BETA
     assert plain.info["metric_beta"] == 0.0
     assert with_metric.status == plain.status == "optimal"

@@ -21,11 +21,10 @@ NORMS = ("group_l1", "feature_group_l1", "l1")
 
 
 def fast_solve(problem, **kwargs):
-    """The first-order solvers, whose polish these tests examine: ReLU problems
-    go to the augmented Lagrangian even where "auto" would pick the
-    interior-point method."""
-    if problem.formulation.name == "relu":
-        kwargs.setdefault("method", "augmented_lagrangian")
+    """The first-order solvers, whose polish these tests examine, even where
+    "auto" would pick the interior-point method."""
+    relu = problem.formulation.name == "relu"
+    kwargs.setdefault("method", "augmented_lagrangian" if relu else "fista")
     return _fast_solve(problem, **kwargs)
 
 

@@ -130,7 +130,7 @@ def test_warm_start_from_the_optimum_stops_at_once(formulation):
 def test_warm_start_from_a_neighbouring_lam_saves_iterations():
     problem = build("squared", "group_l1", lam=0.02)
     near = cvxnn.with_lam(problem, 0.021)
-    cold = fast_solve(near, tol=1e-8)
+    cold = fast_solve(near, tol=1e-8, method="fista")
     warm = fast_solve(near, tol=1e-8, warm_start=fast_solve(problem, tol=1e-8))
     assert warm.objective == pytest.approx(cold.objective, rel=1e-7)
     assert warm.n_iter < cold.n_iter
@@ -171,7 +171,10 @@ def test_overflowing_data_raise_a_named_breakdown():
     problem = cvxnn.build_problem(X * 1e300, y, loss="logistic", n_gates=4)
     with np.errstate(over="ignore"), pytest.raises(NumericalBreakdown,
                                                    match="Lipschitz.*overflows"):
-        fast_solve(problem)
+        fast_solve(problem, method="fista")
+    with np.errstate(all="ignore"), pytest.raises(NumericalBreakdown,
+                                                  match="interior point.*NaN/inf"):
+        fast_solve(problem, method="interior_point")
 
 
 def test_nan_during_the_solve_raises_with_the_last_finite_iterate():
@@ -213,7 +216,8 @@ def test_keyboard_interrupt_returns_the_last_iterate():
 def test_time_limit():
     problem = build("squared", "group_l1", lam=1e-5, n_samples=300, n_gates=60)
     with pytest.warns(ConvergenceWarning, match="time limit"):
-        sol = fast_solve(problem, tol=1e-15, max_iter=10**7, time_limit=0.3)
+        sol = fast_solve(problem, tol=1e-15, max_iter=10**7, time_limit=0.3,
+                         method="fista")
     assert sol.status == "user_limit"
     assert sol.solve_time < 5
 
