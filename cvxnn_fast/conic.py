@@ -25,6 +25,8 @@ Math. Program. 95, 2003).
 
 import numpy as np
 
+from cvxnn_fast import _blocks
+
 # Smallest relative distance kept between a cone point and the boundary.
 SOC_MARGIN = 1e-12
 
@@ -145,10 +147,9 @@ def soc_identity(n_cones, m):
 
 def max_step_orthant(x, dx):
     """Largest alpha with ``x + alpha dx >= 0`` (inf when dx >= 0)."""
-    neg = dx < 0
-    if not neg.any():
-        return np.inf
-    return float(np.min(x[neg] / -dx[neg]))
+    x, dx = (np.ascontiguousarray(np.atleast_2d(a), dtype=np.float64)
+             for a in (x, dx))
+    return float(_blocks.orthant_step(x, dx))
 
 
 def max_step_soc(x, dx):
