@@ -55,6 +55,9 @@ def test_max_steps_reach_the_cone_boundary(rng):
     expected = np.min(-s[ds < 0] / ds[ds < 0])
     assert conic.max_step_orthant(s, ds) == pytest.approx(expected)
     assert conic.max_step_orthant(s, np.abs(ds)) == np.inf
+    assert conic.max_step_orthant(s.reshape(2, 5), ds.reshape(2, 5)) == \
+        pytest.approx(expected)
+    assert conic.max_step_orthant(np.ones((3, 0)), np.ones((3, 0))) == np.inf
 
 
 @pytest.mark.parametrize("formulation,loss,regularizer,n_outputs", [
