@@ -102,8 +102,7 @@ class Iterate:
     """
 
     def __init__(self, system):
-        B, d, o = system.n_blocks, system.d, system.offset
-        n = system.n if isinstance(system, ReluSystem) else 0  # cone rows
+        B, d, o, n = system.n_blocks, system.d, system.offset, system.n_cone_rows
         self.x = np.zeros((B, o + d))
         # An infeasible start: unit slacks, multipliers on the scale of the
         # 1/n-scaled data fit.
@@ -219,7 +218,7 @@ def _weights(problem, system, it):
     o = system.offset
     shape, dtype = problem.weight_shape, problem.dtype
     u = it.x[:, o:]
-    if not isinstance(system, ReluSystem):
+    if not system.n_cone_rows:  # gated ReLU
         return {"U": u.reshape(shape).astype(dtype)}, None
     half = system.half
     blocks = {"V": u[:half].reshape(shape).astype(dtype),

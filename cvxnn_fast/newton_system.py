@@ -127,6 +127,7 @@ class ReluSystem(_System):
         c, P, _ = problem.weight_shape
         super().__init__(problem, 2 * c * P)
         self.half = c * P
+        self.n_cone_rows = self.n  # cone constraints per block
         signs = (2.0 * self.D - 1.0).T  # (P, n)
         self.signs = np.ascontiguousarray(np.tile(signs, (2 * self.c, 1)))
         d = self.d
@@ -195,6 +196,7 @@ class GatedSystem(_System):
     def __init__(self, problem):
         c, P, _ = problem.weight_shape
         super().__init__(problem, c * P)
+        self.n_cone_rows = 0
         self.D_float = self.D.astype(np.float64)
         self.gram = self.X @ self.X.T
         self.scaling = None
