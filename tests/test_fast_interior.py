@@ -253,3 +253,12 @@ def test_blas_threads_hold_the_other_library_to_one_thread():
         [lib.filepath for lib in libs.lib_controllers], before, strict=True)
         if p in numpy_libs)
     assert [lib.num_threads for lib in libs.lib_controllers] == before
+
+
+def test_keep_interior_lifts_boundary_points_inside():
+    x = np.array([[1.0, 0.6, 0.8], [0.0, 0.0, 0.0], [2.0, 0.1, 0.0]])
+    conic.keep_interior(x)
+    r = np.linalg.norm(x[:, 1:], axis=1)
+    assert np.all(x[:, 0] > r)
+    assert x[0, 0] == pytest.approx(1.0 + conic.SOC_MARGIN, rel=1e-15)
+    assert x[2, 0] == 2.0  # already inside: untouched
