@@ -31,10 +31,16 @@ from cvxnn_fast import _blocks
 SOC_MARGIN = 1e-12
 
 
-def _jnorm(x):
-    """sqrt(x0^2 - ||x1||^2), factored to lose less to cancellation."""
+def _jsquare(x):
+    """``x^T J x = x0^2 - ||x1||^2`` per cone, factored as ``(x0 - r)(x0 + r)``
+    to lose less to cancellation."""
     r = np.linalg.norm(x[:, 1:], axis=1)
-    return np.sqrt(np.maximum((x[:, 0] - r) * (x[:, 0] + r), 0.0))
+    return (x[:, 0] - r) * (x[:, 0] + r)
+
+
+def _jnorm(x):
+    """``sqrt(x^T J x)`` (0 where rounding makes it negative)."""
+    return np.sqrt(np.maximum(_jsquare(x), 0.0))
 
 
 class SOCScaling:
@@ -133,8 +139,7 @@ def soc_divide(lam, r):
     """The x with ``lam o x = r`` for lam in the interior of its cone."""
     l0, l1 = lam[:, 0], lam[:, 1:]
     r0, r1 = r[:, 0], r[:, 1:]
-    x0 = (l0 * r0 - np.sum(l1 * r1, axis=1)) / (
-        (l0 - np.linalg.norm(l1, axis=1)) * (l0 + np.linalg.norm(l1, axis=1)))
+    x0 = (l0 * r0 - np.sum(l1 * r1, axis=1)) / _jsquare(lam)
     x1 = (r1 - x0[:, None] * l1) / l0[:, None]
     return np.concatenate([x0[:, None], x1], axis=1)
 
@@ -164,8 +169,7 @@ def max_step_soc(x, dx):
         return np.inf
     a = dx[:, 0] ** 2 - np.sum(dx[:, 1:] ** 2, axis=1)
     b = x[:, 0] * dx[:, 0] - np.sum(x[:, 1:] * dx[:, 1:], axis=1)
-    r = np.linalg.norm(x[:, 1:], axis=1)
-    c = np.maximum((x[:, 0] - r) * (x[:, 0] + r), 0.0)
+    c = np.maximum(_jsquare(x), 0.0)
     disc = b * b - a * c
     hits = (a < 0) | ((b < 0) & (disc >= 0))
     root = c / np.maximum(np.sqrt(np.maximum(disc, 0.0)) - b, 1e-300)

@@ -50,7 +50,7 @@ from cvxnn.exceptions import INTERRUPTED, NumericalBreakdown
 from cvxnn.solution import Solution
 from cvxnn_fast import conic, engine
 from cvxnn_fast.newton_system import REFINE_TOL, GatedSystem, ReluSystem
-from cvxnn_fast.polish import MAX_NNLS_ENTRIES, best_multipliers, polish
+from cvxnn_fast.polish import Polisher, best_multipliers, polish
 
 MAX_ITER = 200
 STEP_FRACTION = 0.99
@@ -148,28 +148,29 @@ class Newton:
             r_x -= it.z_soc
             r_x[:, 0] += system.lam
         self.r_x = r_x
-        self.mu = it.complementarity() / max(it.degree, 1)
+        self.complementarity = it.complementarity()
+        self.mu = self.complementarity / max(it.degree, 1)
         self.refine_tol = REFINE_TOL  # solve() accuracy; set per iteration
 
     def factor(self):
         it, system = self.it, self.system
         self.w = it.z_lin / it.s_lin
-        self.root_w = np.sqrt(self.w)
-        self.lam_lin = np.sqrt(it.s_lin * it.z_lin)
         self.scaling = None
         if system.soc:
             self.scaling = conic.SOCScaling(it.s_soc, it.z_soc)
             self.lam_soc = self.scaling.lam
         system.factor(self.w, self.scaling, self.Yhat)
 
-    def direction(self, xi_lin, xi_soc):
-        """Solve the Newton system whose scaled complementarity row is xi.
+    def direction(self, rc_lin, xi_soc):
+        """Solve the Newton system whose complementarity rows are
+        ``z ds + s dz = rc_lin`` (orthant; NT-scaled, that is
+        ``W dz + W^-1 ds = rc / lam``) and ``W dz + W^-1 ds = xi_soc`` (cones).
 
         Returns (dx, ds_lin, ds_soc, dz_lin, dz_soc); the slack steps come from
         the primal equations ``G dx + ds = -r_p``.
         """
         system, o = self.system, self.system.offset
-        y_lin = self.w * self.r_lin + self.root_w * xi_lin
+        y_lin = self.w * self.r_lin + rc_lin / self.it.s_lin
         b = -self.r_x
         b[:, o:] += system.cone_adjoint(y_lin)
         y_soc = np.zeros((0, o + system.d))
@@ -191,7 +192,8 @@ class Newton:
     def predictor_corrector(self):
         """Mehrotra's direction: affine step, centering, second-order correction."""
         it, system = self.it, self.system
-        affine = self.direction(-self.lam_lin, -self.lam_soc if system.soc else None)
+        affine = self.direction(-it.s_lin * it.z_lin,
+                                -self.lam_soc if system.soc else None)
         if it.degree == 0:  # no cones (gated ReLU, l2): a Newton step
             return affine
         alpha = min(1.0, it.max_step(affine))
@@ -200,17 +202,16 @@ class Newton:
                + np.sum((it.s_soc + alpha * ds_soc) * (it.z_soc + alpha * dz_soc)))
         sigma = min(1.0, gap / (self.mu * it.degree)) ** 3
         target = sigma * self.mu
-        rc_lin = (-self.lam_lin * self.lam_lin
-                  - (ds_lin * self.root_w) * (dz_lin / self.root_w) + target)
+        # Orthant: lam o lam = s z and (W^-1 ds) o (W dz) = ds dz.
+        rc_lin = target - it.s_lin * it.z_lin - ds_lin * dz_lin
         xi_soc = None
         if system.soc:
-            e = conic.soc_identity(len(it.s_soc), system.d + 1)
-            rc_soc = (-conic.soc_product(self.lam_soc, self.lam_soc)
-                      - conic.soc_product(self.scaling.apply_inverse(ds_soc),
-                                          self.scaling.apply(dz_soc))
-                      + target * e)
+            rc_soc = -(conic.soc_product(self.lam_soc, self.lam_soc)
+                       + conic.soc_product(self.scaling.apply_inverse(ds_soc),
+                                           self.scaling.apply(dz_soc)))
+            rc_soc[:, 0] += target  # + target e
             xi_soc = conic.soc_divide(self.lam_soc, rc_soc)
-        return self.direction(rc_lin / self.lam_lin, xi_soc)
+        return self.direction(rc_lin, xi_soc)
 
 
 def _weights(problem, system, it):
@@ -276,7 +277,7 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
                            "the iterate became NaN/inf")
             objective = _objective(system, newton, it)
             violation = float(max(0.0, -np.min(newton.cones, initial=0.0)))
-            optimality = it.complementarity() / max(abs(objective), 1e-12)
+            optimality = newton.complementarity / max(abs(objective), 1e-12)
             newton.refine_tol = max(REFINE_TOL, REFINE_RELATIVE * min(optimality, 1.0))
             objective, optimality, done = finisher.judge(it, objective, optimality,
                                                          violation)
@@ -336,6 +337,8 @@ class Finisher:
         self.result = self.best = None
         self.best_optimality, self.stalled, self.since_best = np.inf, False, 0
         self.extra = 0  # certified iterations so far
+        # ReLU, and small enough for per-neuron NNLS (the solvers' rule).
+        self.refit = Polisher(problem, tol, cone_tol).refine
 
     def judge(self, it, objective, optimality, violation):
         """(objective, optimality, done) for the iterate."""
@@ -379,10 +382,8 @@ class Finisher:
         if polished is None:
             return blocks, mults, cert
         better = certificate(problem, **polished, multipliers=mults)
-        n, (c, P, d) = problem.n_samples, problem.weight_shape
-        if (mults is not None and not better.satisfied(self.tol, self.cone_tol)
-                and better.optimality <= RESCUE_FACTOR * self.tol
-                and n * d * 2 * c * P <= MAX_NNLS_ENTRIES):
+        if (self.refit and not better.satisfied(self.tol, self.cone_tol)
+                and better.optimality <= RESCUE_FACTOR * self.tol):
             refit = best_multipliers(problem, polished, hint=mults)
             refit_cert = certificate(problem, **polished, multipliers=refit)
             if refit_cert.optimality < better.optimality:

@@ -208,24 +208,11 @@ def _blas_threads(problem, method):
         return controller.limit(limits=1)
     big = os.path.dirname(np.__file__ if method == "interior_point"
                           else scipy.__file__)
-    others = [lib for lib in controller.lib_controllers
+    others = [lib.filepath for lib in controller.lib_controllers
               if not lib.filepath.startswith(big)]
     if len(others) == len(controller.lib_controllers):
         return contextlib.nullcontext()  # cannot tell the libraries apart
-    return _limit_libraries(others)
-
-
-@contextlib.contextmanager
-def _limit_libraries(libraries):
-    """Hold the given threadpoolctl library controllers at one thread."""
-    before = [lib.num_threads for lib in libraries]
-    try:
-        for lib in libraries:
-            lib.set_num_threads(1)
-        yield
-    finally:
-        for lib, n in zip(libraries, before, strict=True):
-            lib.set_num_threads(n)
+    return controller.select(filepath=others).limit(limits=1)
 
 
 def _finish(problem, result, tol):
