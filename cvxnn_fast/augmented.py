@@ -157,7 +157,8 @@ def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
         return engine.run(problem, ws, monitor, tol=tol, max_iter=limit,
                           mult=sched.mult, rho=sched.rho, inner_tol=inner_tol,
                           cone_tol=cone_tol, polisher=polisher,
-                          polish_args=polish_args)
+                          polish_args=polish_args,
+                          blocks_of=lambda x: _split(problem, x))
 
     try:
         # Evaluate the starting point: a warm start near the optimum gets a

@@ -55,10 +55,11 @@ class Monitor:
     def elapsed(self):
         return time.monotonic() - self.start
 
-    def report(self, state, kind):
-        """Return a reason to stop ("" to go on)."""
+    def report(self, state, kind, weights):
+        """Return a reason to stop ("" to go on); ``weights()`` gives the iterate."""
         info = {"iteration": int(state[K["S_ITER"]]), "time": self.elapsed(),
-                "objective": state[K["S_OBJ"]], "optimality": state[K["S_OPT"]]}
+                "objective": state[K["S_OBJ"]], "optimality": state[K["S_OPT"]],
+                "weights": weights}
         if kind == K["AUGMENTED"]:
             info["cone_violation"] = state[K["S_VIOL"]]
         return self.check(info)
@@ -241,11 +242,12 @@ def settings(problem):
 
 
 def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
-        cone_tol=np.inf, polisher, polish_args):
+        cone_tol=np.inf, polisher, polish_args, blocks_of):
     """Call the compiled loop chunk by chunk; return (code, reason to stop).
 
     The loop also pauses at the :class:`~cvxnn_fast.polish.Polisher`'s
     iterations; ``polish_args(ws)`` gives the (blocks, multipliers) to polish.
+    ``blocks_of(ws.y)`` is the iterate the user's callback can ask for.
     A polish that certifies ends the run with ``CONVERGED`` (the polished
     point is in ``polisher.result``).
     """
@@ -268,7 +270,7 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
             if polisher.attempt(it, ws.state[K["S_OPT"]], *polish_args(ws)):
                 code = K["CONVERGED"]
                 ws.record_polished(polisher.result[2], monitor.elapsed())
-        stop = monitor.report(ws.state, ws.kind)
+        stop = monitor.report(ws.state, ws.kind, lambda: blocks_of(ws.y))
         if code != K["RUNNING"] or stop:
             return code, stop
 
@@ -332,7 +334,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor):
     polisher = Polisher(problem, tol, np.inf)
     try:
         code, stop = run(problem, ws, monitor, tol=tol, max_iter=max_iter, mult=dummy,
-                         polisher=polisher,
+                         polisher=polisher, blocks_of=blocks_of,
                          polish_args=lambda ws: (blocks_of(ws.y), None))
     except KeyboardInterrupt:
         code, stop = K["RUNNING"], INTERRUPTED

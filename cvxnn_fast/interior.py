@@ -284,7 +284,8 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
             history.add(monitor.elapsed(), objective, optimality, alpha, violation)
             stop = monitor.check({"iteration": k, "time": monitor.elapsed(),
                                   "objective": objective, "optimality": optimality,
-                                  "cone_violation": violation})
+                                  "cone_violation": violation,
+                                  "weights": lambda: _weights(problem, system, it)[0]})
             if done or stop or k == limit:
                 break
             try:

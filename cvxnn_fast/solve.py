@@ -146,9 +146,13 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     verbose : bool
         Print a progress line about every half second.
     callback : callable(state: dict) -> bool or None
-        Called between compiled chunks with ``iteration, time, objective,
-        optimality`` (and ``cone_violation`` for ReLU); returning True stops
-        the solve with status ``"user_limit"``.
+        Called between compiled chunks (about every 0.25 s; every Newton
+        step for the interior point) with ``iteration, time, objective,
+        optimality`` (and ``cone_violation`` for ReLU), and ``weights``: a
+        function of no arguments that returns a copy of the current iterate
+        as a dict of blocks (``{"U": ...}`` or ``{"V": ..., "W": ...}``), for
+        tracking e.g. test accuracy during a solve. Returning True stops the
+        solve with status ``"user_limit"``.
     cone_tol : float, optional
         ReLU only: largest cone violation accepted as optimal (default tol).
     time_limit : float, optional

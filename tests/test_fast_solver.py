@@ -201,6 +201,33 @@ def test_callback_sees_progress_and_can_stop():
     assert seen and set(seen[0]) >= {"iteration", "time", "objective", "optimality"}
 
 
+@pytest.mark.parametrize("formulation, method", [
+    ("gated_relu", "fista"), ("gated_relu", "interior_point"),
+    ("relu", "augmented_lagrangian"), ("relu", "interior_point")])
+def test_callback_weights_are_the_iterate_the_solve_returns(formulation, method):
+    """Stopped at its first report, a solve returns the weights the callback saw
+    (a copy: the solve going on does not change them)."""
+    problem = build("squared", "group_l1", formulation, lam=1e-4, n_samples=200,
+                    n_gates=40)
+    seen, copies = [], []
+
+    def callback(state):
+        seen.append(state["weights"]())
+        copies.append({k: v.copy() for k, v in seen[-1].items()})
+        return len(seen) == 3
+
+    with pytest.warns(ConvergenceWarning, match="callback"):
+        sol = fast_solve(problem, tol=1e-14, max_iter=10**6, callback=callback,
+                         method=method)
+    assert set(seen[-1]) == set(sol.blocks)
+    for name, block in sol.blocks.items():
+        np.testing.assert_array_equal(seen[-1][name], block)
+        assert seen[-1][name] is not block
+    for weights, copy in zip(seen, copies, strict=True):
+        for name in weights:
+            np.testing.assert_array_equal(weights[name], copy[name])
+
+
 def test_keyboard_interrupt_returns_the_last_iterate():
     problem = build("squared", "group_l1", lam=1e-4, n_samples=200, n_gates=40)
 
