@@ -279,6 +279,20 @@ def test_read_idx_rejects_bad_files(tmp_path):
             _idx.read_idx(path)
 
 
+def write_fashion_files(directory, images, labels):
+    """The four IDX files, the training split gzip-compressed, the test plain."""
+    import _idx
+
+    for role, stem in _idx.FASHION_FILES.items():
+        split, kind = role.split("_")
+        raw = idx_bytes(images[split] if kind == "images" else labels[split],
+                        0x08)
+        if split == "train":
+            (directory / f"{stem}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (directory / stem).write_bytes(raw)
+
+
 def test_load_fashion_mnist_from_small_files(tmp_path):
     import _idx
 
@@ -287,14 +301,7 @@ def test_load_fashion_mnist_from_small_files(tmp_path):
               for s, n in (("train", 7), ("test", 3))}
     labels = {s: rng.integers(0, 10, len(images[s])).astype(np.uint8)
               for s in images}
-    for role, stem in _idx.FASHION_FILES.items():
-        split, kind = role.split("_")
-        raw = idx_bytes(images[split] if kind == "images" else labels[split],
-                        0x08)
-        if split == "train":  # one split gzip-compressed, the other plain
-            (tmp_path / f"{stem}.gz").write_bytes(gzip.compress(raw))
-        else:
-            (tmp_path / stem).write_bytes(raw)
+    write_fashion_files(tmp_path, images, labels)
     X_train, y_train, X_test, y_test = _idx.load_fashion_mnist(tmp_path)
     assert X_train.shape == (7, 784) and X_test.shape == (3, 784)
     assert X_train.dtype == np.float32
@@ -314,3 +321,51 @@ def test_features_whiten_the_training_data():
     np.testing.assert_allclose(np.cov(Z.T.astype(np.float64), bias=True), np.eye(5),
                                atol=1e-4)
     assert np.abs(Z.mean(axis=0)).max() < 1e-4
+
+
+def test_spectral_gates_scale_each_component_by_its_variance():
+    fashion_mnist = pytest.importorskip("fashion_mnist")
+    rng = np.random.default_rng(0)
+    spread = np.array([8.0, 4.0, 2.0, 1.0, 0.5])
+    X = (rng.standard_normal((4000, 5)) * spread).astype(np.float32)
+    features = fashion_mnist.Features(X, 5)
+    np.testing.assert_allclose(features.eigenvalues, spread ** 2, rtol=0.1)
+    for exponent in (0.0, 0.5, 1.0):
+        G = fashion_mnist.spectral_gates(features, 20000, exponent, seed=1)
+        assert G.shape == (6, 20000) and not G[-1].any()  # no bias
+        expected = (features.eigenvalues / features.eigenvalues[0]) ** exponent
+        np.testing.assert_allclose(G[:-1].var(axis=1), expected, rtol=0.05)
+    with pytest.raises(ValueError, match="components"):
+        fashion_mnist.spectral_gates(fashion_mnist.Features(X, 0), 3, 0.5)
+
+
+def test_fashion_mnist_script_end_to_end(tmp_path, capsys):
+    """The whole convex pipeline on small separable images: the curve's last
+    point is the reported model, and the model learned the classes."""
+    fashion_mnist = pytest.importorskip("fashion_mnist")
+    rng = np.random.default_rng(0)
+    labels = {s: rng.integers(0, 10, n).astype(np.uint8)
+              for s, n in (("train", 400), ("test", 100))}
+    images = {}
+    for split, y in labels.items():
+        img = rng.integers(0, 100, (len(y), 28, 28))
+        for j, k in enumerate(y):  # class k lights up rows 2k and 2k+1
+            img[j, 2 * k:2 * k + 2] += 150
+        images[split] = img.astype(np.uint8)
+    write_fashion_files(tmp_path, images, labels)
+    out = tmp_path / "fashion.csv"
+    assert fashion_mnist.main([
+        "--data", str(tmp_path), "--components", "12", "--patterns", "6",
+        "--max-iter", "25", "--eval-every", "0", "--baselines", "",
+        "--out", str(out)]) == 0
+    with out.open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["test_acc"]) >= 0.9 and float(row["train_acc"]) >= 0.9
+    assert int(row["iterations"]) <= 25 and row["input"] == "PCA-12 whitened"
+    printed = capsys.readouterr().out
+    curve = [line.split() for line in printed.splitlines() if line.endswith(
+        tuple("0123456789")) and " it " in line]
+    assert len(curve) >= 2
+    assert float(curve[-1][-1]) == pytest.approx(float(row["test_acc"]))
+    with pytest.raises(SystemExit):
+        fashion_mnist.parse(["--gates", "spectral", "--components", "0"])
