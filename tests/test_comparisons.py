@@ -339,10 +339,8 @@ def test_spectral_gates_scale_each_component_by_its_variance():
         fashion_mnist.spectral_gates(fashion_mnist.Features(X, 0), 3, 0.5)
 
 
-def test_fashion_mnist_script_end_to_end(tmp_path, capsys):
-    """The whole convex pipeline on small separable images: the curve's last
-    point is the reported model, and the model learned the classes."""
-    fashion_mnist = pytest.importorskip("fashion_mnist")
+def separable_fashion_files(directory):
+    """Small images whose class k lights up pixel rows 2k and 2k+1."""
     rng = np.random.default_rng(0)
     labels = {s: rng.integers(0, 10, n).astype(np.uint8)
               for s, n in (("train", 400), ("test", 100))}
@@ -352,7 +350,14 @@ def test_fashion_mnist_script_end_to_end(tmp_path, capsys):
         for j, k in enumerate(y):  # class k lights up rows 2k and 2k+1
             img[j, 2 * k:2 * k + 2] += 150
         images[split] = img.astype(np.uint8)
-    write_fashion_files(tmp_path, images, labels)
+    write_fashion_files(directory, images, labels)
+
+
+def test_fashion_mnist_script_end_to_end(tmp_path, capsys):
+    """The whole convex pipeline on small separable images: the curve's last
+    point is the reported model, and the model learned the classes."""
+    fashion_mnist = pytest.importorskip("fashion_mnist")
+    separable_fashion_files(tmp_path)
     out = tmp_path / "fashion.csv"
     assert fashion_mnist.main([
         "--data", str(tmp_path), "--components", "12", "--patterns", "6",
@@ -369,3 +374,23 @@ def test_fashion_mnist_script_end_to_end(tmp_path, capsys):
     assert float(curve[-1][-1]) == pytest.approx(float(row["test_acc"]))
     with pytest.raises(SystemExit):
         fashion_mnist.parse(["--gates", "spectral", "--components", "0"])
+
+
+def test_fashion_mnist_baseline_on_the_convex_features(tmp_path):
+    """--baseline-input features: Adam trains on the PCA features (fitted again
+    and timed) and gets a row with its accuracy at the convex model's time."""
+    fashion_mnist = pytest.importorskip("fashion_mnist")
+    pytest.importorskip("torch")
+    separable_fashion_files(tmp_path)
+    out = tmp_path / "fashion.csv"
+    assert fashion_mnist.main([
+        "--data", str(tmp_path), "--components", "12", "--patterns", "6",
+        "--max-iter", "10", "--baselines", "adam", "--baseline-input", "features",
+        "--baseline-factor", "3", "--eval-every", "0.05", "--batch-size", "32",
+        "--out", str(out)]) == 0
+    with out.open() as f:
+        convex, adam = list(csv.DictReader(f))
+    assert adam["input"] == convex["input"] == "PCA-12 whitened"
+    assert adam["width"] == convex["width"] == "60"
+    assert float(adam["wall_s"]) >= 3 * float(convex["wall_s"]) - 1e-9
+    assert float(adam["best_test_acc"]) >= 0.9
