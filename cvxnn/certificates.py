@@ -102,8 +102,11 @@ def _residual_norm(problem, Zs, blocks):
     return float(np.sqrt(total))
 
 
-def _assemble(problem, blocks, Zs, S, cone_violation, with_dual=True):
-    primal = problem.objective(**blocks)
+def _assemble(problem, blocks, Zs, S, cone_violation, with_dual=True, Yhat=None):
+    """The certificate from the dual candidates; ``Yhat``, the predictions at
+    ``blocks`` when already computed, saves one product for the objective."""
+    primal = (problem.objective(**blocks) if Yhat is None else
+              problem.data_fit(Yhat) + problem.penalty(blocks))
     dual = gap = rel = None
     if with_dual and has_duality_gap(problem):
         dual = float(_dual_objective(problem, S, Zs))
@@ -117,18 +120,19 @@ def _assemble(problem, blocks, Zs, S, cone_violation, with_dual=True):
 
 
 def _data_gradient(problem, blocks):
-    """Unscaled loss gradient S (n, n_outputs) and A^T S / n (n_outputs, P, d)."""
+    """Predictions Yhat and unscaled loss gradient S, both (n, n_outputs), and
+    A^T S / n (n_outputs, P, d)."""
     Yhat = problem.model_predict(blocks)
     S = problem.loss.gradient(Yhat, problem.y)
     G = operator.adjoint(problem.X, problem.patterns, S) / problem.n_samples
-    return S, G
+    return Yhat, S, G
 
 
 def gated_certificate(problem, U):
     """Certificate of gated ReLU weights U (n_outputs, P, d)."""
     blocks = problem.blocks(U=U)
-    S, G = _data_gradient(problem, blocks)
-    return _assemble(problem, blocks, [G], S, None)
+    Yhat, S, G = _data_gradient(problem, blocks)
+    return _assemble(problem, blocks, [G], S, None, Yhat=Yhat)
 
 
 def relu_certificate(problem, V, W, multipliers=None):
@@ -143,12 +147,12 @@ def relu_certificate(problem, V, W, multipliers=None):
     violation = problem.formulation.cone_violation(problem, blocks)
     if multipliers is None:
         return _assemble(problem, blocks, [], None, violation, with_dual=False)
-    S, G = _data_gradient(problem, blocks)
+    Yhat, S, G = _data_gradient(problem, blocks)
     lam_V, lam_W = (np.maximum(m, 0) for m in multipliers)
     X, D = problem.X, problem.patterns
     Z_V = G - operator.cone_adjoint(X, D, lam_V)
     Z_W = -G - operator.cone_adjoint(X, D, lam_W)
-    return _assemble(problem, blocks, [Z_V, Z_W], S, violation)
+    return _assemble(problem, blocks, [Z_V, Z_W], S, violation, Yhat=Yhat)
 
 
 def certificate(problem, U=None, *, V=None, W=None, multipliers=None):

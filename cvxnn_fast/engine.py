@@ -110,7 +110,13 @@ class Workspace:
         self.history = np.full((max_iter + 1, K["N_HISTORY"]), np.nan)
 
     def products(self, problem, x):
-        """Cached products of a point: predictions (gated) or X @ x^T (ReLU)."""
+        """Cached products of a point: predictions (gated) or X @ x^T (ReLU);
+        zeros without a product for the zero start (a full GEMM otherwise:
+        0.12 s on Fashion-MNIST)."""
+        n, c = problem.y.shape
+        if not x.any():
+            return np.zeros((n, c if self.kind == K["GATED"] else x.shape[0]),
+                            problem.dtype)
         if self.kind == K["GATED"]:
             c, P, d = problem.weight_shape
             return operator.predict(problem.X, problem.patterns, x.reshape(c, P, d))

@@ -265,7 +265,7 @@ def best_multipliers(problem, blocks, hint=None):
     """
     X = problem.X.astype(np.float64)
     n, c, P = problem.n_samples, problem.n_outputs, problem.n_patterns
-    _, G = _data_gradient(problem, problem.blocks(**blocks))
+    _, _, G = _data_gradient(problem, problem.blocks(**blocks))
     G = G.astype(np.float64)
     signs = 2.0 * problem.patterns - 1.0
     out = (np.zeros((n, c, P)), np.zeros((n, c, P)))
