@@ -259,7 +259,6 @@ def _solve_with_curve(problem, args, sol, elapsed, Z_test, y_test):
         times.append(t)
         accs.append(accuracy(net.predict, Z_test, y_test))
         print(f"    {iteration:5d} it  {t:7.1f}s  test {accs[-1]:.4f}", flush=True)
-    sol.info["total_iterations"] = sol.n_iter
     return sol, elapsed, (np.array(times), np.array(accs))
 
 
@@ -268,7 +267,7 @@ def _convex_row(sol, lam, elapsed, prep, Z_train, y_train, Z_test, y_test, args)
     return {"model": "convex gated ReLU (cvxnn fast)", "lam": lam,
             "input": _feature_name(args), "width": 10 * args.patterns,
             "active": sol.n_active, "status": sol.status,
-            "iterations": sol.info["total_iterations"],
+            "iterations": sol.n_iter,
             "train_acc": accuracy(net.predict, Z_train, y_train),
             "test_acc": accuracy(net.predict, Z_test, y_test), "wall_s": elapsed,
             "preprocess_s": prep, "objective": sol.objective,
