@@ -78,26 +78,41 @@ SIDE = 28
 
 
 class Features:
-    """Centring + PCA + whitening fitted on training images (see the docstring)."""
+    """Centring + PCA + whitening fitted on training images (see the docstring).
+
+    Neither the fit nor the transform makes a centred copy of the images: a
+    fresh 188 MB array cost 0.5-0.9 s here (page faults), more than the
+    products. The covariance is accumulated over row chunks of one reused
+    buffer, and ``(X - mean) Q = X Q - mean Q``.
+    """
+
+    CHUNK_ROWS = 8192
 
     def __init__(self, X, n_components, whiten=True, dtype=np.float32):
         self.mean = X.mean(axis=0, dtype=np.float64).astype(dtype)
         self.dtype = np.dtype(dtype)
-        Xc = X - self.mean
+        buffer = np.empty((min(self.CHUNK_ROWS, len(X)), X.shape[1]), X.dtype)
+        cov = np.zeros((X.shape[1], X.shape[1]))
+        for start in range(0, len(X), self.CHUNK_ROWS):
+            chunk = buffer[:len(X[start:start + self.CHUNK_ROWS])]
+            np.subtract(X[start:start + self.CHUNK_ROWS], self.mean, out=chunk)
+            cov += chunk.T @ chunk
+        cov /= len(X)
         if n_components == 0:
             self.eigenvalues = None
-            std = Xc.std(axis=0)
+            std = np.sqrt(np.diag(cov))
             self.projection = np.diag(1.0 / np.where(std > 0, std, 1.0)).astype(dtype)
             return
-        gram = (Xc.T @ Xc).astype(np.float64) / len(X)
-        values, vectors = np.linalg.eigh(gram)
+        values, vectors = np.linalg.eigh(cov)
         order = np.argsort(values)[::-1][:n_components]
         self.eigenvalues = values[order]
         scale = np.sqrt(self.eigenvalues) if whiten else np.sqrt(self.eigenvalues[0])
         self.projection = (vectors[:, order] / scale).astype(dtype)
 
     def __call__(self, X):
-        return np.ascontiguousarray((X - self.mean) @ self.projection, dtype=self.dtype)
+        Z = np.asarray(X, self.dtype) @ self.projection
+        Z -= self.mean @ self.projection
+        return np.ascontiguousarray(Z, dtype=self.dtype)
 
 
 def spectral_gates(features, n_gates, exponent, seed=0):

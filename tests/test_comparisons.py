@@ -312,15 +312,23 @@ def test_load_fashion_mnist_from_small_files(tmp_path):
         _idx.load_fashion_mnist(tmp_path)
 
 
-def test_features_whiten_the_training_data():
+@pytest.mark.parametrize("chunk_rows", [8192, 128])  # one chunk; 4 chunks
+def test_features_whiten_the_training_data(monkeypatch, chunk_rows):
     fashion_mnist = pytest.importorskip("fashion_mnist")
+    monkeypatch.setattr(fashion_mnist.Features, "CHUNK_ROWS", chunk_rows)
     rng = np.random.default_rng(0)
-    X = (rng.standard_normal((500, 20)) @ rng.standard_normal((20, 20))).astype(
+    X = (rng.standard_normal((500, 20)) @ rng.standard_normal((20, 20)) + 3).astype(
         np.float32)
-    Z = fashion_mnist.Features(X, 5)(X)
+    features = fashion_mnist.Features(X, 5)
+    Z = features(X)
     np.testing.assert_allclose(np.cov(Z.T.astype(np.float64), bias=True), np.eye(5),
                                atol=1e-4)
     assert np.abs(Z.mean(axis=0)).max() < 1e-4
+    top = np.linalg.eigvalsh(np.cov(X.T.astype(np.float64), bias=True))[::-1][:5]
+    np.testing.assert_allclose(features.eigenvalues, top, rtol=1e-5)
+    standardized = fashion_mnist.Features(X, 0)(X)  # --components 0
+    np.testing.assert_allclose(standardized.std(axis=0), 1.0, rtol=1e-4)
+    assert np.abs(standardized.mean(axis=0)).max() < 1e-4
 
 
 def test_spectral_gates_scale_each_component_by_its_variance():
