@@ -339,10 +339,20 @@ def test_spectral_gates_scale_each_component_by_its_variance():
     features = fashion_mnist.Features(X, 5)
     np.testing.assert_allclose(features.eigenvalues, spread ** 2, rtol=0.1)
     for exponent in (0.0, 0.5, 1.0):
-        G = fashion_mnist.spectral_gates(features, 20000, exponent, seed=1)
-        assert G.shape == (6, 20000) and not G[-1].any()  # no bias
         expected = (features.eigenvalues / features.eigenvalues[0]) ** exponent
-        np.testing.assert_allclose(G[:-1].var(axis=1), expected, rtol=0.05)
+        for orthogonal in (True, False):
+            G = fashion_mnist.spectral_gates(features, 20000, exponent, seed=1,
+                                             orthogonal=orthogonal)
+            assert G.shape == (6, 20000) and not G[-1].any()  # no bias
+            np.testing.assert_allclose(G[:-1].var(axis=1), expected, rtol=0.05)
+            assert np.abs(G[:-1].mean(axis=1)).max() < 0.05
+    # orthogonal frames of 5: the unscaled directions of a frame are orthogonal
+    G = fashion_mnist.spectral_gates(features, 12, 0.5, seed=2)[:-1]
+    unscaled = G / (features.eigenvalues / features.eigenvalues[0])[:, None] ** 0.25
+    for frame in (unscaled[:, :5], unscaled[:, 5:10]):
+        gram = frame.T @ frame
+        np.testing.assert_allclose(gram - np.diag(np.diag(gram)), 0, atol=1e-10)
+    assert G.shape == (5, 12)
     with pytest.raises(ValueError, match="components"):
         fashion_mnist.spectral_gates(fashion_mnist.Features(X, 0), 3, 0.5)
 
