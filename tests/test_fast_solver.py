@@ -228,6 +228,33 @@ def test_callback_weights_are_the_iterate_the_solve_returns(formulation, method)
             np.testing.assert_array_equal(weights[name], copy[name])
 
 
+def test_cross_entropy_starts_with_its_curvature_at_zero():
+    """The initial step of a cold cross-entropy solve uses the softmax
+    curvature at uniform probabilities, 1/c, not the global bound 1/2."""
+    from cvxnn_fast import engine
+
+    problem = build("cross_entropy", "group_l1", n_outputs=4)
+    c = problem.n_outputs
+    # the Hessian of the library's own loss at zero predictions, by differences
+    eps = 1e-6
+    y_row = problem.y[:1]
+    H = np.column_stack([
+        (problem.loss.gradient(eps * e[None], y_row)
+         - problem.loss.gradient(-eps * e[None], y_row))[0] / (2 * eps)
+        for e in np.eye(c)])
+    assert np.linalg.eigvalsh(H).max() == pytest.approx(1.0 / c, rel=1e-6)
+    zero = np.zeros(problem.weight_shape)
+    assert engine.start_curvature(problem, zero) == pytest.approx(1.0 / c)
+    assert engine.start_curvature(problem, zero + 0.1) == 0.5  # warm start: global
+    squared = build("squared", "group_l1")
+    assert engine.start_curvature(squared, np.zeros(squared.weight_shape)) == 1.0
+    shape = (c * problem.n_patterns, problem.n_features)
+    local = engine.initial_step(problem, shape, False, 0.0,
+                                curvature=engine.start_curvature(problem, zero))
+    assert local == pytest.approx(0.5 * c * engine.initial_step(problem, shape, False,
+                                                                  0.0))
+
+
 def test_keyboard_interrupt_returns_the_last_iterate():
     problem = build("squared", "group_l1", lam=1e-4, n_samples=200, n_gates=40)
 
