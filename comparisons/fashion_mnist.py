@@ -94,8 +94,8 @@ class Features:
         buffer = np.empty((min(self.CHUNK_ROWS, len(X)), X.shape[1]), X.dtype)
         cov = np.zeros((X.shape[1], X.shape[1]))
         for start in range(0, len(X), self.CHUNK_ROWS):
-            chunk = buffer[:len(X[start:start + self.CHUNK_ROWS])]
-            np.subtract(X[start:start + self.CHUNK_ROWS], self.mean, out=chunk)
+            rows = X[start:start + self.CHUNK_ROWS]
+            chunk = np.subtract(rows, self.mean, out=buffer[:len(rows)])
             cov += chunk.T @ chunk
         cov /= len(X)
         if n_components == 0:

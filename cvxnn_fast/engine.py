@@ -113,11 +113,11 @@ class Workspace:
         """Cached products of a point: predictions (gated) or X @ x^T (ReLU);
         zeros without a product for the zero start (a full GEMM otherwise:
         0.12 s on Fashion-MNIST)."""
-        n, c = problem.y.shape
+        gated = self.kind == K["GATED"]
         if not x.any():
-            return np.zeros((n, c if self.kind == K["GATED"] else x.shape[0]),
-                            problem.dtype)
-        if self.kind == K["GATED"]:
+            return np.zeros((problem.n_samples,
+                             problem.n_outputs if gated else x.shape[0]), problem.dtype)
+        if gated:
             c, P, d = problem.weight_shape
             return operator.predict(problem.X, problem.patterns, x.reshape(c, P, d))
         return np.ascontiguousarray(problem.X @ x.T)
