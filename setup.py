@@ -26,7 +26,10 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-KERNELS = ["_operator", "_fista", "_blocks"]
+# Compiled kernels, as module paths. The masked operator belongs to the front
+# end (cvxnn.core), which the solvers of cvxnn_fast build on.
+KERNELS = ["cvxnn.core._operator", "cvxnn_fast.fista._fista",
+           "cvxnn_fast.interior._blocks"]
 VECTORIZE = ["-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
              "-fno-signed-zeros"]
 
@@ -43,8 +46,8 @@ class BuildExt(build_ext):
 
 extensions = [
     Extension(
-        f"cvxnn_fast.{name}",
-        [f"cvxnn_fast/{name}.pyx"],
+        name,
+        [name.replace(".", "/") + ".pyx"],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
     )
     for name in KERNELS

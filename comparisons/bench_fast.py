@@ -12,7 +12,7 @@ Sections (``--sections``, default all):
 * ``iteration``: one R-FISTA iteration against the two GEMMs it needs at
   n = 20000, d = 200, P = 1000 (numpy's GEMM, same shapes, same machine).
 * ``metric``: gated R-FISTA in the pattern-mean metric (the default,
-  :mod:`cvxnn_fast.metric`) against the same loop in the Euclidean metric
+  :mod:`cvxnn_fast.fista.preconditioner`) against the same loop in the Euclidean metric
   (beta = 0), iterations and median time to gap 1e-6, on the ``gated``
   problem, diabetes (squared, P = 500) and breast cancer (logistic, P = 100).
 * ``memory``: peak memory and time per iteration of a gated solve at the size
@@ -149,7 +149,7 @@ def section_metric(args):
 
     from sklearn.datasets import load_breast_cancer, load_diabetes
 
-    from cvxnn_fast import engine
+    from cvxnn_fast.fista import solver as engine
 
     X, y = teacher_data(2000, 50, kind=args.data)
     Xd, yd = load_diabetes(return_X_y=True)

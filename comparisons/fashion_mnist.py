@@ -71,7 +71,7 @@ from _idx import DEFAULT_DIR, load_fashion_mnist
 from _suite import load_average, machine_header, write_csv
 
 import cvxnn
-from cvxnn.network import network_from_weights
+from cvxnn.core.network import network_from_weights
 from cvxnn_fast import fast_solve
 
 SIDE = 28

@@ -3,29 +3,61 @@
 Build a convex reformulation with :func:`build_problem`, solve it with any
 CVXPY solver (``problem.solve("CLARABEL")``) or with the compiled solvers of
 :mod:`cvxnn_fast` (``problem.solve("fast")``), and read the trained network
-from ``solution.network``.
+from ``solution.network``. Or fit :class:`ConvexReLUClassifier` /
+:class:`ConvexReLURegressor` like any scikit-learn estimator.
+
+Layout: :mod:`cvxnn.core` is the maths (problem, losses, penalties,
+formulations, operator, certificates, solution, network);
+:mod:`cvxnn.solvers` the backend registry and the CVXPY backend;
+:mod:`cvxnn.decomposition` turns gated solutions into ReLU networks; the
+modules at this level (``path``, ``estimators``, ``io``, ``cli``, ``export``,
+``plot``, ``progress``, ``metrics``) are the user layer.
 """
 
-from cvxnn.certificates import Certificate, certificate, lam_max
-from cvxnn.decomposition import DecompositionReport, DecompositionWarning, decompose
-from cvxnn.gates import conv_gates, gaussian_gates, sparse_gates
-from cvxnn.network import TwoLayerNetwork, network_from_weights
-from cvxnn.path import RegularizationPath, lam_grid, regularization_path
-from cvxnn.problem import Problem, build_problem
-from cvxnn.solution import Solution
-from cvxnn.solvers import installed_solvers, solve
-from cvxnn.variants import relu_twin, with_lam
+import sys
 
-__version__ = "0.1.0"
+from cvxnn._version import __version__
+from cvxnn.core import network
+from cvxnn.core.certificates import Certificate, certificate, lam_max
+from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
+from cvxnn.core.gates import conv_gates, gaussian_gates, sparse_gates
+from cvxnn.core.network import TwoLayerNetwork, network_from_weights
+from cvxnn.core.problem import Problem, build_problem
+from cvxnn.core.solution import Solution
+from cvxnn.core.variants import relu_twin, with_lam
+from cvxnn.decomposition import DecompositionReport, DecompositionWarning, decompose
+from cvxnn.io import load, save
+from cvxnn.path import RegularizationPath, lam_grid, regularization_path
+from cvxnn.solvers import installed_solvers, solve
+
+# ``cvxnn.network`` is a documented import path; the module lives in core.
+sys.modules.setdefault("cvxnn.network", network)
+
+# The estimators need scikit-learn (an optional dependency): imported on use.
+_ESTIMATORS = ("ConvexReLUClassifier", "ConvexReLURegressor")
+
+
+def __getattr__(name):
+    if name in _ESTIMATORS:
+        from cvxnn import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'cvxnn' has no attribute {name!r}")
+
 
 __all__ = [
     "Certificate",
+    "ConvergenceWarning",
+    "ConvexReLUClassifier",
+    "ConvexReLURegressor",
     "DecompositionReport",
     "DecompositionWarning",
+    "NumericalBreakdown",
     "Problem",
     "RegularizationPath",
     "Solution",
     "TwoLayerNetwork",
+    "__version__",
     "build_problem",
     "certificate",
     "conv_gates",
@@ -34,9 +66,11 @@ __all__ = [
     "installed_solvers",
     "lam_grid",
     "lam_max",
+    "load",
     "network_from_weights",
     "regularization_path",
     "relu_twin",
+    "save",
     "solve",
     "sparse_gates",
     "with_lam",

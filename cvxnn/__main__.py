@@ -1,7 +1,7 @@
-"""``python -m cvxnn`` runs the ``cvxnn`` command (see :mod:`cvxnn.cli`)."""
+"""``python -m cvxnn`` runs the ``cvxnn`` command (see :mod:`cvxnn.cli.commands`)."""
 
 import sys
 
-from cvxnn.cli import main
+from cvxnn.cli.commands import main
 
 sys.exit(main())

@@ -37,9 +37,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from cvxnn._validation import check_choice, check_positive_int, check_random_state
-from cvxnn.patterns import gaussian_gates
-from cvxnn.problem import _append_bias, build_problem
+from cvxnn.core import backends
+from cvxnn.core.patterns import gaussian_gates
+from cvxnn.core.problem import _append_bias, build_problem
+from cvxnn.core.validation import check_choice, check_positive_int, check_random_state
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -79,11 +80,7 @@ def fast_available():
     -------
     bool
     """
-    try:
-        from cvxnn_fast import fast_solve  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return backends.available("fast")
 
 
 def default_solver():

@@ -26,7 +26,7 @@ def _torch():
 
 def _network_of(obj):
     """The TwoLayerNetwork behind a network, Solution or fitted estimator."""
-    from cvxnn.network import TwoLayerNetwork
+    from cvxnn.core.network import TwoLayerNetwork
 
     if isinstance(obj, TwoLayerNetwork):
         return obj

@@ -28,13 +28,14 @@ import numbers
 
 import numpy as np
 
-from cvxnn.certificates import Certificate
-from cvxnn.formulations import FORMULATIONS
-from cvxnn.losses import LOSSES
-from cvxnn.network import TwoLayerNetwork
-from cvxnn.problem import Problem
-from cvxnn.regularizers import REGULARIZERS
-from cvxnn.solution import Solution
+from cvxnn._version import __version__
+from cvxnn.core.certificates import Certificate
+from cvxnn.core.formulations import FORMULATIONS
+from cvxnn.core.losses import LOSSES
+from cvxnn.core.network import TwoLayerNetwork
+from cvxnn.core.problem import Problem
+from cvxnn.core.regularizers import REGULARIZERS
+from cvxnn.core.solution import Solution
 
 FORMAT_VERSION = 1
 HEADER = "__cvxnn__"
@@ -78,7 +79,6 @@ def _label_array(arr, name):
 def _write(path, kind, meta, arrays):
     header = {"format": "cvxnn", "format_version": FORMAT_VERSION, "kind": kind,
               **meta}
-    from cvxnn import __version__
 
     header["cvxnn_version"] = __version__
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
@@ -335,11 +335,11 @@ def load_model(path):
     ConvexReLURegressor or ConvexReLUClassifier
         Fitted, predicting exactly what the saved estimator predicted.
     """
-    from cvxnn import estimators
+    from cvxnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
 
     header, arrays = _read(path, "estimator")
-    classes = {"ConvexReLURegressor": estimators.ConvexReLURegressor,
-               "ConvexReLUClassifier": estimators.ConvexReLUClassifier}
+    classes = {"ConvexReLURegressor": ConvexReLURegressor,
+               "ConvexReLUClassifier": ConvexReLUClassifier}
     if header.get("class") not in classes:
         raise ValueError(f"path: {path!s} holds an unknown estimator class "
                          f"{header.get('class')!r}.")

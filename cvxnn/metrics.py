@@ -12,7 +12,7 @@ For predictions ``Yhat`` and targets ``Y`` encoded like the problem's
 
 import numpy as np
 
-from cvxnn._validation import check_y_shape
+from cvxnn.core.validation import check_y_shape
 
 
 def _encode_labels(problem, y, n_samples, name):

@@ -9,7 +9,7 @@ r"""Regularization paths: one problem solved for a decreasing sequence of lam.
   wall time and train/validation metrics (:class:`RegularizationPath`).
 
 The problems along the path differ only in ``lam``; they are built with
-:func:`cvxnn.variants.with_lam`, which shares the data, the patterns and the
+:func:`cvxnn.core.variants.with_lam`, which shares the data, the patterns and the
 cached gradient at zero, so no pattern is recomputed. With ``solver="fast"``
 and ``warm_start=True`` each solve starts from the previous solution; solving
 a decreasing grid is then cheaper than solving each lam from zero (the first
@@ -25,11 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvxnn import operator
-from cvxnn._validation import as_float_array, check_finite, check_positive_int
-from cvxnn.certificates import lam_max as compute_lam_max
-from cvxnn.exceptions import INTERRUPTED, ConvergenceWarning
-from cvxnn.variants import check_problem, with_lam
+from cvxnn.core import backends, operator
+from cvxnn.core.certificates import lam_max as compute_lam_max
+from cvxnn.core.cvxpy_solvers import check_solver
+from cvxnn.core.errors import INTERRUPTED, ConvergenceWarning
+from cvxnn.core.validation import as_float_array, check_finite, check_positive_int
+from cvxnn.core.variants import check_problem, with_lam
+from cvxnn.metrics import encode_targets, metrics
 
 
 def lam_grid(problem, n_lams=20, ratio=1e-3, *, lam_max=None):
@@ -68,7 +70,7 @@ class PathPoint:
     Attributes
     ----------
     lam : float.
-    solution : :class:`~cvxnn.solution.Solution` of the problem at ``lam``.
+    solution : :class:`~cvxnn.core.solution.Solution` of the problem at ``lam``.
     objective : its convex objective (nan if the solve failed).
     n_active : active neurons (see :func:`active_neurons`).
     certificate : its certificate (None if the solve failed).
@@ -173,21 +175,15 @@ def _check_solver(solver, options):
     if not isinstance(solver, str):
         raise TypeError(f"solver: expected a solver name (str), got {solver!r}.")
     if solver.lower() == "fast":
-        try:
-            from cvxnn_fast.solve import fast_solve  # noqa: F401
-        except ImportError as exc:
-            raise ValueError("solver: 'fast' is not available in this build "
-                             f"({exc}); use a CVXPY solver.") from None
+        if not backends.available("fast"):
+            raise ValueError("solver: 'fast' is not available in this build; use "
+                             "a CVXPY solver.")
         return "fast"
-    from cvxnn.solvers.cvxpy_backend import _check_solver as check_cvxpy
-
-    return check_cvxpy(solver, options)
+    return check_solver(solver, options)
 
 
 def _data(problem, X, y):
     """(raw X, encoded Y) for metrics; the training data when X is None."""
-    from cvxnn.metrics import encode_targets
-
     if X is None:
         raw = problem.X[:, :-1] if problem.bias else problem.X
         return np.ascontiguousarray(raw), problem.y
@@ -199,8 +195,6 @@ def _data(problem, X, y):
 
 
 def _evaluate(problem, solution, data):
-    from cvxnn.metrics import metrics
-
     if data is None:
         return None
     if solution.U is None:
@@ -209,19 +203,10 @@ def _evaluate(problem, solution, data):
     return metrics(problem, solution.predict(X), Y)
 
 
-def _warm_startable(problem, options):
-    """False where fast_solve would run its interior-point method, which
-    starts from its own interior point (a warm start would switch it to the
-    augmented Lagrangian, slower on the problems the method is chosen for)."""
-    from cvxnn_fast.solve import choose_method
-
-    return choose_method(problem, options.get("method", "auto")) != "interior_point"
-
-
 def _solve_point(problem, lam, solver, previous, options, train, validation, rtol):
     sub = with_lam(problem, lam)
     options = dict(options)
-    warm = solver == "fast" and previous is not None and _warm_startable(sub, options)
+    warm = previous is not None and backends.warm_start_helps(sub, solver, options)
     if warm:
         options["warm_start"] = previous
     start = time.perf_counter()
@@ -260,7 +245,7 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
     Ctrl-C (KeyboardInterrupt) stops the path: the solutions computed so far
     are returned (the interrupted fast solve's last iterate included, with
     status ``"user_limit"``), ``path.interrupted`` is True and a
-    :class:`~cvxnn.exceptions.ConvergenceWarning` says where it stopped.
+    :class:`~cvxnn.core.errors.ConvergenceWarning` says where it stopped.
     """
     check_problem(problem)
     lams = _check_lams(lams)

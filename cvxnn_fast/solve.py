@@ -1,14 +1,14 @@
 """``fast_solve``: the compiled solvers behind ``problem.solve("fast")``.
 
 * Gated ReLU: restarted FISTA with backtracking line search
-  (:mod:`cvxnn_fast._fista`), stopped on the certificate of
-  :mod:`cvxnn.certificates` (relative duality gap where a dual point is
+  (:mod:`cvxnn_fast.fista._fista`), stopped on the certificate of
+  :mod:`cvxnn.core.certificates` (relative duality gap where a dual point is
   cheap, relative KKT residual otherwise), in the pattern-mean metric of
-  :mod:`cvxnn_fast.metric` where the problem has its curvature spike
+  :mod:`cvxnn_fast.fista.preconditioner` where the problem has its curvature spike
   (``sol.info["metric_beta"]``).
-* ReLU: an augmented Lagrangian method (:mod:`cvxnn_fast.augmented`) whose
+* ReLU: an augmented Lagrangian method (:mod:`cvxnn_fast.augmented.solver`) whose
   subproblems are solved by the same compiled loop.
-* Both: a primal-dual interior-point method (:mod:`cvxnn_fast.interior`) for
+* Both: a primal-dual interior-point method (:mod:`cvxnn_fast.interior.solver`) for
   squared and logistic losses with group_l1 or l2 (ReLU also without
   penalty), at sizes where its n x n Newton systems are cheap;
   ``method="auto"`` picks (see :func:`choose_method`).
@@ -27,11 +27,18 @@ import warnings
 import numpy as np
 import scipy
 
-from cvxnn._validation import check_positive_float, check_positive_int, check_weights
-from cvxnn.exceptions import ConvergenceWarning
-from cvxnn.solution import Solution
-from cvxnn.variants import check_problem
-from cvxnn_fast import augmented, engine, interior
+from cvxnn.core.errors import ConvergenceWarning
+from cvxnn.core.solution import Solution
+from cvxnn.core.validation import (
+    check_positive_float,
+    check_positive_int,
+    check_weights,
+)
+from cvxnn.core.variants import check_problem
+from cvxnn_fast.augmented import solver as augmented
+from cvxnn_fast.common.run import Monitor
+from cvxnn_fast.fista import solver as fista
+from cvxnn_fast.interior import solver as interior
 
 DEFAULT_MAX_ITER = 10_000
 SINGLE_THREAD_FLOPS = 2e7
@@ -140,7 +147,7 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         outer ones; interior point: Newton steps, at most
         ``interior.MAX_ITER``).
         Reaching it returns the iterate as ``"optimal_inaccurate"`` with a
-        :class:`cvxnn.exceptions.ConvergenceWarning`.
+        :class:`cvxnn.core.errors.ConvergenceWarning`.
     warm_start : None, Solution, array U (gated) or tuple (V, W) (ReLU)
         Starting point; a ReLU Solution also passes its cone multipliers.
     verbose : bool
@@ -170,7 +177,7 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         problem, tol, max_iter, callback, cone_tol, time_limit)
     method = choose_method(problem, method, warm_start)
     blocks, multipliers = _warm_blocks(problem, warm_start)
-    monitor = engine.Monitor(verbose, callback, time_limit)
+    monitor = Monitor(verbose, callback, time_limit)
     with _blas_threads(problem, method):
         if method == "interior_point":
             result = interior.solve(problem, tol, cone_tol, max_iter, monitor)
@@ -178,7 +185,7 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
             result = augmented.solve(problem, blocks, multipliers, tol, cone_tol,
                                      max_iter, monitor)
         else:
-            result = engine.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
+            result = fista.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
     result.info["method"] = method
     return _finish(problem, result, tol)
 

@@ -6,7 +6,7 @@ import reference
 from conftest import LOSSES
 
 import cvxnn
-from cvxnn.certificates import Certificate, certificate, has_duality_gap, lam_max
+from cvxnn.core.certificates import Certificate, certificate, has_duality_gap, lam_max
 
 WITH_GAP = ("group_l1", "feature_group_l1", "l1", "l2")
 # Tighter than CLARABEL's defaults (1e-8), loose enough that it still says "optimal".

@@ -11,7 +11,7 @@ import pytest
 
 import cvxnn
 from cvxnn import io
-from cvxnn.cli import main
+from cvxnn.cli.commands import main
 
 SOLVER = "CLARABEL"
 ROOT = Path(__file__).resolve().parents[1]

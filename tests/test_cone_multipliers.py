@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import cvxnn
-from cvxnn.cone_multipliers import relu_lam_max
+from cvxnn.core.cone_multipliers import relu_lam_max
 
 
 def make_problem(loss, regularizer, formulation="relu", seed=0, n_outputs=1):

@@ -9,8 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import cvxnn
-from cvxnn.cones import least_distance
-from cvxnn.decomposition import DecompositionWarning, decompose
+from cvxnn.decomposition.cones import least_distance
+from cvxnn.decomposition.decompose import DecompositionWarning, decompose
 
 METHODS = ("fast", "cvxpy")
 
@@ -46,7 +46,7 @@ def check_exact_split(problem, gated, relu, rtol=1e-9):
     for B in (relu.V, relu.W):
         Z = np.einsum("nd,kpd->nkp", problem.X.astype(np.float64), B) * signs
         assert Z.min() >= -rtol * np.abs(problem.X).max() * np.abs(B).max()
-    gated_pred = cvxnn.operator.predict(problem.X, problem.patterns, U)
+    gated_pred = cvxnn.core.operator.predict(problem.X, problem.patterns, U)
     np.testing.assert_allclose(relu.predict(raw_X(problem)), gated_pred,
                                atol=rtol * 100 * max(1.0, np.abs(gated_pred).max()))
 
@@ -116,7 +116,7 @@ def test_least_distance_against_cvxpy():
 def test_least_distance_with_many_rows_against_cvxpy(monkeypatch, shrink_rounds):
     """Thousands of rows: the working set drops far rows between rounds (or,
     with shrink_rounds=1, only grows) and still finds the exact solution."""
-    from cvxnn import cones
+    from cvxnn.decomposition import cones
 
     monkeypatch.setattr(cones, "SHRINK_ROUNDS", shrink_rounds)
     rng = np.random.default_rng(2)

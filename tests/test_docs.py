@@ -4,7 +4,7 @@ Conventions for the documents:
 
 * ```python blocks run top to bottom in one namespace, in an empty folder;
 * ```console blocks: each line starting with ``$ cvxnn`` runs through
-  :func:`cvxnn.cli.main` and must exit with 0; other lines are sample output;
+  :func:`cvxnn.cli.commands.main` and must exit with 0; other lines are sample output;
 * other blocks (```bash for installation, plain ```) are not run;
 * a block right after ``<!-- docs-test: requires NAME -->`` is skipped when
   NAME (``fast``: the compiled solver, or an importable module such as
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cvxnn.cli import main
+from cvxnn.cli.commands import main
 from cvxnn.estimators import fast_available
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,6 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import cvxnn
 from cvxnn import estimators
+from cvxnn.core.solution import Solution
 from cvxnn.estimators import (
     GATE_FAMILIES,
     ConvexReLUClassifier,
@@ -18,7 +19,6 @@ from cvxnn.estimators import (
     expected_failed_checks,
     register_gate_family,
 )
-from cvxnn.solution import Solution
 
 SOLVER = "CLARABEL"
 

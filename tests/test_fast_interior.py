@@ -8,8 +8,10 @@ from conftest import make_data
 from test_fast_solver import assert_matches, build, clarabel
 
 import cvxnn
-from cvxnn.exceptions import ConvergenceWarning
-from cvxnn_fast import conic, fast_solve, interior, newton_system
+from cvxnn.core.errors import ConvergenceWarning
+from cvxnn_fast import fast_solve
+from cvxnn_fast.interior import conic, newton_system
+from cvxnn_fast.interior import solver as interior
 from cvxnn_fast.solve import _blas_threads, choose_method
 
 

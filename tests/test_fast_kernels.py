@@ -1,10 +1,10 @@
-"""Each inline kernel of cvxnn_fast._fista against a NumPy one-liner, both dtypes."""
+"""Each inline kernel of cvxnn_fast.fista._fista against a NumPy one-liner."""
 
 import numpy as np
 import pytest
 from scipy.special import expit, logsumexp, softmax, xlogy
 
-from cvxnn_fast import _fista
+from cvxnn_fast.fista import _fista
 
 TOL = {np.float64: 1e-10, np.float32: 2e-4}
 DTYPES = [np.float64, np.float32]

@@ -9,8 +9,11 @@ import pytest
 from conftest import make_data
 
 import cvxnn
-from cvxnn import operator
-from cvxnn_fast import _fista, engine, fast_solve, metric
+from cvxnn.core import operator
+from cvxnn_fast import fast_solve
+from cvxnn_fast.fista import _fista
+from cvxnn_fast.fista import preconditioner as metric
+from cvxnn_fast.fista import solver as engine
 
 REG = {"group_l1": 0, "l1": 2, "l2": 3, None: 4}
 TOL = {np.float64: 1e-10, np.float32: 1e-4}

@@ -9,11 +9,11 @@ from scipy.optimize import minimize
 from scipy.special import softmax
 
 import cvxnn
-from cvxnn import operator
-from cvxnn.certificates import certificate
-from cvxnn_fast import _fista
+from cvxnn.core import operator
+from cvxnn.core.certificates import certificate
 from cvxnn_fast import fast_solve as _fast_solve
-from cvxnn_fast.polish import MAX_SCALE, Polisher, best_multipliers, polish
+from cvxnn_fast.common.polish import MAX_SCALE, Polisher, best_multipliers, polish
+from cvxnn_fast.fista import _fista
 
 LOSS = {"squared": 0, "logistic": 1, "cross_entropy": 2}
 TOL = {np.float64: 1e-6, np.float32: 2e-2}  # finite differences of gradients
@@ -233,7 +233,7 @@ def test_refined_multipliers_certify_where_the_given_ones_cannot(loss):
 def test_working_set_nnls_matches_the_full_problem(seed):
     from scipy.optimize import nnls
 
-    from cvxnn_fast.polish import _nnls_columns
+    from cvxnn_fast.common.polish import _nnls_columns
 
     rng = np.random.default_rng(seed)
     n, d = 300, 8

@@ -7,7 +7,7 @@ import pytest
 from conftest import LOSSES, REGULARIZERS, make_data
 
 import cvxnn
-from cvxnn.exceptions import ConvergenceWarning, NumericalBreakdown
+from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
 from cvxnn_fast import fast_solve
 
 TIGHT = {"tol_gap_rel": 1e-11, "tol_gap_abs": 1e-12, "tol_feas": 1e-11}
@@ -231,7 +231,7 @@ def test_callback_weights_are_the_iterate_the_solve_returns(formulation, method)
 def test_cross_entropy_starts_with_its_curvature_at_zero():
     """The initial step of a cold cross-entropy solve uses the softmax
     curvature at uniform probabilities, 1/c, not the global bound 1/2."""
-    from cvxnn_fast import engine
+    from cvxnn_fast.fista import solver as engine
 
     problem = build("cross_entropy", "group_l1", n_outputs=4)
     c = problem.n_outputs

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import cvxnn
-from cvxnn.gates import conv_gates, gaussian_gates, image_index, sparse_gates
+from cvxnn.core.gates import conv_gates, gaussian_gates, image_index, sparse_gates
 
 
 @pytest.fixture

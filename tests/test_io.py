@@ -8,8 +8,8 @@ import pytest
 
 import cvxnn
 from cvxnn import io
+from cvxnn.core.solution import Solution
 from cvxnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
-from cvxnn.solution import Solution
 
 SOLVER = "CLARABEL"
 

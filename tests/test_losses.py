@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from reference import encode_targets, loss_sum
 
-from cvxnn.losses import LOSSES
+from cvxnn.core.losses import LOSSES
 
 LOSS_NAMES = tuple(LOSSES)
 

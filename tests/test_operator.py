@@ -6,8 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import explicit_design, tol
 
-from cvxnn import operator
-from cvxnn_fast import _operator
+from cvxnn.core import _operator, operator
 
 DTYPES = (np.float64, np.float32)
 

@@ -1,13 +1,12 @@
 """Regularization paths: cheap lam variants, grids, per-lam results, warm starts."""
 
-import sys
-import types
 
 import numpy as np
 import pytest
 
 import cvxnn
-from cvxnn.exceptions import ConvergenceWarning
+from cvxnn.core import backends
+from cvxnn.core.errors import ConvergenceWarning
 from cvxnn.path import active_neurons, lam_grid, regularization_path
 from cvxnn.solvers.cvxpy_backend import solve_cvxpy
 
@@ -138,10 +137,9 @@ def test_warm_starts_are_passed_to_the_fast_solver(classification, monkeypatch):
         calls.append((problem.lam, warm_start))
         return solve_cvxpy(problem, "CLARABEL")
 
-    fake = types.ModuleType("cvxnn_fast.solve")
-    fake.fast_solve = fake_fast_solve
-    fake.choose_method = lambda problem, method="auto", warm_start=None: "fista"
-    monkeypatch.setitem(sys.modules, "cvxnn_fast.solve", fake)
+    fake = backends.Backend("fast", lambda prob, _name, **o: fake_fast_solve(prob, **o),
+                            warm_start_helps=lambda prob, options: True)
+    monkeypatch.setitem(backends._BACKENDS, "fast", fake)
     problem, _, _ = classification
     lams = lam_grid(problem, 3, 0.1)
     path = regularization_path(problem, lams, solver="fast", tol=1e-7)

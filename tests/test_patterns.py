@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import cvxnn
-from cvxnn import patterns
+from cvxnn.core import patterns
 
 
 def brute_force(X, G):

@@ -7,6 +7,7 @@ import pytest
 
 import cvxnn
 import cvxnn.solvers
+from cvxnn.core import backends
 from cvxnn.estimators import ConvexReLURegressor
 from cvxnn.progress import SolveProgress, solve_with_progress, track
 
@@ -64,14 +65,8 @@ def test_fast_callback_is_wired_and_chained(problem, monkeypatch):
         sol.n_iter = None  # so only the callback can move the bar to 20
         return sol
 
-    real_solve = cvxnn.solvers.solve
-
-    def dispatch(prob, solver, **options):
-        if solver == "fast":
-            return fake_fast_solve(prob, **options)
-        return real_solve(prob, solver, **options)
-
-    monkeypatch.setattr(cvxnn.solvers, "solve", dispatch)
+    fake = backends.Backend("fast", lambda prob, _name, **o: fake_fast_solve(prob, **o))
+    monkeypatch.setitem(backends._BACKENDS, "fast", fake)
     out = stdio.StringIO()
     sol = solve_with_progress(problem, "fast", file=out, max_iter=50,
                               callback=seen.append)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from reference import penalty
 
-from cvxnn.regularizers import REGULARIZERS
+from cvxnn.core.regularizers import REGULARIZERS
 
 NAMES = tuple(REGULARIZERS)
 NORMS = ("group_l1", "feature_group_l1", "l1")

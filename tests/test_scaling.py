@@ -5,7 +5,7 @@ import pytest
 import reference
 
 import cvxnn
-from cvxnn.problem import column_scales
+from cvxnn.core.problem import column_scales
 
 BAD_SCALES = np.array([1e-6, 1e6, 1.0, 1.0])
 

@@ -1,16 +1,15 @@
-"""Solver dispatch: ``"fast"`` goes to :mod:`cvxnn_fast`, anything else to CVXPY."""
+"""Solver backends: the registry's public face and the CVXPY backend.
 
-from cvxnn.solvers.cvxpy_backend import installed_solvers, solve_cvxpy
+``solve(problem, solver)`` dispatches through :mod:`cvxnn.core.backends`.
+Importing this package registers the CVXPY backend for every CVXPY solver
+name; :mod:`cvxnn_fast` registers ``"fast"`` itself.
+"""
 
-__all__ = ["installed_solvers", "solve", "solve_cvxpy"]
+from cvxnn.core.backends import available, register_backend, registered, solve
+from cvxnn.core.cvxpy_solvers import installed_solvers
+from cvxnn.solvers.cvxpy_backend import solve_cvxpy
 
+register_backend("cvxpy", solve_cvxpy, fallback=True)
 
-def solve(problem, solver="CLARABEL", **options):
-    """Solve ``problem`` with the named solver; see :meth:`Problem.solve`."""
-    if not isinstance(solver, str):
-        raise TypeError(f"solver: expected a solver name (str), got {solver!r}.")
-    if solver.lower() == "fast":
-        from cvxnn_fast import fast_solve
-
-        return fast_solve(problem, **options)
-    return solve_cvxpy(problem, solver, **options)
+__all__ = ["available", "installed_solvers", "register_backend", "registered", "solve",
+           "solve_cvxpy"]

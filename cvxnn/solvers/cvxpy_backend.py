@@ -1,4 +1,4 @@
-"""Solve a :class:`cvxnn.problem.Problem` with any installed CVXPY solver.
+"""Solve a :class:`cvxnn.core.problem.Problem` with any installed CVXPY solver.
 
 The program handed to CVXPY is exactly the objective of API.md. The weights
 enter as variables of shape (P * d, n_outputs) so that the predictions are a
@@ -18,71 +18,14 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
-from cvxnn import operator
-from cvxnn._validation import check_options
-from cvxnn.solution import Solution
+from cvxnn.core import operator
+from cvxnn.core.cvxpy_solvers import check_solver
+from cvxnn.core.solution import Solution
 
 # CVXPY's SciPy canonicalization backend handles the large constant design
 # matrix 2.6x faster than its default C++ one (17.7 s vs 46.5 s for
 # n=2000, d=50, P=500: 25 M non-zeros); ``canon_backend=`` overrides it.
 CANON_BACKEND = "SCIPY"
-
-# Keywords CVXPY's Problem.solve takes for every solver.
-COMMON_OPTIONS = frozenset({"verbose", "warm_start", "canon_backend", "ignore_dpp"})
-
-SOLVER_OPTIONS = {
-    "CLARABEL": frozenset({
-        "max_iter", "time_limit", "tol_gap_abs", "tol_gap_rel", "tol_feas",
-        "tol_infeas_abs", "tol_infeas_rel", "tol_ktratio", "reduced_tol_gap_abs",
-        "reduced_tol_gap_rel", "reduced_tol_feas", "reduced_tol_infeas_abs",
-        "reduced_tol_infeas_rel", "reduced_tol_ktratio", "equilibrate_enable",
-        "equilibrate_max_iter", "equilibrate_min_scaling", "equilibrate_max_scaling",
-        "linesearch_backtrack_step", "min_switch_step_length",
-        "min_terminate_step_length", "max_step_fraction", "direct_kkt_solver",
-        "direct_solve_method", "static_regularization_enable",
-        "static_regularization_constant", "static_regularization_proportional",
-        "dynamic_regularization_enable", "dynamic_regularization_eps",
-        "dynamic_regularization_delta", "iterative_refinement_enable",
-        "iterative_refinement_reltol", "iterative_refinement_abstol",
-        "iterative_refinement_max_iter", "iterative_refinement_stop_ratio",
-        "presolve_enable", "max_threads", "chordal_decomposition_enable",
-        "chordal_decomposition_merge_method", "chordal_decomposition_compact",
-        "chordal_decomposition_complete_dual", "input_sparse_dropzeros",
-    }),
-    "ECOS": frozenset({
-        "max_iters", "abstol", "reltol", "feastol", "abstol_inacc", "reltol_inacc",
-        "feastol_inacc", "nitref",
-    }),
-    "SCS": frozenset({
-        "max_iters", "eps_abs", "eps_rel", "eps_infeas", "alpha", "scale",
-        "adaptive_scale", "normalize", "rho_x", "acceleration_lookback",
-        "acceleration_interval", "time_limit_secs", "write_data_filename",
-        "log_csv_filename", "use_indirect", "gpu", "mkl", "linear_solver",
-    }),
-    "MOSEK": frozenset({"mosek_params", "save_file", "bfs", "accept_unknown", "eps"}),
-}
-
-
-def installed_solvers():
-    """Names accepted by ``Problem.solve``: installed CVXPY solvers and "fast"."""
-    return sorted(cp.installed_solvers()) + ["fast"]
-
-
-def _check_solver(solver, options):
-    name = solver.upper()
-    installed = cp.installed_solvers()
-    if name not in installed:
-        known = "a CVXPY solver that is not installed" if name in cp.settings.SOLVERS \
-            else "not a solver CVXPY knows"
-        raise ValueError(
-            f"solver: {solver!r} is {known}; installed: "
-            f"{', '.join(installed_solvers())}."
-        )
-    if name in SOLVER_OPTIONS:
-        check_options(options, COMMON_OPTIONS | SOLVER_OPTIONS[name],
-                      f"solve(solver={name!r})")
-    return name
-
 
 @dataclass
 class CvxpyModel:
@@ -120,8 +63,8 @@ def _multipliers(problem, constraint):
 
 
 def solve_cvxpy(problem, solver="CLARABEL", **options):
-    """Solve with a CVXPY solver; returns a :class:`cvxnn.solution.Solution`."""
-    name = _check_solver(solver, options)
+    """Solve with a CVXPY solver; returns a :class:`cvxnn.core.solution.Solution`."""
+    name = check_solver(solver, options)
     start = time.perf_counter()
     model = build_cvxpy(problem)
     built = time.perf_counter()

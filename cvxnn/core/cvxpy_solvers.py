@@ -1,0 +1,67 @@
+"""Names and declared options of the CVXPY solvers (checked before any work).
+
+The CVXPY backend, the ReLU lam_max programs and the decomposition all take
+a CVXPY solver name; :func:`check_solver` validates it in one place.
+"""
+
+import cvxpy as cp
+
+from cvxnn.core.validation import check_options
+
+# Keywords CVXPY's Problem.solve takes for every solver.
+COMMON_OPTIONS = frozenset({"verbose", "warm_start", "canon_backend", "ignore_dpp"})
+
+SOLVER_OPTIONS = {
+    "CLARABEL": frozenset({
+        "max_iter", "time_limit", "tol_gap_abs", "tol_gap_rel", "tol_feas",
+        "tol_infeas_abs", "tol_infeas_rel", "tol_ktratio", "reduced_tol_gap_abs",
+        "reduced_tol_gap_rel", "reduced_tol_feas", "reduced_tol_infeas_abs",
+        "reduced_tol_infeas_rel", "reduced_tol_ktratio", "equilibrate_enable",
+        "equilibrate_max_iter", "equilibrate_min_scaling", "equilibrate_max_scaling",
+        "linesearch_backtrack_step", "min_switch_step_length",
+        "min_terminate_step_length", "max_step_fraction", "direct_kkt_solver",
+        "direct_solve_method", "static_regularization_enable",
+        "static_regularization_constant", "static_regularization_proportional",
+        "dynamic_regularization_enable", "dynamic_regularization_eps",
+        "dynamic_regularization_delta", "iterative_refinement_enable",
+        "iterative_refinement_reltol", "iterative_refinement_abstol",
+        "iterative_refinement_max_iter", "iterative_refinement_stop_ratio",
+        "presolve_enable", "max_threads", "chordal_decomposition_enable",
+        "chordal_decomposition_merge_method", "chordal_decomposition_compact",
+        "chordal_decomposition_complete_dual", "input_sparse_dropzeros",
+    }),
+    "ECOS": frozenset({
+        "max_iters", "abstol", "reltol", "feastol", "abstol_inacc", "reltol_inacc",
+        "feastol_inacc", "nitref",
+    }),
+    "SCS": frozenset({
+        "max_iters", "eps_abs", "eps_rel", "eps_infeas", "alpha", "scale",
+        "adaptive_scale", "normalize", "rho_x", "acceleration_lookback",
+        "acceleration_interval", "time_limit_secs", "write_data_filename",
+        "log_csv_filename", "use_indirect", "gpu", "mkl", "linear_solver",
+    }),
+    "MOSEK": frozenset({"mosek_params", "save_file", "bfs", "accept_unknown", "eps"}),
+}
+
+
+def installed_solvers():
+    """Names accepted by ``Problem.solve``: installed CVXPY solvers and "fast"."""
+    return sorted(cp.installed_solvers()) + ["fast"]
+
+
+def check_solver(solver, options):
+    """The upper-case name of an installed CVXPY solver, after checking that
+    ``options`` are among those it declares; ValueError/TypeError otherwise."""
+    name = solver.upper()
+    installed = cp.installed_solvers()
+    if name not in installed:
+        known = "a CVXPY solver that is not installed" if name in cp.settings.SOLVERS \
+            else "not a solver CVXPY knows"
+        raise ValueError(
+            f"solver: {solver!r} is {known}; installed: "
+            f"{', '.join(installed_solvers())}."
+        )
+    if name in SOLVER_OPTIONS:
+        check_options(options, COMMON_OPTIONS | SOLVER_OPTIONS[name],
+                      f"solve(solver={name!r})")
+    return name

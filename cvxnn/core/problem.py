@@ -1,0 +1,307 @@
+r"""The convex training problem: data, patterns, loss, regularizer, formulation.
+
+:func:`build_problem` validates its inputs, samples gates, computes the
+distinct activation patterns and returns a :class:`Problem`. The objective
+
+.. math:: F = \frac1n \sum_j \ell(\hat y_j, y_j) + \lambda\, R(\cdot)
+
+is computed here, in :meth:`Problem.objective`, and nowhere else: every
+backend's result goes through it (``R(U)`` for gated ReLU, ``R(V) + R(W)`` for
+ReLU).
+"""
+
+from functools import cached_property
+
+import numpy as np
+
+from cvxnn.core import backends, operator
+from cvxnn.core.formulations import FORMULATIONS
+from cvxnn.core.losses import LOSSES
+from cvxnn.core.patterns import activation_patterns, gaussian_gates
+from cvxnn.core.regularizers import REGULARIZERS
+from cvxnn.core.validation import (
+    as_float_array,
+    check_choice,
+    check_finite,
+    check_lam,
+    check_positive_int,
+    check_random_state,
+    check_weights,
+    check_X,
+)
+
+
+class Problem:
+    """A convex reformulation of two-layer ReLU training, ready to solve.
+
+    Attributes
+    ----------
+    X : ndarray (n_samples, d), the data as used (bias column appended).
+    y : ndarray (n_samples, n_outputs), targets as used (one-hot for
+        cross_entropy, +-1 for logistic).
+    patterns : bool ndarray (n_samples, P), the activation patterns D.
+    gates : ndarray (d, P), the gate behind each kept pattern.
+    loss, regularizer, formulation : the parts of the objective; ``.name``
+        gives the string used to build the problem.
+    lam : float, the regularization strength.
+    bias : bool, whether a column of ones was appended to X.
+    classes : ndarray or None, the label of each output for classification.
+    input_scale : ndarray (d,) or None. With ``standardize=True`` the raw
+        column ``f`` was divided by ``input_scale[f]`` (1 for the bias column),
+        so ``X = X_raw / input_scale``; None when the data were not scaled.
+    """
+
+    def __init__(self, X, Y, patterns, gates, loss, regularizer, lam, formulation,
+                 bias, classes, input_scale=None):
+        self.X = X
+        self.y = Y
+        self.patterns = patterns
+        self.gates = gates
+        self.loss = loss
+        self.regularizer = regularizer
+        self.lam = lam
+        self.formulation = formulation
+        self.bias = bias
+        self.classes = classes
+        self.input_scale = input_scale
+
+    def __repr__(self):
+        return (
+            f"Problem(formulation={self.formulation.name!r}, loss={self.loss.name!r}, "
+            f"regularizer={self.regularizer.name!r}, lam={self.lam:g}, "
+            f"n_samples={self.n_samples}, d={self.n_features}, "
+            f"n_patterns={self.n_patterns}, n_outputs={self.n_outputs}, "
+            f"dtype={self.dtype.name})"
+        )
+
+    # --- sizes -----------------------------------------------------------
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def n_features(self):
+        """d, counting the bias column when there is one."""
+        return self.X.shape[1]
+
+    @property
+    def n_patterns(self):
+        return self.patterns.shape[1]
+
+    @property
+    def n_outputs(self):
+        return self.y.shape[1]
+
+    @property
+    def dtype(self):
+        return self.X.dtype
+
+    @property
+    def weight_shape(self):
+        return (self.n_outputs, self.n_patterns, self.n_features)
+
+    # --- the objective -----------------------------------------------------
+    def blocks(self, U=None, V=None, W=None):
+        """Validate weights and return them as a dict of named blocks."""
+        given = {"U": U, "V": V, "W": W}
+        names = self.formulation.block_names
+        extra = [k for k, v in given.items() if v is not None and k not in names]
+        if extra:
+            want = " and ".join(names)
+            raise ValueError(
+                f"{extra[0]}: not a weight of the {self.formulation.name} problem, "
+                f"which takes {want}."
+            )
+        missing = [k for k in names if given[k] is None]
+        if missing:
+            raise ValueError(f"{missing[0]}: required by the {self.formulation.name} "
+                             "problem.")
+        return {k: check_weights(given[k], k, self.weight_shape, self.dtype)
+                for k in names}
+
+    def model_predict(self, blocks):
+        """Convex model predictions on the training data, (n_samples, n_outputs)."""
+        U = self.formulation.combine(blocks)
+        return operator.predict(self.X, self.patterns, U)
+
+    def data_fit(self, Yhat):
+        """The loss term ``(1/n) sum_j loss(yhat_j, y_j)``: the one place of 1/n."""
+        return self.loss.value(Yhat, self.y) / self.n_samples
+
+    def penalty(self, blocks):
+        """``lam * sum over blocks of R(block)`` (0 when lam is 0)."""
+        if self.lam == 0:
+            return 0.0
+        return self.lam * sum(self.regularizer.value(B) for B in blocks.values())
+
+    def objective(self, U=None, *, V=None, W=None):
+        """The convex objective of API.md at the given weights.
+
+        Gated ReLU takes ``U``; ReLU takes ``V=`` and ``W=`` (the cone
+        constraints are not checked here: see the certificate).
+        """
+        blocks = self.blocks(U, V, W)
+        return self.data_fit(self.model_predict(blocks)) + self.penalty(blocks)
+
+    @cached_property
+    def gradient_at_zero(self):
+        """Gradient of the data-fit term at U = 0, shape (n_outputs, P, d)."""
+        S = self.loss.gradient(np.zeros_like(self.y), self.y)
+        return operator.adjoint(self.X, self.patterns, S) / self.n_samples
+
+    # --- data -------------------------------------------------------------
+    def prepare_X(self, X, name="X"):
+        """New raw data as the problem uses it: validated, scaled, bias appended."""
+        X = _check_new_X(X, name)
+        expected = self.n_features - int(self.bias)
+        if X.shape[1] != expected:
+            raise ValueError(
+                f"{name}: has {X.shape[1]} features, the problem was built with "
+                f"{expected}."
+            )
+        if self.input_scale is not None:
+            X = X / self.input_scale[:expected]
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        return _append_bias(X) if self.bias else X
+
+    # --- solving ----------------------------------------------------------
+    def solve(self, solver="CLARABEL", **options):
+        """Solve with a CVXPY solver (default CLARABEL) or ``solver="fast"``.
+
+        Returns a :class:`cvxnn.core.solution.Solution`. Options are validated
+        against the chosen solver's declared options.
+        """
+        return backends.solve(self, solver, **options)
+
+
+def _check_new_X(X, name):
+    arr = as_float_array(X, name)
+    if arr.ndim != 2 or arr.shape[0] < 1:
+        raise ValueError(
+            f"{name}: expected a 2-D array (n_samples, n_features) with at least one "
+            f"row, got shape {arr.shape}."
+        )
+    return check_finite(arr, name)
+
+
+def _append_bias(X):
+    return np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1), X.dtype)]))
+
+
+def column_scales(X):
+    r"""Per-column scales :math:`s_f` that give the columns of ``X / s`` unit variance.
+
+    :math:`s_f` is the standard deviation of column f. A constant column
+    (standard deviation at rounding level, below ``n * eps * max |X_f|``) is
+    scaled by its largest absolute value instead, so it becomes +-1 like a
+    bias column; an all-zero column keeps scale 1. Columns are not centred:
+    centring would change the model class when ``bias=False``, scaling does not
+    (``x_f w_f = (x_f / s_f)(s_f w_f)``).
+    """
+    X64 = np.asarray(X, dtype=np.float64)
+    std = X64.std(axis=0)
+    top = np.abs(X64).max(axis=0)
+    constant = std <= X64.shape[0] * np.finfo(X.dtype).eps * top
+    scale = np.where(constant, top, std)
+    return np.where(scale > 0, scale, 1.0)
+
+
+def _check_gates(gates, d, dtype, bias):
+    G = as_float_array(gates, "gates", dtype=dtype)
+    if G.ndim != 2 or G.shape[0] != d or G.shape[1] < 1:
+        extra = " (n_features + 1 for the bias)" if bias else ""
+        raise ValueError(
+            f"gates: expected shape (d, n_gates) with d = {d}{extra} and "
+            f"n_gates >= 1, got {G.shape}."
+        )
+    return check_finite(G, "gates")
+
+
+def build_problem(X, y, formulation="gated_relu", loss="squared",
+                  regularizer="group_l1", lam=1e-3, n_gates=100, gates=None,
+                  bias=False, random_state=0, standardize=False):
+    """Build the convex program of a two-layer ReLU network.
+
+    Parameters
+    ----------
+    X : array (n_samples, n_features), float32 or float64 (kept), else float64.
+    y : array (n_samples,) or (n_samples, n_outputs). Real values for
+        ``"squared"``; {-1, +1} or {0, 1} for ``"logistic"``; class labels or
+        one-hot rows for ``"cross_entropy"``.
+    formulation : ``"gated_relu"`` or ``"relu"``.
+    loss : ``"squared"``, ``"logistic"`` or ``"cross_entropy"``.
+    regularizer : ``"group_l1"``, ``"feature_group_l1"``, ``"l2"``, ``"l1"`` or None.
+    lam : float >= 0, regularization strength.
+    n_gates : int >= 1, Gaussian gates to sample (ignored when ``gates`` is given).
+    gates : optional array (d, n_gates) of gate vectors, d counting the bias.
+    bias : bool, append a column of ones to X.
+    random_state : None, int or numpy Generator, seeds the gate sampling.
+    standardize : bool, divide each column of X by its standard deviation
+        (:func:`column_scales`; no centring, the bias column is not scaled)
+        before sampling gates. The program is then solved in the scaled space
+        (the regularizer acts on the scaled weights), ``problem.X`` is the
+        scaled data and ``problem.input_scale`` holds the scales. User ``gates``
+        are given for the raw data and scaled with it, so they produce the
+        same patterns. The trained network is mapped back: ``sol.predict``
+        and ``sol.network`` take raw inputs.
+
+    Returns
+    -------
+    Problem
+
+    Notes
+    -----
+    Constant, duplicate and all-zero columns are legal data: they only make
+    some weights redundant or inactive, which every regularizer handles (the
+    minimizer of the penalized problem stays finite). Data that are zero
+    everywhere (with ``bias=False``) are rejected, as no gate can activate
+    any sample. Sparse and masked arrays are rejected with a TypeError;
+    call ``.toarray()`` or fill them first.
+    """
+    formulation = FORMULATIONS[check_choice(formulation, "formulation",
+                                            tuple(FORMULATIONS))]
+    loss = LOSSES[check_choice(loss, "loss", tuple(LOSSES))]
+    regularizer = REGULARIZERS[check_choice(regularizer, "regularizer",
+                                            tuple(REGULARIZERS))]
+    lam = check_lam(lam)
+    bias = _check_bool(bias, "bias")
+    standardize = _check_bool(standardize, "standardize")
+    X = check_X(X)
+    Y, classes = loss.prepare_targets(y, X.shape[0], X.dtype)
+    if not bias and not X.any():
+        raise ValueError("X: every entry is zero, so no gate can activate any "
+                         "sample; use bias=True or check the data.")
+    if gates is None:
+        n_gates = check_positive_int(n_gates, "n_gates")
+        rng = check_random_state(random_state)
+    else:
+        gates = _check_gates(gates, X.shape[1] + bias, X.dtype, bias)
+    X, scale = _data_as_used(X, bias, standardize)
+    if gates is None:
+        G = gaussian_gates(X.shape[1], n_gates, rng, X.dtype)
+    else:  # raw-space gates give the same patterns on the scaled data
+        G = gates if scale is None else np.ascontiguousarray(
+            gates * scale[:, None], dtype=X.dtype)
+    D, kept = activation_patterns(X, G)
+    if D.shape[1] == 0:
+        raise ValueError(
+            "gates: no gate activates any sample (every pattern X @ g > 0 is empty); "
+            "use more gates or check the data."
+        )
+    return Problem(X, Y, D, np.ascontiguousarray(G[:, kept]), loss, regularizer, lam,
+                   formulation, bias, classes, input_scale=scale)
+
+
+def _data_as_used(X, bias, standardize):
+    """X scaled (when standardize) and with the bias column; the scales or None."""
+    scale = None
+    if standardize:
+        scale = np.append(column_scales(X), [1.0] * bias)
+        X = np.ascontiguousarray(X / scale[:X.shape[1]], dtype=X.dtype)
+    return (_append_bias(X) if bias else X), scale
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}.")
+    return bool(value)
