@@ -40,6 +40,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from cvxnn.core import backends
 from cvxnn.core.patterns import gaussian_gates
 from cvxnn.core.problem import _append_bias, build_problem
+from cvxnn.core.status import OPTIMAL
 from cvxnn.core.validation import check_choice, check_positive_int, check_random_state
 
 FLOAT_DTYPES = (np.float64, np.float32)
@@ -207,7 +208,7 @@ class _ConvexReLUBase(BaseEstimator):
         if solution.U is None:
             raise RuntimeError(f"fit: the {solver} solver returned no weights "
                                f"({solution.status}): {solution.message}")
-        if solution.status != "optimal":
+        if solution.status != OPTIMAL:
             warnings.warn(f"fit: the {solver} solver stopped with status "
                           f"{solution.status!r} ({solution.certificate.summary()}); "
                           "the model may not be the global optimum.",

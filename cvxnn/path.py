@@ -28,7 +28,8 @@ import numpy as np
 from cvxnn.core import backends, operator
 from cvxnn.core.certificates import lam_max as compute_lam_max
 from cvxnn.core.cvxpy_solvers import check_solver
-from cvxnn.core.errors import INTERRUPTED, ConvergenceWarning
+from cvxnn.core.errors import ConvergenceWarning
+from cvxnn.core.status import INTERRUPTED, USER_LIMIT
 from cvxnn.core.validation import as_float_array, check_finite, check_positive_int
 from cvxnn.core.variants import check_problem, with_lam
 from cvxnn.metrics import encode_targets, metrics
@@ -277,7 +278,7 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
 
 def _interrupted(solution):
     """Whether the fast solver caught a Ctrl-C during this solve."""
-    return solution.status == "user_limit" and INTERRUPTED in solution.message
+    return solution.status == USER_LIMIT and INTERRUPTED in solution.message
 
 
 def _default_metric(path):

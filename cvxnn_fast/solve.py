@@ -29,6 +29,7 @@ import scipy
 
 from cvxnn.core.errors import ConvergenceWarning
 from cvxnn.core.solution import Solution
+from cvxnn.core.status import OPTIMAL
 from cvxnn.core.validation import (
     check_positive_float,
     check_positive_int,
@@ -229,7 +230,7 @@ def _blas_threads(problem, method):
 def _finish(problem, result, tol):
     """Turn an engine result into a Solution; warn where the solve fell short."""
     status, message = result.status, result.message
-    if status != "optimal":
+    if status != OPTIMAL:
         warnings.warn(f"fast_solve: {message}", ConvergenceWarning, stacklevel=3)
     elapsed = time.monotonic() - result.start
     return Solution.from_weights(

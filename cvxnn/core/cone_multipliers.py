@@ -29,6 +29,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from cvxnn.core.cvxpy_solvers import check_solver
+from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.core.validation import check_choice
 
 METHODS = ("auto", "nnls", "cvxpy")
@@ -87,7 +88,7 @@ def _cvxpy_lam_max(problem, solver, options):
         program = cp.Problem(cp.Minimize(
             _dual_norm_expression(problem.regularizer.name, Z)))
         program.solve(solver=solver, **options)
-        if program.status not in ("optimal", "optimal_inaccurate"):
+        if program.status not in (OPTIMAL, OPTIMAL_INACCURATE):
             raise RuntimeError(f"lam_max: {solver} returned status "
                                f"{program.status!r} on the multiplier program.")
         values.append(float(program.value))

@@ -1,9 +1,5 @@
 """Warnings and errors raised by cvxnn solvers."""
 
-# The message a solver that caught Ctrl-C puts in its solution (status
-# "user_limit"), so that callers such as regularization_path can stop too.
-INTERRUPTED = "interrupted by the user (KeyboardInterrupt)"
-
 
 class ConvergenceWarning(UserWarning):
     """A solver stopped before its certificate met the tolerance."""

@@ -47,6 +47,7 @@ import numpy as np
 from cvxnn.core import operator
 from cvxnn.core.cvxpy_solvers import check_solver
 from cvxnn.core.solution import Solution
+from cvxnn.core.status import INFEASIBLE, OPTIMAL
 from cvxnn.core.validation import check_choice, check_options, check_weights
 from cvxnn.core.variants import check_problem, relu_twin
 from cvxnn.decomposition.cones import Cones, least_distance, repair
@@ -188,7 +189,7 @@ def _split_cvxpy(blocks, W, ok, solver, options):
     """The exact SOCP over the splittable blocks; W filled in place."""
     X, U, S = blocks.cones.X, blocks.U[ok], blocks.signs[:, ok]
     if U.shape[0] == 0:
-        return W, "optimal", 0
+        return W, OPTIMAL, 0
     Wv = cp.Variable(U.shape, name="W")
     B = np.maximum(0.0, -S * (X @ U.T))
     objective = cp.sum(cp.norm(Wv + U, 2, axis=1)) + cp.sum(cp.norm(Wv, 2, axis=1))
@@ -253,7 +254,7 @@ def decompose(problem, solution, method="fast", *, solver="CLARABEL", **options)
     # (which both proves whether they split and gives a feasible split).
     which = np.ones(len(blocks.k), bool) if method == "fast" else blocks.degenerate
     W, ok = _least_distance_split(blocks, which)
-    status, n_iter, name = "optimal", None, "decompose[fast]"
+    status, n_iter, name = OPTIMAL, None, "decompose[fast]"
     if method == "cvxpy":
         W, status, n_iter = _split_cvxpy(blocks, W, ok, solver, options)
         name = f"decompose[cvxpy:{solver}]"
@@ -276,7 +277,7 @@ def _assemble(problem, U, blocks, W_act, ok, status, n_iter, method, name, start
     bad = [(int(k), int(i)) for k, i in zip(blocks.k[~ok], blocks.i[~ok], strict=True)]
     patterns = tuple(sorted({i for _, i in bad}))
     if bad:
-        status = "infeasible"
+        status = INFEASIBLE
         warnings.warn(
             f"decompose: {len(bad)} block(s) cannot be split into their cones "
             f"(patterns {list(patterns)}: the cone has an empty interior and u is "

@@ -21,6 +21,7 @@ import numpy as np
 from cvxnn.core import operator
 from cvxnn.core.cvxpy_solvers import check_solver
 from cvxnn.core.solution import Solution
+from cvxnn.core.status import SOLVER_ERROR
 
 # CVXPY's SciPy canonicalization backend handles the large constant design
 # matrix 2.6x faster than its default C++ one (17.7 s vs 46.5 s for
@@ -71,7 +72,7 @@ def solve_cvxpy(problem, solver="CLARABEL", **options):
     try:
         model.problem.solve(solver=name, **{"canon_backend": CANON_BACKEND, **options})
     except cp.error.SolverError as exc:
-        return Solution.failed(problem, status="solver_error", solver=name,
+        return Solution.failed(problem, status=SOLVER_ERROR, solver=name,
                                solve_time=time.perf_counter() - start,
                                message=f"{name} failed: {exc}")
     info = {"build_time": built - start, "cvxpy_objective": model.problem.value,

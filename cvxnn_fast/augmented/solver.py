@@ -56,7 +56,7 @@ iterations in all, even when allowed only after 1,000 outer steps; mean
 
 import numpy as np
 
-from cvxnn.core.errors import INTERRUPTED
+from cvxnn.core.status import INTERRUPTED
 from cvxnn_fast.common.polish import Polisher
 from cvxnn_fast.common.run import Result
 from cvxnn_fast.fista import solver as fista

@@ -6,9 +6,16 @@ import numpy as np
 
 from cvxnn.core import operator
 from cvxnn.core.certificates import _gradient_scale, has_duality_gap
-from cvxnn.core.errors import INTERRUPTED, NumericalBreakdown
+from cvxnn.core.errors import NumericalBreakdown
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.solution import Solution
+from cvxnn.core.status import (
+    INTERRUPTED,
+    OPTIMAL,
+    OPTIMAL_INACCURATE,
+    SOLVER_ERROR,
+    USER_LIMIT,
+)
 from cvxnn_fast.common.polish import Polisher
 from cvxnn_fast.common.run import Result
 from cvxnn_fast.fista import _fista
@@ -266,15 +273,15 @@ def describe(code, stop, state, tol):
     """(status, message) for a finished run."""
     it, opt = int(state[K["S_ITER"]]), state[K["S_OPT"]]
     if stop:
-        return "user_limit", f"{stop} at iteration {it} (optimality {opt:.2e})."
+        return USER_LIMIT, f"{stop} at iteration {it} (optimality {opt:.2e})."
     if code == K["CONVERGED"]:
-        return "optimal", ""
+        return OPTIMAL, ""
     if code == K["MAX_ITER"]:
-        return "optimal_inaccurate", (
+        return OPTIMAL_INACCURATE, (
             f"max_iter={it} reached with optimality {opt:.2e} > tol={tol:.1e}; "
             "returning the last iterate.")
     if code == K["STEP_UNDERFLOW"]:
-        return "optimal_inaccurate", (
+        return OPTIMAL_INACCURATE, (
             f"the line search found no decrease at iteration {it} (optimality "
             f"{opt:.2e}): tol={tol:.1e} is likely below the precision reachable "
             "in this dtype; returning the last iterate.")
@@ -288,7 +295,7 @@ def breakdown(problem, ws, blocks_of, start, cause=None):
                       f"{it} (objective {ws.state[K['S_OBJ']]!r})")
     last = None
     if np.all(np.isfinite(ws.x)):
-        last = Solution.from_weights(problem, status="solver_error", solver="fast",
+        last = Solution.from_weights(problem, status=SOLVER_ERROR, solver="fast",
                                      solve_time=time.monotonic() - start,
                                      n_iter=it, **blocks_of(ws.x))
     raise NumericalBreakdown(

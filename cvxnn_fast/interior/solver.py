@@ -46,8 +46,15 @@ import time
 import numpy as np
 
 from cvxnn.core.certificates import certificate
-from cvxnn.core.errors import INTERRUPTED, NumericalBreakdown
+from cvxnn.core.errors import NumericalBreakdown
 from cvxnn.core.solution import Solution
+from cvxnn.core.status import (
+    INTERRUPTED,
+    OPTIMAL,
+    OPTIMAL_INACCURATE,
+    SOLVER_ERROR,
+    USER_LIMIT,
+)
 from cvxnn_fast.common.polish import Polisher, best_multipliers, polish
 from cvxnn_fast.common.run import Result
 from cvxnn_fast.interior import conic
@@ -293,14 +300,14 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
                 newton.factor()
                 direction = newton.predictor_corrector()
             except np.linalg.LinAlgError as exc:
-                status, message = "optimal_inaccurate", (
+                status, message = OPTIMAL_INACCURATE, (
                     f"the Newton system became singular at iteration {k} ({exc}) "
                     f"with optimality {optimality:.2e} > tol={tol:.1e}; returning "
                     "the last iterate.")
                 break
             alpha = min(1.0, STEP_FRACTION * it.max_step(direction))
             if alpha < MIN_STEP:
-                status, message = "optimal_inaccurate", (
+                status, message = OPTIMAL_INACCURATE, (
                     f"no progress at iteration {k} (step {alpha:.1e}) with "
                     f"optimality {optimality:.2e} > tol={tol:.1e}; returning the "
                     "last iterate.")
@@ -309,17 +316,17 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
     except KeyboardInterrupt:
         stop = INTERRUPTED
     if finisher.result:
-        status, message = "optimal", None
+        status, message = OPTIMAL, None
     elif finisher.stalled:
-        status, message = "optimal_inaccurate", (
+        status, message = OPTIMAL_INACCURATE, (
             f"the certificate stopped improving at {finisher.best_optimality:.2e} "
             f"> tol={tol:.1e} (iteration {k}): tol is likely below the precision "
             "reachable here; returning the best point.")
     elif stop:
-        status, message = "user_limit", (
+        status, message = USER_LIMIT, (
             f"{stop} at iteration {k} (optimality {optimality:.2e}).")
     elif status is None:
-        status, message = "optimal_inaccurate", (
+        status, message = OPTIMAL_INACCURATE, (
             f"max_iter={k} reached with optimality {optimality:.2e} > "
             f"tol={tol:.1e}; returning the last iterate.")
     blocks, mults = finisher.result or finisher.best or _weights(problem, system, it)
@@ -436,6 +443,6 @@ def _breakdown(problem, system, it, monitor, k, cause):
         f"fast_solve (interior point): {cause} at iteration {k}; check the data "
         "scaling (build_problem(..., standardize=True)) and lam.",
         None if not np.all(np.isfinite(it.x)) else Solution.from_weights(
-            problem, status="solver_error", solver="fast",
+            problem, status=SOLVER_ERROR, solver="fast",
             solve_time=time.monotonic() - monitor.start, n_iter=k,
             **_weights(problem, system, it)[0]))
