@@ -1,0 +1,248 @@
+"""Randomized campaign: ``fast_solve`` with its defaults against CLARABEL.
+
+Seeded random small problems across every formulation x loss x regularizer,
+with and without bias, some with badly scaled columns, a constant column or
+duplicated rows, lam log-uniform below lam_max. Each is solved by
+``fast_solve(problem, tol=1e-6)`` (defaults otherwise) and by CLARABEL; the
+table reports, per combination,
+
+* the rate of ``optimal`` answers,
+* the worst ratio of fast's time to CLARABEL's (both ``sol.solve_time``;
+  CLARABEL's includes CVXPY's canonicalization, as everywhere in
+  comparisons/),
+* the number of *wrong* ``optimal`` answers: objective above CLARABEL's by
+  more than the answer's own certified gap (must be zero).
+
+Problems CLARABEL does not solve to ``optimal`` (e.g. an unregularized
+logistic fit of separable data, which has no minimizer) are not well posed
+and are counted apart.
+
+    python comparisons/campaign.py                 # 600 problems, n 15-250
+    python comparisons/campaign.py --count 120 --seed 1
+
+``tests/test_campaign.py`` runs a smaller version (small n) in the suite.
+"""
+
+import argparse
+import itertools
+import sys
+import time
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+import cvxnn
+from cvxnn.core.certificates import lam_max
+from cvxnn.core.status import OPTIMAL
+from cvxnn_fast import fast_solve
+
+FORMULATIONS = ("gated_relu", "relu")
+LOSSES = ("squared", "logistic", "cross_entropy")
+REGULARIZERS = ("group_l1", "feature_group_l1", "l2", "l1", None)
+COMBINATIONS = tuple(itertools.product(FORMULATIONS, LOSSES, REGULARIZERS))
+PATHOLOGIES = ("none", "scaled", "constant", "duplicated")
+TOL = 1e-6
+# An ``optimal`` answer is wrong when its objective exceeds CLARABEL's by more
+# than its certified gap plus this slack relative to max(1, |F|) (CLARABEL's
+# own accuracy).
+SLACK = 1e-7
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One random problem, reproducible from (seed, index)."""
+
+    seed: int
+    index: int
+    formulation: str
+    loss: str
+    regularizer: str | None
+    n_samples: int
+    n_features: int
+    n_gates: int
+    bias: bool
+    pathology: str
+    lam_fraction: float  # lam / lam_max (0 when unregularized)
+
+    @property
+    def combination(self):
+        return (self.formulation, self.loss, self.regularizer)
+
+
+def specs(count, seed=0, n_range=(15, 250), d_range=(1, 10), gate_range=(3, 40)):
+    """``count`` problem specs cycling through every combination."""
+    out = []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        formulation, loss, regularizer = COMBINATIONS[index % len(COMBINATIONS)]
+        out.append(Spec(
+            seed, index, formulation, loss, regularizer,
+            int(rng.integers(n_range[0], n_range[1] + 1)),
+            int(rng.integers(d_range[0], d_range[1] + 1)),
+            int(rng.integers(gate_range[0], gate_range[1] + 1)),
+            bool(rng.integers(2)), PATHOLOGIES[int(rng.integers(len(PATHOLOGIES)))],
+            0.0 if regularizer is None else float(10 ** rng.uniform(-4, -0.05))))
+    return out
+
+
+def _data(spec):
+    rng = np.random.default_rng([spec.seed, spec.index, 1])
+    n, d = spec.n_samples, spec.n_features
+    X = rng.standard_normal((n, d))
+    if spec.pathology == "scaled":
+        X *= 10.0 ** rng.uniform(-3, 3, d)
+    elif spec.pathology == "constant":
+        X[:, rng.integers(d)] = rng.uniform(0.5, 3.0)
+    elif spec.pathology == "duplicated":
+        rows = rng.integers(n, size=max(1, n // 4))
+        X[rng.integers(n, size=rows.size)] = X[rows]
+    signal = np.tanh(X / X.std(axis=0).clip(1e-12) @ rng.standard_normal((d, 3)))
+    noisy = signal + 0.3 * rng.standard_normal((n, 3))
+    if spec.loss == "squared":
+        y = noisy[:, :1 + int(rng.integers(2))]
+    elif spec.loss == "logistic":
+        y = np.where(noisy[:, 0] > 0, 1, -1)
+        y[:2] = (1, -1)  # both classes present
+    else:
+        y = np.argmax(noisy, axis=1)
+        y[:3] = (0, 1, 2)
+    return X, y
+
+
+def build(spec):
+    """The Problem of a spec (lam from lam_fraction and the gated lam_max)."""
+    X, y = _data(spec)
+    kwargs = {"formulation": spec.formulation, "loss": spec.loss,
+              "n_gates": spec.n_gates, "bias": spec.bias,
+              "random_state": spec.index}
+    lam = 0.0
+    if spec.regularizer is not None:
+        # The gated group_l1 lam_max bounds every lam worth solving (the ReLU
+        # one is smaller); l2 and the other norms take the same scale.
+        probe = cvxnn.build_problem(X, y, **{**kwargs, "formulation": "gated_relu"},
+                                    regularizer="group_l1", lam=1.0)
+        lam = spec.lam_fraction * lam_max(probe)
+    return cvxnn.build_problem(X, y, **kwargs, regularizer=spec.regularizer, lam=lam)
+
+
+@dataclass
+class Row:
+    spec: Spec
+    well_posed: bool
+    status: str = ""
+    method: str = ""
+    optimality: float = np.nan
+    fast_time: float = np.nan
+    clarabel_time: float = np.nan
+    excess: float = np.nan  # (F_fast - F_clarabel) / max(1, |F_clarabel|)
+    wrong: bool = False
+
+    @property
+    def optimal(self):
+        return self.status == OPTIMAL
+
+    @property
+    def ratio(self):
+        return self.fast_time / self.clarabel_time
+
+
+def reference(problem):
+    """CLARABEL's solution (None when it does not report optimal)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            sol = problem.solve("CLARABEL")
+        except Exception:  # noqa: BLE001 (a failed reference: not well posed)
+            return None
+    return sol if sol.status == OPTIMAL else None
+
+
+def compare(spec, cache=None):
+    """Solve one spec both ways; ``cache`` maps specs to CLARABEL solutions."""
+    problem = build(spec)
+    if cache is not None and spec in cache:
+        ref = cache[spec]
+    else:
+        ref = reference(problem)
+        if cache is not None:
+            cache[spec] = ref
+    if ref is None:
+        return Row(spec, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = fast_solve(problem, tol=TOL)
+    cert = sol.certificate
+    scale = max(1.0, abs(ref.objective))
+    gap = (cert.duality_gap if cert.duality_gap is not None
+           else TOL * max(abs(cert.objective), 1e-12))
+    excess = sol.objective - ref.objective
+    wrong = sol.status == OPTIMAL and excess > gap + SLACK * scale
+    return Row(spec, True, sol.status, sol.info.get("method", ""),
+               float(cert.optimality if cert.optimality is not None else np.nan),
+               sol.solve_time, ref.solve_time, excess / scale, bool(wrong))
+
+
+def _name(combination):
+    formulation, loss, reg = combination
+    return f"{formulation:10s} {loss:13s} {str(reg):16s}"
+
+
+def table(rows):
+    """Per-combination lines and a total line, as text."""
+    groups = defaultdict(list)
+    for row in rows:
+        groups[row.spec.combination].append(row)
+    lines = [f"{'combination':41s} {'posed':>5s} {'optimal':>8s} {'wrong':>5s} "
+             f"{'worst ratio':>11s} {'median ratio':>12s} {'worst opt':>9s}  methods"]
+    for combination in COMBINATIONS:
+        lines.append(_line(_name(combination), groups.get(combination, [])))
+    lines.append(_line(f"{'all':41s}", rows))
+    return "\n".join(lines)
+
+
+def _line(name, rows):
+    posed = [r for r in rows if r.well_posed]
+    if not posed:
+        return f"{name} {0:5d}"
+    ratios = [r.ratio for r in posed]
+    worst_opt = max((r.optimality for r in posed if not r.optimal), default=np.nan)
+    methods = ",".join(sorted({r.method for r in posed}))
+    return (f"{name} {len(posed):5d} {np.mean([r.optimal for r in posed]):8.1%} "
+            f"{sum(r.wrong for r in posed):5d} {max(ratios):11.2f} "
+            f"{np.median(ratios):12.2f} {worst_opt:9.1e}  {methods}")
+
+
+def summary(rows):
+    """(rate of optimal, number wrong, worst time ratio) over well-posed rows."""
+    posed = [r for r in rows if r.well_posed]
+    return (float(np.mean([r.optimal for r in posed])),
+            sum(r.wrong for r in posed), max(r.ratio for r in posed))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=600)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-n", type=int, default=250)
+    parser.add_argument("--failures", action="store_true",
+                        help="print each problem not answered optimal")
+    args = parser.parse_args(argv)
+    start = time.monotonic()
+    rows = [compare(spec) for spec in specs(args.count, args.seed,
+                                            n_range=(15, args.max_n))]
+    print(f"# {args.count} problems, seed {args.seed}, n 15-{args.max_n}, "
+          f"tol {TOL:g}, {time.monotonic() - start:.0f} s")
+    print(table(rows))
+    if args.failures:
+        for r in rows:
+            if r.well_posed and (not r.optimal or r.wrong):
+                print(r)
+    rate, wrong, worst = summary(rows)
+    print(f"\noptimal {rate:.1%}  wrong {wrong}  worst time ratio {worst:.2f}")
+    return 0 if wrong == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
