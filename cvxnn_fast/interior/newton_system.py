@@ -59,8 +59,41 @@ class _System:
         self.root_h = None  # sqrt of the loss curvature (None: squared, all 1)
         reg = problem.regularizer.name if problem.lam > 0 else None
         self.soc = reg == "group_l1"
+        self.l1 = reg == "l1"  # |u_f| <= t_f as orthant rows t - u, t + u >= 0
         self.ridge = self.lam if reg == "l2" else 0.0
-        self.offset = 1 if self.soc else 0  # column of t in a block's variables
+        # Columns of t in a block's variables: 1 (group_l1), d (l1), else 0.
+        self.offset = 1 if self.soc else (self.d if self.l1 else 0)
+        # Cross-entropy couples the outputs of a sample: one (n c) system.
+        self.coupled = problem.loss.name == "cross_entropy"
+        self.root_L = None  # (n, c, c) roots of the cross-entropy Hessians
+        self.n_data_rows = 0  # orthant rows of the data cones (ReLU: n)
+
+    @property
+    def n_cone_rows(self):
+        """Orthant rows per block: data cones, then the l1 rows."""
+        return self.n_data_rows + (2 * self.d if self.l1 else 0)
+
+    def l1_rows(self, x):
+        """``[t - u, t + u]`` per block (B, 2d)."""
+        d = self.d
+        return np.concatenate([x[:, :d] - x[:, d:], x[:, :d] + x[:, d:]], axis=1)
+
+    def l1_adjoint(self, z):
+        """Transpose of :meth:`l1_rows`: (B, 2d) -> (B, 2d) = [t-part, u-part]."""
+        d = self.d
+        return np.concatenate([z[:, :d] + z[:, d:], z[:, d:] - z[:, :d]], axis=1)
+
+    def l1_hessian(self, w):
+        """``G^T diag(w) G`` of the l1 rows per block, (B, 2d, 2d)."""
+        d = self.d
+        H = np.zeros((len(w), 2 * d, 2 * d))
+        plus, minus = w[:, :d] + w[:, d:], w[:, d:] - w[:, :d]
+        idx = np.arange(d)
+        H[:, idx, idx] = plus
+        H[:, idx + d, idx + d] = plus
+        H[:, idx, idx + d] = minus
+        H[:, idx + d, idx] = minus
+        return H
 
     def gradient(self, Yhat):
         """Data-fit gradient ``A^T grad loss / n`` per block, (B, d)."""
@@ -70,8 +103,46 @@ class _System:
         return self.loss.value(Yhat, self.Y) / self.n
 
     def _curvature(self, Yhat):
-        if self.loss.name != "squared":
+        """Loss curvature at Yhat: ``root_h`` (diagonal losses) or, for
+        cross-entropy, ``root_L[j] = (I - p 1^T) diag(sqrt p)``, a root of the
+        sample's Hessian ``diag(p) - p p^T`` (p the softmax of Yhat[j])."""
+        if self.coupled:
+            p = self.loss.gradient(Yhat, self.Y) + self.Y
+            q = np.sqrt(np.maximum(p, 0.0))
+            L = -p[:, :, None] * q[:, None, :]
+            idx = np.arange(self.c)
+            L[:, idx, idx] += q
+            self.root_L = L
+        elif self.loss.name != "squared":
             self.root_h = np.sqrt(self.loss.curvature(Yhat, self.Y))
+
+    def _factor_outputs(self, M):
+        """Factors of ``n I + h^(1/2) M_k h^(1/2)`` per output, from the
+        unscaled ``M_k = A_k Q A_k^T``; one ``(n c)`` factor for
+        cross-entropy, ``n I + L^T blockdiag(M) L`` in (sample, output)
+        order."""
+        if not self.coupled:
+            if self.root_h is not None:
+                for k, Mk in enumerate(M):
+                    Mk *= self.root_h[:, k, None] * self.root_h[None, :, k]
+            self.K = [self._cholesky(Mk) for Mk in M]
+            return
+        n, c, L = self.n, self.c, self.root_L
+        K = np.einsum("jka,kjm,mkb->jamb", L, np.asarray(M), L).reshape(n * c, n * c)
+        K.flat[:: n * c + 1] += n
+        self.K = sla.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+
+    def _scale_h(self, R):
+        """``h^(1/2) R`` per sample (``L^T R`` for cross-entropy)."""
+        if self.coupled:
+            return np.einsum("jka,jk->ja", self.root_L, R)
+        return R if self.root_h is None else R * self.root_h
+
+    def _unscale_h(self, R):
+        """``h^(1/2) R`` per sample (``L R`` for cross-entropy)."""
+        if self.coupled:
+            return np.einsum("jka,ja->jk", self.root_L, R)
+        return R if self.root_h is None else R * self.root_h
 
     def _cholesky(self, K):
         K.flat[:: self.n + 1] += self.n
@@ -80,13 +151,14 @@ class _System:
     def _solve_once(self, b):
         o = self.offset
         y = self._apply_Q(b)
-        Ay = self.predict(y[:, o:])
-        if self.root_h is not None:
-            Ay *= self.root_h
-        S = np.column_stack([sla.cho_solve(K, Ay[:, k], check_finite=False)
-                             for k, K in enumerate(self.K)])
-        if self.root_h is not None:
-            S *= self.root_h
+        Ay = self._scale_h(self.predict(y[:, o:]))
+        if self.coupled:
+            S = sla.cho_solve(self.K, Ay.ravel(), check_finite=False)
+            S = S.reshape(self.n, self.c)
+        else:
+            S = np.column_stack([sla.cho_solve(K, Ay[:, k], check_finite=False)
+                                 for k, K in enumerate(self.K)])
+        S = self._unscale_h(S)
         correction = np.zeros_like(b)
         correction[:, o:] = self.adjoint(S)
         return y - self._apply_Q(correction)
@@ -94,9 +166,7 @@ class _System:
     def _matvec(self, x):
         o = self.offset
         out = self._apply_H(x)
-        Ax = self.predict(x[:, o:])
-        if self.root_h is not None:
-            Ax *= self.root_h**2
+        Ax = self._unscale_h(self._scale_h(self.predict(x[:, o:])))
         out[:, o:] += self.adjoint(Ax) / self.n
         return out
 
@@ -120,14 +190,66 @@ class _System:
         return x
 
 
-class ReluSystem(_System):
+def _invert_blocks(H):
+    """Inverses of the SPD blocks H (B, m, m), statically regularized."""
+    Q = H.copy()
+    diag = np.einsum("bii->bi", Q)
+    diag += REGULARIZATION * diag.max(axis=1, keepdims=True) + 1e-300
+    failed = _blocks.spd_inverse(Q)
+    if failed >= 0:
+        raise np.linalg.LinAlgError(
+            f"block {failed} of the Newton system is not positive definite")
+    return Q
+
+
+class _DenseBlocks(_System):
+    """Dense (o + d) blocks ``H``, inverted one by one; ``A Q A^T`` as one
+    GEMM of ``n x n x P d`` per output from the roots of the u-parts of Q."""
+
+    def _block_hessian(self, w_lin, scaling):
+        d, o = self.d, self.offset
+        H = np.zeros((self.n_blocks, d + o, d + o))
+        if self.n_data_rows:
+            H[:, o:, o:] = (w_lin[:, :self.n_data_rows] @ self.outer).reshape(-1, d, d)
+        if self.l1:
+            H += self.l1_hessian(w_lin[:, self.n_data_rows:])
+        if self.soc:
+            H += scaling.inverse_squared()
+        if self.ridge:
+            H[:, o:, o:] += self.ridge * np.eye(d)
+        return H
+
+    def _factor_blocks(self, w_lin, scaling, Yhat, Q_uu_of):
+        self._curvature(Yhat)
+        self.H = self._block_hessian(w_lin, scaling)
+        self.Q = _invert_blocks(self.H)
+        R = np.linalg.cholesky(Q_uu_of(self.Q[:, self.offset:, self.offset:]))
+        self._factor_outputs([self._gram(R[k * self.P:(k + 1) * self.P])
+                              for k in range(self.c)])
+
+    def _gram(self, R):
+        """``sum_i D_i X R_i R_i^T X^T D_i`` for one output's roots R (P, d, d)."""
+        n, P, d = self.n, self.P, self.d
+        M = (self.X @ R.transpose(1, 0, 2).reshape(d, P * d)).reshape(n, P, d)
+        M *= self.mask
+        M = M.reshape(n, P * d)
+        return M @ M.T
+
+    def _apply_Q(self, b):
+        return conic.apply(self.Q, b)
+
+    def _apply_H(self, x):
+        return conic.apply(self.H, x)
+
+
+class ReluSystem(_DenseBlocks):
     """Blocks: V's ``n_outputs * P`` rows, then W's; cone constraints per block."""
 
     def __init__(self, problem):
         c, P, _ = problem.weight_shape
         super().__init__(problem, 2 * c * P)
         self.half = c * P
-        self.n_cone_rows = self.n  # cone constraints per block
+        self.n_data_rows = self.n  # cone constraints per block
         signs = (2.0 * self.D - 1.0).T  # (P, n)
         self.signs = np.ascontiguousarray(np.tile(signs, (2 * self.c, 1)))
         d = self.d
@@ -142,61 +264,63 @@ class ReluSystem(_System):
         G = operator.adjoint(self.X, self.D, R).reshape(self.half, self.d)
         return np.concatenate([G, -G])
 
-    def cone(self, u):
-        return (u @ self.X.T) * self.signs
+    def cone(self, x):
+        """Orthant rows of blocks x (B, o + d): data cones, then l1 rows."""
+        rows = (x[:, self.offset:] @ self.X.T) * self.signs
+        return np.concatenate([rows, self.l1_rows(x)], axis=1) if self.l1 else rows
 
     def cone_adjoint(self, z):
-        return (z * self.signs) @ self.X
+        """Transpose of :meth:`cone`, (B, o + d)."""
+        out = np.zeros((len(z), self.offset + self.d))
+        out[:, self.offset:] = (z[:, :self.n] * self.signs) @ self.X
+        if self.l1:
+            out += self.l1_adjoint(z[:, self.n:])
+        return out
 
     def factor(self, w_lin, scaling, Yhat):
         """Factor for orthant weights z/s, the cones' NT scaling (group_l1) and
-        the loss curvature at the predictions Yhat."""
-        self._curvature(Yhat)
-        d, o = self.d, self.offset
-        H = np.zeros((self.n_blocks, d + o, d + o))
-        H[:, o:, o:] = (w_lin @ self.outer).reshape(-1, d, d)
-        if self.soc:
-            H += scaling.inverse_squared()
-        if self.ridge:
-            H[:, o:, o:] += self.ridge * np.eye(d)
-        self.H = H
-        reg = H.copy()
-        diag = np.einsum("bii->bi", reg)
-        diag += REGULARIZATION * diag.max(axis=1, keepdims=True) + 1e-300
-        failed = _blocks.spd_inverse(reg)
-        if failed >= 0:
-            raise np.linalg.LinAlgError(
-                f"block {failed} of the Newton system is not positive definite")
-        self.Q = reg
-        Q_uu = reg[:, o:, o:]
-        R = np.linalg.cholesky(Q_uu[: self.half] + Q_uu[self.half:])
-        self.K = [self._woodbury(R[k * self.P:(k + 1) * self.P], k)
-                  for k in range(self.c)]
+        the loss curvature at the predictions Yhat. V's and W's blocks of a
+        pattern share ``D_i X`` up to sign, so their Q are summed first."""
+        self._factor_blocks(w_lin, scaling, Yhat,
+                            lambda Q: Q[: self.half] + Q[self.half:])
 
-    def _woodbury(self, R, k):
-        """Cholesky of ``n I + h^(1/2) sum_i D_i X R_i R_i^T X^T D_i h^(1/2)``
-        for output k."""
-        n, P, d = self.n, self.P, self.d
-        M = (self.X @ R.transpose(1, 0, 2).reshape(d, P * d)).reshape(n, P, d)
-        M *= (self.mask if self.root_h is None
-              else self.mask * self.root_h[:, k, None, None])
-        M = M.reshape(n, P * d)
-        return self._cholesky(M @ M.T)
 
-    def _apply_Q(self, b):
-        return conic.apply(self.Q, b)
+class _DenseGated(_DenseBlocks):
+    """Gated ReLU with l1: the l1 rows' blocks are not a multiple of the
+    identity plus rank one, so they take the dense-block path."""
 
-    def _apply_H(self, x):
-        return conic.apply(self.H, x)
+    def __init__(self, problem):
+        c, P, _ = problem.weight_shape
+        super().__init__(problem, c * P)
+        self.mask = self.D[:, :, None].astype(np.float64)
+
+    def predict(self, u):
+        return operator.predict(self.X, self.D, u.reshape(self.c, self.P, self.d))
+
+    def adjoint(self, R):
+        return operator.adjoint(self.X, self.D, R).reshape(self.n_blocks, self.d)
+
+    def cone(self, x):
+        return self.l1_rows(x)
+
+    def cone_adjoint(self, z):
+        return self.l1_adjoint(z)
+
+    def factor(self, w_lin, scaling, Yhat):
+        self._factor_blocks(w_lin, scaling, Yhat, lambda Q: Q)
 
 
 class GatedSystem(_System):
     """Blocks: the ``n_outputs * P`` rows of U; no cone constraints."""
 
+    def __new__(cls, problem):
+        if cls is GatedSystem and problem.lam > 0 and problem.regularizer.name == "l1":
+            return _DenseGated(problem)
+        return super().__new__(cls)
+
     def __init__(self, problem):
         c, P, _ = problem.weight_shape
         super().__init__(problem, c * P)
-        self.n_cone_rows = 0
         self.D_float = self.D.astype(np.float64)
         self.gram = self.X @ self.X.T
         self.scaling = None
@@ -207,11 +331,11 @@ class GatedSystem(_System):
     def adjoint(self, R):
         return operator.adjoint(self.X, self.D, R).reshape(self.n_blocks, self.d)
 
-    def cone(self, u):
-        return np.zeros((len(u), 0))
+    def cone(self, x):
+        return np.zeros((len(x), 0))
 
     def cone_adjoint(self, z):
-        return np.zeros((len(z), self.d))
+        return np.zeros((len(z), self.offset + self.d))
 
     def factor(self, w_lin, scaling, Yhat):
         """Factor for the cones' NT scaling (group_l1) or the ridge (l2), and
@@ -224,7 +348,7 @@ class GatedSystem(_System):
             w1 = scaling.w[:, 1:].reshape(self.c, P, self.d)
         else:
             eta2 = np.full((self.c, P), 1.0 / self.ridge)
-        self.K = []
+        M = []
         for k in range(self.c):
             # F @ F.T with one operand: NumPy hands it to SYRK (half a GEMM).
             F = self.D_float * np.sqrt(eta2[k])
@@ -234,9 +358,8 @@ class GatedSystem(_System):
                 F = (self.X @ w1[k].T) * self.D_float  # v_i = D_i X w_1,i
                 F *= np.sqrt(2.0 * eta2[k])
                 K += F @ F.T
-            if self.root_h is not None:
-                K *= self.root_h[:, k, None] * self.root_h[None, :, k]
-            self.K.append(self._cholesky(K))
+            M.append(K)
+        self._factor_outputs(M)
 
     def _apply_Q(self, b):
         if self.soc:

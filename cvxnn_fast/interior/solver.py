@@ -75,15 +75,15 @@ CHECK_FACTOR = 10.0
 MIN_STEP = 1e-10
 PRUNE_THRESHOLDS = (np.inf, 1e-4, 1e-6, 1e-8)
 PRUNE_COMPLETE, PRUNE_EXTRA = 1e-6, 3
-LOSSES = ("squared", "logistic")  # a diagonal Hessian in the predictions
-REGULARIZERS = ("group_l1", "l2", None)
+LOSSES = ("squared", "logistic", "cross_entropy")
+REGULARIZERS = ("group_l1", "l1", "l2", None)
 
 
 def unsupported(problem):
     """Why this method cannot solve ``problem`` ("" when it can)."""
     reg = problem.regularizer.name if problem.lam > 0 else None
     if problem.formulation.name != "relu" and reg is None:
-        return ("the interior-point method needs group_l1 or l2 with lam > 0 "
+        return ("the interior-point method needs a regularizer with lam > 0 "
                 "for gated_relu")
     if problem.loss.name not in LOSSES:
         return (f"the interior-point method supports loss in {LOSSES}, "
@@ -95,12 +95,16 @@ def unsupported(problem):
 
 
 def estimated_flops(problem):
-    """Flops of one iteration (the Woodbury matrices and their factors)."""
+    """Flops of one iteration (the Woodbury matrices and their factors;
+    cross-entropy factors one (n c) matrix instead of c of size n)."""
     n = problem.n_samples
     c, P, d = problem.weight_shape
-    if problem.formulation.name != "relu":
-        return c * (4.0 * n * n * P + n**3 / 3.0) + 4.0 * c * P * n * d
-    return c * (2.0 * n * n * P * d + n**3 / 3.0) + 4.0 * c * P * n * d * d
+    factor = (n * c) ** 3 / 3.0 if problem.loss.name == "cross_entropy" \
+        else c * n**3 / 3.0
+    l1 = problem.lam > 0 and problem.regularizer.name == "l1"
+    if problem.formulation.name != "relu" and not l1:
+        return c * 4.0 * n * n * P + factor + 4.0 * c * P * n * d
+    return c * 2.0 * n * n * P * d + factor + 4.0 * c * P * n * d * d
 
 
 class Iterate:
@@ -116,6 +120,7 @@ class Iterate:
         # 1/n-scaled data fit.
         self.s_lin = np.ones((B, n))
         self.z_lin = np.full((B, n), 1.0 / system.n)
+        self.z_lin[:, system.n_data_rows:] = max(system.lam, 1.0 / system.n)
         self.s_soc = conic.soc_identity(B if system.soc else 0, o + d)
         self.z_soc = system.lam * self.s_soc
         self.degree = B * n + len(self.s_soc)
@@ -147,9 +152,11 @@ class Newton:
         u = it.x[:, o:]
         self.Yhat = system.predict(u)
         r_x = np.zeros_like(it.x)
-        r_x[:, o:] = (system.gradient(self.Yhat) + system.ridge * u
-                      - system.cone_adjoint(it.z_lin))
-        self.cones = system.cone(u)
+        r_x[:, o:] = system.gradient(self.Yhat) + system.ridge * u
+        r_x -= system.cone_adjoint(it.z_lin)
+        if system.l1:
+            r_x[:, :o] += system.lam
+        self.cones = system.cone(it.x)
         self.r_lin = it.s_lin - self.cones
         self.r_soc = it.s_soc - it.x if system.soc else it.s_soc
         if system.soc:
@@ -180,14 +187,14 @@ class Newton:
         system, o = self.system, self.system.offset
         y_lin = self.w * self.r_lin + rc_lin / self.it.s_lin
         b = -self.r_x
-        b[:, o:] += system.cone_adjoint(y_lin)
+        b += system.cone_adjoint(y_lin)
         y_soc = np.zeros((0, o + system.d))
         if system.soc:
             y_soc = (self.scaling.apply_inverse_squared(self.r_soc)
                      + self.scaling.apply_inverse(xi_soc))
             b += y_soc
         dx = system.solve(b, self.refine_tol)
-        G_lin = -system.cone(dx[:, o:])
+        G_lin = -system.cone(dx)
         dz_lin = self.w * G_lin + y_lin
         ds_lin = -self.r_lin - G_lin
         if system.soc:
@@ -227,14 +234,15 @@ def _weights(problem, system, it):
     o = system.offset
     shape, dtype = problem.weight_shape, problem.dtype
     u = it.x[:, o:]
-    if not system.n_cone_rows:  # gated ReLU
+    if not system.n_data_rows:  # gated ReLU
         return {"U": u.reshape(shape).astype(dtype)}, None
     half = system.half
     blocks = {"V": u[:half].reshape(shape).astype(dtype),
               "W": u[half:].reshape(shape).astype(dtype)}
     n = system.n
-    multipliers = tuple(np.ascontiguousarray(z.T.reshape(n, *shape[:2]), dtype=dtype)
-                        for z in (it.z_lin[:half], it.z_lin[half:]))
+    z = it.z_lin[:, :n]
+    multipliers = tuple(np.ascontiguousarray(m.T.reshape(n, *shape[:2]), dtype=dtype)
+                        for m in (z[:half], z[half:]))
     return blocks, multipliers
 
 
@@ -244,6 +252,8 @@ def _objective(system, newton, it):
     value = system.data_fit(newton.Yhat)
     if system.soc:
         value += system.lam * float(np.sum(np.linalg.norm(u, axis=1)))
+    if system.l1:
+        value += system.lam * float(np.sum(np.abs(u)))
     return value + 0.5 * system.ridge * float(np.sum(u * u))
 
 
@@ -284,7 +294,8 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
                 _breakdown(problem, system, it, monitor, k,
                            "the iterate became NaN/inf")
             objective = _objective(system, newton, it)
-            violation = float(max(0.0, -np.min(newton.cones, initial=0.0)))
+            violation = float(max(0.0, -np.min(newton.cones[:, :system.n_data_rows],
+                                               initial=0.0)))
             optimality = newton.complementarity / max(abs(objective), 1e-12)
             newton.refine_tol = max(REFINE_TOL, REFINE_RELATIVE * min(optimality, 1.0))
             objective, optimality, done = finisher.judge(it, objective, optimality,
