@@ -60,11 +60,18 @@ class _System:
         reg = problem.regularizer.name if problem.lam > 0 else None
         self.soc = reg == "group_l1"
         self.l1 = reg == "l1"  # |u_f| <= t_f as orthant rows t - u, t + u >= 0
+        # feature_group_l1: one cone (t_f, u_{., f}) per feature (and, ReLU,
+        # per block V / W); t is eliminated, leaving a diagonal term in the
+        # blocks and one rank-one term per cone (``G``, in the Woodbury step).
+        self.fgl1 = reg == "feature_group_l1"
+        self.cones = self.soc or self.fgl1
+        self.G = None  # (n_cones, B, d) rank-one terms of the fgl1 cones
         self.ridge = self.lam if reg == "l2" else 0.0
         # Columns of t in a block's variables: 1 (group_l1), d (l1), else 0.
         self.offset = 1 if self.soc else (self.d if self.l1 else 0)
         # Cross-entropy couples the outputs of a sample: one (n c) system.
         self.coupled = problem.loss.name == "cross_entropy"
+        self.dense_K = self.coupled or self.fgl1  # one (n c [+ cones]) factor
         self.root_L = None  # (n, c, c) roots of the cross-entropy Hessians
         self.n_data_rows = 0  # orthant rows of the data cones (ReLU: n)
 
@@ -72,6 +79,34 @@ class _System:
     def n_cone_rows(self):
         """Orthant rows per block: data cones, then the l1 rows."""
         return self.n_data_rows + (2 * self.d if self.l1 else 0)
+
+    def gather(self, u):
+        """The fgl1 cones' vector parts (n_cones, blocks per cone) of u (B, d):
+        feature f of every block (ReLU: of V's blocks, then of W's)."""
+        halves = 2 if self.n_blocks == 2 * self.c * self.P else 1
+        return u.reshape(halves, -1, self.d).transpose(0, 2, 1).reshape(
+            halves * self.d, -1)
+
+    def scatter(self, v):
+        """Transpose of :meth:`gather`: (n_cones, blocks per cone) -> (B, d)."""
+        halves = len(v) // self.d
+        return v.reshape(halves, self.d, -1).transpose(0, 2, 1).reshape(-1, self.d)
+
+    def fgl1_terms(self, scaling):
+        """(diagonal (B, d), rank-one columns G (n_cones, B, d)) of the fgl1
+        cones' NT term with t eliminated: ``eta^-2 (I - 2 w1 w1^T /
+        (2 w0^2 - 1))`` on each cone's entries."""
+        eta2, w = scaling.eta**2, scaling.w
+        diag = self.scatter(np.broadcast_to((1.0 / eta2)[:, None],
+                                            (len(w), w.shape[1] - 1)))
+        coef = np.sqrt(2.0 / (2.0 * w[:, 0] ** 2 - 1.0)) / np.sqrt(eta2)
+        cols = coef[:, None] * w[:, 1:]
+        G = np.zeros((len(w), self.n_blocks, self.d))
+        for a in range(len(w)):
+            one = np.zeros_like(cols)
+            one[a] = cols[a]
+            G[a] = self.scatter(one)
+        return diag, G
 
     def l1_rows(self, x):
         """``[t - u, t + u]`` per block (B, 2d)."""
@@ -106,7 +141,11 @@ class _System:
         """Loss curvature at Yhat: ``root_h`` (diagonal losses) or, for
         cross-entropy, ``root_L[j] = (I - p 1^T) diag(sqrt p)``, a root of the
         sample's Hessian ``diag(p) - p p^T`` (p the softmax of Yhat[j])."""
-        if self.coupled:
+        if self.dense_K and not self.coupled:
+            h = (np.ones_like(Yhat) if self.loss.name == "squared"
+                 else self.loss.curvature(Yhat, self.Y))
+            self.root_L = np.sqrt(h)[:, :, None] * np.eye(self.c)
+        elif self.coupled:
             p = self.loss.gradient(Yhat, self.Y) + self.Y
             q = np.sqrt(np.maximum(p, 0.0))
             L = -p[:, :, None] * q[:, None, :]
@@ -121,26 +160,39 @@ class _System:
         unscaled ``M_k = A_k Q A_k^T``; one ``(n c)`` factor for
         cross-entropy, ``n I + L^T blockdiag(M) L`` in (sample, output)
         order."""
-        if not self.coupled:
+        if not self.dense_K:
             if self.root_h is not None:
                 for k, Mk in enumerate(M):
                     Mk *= self.root_h[:, k, None] * self.root_h[None, :, k]
             self.K = [self._cholesky(Mk) for Mk in M]
             return
         n, c, L = self.n, self.c, self.root_L
-        K = np.einsum("jka,kjm,mkb->jamb", L, np.asarray(M), L).reshape(n * c, n * c)
+        K = np.zeros((n, c, n, c))
+        for k in range(c):
+            K += (L[:, k, :, None, None] * M[k][:, None, :, None]) * L[None, None, :, k, :]
+        K = K.reshape(n * c, n * c)
         K.flat[:: n * c + 1] += n
-        self.K = sla.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+        if self.G is None:
+            self.K = sla.cho_factor(K, lower=True, overwrite_a=True,
+                                    check_finite=False)
+            return
+        # Capacitance of H + A^T L L^T A / n - G G^T: [[K, U^T Q G],
+        # [G^T Q U, G^T Q G - I]] with U^T v = L^T A v.
+        m = len(self.G)
+        QG = np.stack([self._apply_Q(g) for g in self.G])
+        UQG = np.stack([self._scale_h(self.predict(q)).ravel() for q in QG], axis=1)
+        GQG = np.einsum("abd,cbd->ac", self.G, QG) - np.eye(m)
+        self.K = sla.lu_factor(np.block([[K, UQG], [UQG.T, GQG]]), check_finite=False)
 
     def _scale_h(self, R):
         """``h^(1/2) R`` per sample (``L^T R`` for cross-entropy)."""
-        if self.coupled:
+        if self.dense_K:
             return np.einsum("jka,jk->ja", self.root_L, R)
         return R if self.root_h is None else R * self.root_h
 
     def _unscale_h(self, R):
         """``h^(1/2) R`` per sample (``L R`` for cross-entropy)."""
-        if self.coupled:
+        if self.dense_K:
             return np.einsum("jka,ja->jk", self.root_L, R)
         return R if self.root_h is None else R * self.root_h
 
@@ -152,7 +204,11 @@ class _System:
         o = self.offset
         y = self._apply_Q(b)
         Ay = self._scale_h(self.predict(y[:, o:]))
-        if self.coupled:
+        if self.G is not None:
+            r = np.concatenate([Ay.ravel(), np.einsum("abd,bd->a", self.G, y)])
+            S = sla.lu_solve(self.K, r, check_finite=False)
+            S, low = S[: self.n * self.c].reshape(self.n, self.c), S[self.n * self.c:]
+        elif self.coupled:
             S = sla.cho_solve(self.K, Ay.ravel(), check_finite=False)
             S = S.reshape(self.n, self.c)
         else:
@@ -161,6 +217,8 @@ class _System:
         S = self._unscale_h(S)
         correction = np.zeros_like(b)
         correction[:, o:] = self.adjoint(S)
+        if self.G is not None:
+            correction += np.einsum("a,abd->bd", low, self.G)
         return y - self._apply_Q(correction)
 
     def _matvec(self, x):
@@ -168,6 +226,8 @@ class _System:
         out = self._apply_H(x)
         Ax = self._unscale_h(self._scale_h(self.predict(x[:, o:])))
         out[:, o:] += self.adjoint(Ax) / self.n
+        if self.G is not None:
+            out -= np.einsum("a,abd->bd", np.einsum("abd,bd->a", self.G, x), self.G)
         return out
 
     def solve(self, b, rtol=REFINE_TOL):
@@ -215,6 +275,10 @@ class _DenseBlocks(_System):
             H += self.l1_hessian(w_lin[:, self.n_data_rows:])
         if self.soc:
             H += scaling.inverse_squared()
+        if self.fgl1:
+            diag, self.G = self.fgl1_terms(scaling)
+            idx = np.arange(d)
+            H[:, idx, idx] += diag
         if self.ridge:
             H[:, o:, o:] += self.ridge * np.eye(d)
         return H
@@ -286,8 +350,9 @@ class ReluSystem(_DenseBlocks):
 
 
 class _DenseGated(_DenseBlocks):
-    """Gated ReLU with l1: the l1 rows' blocks are not a multiple of the
-    identity plus rank one, so they take the dense-block path."""
+    """Gated ReLU with l1 or feature_group_l1: their blocks are not a
+    multiple of the identity plus rank one, so they take the dense-block
+    path."""
 
     def __init__(self, problem):
         c, P, _ = problem.weight_shape
@@ -301,10 +366,10 @@ class _DenseGated(_DenseBlocks):
         return operator.adjoint(self.X, self.D, R).reshape(self.n_blocks, self.d)
 
     def cone(self, x):
-        return self.l1_rows(x)
+        return self.l1_rows(x) if self.l1 else np.zeros((len(x), 0))
 
     def cone_adjoint(self, z):
-        return self.l1_adjoint(z)
+        return self.l1_adjoint(z) if self.l1 else np.zeros((len(z), self.d))
 
     def factor(self, w_lin, scaling, Yhat):
         self._factor_blocks(w_lin, scaling, Yhat, lambda Q: Q)
@@ -314,7 +379,8 @@ class GatedSystem(_System):
     """Blocks: the ``n_outputs * P`` rows of U; no cone constraints."""
 
     def __new__(cls, problem):
-        if cls is GatedSystem and problem.lam > 0 and problem.regularizer.name == "l1":
+        if (cls is GatedSystem and problem.lam > 0
+                and problem.regularizer.name in ("l1", "feature_group_l1")):
             return _DenseGated(problem)
         return super().__new__(cls)
 

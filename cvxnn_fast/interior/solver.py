@@ -76,7 +76,7 @@ MIN_STEP = 1e-10
 PRUNE_THRESHOLDS = (np.inf, 1e-4, 1e-6, 1e-8)
 PRUNE_COMPLETE, PRUNE_EXTRA = 1e-6, 3
 LOSSES = ("squared", "logistic", "cross_entropy")
-REGULARIZERS = ("group_l1", "l1", "l2", None)
+REGULARIZERS = ("group_l1", "feature_group_l1", "l1", "l2", None)
 
 
 def unsupported(problem):
@@ -101,7 +101,7 @@ def estimated_flops(problem):
     c, P, d = problem.weight_shape
     factor = (n * c) ** 3 / 3.0 if problem.loss.name == "cross_entropy" \
         else c * n**3 / 3.0
-    l1 = problem.lam > 0 and problem.regularizer.name == "l1"
+    l1 = problem.lam > 0 and problem.regularizer.name in ("l1", "feature_group_l1")
     if problem.formulation.name != "relu" and not l1:
         return c * 4.0 * n * n * P + factor + 4.0 * c * P * n * d
     return c * 2.0 * n * n * P * d + factor + 4.0 * c * P * n * d * d
@@ -122,6 +122,11 @@ class Iterate:
         self.z_lin = np.full((B, n), 1.0 / system.n)
         self.z_lin[:, system.n_data_rows:] = max(system.lam, 1.0 / system.n)
         self.s_soc = conic.soc_identity(B if system.soc else 0, o + d)
+        self.t = np.zeros(0)  # the fgl1 cones' scalars (t eliminated in solves)
+        if system.fgl1:
+            m = system.gather(self.x).shape
+            self.s_soc = conic.soc_identity(m[0], m[1] + 1)
+            self.t = np.zeros(m[0])
         self.z_soc = system.lam * self.s_soc
         self.degree = B * n + len(self.s_soc)
 
@@ -129,7 +134,7 @@ class Iterate:
         return float(np.sum(self.s_lin * self.z_lin) + np.sum(self.s_soc * self.z_soc))
 
     def max_step(self, direction):
-        dx, ds_lin, ds_soc, dz_lin, dz_soc = direction
+        _, ds_lin, ds_soc, dz_lin, dz_soc, _ = direction
         return min(conic.max_step_orthant(self.s_lin, ds_lin),
                    conic.max_step_orthant(self.z_lin, dz_lin),
                    conic.max_step_soc(self.s_soc, ds_soc),
@@ -137,7 +142,7 @@ class Iterate:
 
     def move(self, direction, alpha):
         for value, delta in zip((self.x, self.s_lin, self.s_soc, self.z_lin,
-                                 self.z_soc), direction, strict=True):
+                                 self.z_soc, self.t), direction, strict=True):
             value += alpha * delta
         conic.keep_interior(self.s_soc)
         conic.keep_interior(self.z_soc)
@@ -162,6 +167,10 @@ class Newton:
         if system.soc:
             r_x -= it.z_soc
             r_x[:, 0] += system.lam
+        if system.fgl1:
+            r_x -= system.scatter(it.z_soc[:, 1:])
+            self.r_t = system.lam - it.z_soc[:, 0]
+            self.r_soc = it.s_soc - np.column_stack([it.t, system.gather(u)])
         self.r_x = r_x
         self.complementarity = it.complementarity()
         self.mu = self.complementarity / max(it.degree, 1)
@@ -171,7 +180,7 @@ class Newton:
         it, system = self.it, self.system
         self.w = it.z_lin / it.s_lin
         self.scaling = None
-        if system.soc:
+        if system.cones:
             self.scaling = conic.SOCScaling(it.s_soc, it.z_soc)
             self.lam_soc = self.scaling.lam
         system.factor(self.w, self.scaling, self.Yhat)
@@ -189,10 +198,13 @@ class Newton:
         b = -self.r_x
         b += system.cone_adjoint(y_lin)
         y_soc = np.zeros((0, o + system.d))
-        if system.soc:
+        if system.cones:
             y_soc = (self.scaling.apply_inverse_squared(self.r_soc)
                      + self.scaling.apply_inverse(xi_soc))
+        if system.soc:
             b += y_soc
+        if system.fgl1:
+            return self._fgl1_direction(b, y_soc, y_lin)
         dx = system.solve(b, self.refine_tol)
         G_lin = -system.cone(dx)
         dz_lin = self.w * G_lin + y_lin
@@ -202,17 +214,39 @@ class Newton:
             ds_soc = dx - self.r_soc
         else:
             dz_soc = ds_soc = y_soc
-        return dx, ds_lin, ds_soc, dz_lin, dz_soc
+        return dx, ds_lin, ds_soc, dz_lin, dz_soc, self.it.t[:0]
+
+    def _fgl1_direction(self, b, y_soc, y_lin):
+        """The direction with the fgl1 cones' scalars t eliminated: with
+        ``W^-2 = [[a, c^T], [c, .]]`` per cone, ``dt = (b_t - c^T du) / a``,
+        and the u-system gets ``b_u - c b_t / a`` (its matrix, the
+        eliminated one, is factored in :meth:`system.factor`)."""
+        system, scaling = self.system, self.scaling
+        b = b + system.scatter(y_soc[:, 1:])
+        b_t = -self.r_t + y_soc[:, 0]
+        w0, w1, eta2 = scaling.w[:, 0], scaling.w[:, 1:], scaling.eta**2
+        a = (2.0 * w0**2 - 1.0) / eta2
+        c = -2.0 * w0[:, None] * w1 / eta2[:, None]
+        b -= system.scatter(c * (b_t / a)[:, None])
+        du = system.solve(b, self.refine_tol)
+        dt = (b_t - np.sum(c * system.gather(du), axis=1)) / a
+        d_cone = np.column_stack([dt, system.gather(du)])
+        G_lin = -system.cone(du)
+        dz_lin = self.w * G_lin + y_lin
+        ds_lin = -self.r_lin - G_lin
+        ds_soc = d_cone - self.r_soc
+        dz_soc = y_soc - scaling.apply_inverse_squared(d_cone)
+        return du, ds_lin, ds_soc, dz_lin, dz_soc, dt
 
     def predictor_corrector(self):
         """Mehrotra's direction: affine step, centering, second-order correction."""
         it, system = self.it, self.system
         affine = self.direction(-it.s_lin * it.z_lin,
-                                -self.lam_soc if system.soc else None)
+                                -self.lam_soc if system.cones else None)
         if it.degree == 0:  # no cones (gated ReLU, l2): a Newton step
             return affine
         alpha = min(1.0, it.max_step(affine))
-        _, ds_lin, ds_soc, dz_lin, dz_soc = affine
+        _, ds_lin, ds_soc, dz_lin, dz_soc, _ = affine
         gap = (np.sum((it.s_lin + alpha * ds_lin) * (it.z_lin + alpha * dz_lin))
                + np.sum((it.s_soc + alpha * ds_soc) * (it.z_soc + alpha * dz_soc)))
         sigma = min(1.0, gap / (self.mu * it.degree)) ** 3
@@ -220,7 +254,7 @@ class Newton:
         # Orthant: lam o lam = s z and (W^-1 ds) o (W dz) = ds dz.
         rc_lin = target - it.s_lin * it.z_lin - ds_lin * dz_lin
         xi_soc = None
-        if system.soc:
+        if system.cones:
             rc_soc = -(conic.soc_product(self.lam_soc, self.lam_soc)
                        + conic.soc_product(self.scaling.apply_inverse(ds_soc),
                                            self.scaling.apply(dz_soc)))
@@ -254,6 +288,8 @@ def _objective(system, newton, it):
         value += system.lam * float(np.sum(np.linalg.norm(u, axis=1)))
     if system.l1:
         value += system.lam * float(np.sum(np.abs(u)))
+    if system.fgl1:
+        value += system.lam * float(np.sum(np.linalg.norm(system.gather(u), axis=1)))
     return value + 0.5 * system.ridge * float(np.sum(u * u))
 
 
