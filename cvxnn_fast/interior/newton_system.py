@@ -169,7 +169,8 @@ class _System:
         n, c, L = self.n, self.c, self.root_L
         K = np.zeros((n, c, n, c))
         for k in range(c):
-            K += (L[:, k, :, None, None] * M[k][:, None, :, None]) * L[None, None, :, k, :]
+            left = L[:, k, :, None, None] * M[k][:, None, :, None]
+            K += left * L[None, None, :, k, :]
         K = K.reshape(n * c, n * c)
         K.flat[:: n * c + 1] += n
         if self.G is None:

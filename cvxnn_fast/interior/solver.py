@@ -57,7 +57,7 @@ from cvxnn.core.status import (
 )
 from cvxnn_fast.common.polish import Polisher, best_multipliers, polish
 from cvxnn_fast.common.run import Result
-from cvxnn_fast.interior import conic
+from cvxnn_fast.interior import conic, reduction
 from cvxnn_fast.interior.newton_system import REFINE_TOL, GatedSystem, ReluSystem
 
 MAX_ITER = 200
@@ -314,7 +314,17 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
     ``optimality`` in the history is the certificate's (relative duality gap,
     or KKT residual when lam = 0) once the method's own gap estimate
     ``s^T z / |F|`` is within ``CHECK_FACTOR * tol``, the estimate before.
+    Rank-deficient data are solved in their column space
+    (:mod:`cvxnn_fast.interior.reduction`) where that is the same program.
     """
+    work, basis = reduction.column_space(problem)
+    result = _solve(work, tol, cone_tol, max_iter, monitor,
+                    lambda b: reduction.expand(b, basis, problem.dtype))
+    result.blocks = reduction.expand(result.blocks, basis, problem.dtype)
+    return result
+
+
+def _solve(problem, tol, cone_tol, max_iter, monitor, expand):
     relu = problem.formulation.name == "relu"
     system = ReluSystem(problem) if relu else GatedSystem(problem)
     it = Iterate(system)
@@ -340,7 +350,8 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
             stop = monitor.check({"iteration": k, "time": monitor.elapsed(),
                                   "objective": objective, "optimality": optimality,
                                   "cone_violation": violation,
-                                  "weights": lambda: _weights(problem, system, it)[0]})
+                                  "weights": lambda: expand(
+                                      _weights(problem, system, it)[0])})
             if done or stop or k == limit:
                 break
             try:
