@@ -73,6 +73,10 @@ RESCUE_FACTOR = 10.0
 CHECK_FACTOR = 10.0
 # A step shorter than this ends the solve (no progress).
 MIN_STEP = 1e-10
+# Logistic and cross-entropy: no step moves a prediction by more than this
+# (their curvature at the current point is the Newton model's; far steps
+# made it diverge on badly scaled data, campaign problem 38).
+TRUST_REGION = 2.0
 PRUNE_THRESHOLDS = (np.inf, 1e-4, 1e-6, 1e-8)
 PRUNE_COMPLETE, PRUNE_EXTRA = 1e-6, 3
 LOSSES = ("squared", "logistic", "cross_entropy")
@@ -263,6 +267,16 @@ class Newton:
         return self.direction(rc_lin, xi_soc)
 
 
+def _trust_step(system, dx):
+    """Largest step whose predictions move by at most TRUST_REGION (losses
+    other than squared, whose curvature model holds only nearby; inf for
+    squared)."""
+    if system.loss.name == "squared":
+        return np.inf
+    move = float(np.max(np.abs(system.predict(dx[:, system.offset:])), initial=0.0))
+    return TRUST_REGION / move if move > 0 else np.inf
+
+
 def _weights(problem, system, it):
     """(blocks, cone multipliers) of the iterate in the problem's shapes."""
     o = system.offset
@@ -363,7 +377,8 @@ def _solve(problem, tol, cone_tol, max_iter, monitor, expand):
                     f"with optimality {optimality:.2e} > tol={tol:.1e}; returning "
                     "the last iterate.")
                 break
-            alpha = min(1.0, STEP_FRACTION * it.max_step(direction))
+            alpha = min(1.0, STEP_FRACTION * it.max_step(direction),
+                        _trust_step(system, direction[0]))
             if alpha < MIN_STEP:
                 status, message = OPTIMAL_INACCURATE, (
                     f"no progress at iteration {k} (step {alpha:.1e}) with "
