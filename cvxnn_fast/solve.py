@@ -29,7 +29,7 @@ import scipy
 
 from cvxnn.core.errors import ConvergenceWarning
 from cvxnn.core.solution import Solution
-from cvxnn.core.status import OPTIMAL
+from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.core.validation import (
     check_positive_float,
     check_positive_int,
@@ -176,19 +176,32 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     """
     tol, max_iter, cone_tol, time_limit = _check_arguments(
         problem, tol, max_iter, callback, cone_tol, time_limit)
+    auto = method == "auto"
     method = choose_method(problem, method, warm_start)
     blocks, multipliers = _warm_blocks(problem, warm_start)
     monitor = Monitor(verbose, callback, time_limit)
+    args = (problem, tol, cone_tol, max_iter, monitor)
     with _blas_threads(problem, method):
-        if method == "interior_point":
-            result = interior.solve(problem, tol, cone_tol, max_iter, monitor)
-        elif method == "augmented_lagrangian":
-            result = augmented.solve(problem, blocks, multipliers, tol, cone_tol,
-                                     max_iter, monitor)
-        else:
-            result = fista.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
-    result.info["method"] = method
+        result = _run(method, blocks, multipliers, *args)
+        result.info["method"] = method
+        if auto and method == "interior_point" and result.status == OPTIMAL_INACCURATE:
+            # Ill-conditioned or unbounded (no minimizer) programs can stall
+            # the interior point: the first-order method goes on from there.
+            first_order = choose_method(problem, "auto", warm_start=result.blocks)
+            start = {k: np.ascontiguousarray(b) for k, b in result.blocks.items()}
+            result = _run(first_order, start, result.multipliers, *args)
+            result.info.update(method=first_order, fallback_from=method)
     return _finish(problem, result, tol)
+
+
+def _run(method, blocks, multipliers, problem, tol, cone_tol, max_iter, monitor):
+    """One method's engine on the problem, from ``blocks`` (first-order)."""
+    if method == "interior_point":
+        return interior.solve(problem, tol, cone_tol, max_iter, monitor)
+    if method == "augmented_lagrangian":
+        return augmented.solve(problem, blocks, multipliers, tol, cone_tol,
+                               max_iter, monitor)
+    return fista.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
 
 
 def _blas_threads(problem, method):

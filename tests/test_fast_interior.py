@@ -171,15 +171,15 @@ def test_auto_chooses_the_interior_point_method_where_it_applies():
     assert choose_method(squared, warm_start=(None, None)) == "augmented_lagrangian"
     assert choose_method(build("logistic", "group_l1", formulation="relu")) == \
         "interior_point"
-    for loss, reg in [("cross_entropy", "group_l1"), ("squared", "l1")]:
+    for loss, reg in [("cross_entropy", "group_l1"), ("squared", "l1"),
+                      ("squared", "feature_group_l1")]:
         assert choose_method(build(loss, reg, formulation="relu")) == \
             "interior_point"
-    assert choose_method(build("squared", "feature_group_l1", formulation="relu")) \
-        == "augmented_lagrangian"
     assert choose_method(build("squared", "group_l1")) == "interior_point"
-    for reg in ("feature_group_l1", None):
-        assert choose_method(build("squared", reg, lam=0.0 if reg is None else 0.02)) \
-            == "fista"
+    for reg in ("l1", "feature_group_l1", None):
+        gated = build("squared", reg, lam=0.0 if reg is None else 0.02)
+        assert choose_method(gated) == "interior_point"
+        assert choose_method(gated, warm_start=gated.weight_shape) == "fista"
     X, y = make_data("squared", n_samples=3000, n_features=30)
     big = cvxnn.build_problem(X, y, formulation="relu", n_gates=400)
     assert interior.estimated_flops(big) > 1e10
@@ -187,17 +187,13 @@ def test_auto_chooses_the_interior_point_method_where_it_applies():
 
 
 @pytest.mark.parametrize("formulation,loss,method,kwargs,match", [
-    ("relu", "squared", "interior_point", {"regularizer": "feature_group_l1"},
-     "^method: .*regularizer"),
     ("relu", "squared", "fista", {}, "^method: 'fista' does not solve the relu"),
     ("gated_relu", "squared", "augmented_lagrangian", {}, "^method: .*gated_relu"),
     ("relu", "squared", "newton", {}, "^method: expected one of"),
     ("relu", "squared", "interior_point", {"warm_start": "sol"}, "^warm_start:"),
 ])
 def test_bad_methods_are_named(formulation, loss, method, kwargs, match):
-    kwargs = dict(kwargs)
-    problem = build(loss, kwargs.pop("regularizer", "group_l1"),
-                    formulation=formulation)
+    problem = build(loss, "group_l1", formulation=formulation)
     if kwargs.get("warm_start") == "sol":
         kwargs = {"warm_start": fast_solve(problem, method="augmented_lagrangian")}
     with pytest.raises(ValueError, match=match):

@@ -42,6 +42,10 @@ from cvxnn_fast.interior import _blocks, conic
 # largest diagonal entry (refinement removes its bias).
 REGULARIZATION = 1e-13
 REFINE_MAX, REFINE_TOL = 4, 1e-14
+# Gated ReLU without a penalty has no barrier term in its blocks: their
+# matrix is PROX I instead (a proximal, Levenberg-Marquardt damping of the
+# Newton step; the data are equilibrated first, cvxnn_fast.interior.reduction).
+PROX = 1e-8
 
 
 class _System:
@@ -67,6 +71,8 @@ class _System:
         self.cones = self.soc or self.fgl1
         self.G = None  # (n_cones, B, d) rank-one terms of the fgl1 cones
         self.ridge = self.lam if reg == "l2" else 0.0
+        gated = problem.formulation.name != "relu"
+        self.prox = PROX if gated and reg is None else 0.0
         # Columns of t in a block's variables: 1 (group_l1), d (l1), else 0.
         self.offset = 1 if self.soc else (self.d if self.l1 else 0)
         # Cross-entropy couples the outputs of a sample: one (n c) system.
@@ -414,7 +420,7 @@ class GatedSystem(_System):
             eta2 = (scaling.eta**2).reshape(self.c, P)
             w1 = scaling.w[:, 1:].reshape(self.c, P, self.d)
         else:
-            eta2 = np.full((self.c, P), 1.0 / self.ridge)
+            eta2 = np.full((self.c, P), 1.0 / (self.ridge + self.prox))
         M = []
         for k in range(self.c):
             # F @ F.T with one operand: NumPy hands it to SYRK (half a GEMM).
@@ -431,9 +437,9 @@ class GatedSystem(_System):
     def _apply_Q(self, b):
         if self.soc:
             return self.scaling.apply_squared(b)
-        return b / self.ridge
+        return b / (self.ridge + self.prox)
 
     def _apply_H(self, x):
         if self.soc:
             return self.scaling.apply_inverse_squared(x)
-        return self.ridge * x
+        return (self.ridge + self.prox) * x

@@ -45,7 +45,7 @@ import time
 
 import numpy as np
 
-from cvxnn.core.certificates import certificate
+from cvxnn.core.certificates import certificate, has_duality_gap
 from cvxnn.core.errors import NumericalBreakdown
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import (
@@ -86,9 +86,6 @@ REGULARIZERS = ("group_l1", "feature_group_l1", "l1", "l2", None)
 def unsupported(problem):
     """Why this method cannot solve ``problem`` ("" when it can)."""
     reg = problem.regularizer.name if problem.lam > 0 else None
-    if problem.formulation.name != "relu" and reg is None:
-        return ("the interior-point method needs a regularizer with lam > 0 "
-                "for gated_relu")
     if problem.loss.name not in LOSSES:
         return (f"the interior-point method supports loss in {LOSSES}, "
                 f"not {problem.loss.name!r}")
@@ -278,9 +275,9 @@ def _trust_step(system, dx):
 
 
 def _weights(problem, system, it):
-    """(blocks, cone multipliers) of the iterate in the problem's shapes."""
+    """(blocks, cone multipliers) of the iterate in the system's shapes."""
     o = system.offset
-    shape, dtype = problem.weight_shape, problem.dtype
+    shape, dtype = (system.c, system.P, system.d), problem.dtype
     u = it.x[:, o:]
     if not system.n_data_rows:  # gated ReLU
         return {"U": u.reshape(shape).astype(dtype)}, None
@@ -328,25 +325,29 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
     ``optimality`` in the history is the certificate's (relative duality gap,
     or KKT residual when lam = 0) once the method's own gap estimate
     ``s^T z / |F|`` is within ``CHECK_FACTOR * tol``, the estimate before.
-    Rank-deficient data are solved in their column space
-    (:mod:`cvxnn_fast.interior.reduction`) where that is the same program.
+    Rank-deficient or (lam = 0) badly scaled data are solved in other
+    coordinates (:mod:`cvxnn_fast.interior.reduction`) where that is the same
+    program; iterates are judged on ``problem`` itself.
     """
-    work, basis = reduction.column_space(problem)
-    result = _solve(work, tol, cone_tol, max_iter, monitor,
-                    lambda b: reduction.expand(b, basis, problem.dtype))
-    result.blocks = reduction.expand(result.blocks, basis, problem.dtype)
-    return result
+    work, T = reduction.transform(problem)
+    return _solve(problem, work, tol, cone_tol, max_iter, monitor,
+                  lambda b: reduction.expand(b, T, problem.dtype))
 
 
-def _solve(problem, tol, cone_tol, max_iter, monitor, expand):
+def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
     relu = problem.formulation.name == "relu"
     system = ReluSystem(problem) if relu else GatedSystem(problem)
     it = Iterate(system)
-    finisher = Finisher(problem, system, tol, cone_tol)
+    finisher = Finisher(original, system, tol, cone_tol, expand)
     history, alpha = History(), np.nan
     status = message = stop = None
     limit = min(max_iter, MAX_ITER)
     k, optimality = 0, np.inf
+    # Without a duality gap (lam = 0) the certificate is the KKT residual;
+    # the gap estimate is taken relative to the data fit at zero, as an
+    # interpolating fit drives F to 0 (campaign problem 109).
+    floor = 1e-12 if has_duality_gap(problem) else \
+        max(system.data_fit(np.zeros_like(system.Y)), 1e-12)
     try:
         for k in range(limit + 1):  # noqa: B007 (k is the iteration count after)
             newton = Newton(system, it)
@@ -356,7 +357,7 @@ def _solve(problem, tol, cone_tol, max_iter, monitor, expand):
             objective = _objective(system, newton, it)
             violation = float(max(0.0, -np.min(newton.cones[:, :system.n_data_rows],
                                                initial=0.0)))
-            optimality = newton.complementarity / max(abs(objective), 1e-12)
+            optimality = newton.complementarity / max(abs(objective), floor)
             newton.refine_tol = max(REFINE_TOL, REFINE_RELATIVE * min(optimality, 1.0))
             objective, optimality, done = finisher.judge(it, objective, optimality,
                                                          violation)
@@ -402,7 +403,11 @@ def _solve(problem, tol, cone_tol, max_iter, monitor, expand):
         status, message = OPTIMAL_INACCURATE, (
             f"max_iter={k} reached with optimality {optimality:.2e} > "
             f"tol={tol:.1e}; returning the last iterate.")
-    blocks, mults = finisher.result or finisher.best or _weights(problem, system, it)
+    if finisher.result or finisher.best:
+        blocks, mults = finisher.result or finisher.best
+    else:
+        blocks, mults = _weights(problem, system, it)
+        blocks = expand(blocks)
     return Result(status, message or "", blocks, k, history.as_dict(),
                          monitor.start, mults, {"method": "interior_point"})
 
@@ -413,8 +418,8 @@ class Finisher:
     best judged point and gives up after STALL_ITER judged iterations
     without improvement (``stalled``)."""
 
-    def __init__(self, problem, system, tol, cone_tol):
-        self.problem, self.system = problem, system
+    def __init__(self, problem, system, tol, cone_tol, expand):
+        self.problem, self.system, self.expand = problem, system, expand
         self.tol, self.cone_tol = tol, cone_tol
         self.result = self.best = None
         self.best_optimality, self.stalled, self.since_best = np.inf, False, 0
@@ -428,6 +433,7 @@ class Finisher:
             return objective, optimality, False
         problem = self.problem
         blocks, mults = _weights(problem, self.system, it)
+        blocks = self.expand(blocks)
         cert = certificate(problem, **blocks, multipliers=mults)
         if not cert.satisfied(self.tol, self.cone_tol):
             blocks, mults, cert = self._polished(blocks, mults, cert)
@@ -436,6 +442,7 @@ class Finisher:
             if self.system.soc:
                 blocks, complete = prune(problem, blocks, mults, self.tol,
                                          self.cone_tol)
+                cert = certificate(problem, **blocks, multipliers=mults)
             self.result = (blocks, mults)
             self.extra += 1
             gated = problem.formulation.name != "relu"
