@@ -17,9 +17,9 @@ Unregularized problems (lam = 0) come with a KKT residual, not a duality
 gap, so they cannot be judged wrong; their objectives are compared all the
 same (column ``off``: ``optimal`` answers more than tol |F| above CLARABEL).
 Problems that are not well posed are counted apart: those CLARABEL does not
-solve to ``optimal``, and unregularized logistic or cross-entropy fits whose
-optimal value CLARABEL finds below ``SEPARABLE`` times the value at zero
-(separable data: the infimum 0 is not attained, there is no minimizer).
+solve to ``optimal``, and unregularized logistic or cross-entropy fits that
+have no minimizer (a direction of the weights along which no sample's loss
+grows and some falls, e.g. separable data: :func:`has_recession_direction`).
 
     python comparisons/campaign.py                 # 600 problems, n 15-250
     python comparisons/campaign.py --count 120 --seed 1
@@ -52,7 +52,6 @@ TOL = 1e-6
 # than its certified gap plus this slack relative to max(1, |F|) (CLARABEL's
 # own accuracy).
 SLACK = 1e-7
-SEPARABLE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -98,8 +97,9 @@ def _data(spec):
     X = rng.standard_normal((n, d))
     if spec.pathology == "scaled":
         X *= 10.0 ** rng.uniform(-3, 3, d)
-    elif spec.pathology == "constant":
-        X[:, rng.integers(d)] = rng.uniform(0.5, 3.0)
+    elif spec.pathology == "constant":  # one more column, constant
+        X = np.hstack([X, np.full((n, 1), rng.uniform(0.5, 3.0))])
+        d += 1
     elif spec.pathology == "duplicated":
         rows = rng.integers(n, size=max(1, n // 4))
         X[rng.integers(n, size=rows.size)] = X[rows]
@@ -122,14 +122,24 @@ def build(spec):
     kwargs = {"formulation": spec.formulation, "loss": spec.loss,
               "n_gates": spec.n_gates, "bias": spec.bias,
               "random_state": spec.index}
-    lam = 0.0
-    if spec.regularizer is not None:
-        # The gated group_l1 lam_max bounds every lam worth solving (the ReLU
-        # one is smaller); l2 and the other norms take the same scale.
-        probe = cvxnn.build_problem(X, y, **{**kwargs, "formulation": "gated_relu"},
-                                    regularizer="group_l1", lam=1.0)
-        lam = spec.lam_fraction * lam_max(probe)
+    # The gated group_l1 lam_max bounds every lam worth solving (the ReLU one
+    # is smaller); l2 and the other norms take the same scale.
+    probe = _gated_probe(X, y, kwargs)
+    lam = 0.0 if spec.regularizer is None else spec.lam_fraction * lam_max(probe)
     return cvxnn.build_problem(X, y, **kwargs, regularizer=spec.regularizer, lam=lam)
+
+
+def _gated_probe(X, y, kwargs):
+    """The gated group_l1 problem of the data (for lam_max); where no gate of
+    a few activates any sample (a constant column can do that), the spec's
+    gate count is doubled until one does (kwargs updated)."""
+    for _ in range(5):
+        try:
+            return cvxnn.build_problem(X, y, **{**kwargs, "formulation": "gated_relu"},
+                                       regularizer="group_l1", lam=1.0)
+        except ValueError:
+            kwargs["n_gates"] *= 2
+    raise ValueError("no gate activates any sample")
 
 
 @dataclass
@@ -164,12 +174,45 @@ def reference(problem):
             return None
     if sol.status != OPTIMAL:
         return None
-    if problem.lam == 0 and problem.loss.name != "squared":
-        zero = {k: np.zeros(problem.weight_shape) for k in
-                problem.formulation.block_names}
-        if sol.objective <= SEPARABLE * problem.objective(**zero):
-            return None
+    if problem.lam == 0 and problem.loss.name != "squared" and \
+            has_recession_direction(problem):
+        return None
     return sol
+
+
+def has_recession_direction(problem):
+    """Whether the unregularized classification fit has no minimizer.
+
+    It has none when some weights change the predictions ``Z = A U``
+    so that no sample's loss grows and the margins' sum grows (logistic:
+    ``y_j z_j >= 0``; cross-entropy: ``z_j[label] >= z_j[k]``; ReLU: within
+    the cones): the objective then decreases along that ray forever. A
+    linear feasibility program (CLARABEL).
+    """
+    import cvxpy as cp
+
+    X, D, Y = problem.X.astype(float), problem.patterns, problem.y
+    c, P, d = problem.weight_shape
+    relu = problem.formulation.name == "relu"
+    blocks = [cp.Variable((P, d)) for _ in range(c * (2 if relu else 1))]
+    cones = []
+    if relu:
+        signs = 2.0 * D - 1.0
+        for B in blocks:
+            cones += [cp.multiply(signs, X @ B.T) >= 0]
+    U = [blocks[k] - blocks[c + k] if relu else blocks[k] for k in range(c)]
+    Z = cp.hstack([cp.reshape(cp.sum(cp.multiply(D, X @ U[k].T), axis=1), (-1, 1),
+                              order="C") for k in range(c)])
+    if problem.loss.name == "logistic":
+        margins = [cp.multiply(Y, Z)]
+    else:
+        true = cp.sum(cp.multiply(Y, Z), axis=1)
+        margins = [true - Z[:, k] for k in range(c)]
+    constraints = cones + [m >= 0 for m in margins]
+    constraints.append(sum(cp.sum(m) for m in margins) == 1)
+    lp = cp.Problem(cp.Minimize(0), constraints)
+    lp.solve(solver="CLARABEL")
+    return lp.status == cp.OPTIMAL
 
 
 def compare(spec, cache=None):
