@@ -76,7 +76,7 @@ def choose_method(problem, method="auto", warm_start=None):
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}.")
-    relu = problem.formulation.name == "relu"
+    relu = problem.formulation.has_cones
     first_order = "augmented_lagrangian" if relu else "fista"
     if method == "auto":
         usable = warm_start is None and not interior.unsupported(problem)
@@ -101,7 +101,7 @@ def _cheap(problem):
     """Whether the interior-point method's iterations fit the limits."""
     n = problem.n_samples
     c, P, _ = problem.weight_shape
-    entries = c * n * n + (2 * c * P * n if problem.formulation.name == "relu" else 0)
+    entries = c * n * n + (2 * c * P * n if problem.formulation.has_cones else 0)
     return (interior.estimated_flops(problem) <= INTERIOR_MAX_FLOPS
             and entries <= INTERIOR_MAX_ENTRIES)
 

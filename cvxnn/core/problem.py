@@ -17,7 +17,7 @@ import numpy as np
 from cvxnn.core import backends, operator
 from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
-from cvxnn.core.patterns import activation_patterns, gaussian_gates
+from cvxnn.core.patterns import activation_patterns, standard_normal_gates
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.validation import (
     as_float_array,
@@ -278,7 +278,7 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
         gates = _check_gates(gates, X.shape[1] + bias, X.dtype, bias)
     X, scale = _data_as_used(X, bias, standardize)
     if gates is None:
-        G = gaussian_gates(X.shape[1], n_gates, rng, X.dtype)
+        G = standard_normal_gates(X.shape[1], n_gates, rng, X.dtype)
     else:  # raw-space gates give the same patterns on the scaled data
         G = gates if scale is None else np.ascontiguousarray(
             gates * scale[:, None], dtype=X.dtype)

@@ -146,7 +146,7 @@ def _gated_weights(problem, solution):
         if solution.U is None:
             raise ValueError(f"solution: the solve failed ({solution.status}); there "
                              "are no weights to decompose.")
-        if solution.problem.formulation.name != "gated_relu":
+        if solution.problem.formulation.has_cones:
             raise ValueError("solution: expected a gated_relu solution, got a "
                              f"{solution.problem.formulation.name} one.")
         same = solution.problem.patterns is problem.patterns or (
@@ -243,7 +243,7 @@ def decompose(problem, solution, method="fast", *, solver="CLARABEL", **options)
     """
     start = time.perf_counter()
     check_problem(problem)
-    if problem.formulation.name != "gated_relu":
+    if problem.formulation.has_cones:
         raise ValueError("problem: decompose needs the gated_relu problem whose "
                          f"solution is split, got a {problem.formulation.name} one.")
     check_choice(method, "method", METHODS)

@@ -310,7 +310,7 @@ class Polisher:
         m, n = rows, problem.n_samples
         ratio = (n * c * m * m + m**3 / 3) / (4.0 * n * d * rows)
         self.min_spacing = max(10, int(np.ceil(10 * ratio)))
-        self.refine = (problem.formulation.name == "relu" and
+        self.refine = (problem.formulation.has_cones and
                        n * problem.X.shape[1] * rows <= MAX_NNLS_ENTRIES)
 
     def pause_at(self, max_iter):

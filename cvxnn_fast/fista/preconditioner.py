@@ -46,7 +46,7 @@ REGULARIZERS = ("group_l1", "l1", "l2", None)
 def applies(problem):
     """True when R-FISTA on this problem may use the metric."""
     reg = problem.regularizer.name if problem.lam > 0 else None
-    return (problem.formulation.name == "gated_relu" and reg in REGULARIZERS
+    return (not problem.formulation.has_cones and reg in REGULARIZERS
             and problem.weight_shape[1] > 1)
 
 

@@ -82,7 +82,7 @@ REGULARIZERS = ("group_l1", "l2", None)
 def unsupported(problem):
     """Why this method cannot solve ``problem`` ("" when it can)."""
     reg = problem.regularizer.name if problem.lam > 0 else None
-    if problem.formulation.name != "relu" and reg is None:
+    if not problem.formulation.has_cones and reg is None:
         return ("the interior-point method needs group_l1 or l2 with lam > 0 "
                 "for gated_relu")
     if problem.loss.name not in LOSSES:
@@ -98,7 +98,7 @@ def estimated_flops(problem):
     """Flops of one iteration (the Woodbury matrices and their factors)."""
     n = problem.n_samples
     c, P, d = problem.weight_shape
-    if problem.formulation.name != "relu":
+    if not problem.formulation.has_cones:
         return c * (4.0 * n * n * P + n**3 / 3.0) + 4.0 * c * P * n * d
     return c * (2.0 * n * n * P * d + n**3 / 3.0) + 4.0 * c * P * n * d * d
 
@@ -269,7 +269,7 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
     or KKT residual when lam = 0) once the method's own gap estimate
     ``s^T z / |F|`` is within ``CHECK_FACTOR * tol``, the estimate before.
     """
-    relu = problem.formulation.name == "relu"
+    relu = problem.formulation.has_cones
     system = ReluSystem(problem) if relu else GatedSystem(problem)
     it = Iterate(system)
     finisher = Finisher(problem, system, tol, cone_tol)
@@ -365,7 +365,7 @@ class Finisher:
                                          self.cone_tol)
             self.result = (blocks, mults)
             self.extra += 1
-            gated = problem.formulation.name != "relu"
+            gated = not problem.formulation.has_cones
             return (cert.objective, cert.optimality,
                     complete or not gated or self.extra > PRUNE_EXTRA)
         self.since_best += 1
