@@ -203,9 +203,7 @@ def _blas_threads(problem, method):
       each bundle their own OpenBLAS), the one that does not carry the
       method's large products is held to one thread. An OpenBLAS thread pool
       spins for a while after each call, so two pools on the same cores slow
-      each other's GEMMs: the interior-point method on the bench_fast ReLU
-      problem took 3.5 s with both at two threads and 1.1 s with SciPy's
-      (the compiled operator and ``scipy.linalg``) at one.
+      each other's GEMMs (3x slower on the bench_fast ReLU problem).
     """
     try:
         from threadpoolctl import ThreadpoolController
