@@ -126,7 +126,7 @@ def spectral_gates(features, n_gates, exponent, seed=0, orthogonal=True):
     an isotropic Gaussian in pixel space carried into the components: the
     first few components decide nearly every split. ``exponent=0.5`` lies
     between; it was the best of 0, 0.25, 0.5, 0.75 and 1 on the validation
-    split (see comparisons/README.md).
+    split (see docs/history.md).
 
     ``orthogonal``: before the scaling, the gates come in frames of k (the
     number of components) orthogonal directions, each with the length of a

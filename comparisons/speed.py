@@ -321,8 +321,7 @@ def main(argv=None):
                         help="per solve, for the solvers that take one")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backend", choices=["numpy", "torch"], default="numpy",
-                        help="SGD/Adam implementation (see the README for why "
-                        "NumPy is the default at these sizes)")
+                        help="SGD/Adam implementation")
     parser.add_argument("--skip", default="", help="comma-separated methods to skip "
                         "(pyscnn, sgd, adam)")
     parser.add_argument("--out", default="comparisons/results/speed")
