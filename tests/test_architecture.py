@@ -132,3 +132,21 @@ def test_cvxnn_solves_without_cvxnn_fast():
                          text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_documented_import_paths_and_top_level_names():
+    import cvxnn.estimators
+    import cvxnn.io
+    from cvxnn import ConvexReLUClassifier, ConvexReLURegressor, load, save
+    from cvxnn.cli import main
+    from cvxnn.decomposition import decompose
+    from cvxnn.network import TwoLayerNetwork, network_from_weights
+    from cvxnn_fast import fast_solve
+    from cvxnn_fast.solve import choose_method
+
+    assert ConvexReLUClassifier is cvxnn.estimators.ConvexReLUClassifier
+    assert ConvexReLURegressor is cvxnn.estimators.ConvexReLURegressor
+    assert (save, load) == (cvxnn.io.save, cvxnn.io.load)
+    assert network_from_weights is cvxnn.network_from_weights
+    assert TwoLayerNetwork is cvxnn.TwoLayerNetwork and decompose is cvxnn.decompose
+    assert callable(main) and callable(fast_solve) and callable(choose_method)
