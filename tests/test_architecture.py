@@ -135,12 +135,13 @@ def test_cvxnn_solves_without_cvxnn_fast():
 
 
 def test_documented_import_paths_and_top_level_names():
+    from cvxnn.network import TwoLayerNetwork, network_from_weights
+
     import cvxnn.estimators
     import cvxnn.io
     from cvxnn import ConvexReLUClassifier, ConvexReLURegressor, load, save
     from cvxnn.cli import main
     from cvxnn.decomposition import decompose
-    from cvxnn.network import TwoLayerNetwork, network_from_weights
     from cvxnn_fast import fast_solve
     from cvxnn_fast.solve import choose_method
 
