@@ -4,8 +4,9 @@ For each problem (group_l1, so that the equivalent network's weight decay is
 the convex regularizer) the relative gap ``(F(t) - F*) / |F*|`` is followed
 against wall time for
 
-* ``fast``: cvxnn's compiled R-FISTA (gated) / augmented Lagrangian (ReLU),
-  its per-iteration history (``solution.history``), run to tol 1e-7 (a
+* ``fast``: cvxnn's compiled solvers (``method="auto"``: the interior-point
+  method on most of these small problems, else R-FISTA or the augmented
+  Lagrangian), its per-iteration history (``solution.history``), run to tol 1e-7 (a
   certified relative duality gap, an upper bound on the objective gap);
 * each installed CVXPY solver, at the tolerances of ``correctness.SPECS``:
   one point, its final gap at its total time (CVXPY canonicalization
