@@ -9,7 +9,7 @@ r"""Regularization paths: one problem solved for a decreasing sequence of lam.
   wall time and train/validation metrics (:class:`RegularizationPath`).
 
 The problems along the path differ only in ``lam``; they are built with
-:func:`cvxnn.core.variants.with_lam`, which shares the data, the patterns and the
+:func:`cvxnn.core.problem.with_lam`, which shares the data, the patterns and the
 cached gradient at zero, so no pattern is recomputed. With ``solver="fast"``
 and ``warm_start=True`` each solve starts from the previous solution; solving
 a decreasing grid is then cheaper than solving each lam from zero (the first
@@ -29,9 +29,9 @@ from cvxnn.core import backends, operator
 from cvxnn.core.certificates import lam_max as compute_lam_max
 from cvxnn.core.cvxpy_solvers import check_solver
 from cvxnn.core.errors import ConvergenceWarning
+from cvxnn.core.problem import check_problem, with_lam
 from cvxnn.core.status import INTERRUPTED, USER_LIMIT
 from cvxnn.core.validation import as_float_array, check_finite, check_positive_int
-from cvxnn.core.variants import check_problem, with_lam
 from cvxnn.metrics import encode_targets, metrics
 from cvxnn.plot import plot_path
 

@@ -28,6 +28,7 @@ import numpy as np
 import scipy
 
 from cvxnn.core.errors import ConvergenceWarning
+from cvxnn.core.problem import check_problem
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL
 from cvxnn.core.validation import (
@@ -35,7 +36,6 @@ from cvxnn.core.validation import (
     check_positive_int,
     check_weights,
 )
-from cvxnn.core.variants import check_problem
 from cvxnn_fast.augmented import solver as augmented
 from cvxnn_fast.common.run import Monitor
 from cvxnn_fast.fista import solver as fista

@@ -46,10 +46,10 @@ import numpy as np
 
 from cvxnn.core import operator
 from cvxnn.core.cvxpy_solvers import check_solver
+from cvxnn.core.problem import check_problem, relu_twin
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import INFEASIBLE, OPTIMAL
 from cvxnn.core.validation import check_choice, check_options, check_weights
-from cvxnn.core.variants import check_problem, relu_twin
 from cvxnn.decomposition.cones import Cones, least_distance, repair
 
 METHODS = ("fast", "cvxpy")
@@ -228,7 +228,7 @@ def decompose(problem, solution, method="fast", *, solver="CLARABEL", **options)
 
     Returns
     -------
-    Solution of the ReLU twin of ``problem`` (:func:`cvxnn.core.variants.relu_twin`:
+    Solution of the ReLU twin of ``problem`` (:func:`cvxnn.core.problem.relu_twin`:
     same data, patterns, gates, loss, regularizer and lam) at ``(V, W)``,
     ``V - W = U``. Its certificate reports the cone violation and the ReLU
     objective; ``solution.info["decomposition"]`` is a
