@@ -120,17 +120,18 @@ def _read(path, kind=None, check=None, allow_no_checksum=False, verify=True):
     """(header, arrays) of a cvxnn file after every check but the objective.
 
     ``check(header, arrays)`` checks the structure of the kind; ``check=None``
-    reads the header alone (and verifies its checksum if ``verify``). Raises :class:`ModelFileError`
-    without the path (callers add it with :func:`naming`).
+    reads the header alone (and verifies its checksum if ``verify``). Raises
+    :class:`ModelFileError` without the path (callers add it with :func:`naming`).
     """
     with open(path, "rb") as f:  # OSError (no such file, ...) as usual
+        if f.read(2) != b"PK":
+            raise ModelFileError("is not a cvxnn file (not a .npz archive).")
+        f.seek(0)
         try:
             data = np.load(f, allow_pickle=False)
         except Exception as exc:
             raise ModelFileError(f"cannot be read as a .npz archive ({exc}); it is "
-                                 "truncated, damaged or not a cvxnn file.") from exc
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"is not a cvxnn file (no {HEADER} entry).")
+                                 "truncated or damaged.") from exc
         with data:
             header = _header(data)
             _check_format(header, kind)
