@@ -21,7 +21,8 @@ What each kind holds:
 ``FORMAT_VERSION`` grows when the layout changes; a file written by a newer
 version is refused with a message rather than misread.
 
-Loading checks a file whole before it builds anything (:mod:`cvxnn.io_checks`):
+Loading checks a file whole before it builds anything (:mod:`cvxnn.io_archive`
+reads and verifies the checksum, :mod:`cvxnn.io_checks` checks the content):
 the arrays a kind needs, their dtypes and shapes against each other and the
 metadata, finite data and weights, a SHA-256 checksum of every array and of
 the JSON header, and the stored objective recomputed from the stored weights
@@ -39,12 +40,10 @@ with ``standardize=True`` loads unscaled: re-solve rather than re-save those.
 """
 
 import dataclasses
-import json
 import numbers
 
 import numpy as np
 
-from cvxnn._version import __version__
 from cvxnn.core.certificates import Certificate
 from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
@@ -52,18 +51,25 @@ from cvxnn.core.network import TwoLayerNetwork
 from cvxnn.core.problem import Problem
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.solution import Solution
+from cvxnn.io_archive import (
+    FORMAT_VERSION,
+    HEADER,
+    KINDS,
+    ModelFileError,
+    naming,
+)
+from cvxnn.io_archive import read_archive as _read
+from cvxnn.io_archive import write_archive as _write
 from cvxnn.io_checks import FITTED_SCALARS as _FITTED_SCALARS
-from cvxnn.io_checks import ModelFileError, naming
 from cvxnn.io_checks import check_estimator as _check_estimator
 from cvxnn.io_checks import check_network as _check_network
 from cvxnn.io_checks import check_objective as _check_objective
 from cvxnn.io_checks import check_solution as _check_solution
-from cvxnn.io_checks import verify_checksum as _verify_checksum
-from cvxnn.io_checks import with_checksum as _with_checksum
 
-FORMAT_VERSION = 1
-HEADER = "__cvxnn__"
-KINDS = ("solution", "network", "estimator")
+__all__ = ["FORMAT_VERSION", "HEADER", "KINDS", "ModelFileError", "load",
+           "load_metadata", "load_model", "load_network", "load_solution", "save",
+           "save_model", "save_network", "save_solution", "solution_from_parts",
+           "solution_parts"]
 
 
 # --- JSON values ----------------------------------------------------------
@@ -89,111 +95,6 @@ def _key(key, name):
     if not isinstance(key, str):
         raise TypeError(f"{name}: dict keys must be strings to be saved, got {key!r}.")
     return key
-
-
-def _label_array(arr, name):
-    """An object array of strings as unicode, which loads without pickle."""
-    if all(isinstance(v, str) for v in arr.ravel()):
-        return arr.astype(str)
-    raise TypeError(f"{name}: object labels other than strings cannot be saved "
-                    "without pickle.")
-
-
-# --- reading and writing ----------------------------------------------------
-def _write(path, kind, meta, arrays):
-    header = {"format": "cvxnn", "format_version": FORMAT_VERSION, "kind": kind,
-              **meta}
-
-    header["cvxnn_version"] = __version__
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    header["object_arrays"] = sorted(k for k, v in arrays.items() if v.dtype == object)
-    for key in header["object_arrays"]:
-        arrays[key] = _label_array(arrays[key], key)
-    header = _with_checksum(header, arrays)
-    payload = {HEADER: np.array(json.dumps(header))}
-    payload.update(arrays)
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **payload)
-
-
-def _read(path, kind=None, check=None, allow_no_checksum=False, verify=True):
-    """(header, arrays) of a cvxnn file after every check but the objective.
-
-    ``check(header, arrays)`` checks the structure of the kind; ``check=None``
-    reads the header alone (and verifies its checksum if ``verify``). Raises
-    :class:`ModelFileError` without the path (callers add it with :func:`naming`).
-    """
-    with open(path, "rb") as f:  # OSError (no such file, ...) as usual
-        if f.read(2) != b"PK":
-            raise ModelFileError("is not a cvxnn file (not a .npz archive).")
-        f.seek(0)
-        try:
-            data = np.load(f, allow_pickle=False)
-        except Exception as exc:
-            raise ModelFileError(f"cannot be read as a .npz archive ({exc}); it is "
-                                 "truncated or damaged.") from exc
-        with data:
-            header = _header(data)
-            _check_format(header, kind)
-            arrays = None if check is None else {
-                k: _member(data, k) for k in data.files if k != HEADER}
-    if check is not None:
-        check(header, arrays)
-    if verify:
-        _verify_checksum(header, arrays, allow_no_checksum)
-    if check is not None:
-        for key in _object_arrays(header, arrays):
-            arrays[key] = arrays[key].astype(object)
-    return header, arrays
-
-
-def _member(data, key):
-    try:
-        return data[key]
-    except Exception as exc:
-        raise ModelFileError(f"array {key!r} cannot be read ({exc}); the archive "
-                             "is damaged.") from exc
-
-
-def _header(data):
-    if HEADER not in data.files:
-        raise ModelFileError(f"is not a cvxnn file (no {HEADER} entry).")
-    raw = _member(data, HEADER)
-    try:
-        if raw.dtype.kind != "U" or raw.ndim != 0:
-            raise ValueError(f"a {raw.dtype} array of shape {raw.shape}")
-        header = json.loads(str(raw))
-    except ValueError as exc:
-        raise ModelFileError(f"its metadata ({HEADER}) is not JSON text ({exc}).") \
-            from exc
-    if not isinstance(header, dict):
-        raise ModelFileError(f"its metadata ({HEADER}) is not a JSON object.")
-    return header
-
-
-def _check_format(header, kind):
-    version = header.get("format_version")
-    if header.get("format") != "cvxnn" or isinstance(version, bool) or not \
-            isinstance(version, int):
-        raise ModelFileError("has no valid cvxnn header.")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(f"was written with cvxnn format version {version}; "
-                             f"this cvxnn reads up to {FORMAT_VERSION}. "
-                             "Upgrade cvxnn.")
-    if header.get("kind") not in KINDS:
-        raise ModelFileError(f"unknown kind {header.get('kind')!r}.")
-    if kind is not None and header["kind"] != kind:
-        raise ModelFileError(f"holds a {header['kind']}, not a {kind}.")
-
-
-def _object_arrays(header, arrays):
-    names = header.get("object_arrays", [])
-    if not isinstance(names, list) or any(
-            not isinstance(k, str) or k not in arrays or arrays[k].dtype.kind != "U"
-            for k in names):
-        raise ModelFileError(f"metadata field 'object_arrays' must list string "
-                             f"arrays of the file, got {names!r}.")
-    return names
 
 
 def _sub(arrays, prefix):

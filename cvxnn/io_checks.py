@@ -10,9 +10,9 @@ with a message that says what is wrong (the loader adds the file name):
   types and values expected (known loss, regularizer and formulation names,
   ``lam >= 0``, a status that comes with weights has them, ...);
 * **values**: data, gates, weights and multipliers are finite;
-* **checksum**: SHA-256 of each array (name, dtype, shape, bytes) and of the
-  JSON header (which holds the array digests), so that any change after
-  saving, an edited metadata field included, is detected;
+* **checksum** (verified by :mod:`cvxnn.io_archive` after these checks, so
+  that the messages above name the problem when they can): SHA-256 of each
+  array and of the JSON header, so that any change after saving is detected;
 * **objective**: the stored objective recomputed from the stored weights and
   data by :meth:`cvxnn.Problem.objective`, the function every backend uses.
 
@@ -21,9 +21,6 @@ Cost: one pass over the bytes for the finiteness tests and one for SHA-256
 ``docs/design/model-files.md`` explains the choices.
 """
 
-import contextlib
-import hashlib
-import json
 import math
 import numbers
 
@@ -34,8 +31,8 @@ from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.status import WITH_WEIGHTS
+from cvxnn.io_archive import ModelFileError
 
-ALGORITHM = "sha256"
 ESTIMATOR_CLASSES = ("ConvexReLURegressor", "ConvexReLUClassifier")
 FITTED_SCALARS = ("n_features_in_", "n_active_", "n_iter_", "loss_", "_y_1d")
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -43,107 +40,6 @@ FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # rounding; the tolerance is relative to max(|stored|, |recomputed|, F(0)).
 OBJECTIVE_RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
 _CERTIFICATE_FIELDS = frozenset(Certificate.__dataclass_fields__)
-
-
-class ModelFileError(ValueError):
-    """A model file that is damaged, inconsistent or not a cvxnn file.
-
-    Attributes
-    ----------
-    path : str or None
-        The file, as the caller named it.
-    reason : str
-        What is wrong with it.
-    """
-
-    def __init__(self, reason, path=None):
-        self.reason = reason
-        self.path = None if path is None else str(path)
-        super().__init__(reason if path is None else f"{path}: {reason}")
-
-
-@contextlib.contextmanager
-def naming(path):
-    """Add ``path`` to the :class:`ModelFileError` raised inside the block."""
-    try:
-        yield
-    except ModelFileError as exc:
-        if exc.path is not None:
-            raise
-        raise ModelFileError(exc.reason, path) from exc.__cause__
-
-
-# --- checksum -----------------------------------------------------------------
-def array_digest(name, arr):
-    """SHA-256 (hex) of an array's name, dtype, shape and bytes (C order)."""
-    h = hashlib.sha256(json.dumps([name, arr.dtype.str, list(arr.shape)]).encode())
-    h.update(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
-    return h.hexdigest()
-
-
-def _header_digest(header):
-    """SHA-256 of the header, array digests included, minus its own digest."""
-    checksum = {k: v for k, v in header["checksum"].items() if k != "header"}
-    text = json.dumps({**header, "checksum": checksum}, sort_keys=True,
-                      separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def with_checksum(header, arrays):
-    """``header`` plus its ``checksum`` entry for the arrays as stored.
-
-    ``header`` must hold JSON values only (it is hashed as it will be read).
-    """
-    header = json.loads(json.dumps(header))
-    header["checksum"] = {"algorithm": ALGORITHM,
-                          "arrays": {k: array_digest(k, arrays[k])
-                                     for k in sorted(arrays)}}
-    header["checksum"]["header"] = _header_digest(header)
-    return header
-
-
-def _resave_hint(kind):
-    if kind == "estimator":
-        return ("m = cvxnn.io.load_model(f, allow_no_checksum=True); "
-                "cvxnn.io.save_model(f, m, metadata=cvxnn.io.load_metadata(f, "
-                "allow_no_checksum=True))")
-    return "cvxnn.save(f, cvxnn.load(f, allow_no_checksum=True))"
-
-
-def verify_checksum(header, arrays, allow_missing=False):
-    """Raise :class:`ModelFileError` unless the header and arrays match their digests.
-
-    ``arrays=None`` verifies the header alone (it holds the array digests).
-    A file without a checksum is refused unless ``allow_missing``.
-    """
-    checksum = header.get("checksum")
-    if checksum is None:
-        if allow_missing:
-            return
-        raise ModelFileError(
-            "has no checksum (it was written by a cvxnn that did not store one), "
-            "so damage to it cannot be ruled out. If you trust the file, load it "
-            "once with allow_no_checksum=True and save it again, for a file f: "
-            f"{_resave_hint(header['kind'])}")
-    if (not isinstance(checksum, dict) or checksum.get("algorithm") != ALGORITHM
-            or not isinstance(checksum.get("arrays"), dict)
-            or not isinstance(checksum.get("header"), str)):
-        raise ModelFileError("the metadata's checksum entry is malformed.")
-    if _header_digest(header) != checksum["header"]:
-        raise ModelFileError("the metadata (JSON header) does not match its "
-                             "checksum: it was edited or damaged after saving.")
-    if arrays is None:
-        return
-    expected = checksum["arrays"]
-    for name in sorted(set(expected) | set(arrays)):
-        if name not in arrays:
-            raise ModelFileError(f"array {name!r} is missing (the checksum lists it).")
-        if name not in expected:
-            raise ModelFileError(f"array {name!r} was not in the file when it was "
-                                 "saved (the checksum does not list it).")
-        if array_digest(name, arrays[name]) != expected[name]:
-            raise ModelFileError(f"array {name!r} does not match its checksum: its "
-                                 "bytes were changed after saving.")
 
 
 # --- metadata fields ----------------------------------------------------------
