@@ -21,6 +21,7 @@ Cost: one pass over the bytes for the finiteness tests and one for SHA-256
 ``docs/design/model-files.md`` explains the choices.
 """
 
+import dataclasses
 import math
 import numbers
 
@@ -39,7 +40,10 @@ FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # Recomputing the objective on another machine (another BLAS) changes only
 # rounding; the tolerance is relative to max(|stored|, |recomputed|, F(0)).
 OBJECTIVE_RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
-_CERTIFICATE_FIELDS = frozenset(Certificate.__dataclass_fields__)
+_CERTIFICATE_FIELDS = frozenset(f.name for f in dataclasses.fields(Certificate))
+_CERTIFICATE_REQUIRED = frozenset(
+    f.name for f in dataclasses.fields(Certificate)
+    if f.default is dataclasses.MISSING)
 
 
 # --- metadata fields ----------------------------------------------------------
@@ -277,11 +281,11 @@ def _check_weights(arrays, prefix, present, sizes, formulation):
 
 
 def _check_certificate(cert, objective, where):
-    fields = set(cert)
-    if fields != _CERTIFICATE_FIELDS:
-        odd = sorted(fields ^ _CERTIFICATE_FIELDS)
-        raise ModelFileError(f"metadata field '{where}' has the wrong fields "
-                             f"({', '.join(odd)}).")
+    odd = sorted((set(cert) - _CERTIFICATE_FIELDS) | (_CERTIFICATE_REQUIRED
+                                                       - set(cert)))
+    if odd:
+        raise ModelFileError(f"metadata field '{where}' has unknown or missing "
+                             f"fields ({', '.join(odd)}).")
     for key, value in cert.items():
         if value is not None and (isinstance(value, bool)
                                   or not isinstance(value, numbers.Real)):

@@ -265,6 +265,23 @@ def test_files_without_checksum(saved, tmp_path):
              allow_no_checksum=True)
 
 
+def test_checks_that_need_no_checksum(saved, tmp_path):
+    """Inconsistencies a hand-built file (checksum removed) cannot hide."""
+    def shift_v(arrays):
+        arrays["V"] = arrays["V"] * np.float32(2)
+    path = _damaged(saved, "relu", tmp_path, shift_v,
+                    lambda h: h.pop("checksum"))
+    _refused(path, "array 'U' is not 'V' - 'W'", allow_no_checksum=True)
+    path = _damaged(saved, "estimator", tmp_path, edit_header=lambda h: (
+        h.pop("checksum"), h["params"].update(evil=1)))
+    _refused(path, "does not hold the parameters of ConvexReLUClassifier "
+             "(differs in: evil)", allow_no_checksum=True)
+    path = _damaged(saved, "estimator", tmp_path, edit_header=lambda h: (
+        h.pop("checksum"), h["fitted"].update(predict=1)))
+    _refused(path, "'fitted' holds unknown attributes (predict)",
+             allow_no_checksum=True)
+
+
 # --- truncated and non-zip files ----------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("keep", [0.5, 0.98])
