@@ -222,7 +222,9 @@ def _check_format(header, kind):
     if header.get("kind") not in KINDS:
         raise ModelFileError(f"unknown kind {header.get('kind')!r}.")
     if kind is not None and header["kind"] != kind:
-        raise ModelFileError(f"holds a {header['kind']}, not a {kind}.")
+        article = {"estimator": "an"}
+        raise ModelFileError(f"holds {article.get(header['kind'], 'a')} "
+                             f"{header['kind']}, not {article.get(kind, 'a')} {kind}.")
 
 
 def _object_arrays(header, arrays):
