@@ -22,8 +22,10 @@ import time
 import numpy as np
 
 import cvxnn
-from cvxnn import io, io_archive, io_checks
+from cvxnn import io
 from cvxnn.core.solution import Solution
+from cvxnn.io import archive as io_archive
+from cvxnn.io import checks as io_checks
 
 
 def _median_time(fn, repeat):

@@ -9,7 +9,7 @@ included, its own digest left out), so that any change after saving, to an
 array or to a metadata field, is detected.
 
 :func:`read_archive` opens a file, checks its format, version and kind, runs
-the structure checks of its kind (:mod:`cvxnn.io_checks`) and verifies the
+the structure checks of its kind (:mod:`cvxnn.io.checks`) and verifies the
 checksum; any problem raises :class:`ModelFileError`.
 """
 

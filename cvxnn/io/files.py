@@ -21,8 +21,8 @@ What each kind holds:
 ``FORMAT_VERSION`` grows when the layout changes; a file written by a newer
 version is refused with a message rather than misread.
 
-Loading checks a file whole before it builds anything (:mod:`cvxnn.io_archive`
-reads and verifies the checksum, :mod:`cvxnn.io_checks` checks the content):
+Loading checks a file whole before it builds anything (:mod:`cvxnn.io.archive`
+reads and verifies the checksum, :mod:`cvxnn.io.checks` checks the content):
 the arrays a kind needs, their dtypes and shapes against each other and the
 metadata, finite data and weights, a SHA-256 checksum of every array and of
 the JSON header, and the stored objective recomputed from the stored weights
@@ -51,20 +51,20 @@ from cvxnn.core.network import TwoLayerNetwork
 from cvxnn.core.problem import Problem
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.solution import Solution
-from cvxnn.io_archive import (
+from cvxnn.io.archive import (
     FORMAT_VERSION,
     HEADER,
     KINDS,
     ModelFileError,
     naming,
 )
-from cvxnn.io_archive import read_archive as _read
-from cvxnn.io_archive import write_archive as _write
-from cvxnn.io_checks import FITTED_SCALARS as _FITTED_SCALARS
-from cvxnn.io_checks import check_estimator as _check_estimator
-from cvxnn.io_checks import check_network as _check_network
-from cvxnn.io_checks import check_objective as _check_objective
-from cvxnn.io_checks import check_solution as _check_solution
+from cvxnn.io.archive import read_archive as _read
+from cvxnn.io.archive import write_archive as _write
+from cvxnn.io.checks import FITTED_SCALARS as _FITTED_SCALARS
+from cvxnn.io.checks import check_estimator as _check_estimator
+from cvxnn.io.checks import check_network as _check_network
+from cvxnn.io.checks import check_objective as _check_objective
+from cvxnn.io.checks import check_solution as _check_solution
 
 __all__ = ["FORMAT_VERSION", "HEADER", "KINDS", "ModelFileError", "load",
            "load_metadata", "load_model", "load_network", "load_solution", "save",

@@ -10,7 +10,7 @@ with a message that says what is wrong (the loader adds the file name):
   types and values expected (known loss, regularizer and formulation names,
   ``lam >= 0``, a status that comes with weights has them, ...);
 * **values**: data, gates, weights and multipliers are finite;
-* **checksum** (verified by :mod:`cvxnn.io_archive` after these checks, so
+* **checksum** (verified by :mod:`cvxnn.io.archive` after these checks, so
   that the messages above name the problem when they can): SHA-256 of each
   array and of the JSON header, so that any change after saving is detected;
 * **objective**: the stored objective recomputed from the stored weights and
@@ -32,7 +32,7 @@ from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.status import WITH_WEIGHTS
-from cvxnn.io_archive import ModelFileError
+from cvxnn.io.archive import ModelFileError
 
 ESTIMATOR_CLASSES = ("ConvexReLURegressor", "ConvexReLUClassifier")
 FITTED_SCALARS = ("n_features_in_", "n_active_", "n_iter_", "loss_", "_y_1d")
