@@ -42,7 +42,7 @@ def has_torch():
 
 def width(problem):
     """Neurons per output of the equivalent network."""
-    return problem.n_patterns * (2 if problem.formulation.name == "relu" else 1)
+    return problem.n_patterns * (2 if problem.formulation.has_cones else 1)
 
 
 def initial_params(problem, seed=0):
@@ -56,7 +56,7 @@ def initial_params(problem, seed=0):
 
 def params_from_solution(problem, sol):
     """The network's (W1, a) at a convex solution (group_l1 mapping, zeros kept)."""
-    if problem.formulation.name == "relu":
+    if problem.formulation.has_cones:
         blocks, signs = [sol.V, sol.W], [1.0, -1.0]
     else:
         blocks, signs = [sol.U], [1.0]
@@ -79,7 +79,7 @@ def _activations(X, W1, mask):
 def objective(problem, W1, a):
     r"""Phi(W1, a) of the module docstring, computed with ``problem.loss``."""
     X = problem.X
-    mask = problem.patterns if problem.formulation.name == "gated_relu" else None
+    mask = problem.patterns if not problem.formulation.has_cones else None
     Z, gate = _activations(X, W1, mask)
     Yhat = np.einsum("ncm,cm->nc", Z * gate, a)
     data = problem.loss.value(Yhat, problem.y) / problem.n_samples
@@ -91,7 +91,7 @@ class NumpyNetwork:
 
     def __init__(self, problem):
         self.problem = problem
-        self.gated = problem.formulation.name == "gated_relu"
+        self.gated = not problem.formulation.has_cones
 
     def loss_and_grad(self, rows, W1, a):
         p = self.problem
@@ -146,7 +146,7 @@ def _torch_stepper(problem, method, lr, W1, a, seed):
     X = torch.from_numpy(problem.X)
     Y = torch.from_numpy(np.ascontiguousarray(problem.y))
     mask = (torch.from_numpy(problem.patterns).to(X.dtype)
-            if problem.formulation.name == "gated_relu" else None)
+            if not problem.formulation.has_cones else None)
     tW1 = torch.tensor(W1, requires_grad=True)
     ta = torch.tensor(a, requires_grad=True)
     opt = (torch.optim.Adam if method == "adam" else torch.optim.SGD)([tW1, ta],

@@ -59,7 +59,7 @@ def unsupported(problem):
                 f"only, not {problem.loss.name}")
     if problem.regularizer.name not in REGULARIZERS or problem.lam == 0:
         return "pyscnn needs one of group_l1, feature_group_l1, l1, l2 with lam > 0"
-    if problem.formulation.name == "relu" and \
+    if problem.formulation.has_cones and \
             problem.regularizer.name == "feature_group_l1":
         return ("pyscnn's FeatureGL1 on ReLU takes one norm over V and W together, "
                 "cvxnn's penalty is R(V) + R(W)")
@@ -100,7 +100,7 @@ def prepare(problem, max_iter=10_000, tol=1e-12):
     set_device("cpu", problem.dtype.name, 0)
     reg = getattr(regs, REGULARIZERS[problem.regularizer.name])(their_lam(problem))
     G = np.array(problem.gates, dtype=np.float64)
-    if problem.formulation.name == "relu":
+    if problem.formulation.has_cones:
         model = ConvexReLU(G, c=c)
         solver = AL(model, max_primal_iters=max_iter, tol=tol, constraint_tol=tol)
     else:
@@ -188,7 +188,7 @@ def solve(problem, max_iter=10_000, tol=1e-12, max_records=20_000, time_limit=No
     metrics = Metrics(metric_freq=10**9, objective=False, grad_norm=False)
     procedure = build_optimizer(prep.solver, prep.regularizer, metrics)
     procedure.metric_freq = 10**9
-    relu = problem.formulation.name == "relu"
+    relu = problem.formulation.has_cones
     times, weights, spent = [], [], [0.0]
     start = time.perf_counter()
 

@@ -126,7 +126,7 @@ def spectral_gates(features, n_gates, exponent, seed=0, orthogonal=True):
     an isotropic Gaussian in pixel space carried into the components: the
     first few components decide nearly every split. ``exponent=0.5`` lies
     between; it was the best of 0, 0.25, 0.5, 0.75 and 1 on the validation
-    split (see comparisons/README.md).
+    split (see docs/history.md).
 
     ``orthogonal``: before the scaling, the gates come in frames of k (the
     number of components) orthogonal directions, each with the length of a
@@ -450,6 +450,8 @@ def parse(argv):
     p.add_argument("--baselines", default="adam,sgd")
     p.add_argument("--baseline-input", choices=["raw", "features"], default="raw")
     p.add_argument("--baseline-factor", type=float, default=2.0)
+    p.add_argument("--baseline-min-seconds", type=float, default=0.0,
+                   help="floor on the baselines' training time (for tiny tests)")
     p.add_argument("--adam-lr", type=float, default=1e-3)
     p.add_argument("--sgd-lr", type=float, default=0.05)
     p.add_argument("--sgd-momentum", type=float, default=0.9)
@@ -491,7 +493,7 @@ def main(argv=None):
     # the last lam: its wall time counts the whole path
     best = [r for r in rows if "decomposition_s" not in r][-1]
     width = 10 * args.patterns
-    seconds = args.baseline_factor * best["wall_s"]
+    seconds = max(args.baseline_factor * best["wall_s"], args.baseline_min_seconds)
     for method in args.baselines:
         print(f"{method}: width {width}, {seconds:.1f}s of training "
               f"({load_average()})", flush=True)

@@ -4,8 +4,9 @@ For each problem (group_l1, so that the equivalent network's weight decay is
 the convex regularizer) the relative gap ``(F(t) - F*) / |F*|`` is followed
 against wall time for
 
-* ``fast``: cvxnn's compiled R-FISTA (gated) / augmented Lagrangian (ReLU),
-  its per-iteration history (``solution.history``), run to tol 1e-7 (a
+* ``fast``: cvxnn's compiled solvers (``method="auto"``: the interior-point
+  method on most of these small problems, else R-FISTA or the augmented
+  Lagrangian), its per-iteration history (``solution.history``), run to tol 1e-7 (a
   certified relative duality gap, an upper bound on the objective gap);
 * each installed CVXPY solver, at the tolerances of ``correctness.SPECS``:
   one point, its final gap at its total time (CVXPY canonicalization
@@ -321,8 +322,7 @@ def main(argv=None):
                         help="per solve, for the solvers that take one")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backend", choices=["numpy", "torch"], default="numpy",
-                        help="SGD/Adam implementation (see the README for why "
-                        "NumPy is the default at these sizes)")
+                        help="SGD/Adam implementation")
     parser.add_argument("--skip", default="", help="comma-separated methods to skip "
                         "(pyscnn, sgd, adam)")
     parser.add_argument("--out", default="comparisons/results/speed")

@@ -22,9 +22,8 @@ from cvxnn.core.certificates import Certificate, certificate, lam_max
 from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
 from cvxnn.core.gates import conv_gates, gaussian_gates, sparse_gates
 from cvxnn.core.network import TwoLayerNetwork, network_from_weights
-from cvxnn.core.problem import Problem, build_problem
+from cvxnn.core.problem import Problem, build_problem, relu_twin, with_lam
 from cvxnn.core.solution import Solution
-from cvxnn.core.variants import relu_twin, with_lam
 from cvxnn.decomposition import DecompositionReport, DecompositionWarning, decompose
 from cvxnn.io import load, save
 from cvxnn.path import RegularizationPath, lam_grid, regularization_path

@@ -38,7 +38,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from cvxnn.core import backends
-from cvxnn.core.patterns import gaussian_gates
+from cvxnn.core.patterns import standard_normal_gates
 from cvxnn.core.problem import _append_bias, build_problem
 from cvxnn.core.status import OPTIMAL
 from cvxnn.core.validation import check_choice, check_positive_int, check_random_state
@@ -48,7 +48,7 @@ FLOAT_DTYPES = (np.float64, np.float32)
 
 def _gaussian_family(X, n_gates, random_state):
     """i.i.d. standard normal gates, exactly those :func:`build_problem` samples."""
-    return gaussian_gates(X.shape[1], n_gates, random_state, X.dtype)
+    return standard_normal_gates(X.shape[1], n_gates, random_state, X.dtype)
 
 
 #: Gate families the estimators accept by name; see the module docstring.

@@ -18,6 +18,7 @@ gates are a fixed buffer. Parameters keep the network's dtype.
 
 
 from cvxnn._optional import optional_import
+from cvxnn.core.network import TwoLayerNetwork
 
 
 def _torch():
@@ -26,8 +27,6 @@ def _torch():
 
 def _network_of(obj):
     """The TwoLayerNetwork behind a network, Solution or fitted estimator."""
-    from cvxnn.core.network import TwoLayerNetwork
-
     if isinstance(obj, TwoLayerNetwork):
         return obj
     network = getattr(obj, "network_", None) or getattr(obj, "network", None)

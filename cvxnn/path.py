@@ -9,7 +9,7 @@ r"""Regularization paths: one problem solved for a decreasing sequence of lam.
   wall time and train/validation metrics (:class:`RegularizationPath`).
 
 The problems along the path differ only in ``lam``; they are built with
-:func:`cvxnn.core.variants.with_lam`, which shares the data, the patterns and the
+:func:`cvxnn.core.problem.with_lam`, which shares the data, the patterns and the
 cached gradient at zero, so no pattern is recomputed. With ``solver="fast"``
 and ``warm_start=True`` each solve starts from the previous solution; solving
 a decreasing grid is then cheaper than solving each lam from zero (the first
@@ -29,10 +29,11 @@ from cvxnn.core import backends, operator
 from cvxnn.core.certificates import lam_max as compute_lam_max
 from cvxnn.core.cvxpy_solvers import check_solver
 from cvxnn.core.errors import ConvergenceWarning
+from cvxnn.core.problem import check_problem, with_lam
 from cvxnn.core.status import INTERRUPTED, USER_LIMIT
 from cvxnn.core.validation import as_float_array, check_finite, check_positive_int
-from cvxnn.core.variants import check_problem, with_lam
 from cvxnn.metrics import encode_targets, metrics
+from cvxnn.plot import plot_path
 
 
 def lam_grid(problem, n_lams=20, ratio=1e-3, *, lam_max=None):
@@ -135,7 +136,8 @@ class RegularizationPath:
         return np.array([r.get(name, np.nan) for r in rows], dtype=float)
 
     def plot(self, filename=None, metric=None):
-        """Active neurons and a validation metric vs lam (see :func:`plot_path`)."""
+        """Active neurons and a validation metric vs lam; see
+        :func:`cvxnn.plot.plot_path`."""
         return plot_path(self, filename, metric)
 
 
@@ -279,49 +281,3 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
 def _interrupted(solution):
     """Whether the fast solver caught a Ctrl-C during this solve."""
     return solution.status == USER_LIMIT and INTERRUPTED in solution.message
-
-
-def _default_metric(path):
-    for split in ("validation", "train"):
-        for name in ("accuracy", "mse"):
-            if np.any(np.isfinite(path.metric(name, split))):
-                return name, split
-    return "loss", "train"
-
-
-def plot_path(path, filename=None, metric=None):
-    """Plot active neurons and a metric against lam (log scale).
-
-    Parameters
-    ----------
-    path : RegularizationPath.
-    filename : optional path of a PNG to save.
-    metric : metric name (default: validation accuracy, else validation mse,
-        else the training one); the training curve is drawn dashed.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError("plot_path needs matplotlib (pip install matplotlib).") \
-            from exc
-    name, split = _default_metric(path) if metric is None else (metric, "validation")
-    fig = Figure(figsize=(6, 5.5), constrained_layout=True)
-    top, bottom = fig.subplots(2, 1, sharex=True)
-    lams = path.lams
-    top.plot(lams, path.column("n_active"), "o-")
-    top.set_ylabel("active neurons")
-    top.set_xscale("log")
-    if split == "validation" and np.any(np.isfinite(path.metric(name))):
-        bottom.plot(lams, path.metric(name), "o-", label=f"validation {name}")
-    bottom.plot(lams, path.metric(name, "train"), "s--", label=f"train {name}")
-    bottom.set_xlabel("lam")
-    bottom.set_ylabel(name)
-    bottom.legend()
-    top.set_title(f"regularization path ({path.solver})")
-    if filename is not None:
-        fig.savefig(filename, dpi=120)
-    return fig

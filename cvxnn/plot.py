@@ -9,6 +9,9 @@ and saved by the caller (``ax.figure.savefig("path.png")``).
   solver's ``history`` (``"time"``, ``"objective"``, ``"optimality"``).
 * :func:`plot_regularization_path`: active neurons against ``lam`` (log
   scale), with an optional score (accuracy, R^2) on a second y axis.
+* :func:`plot_path`: the two-panel figure of a
+  :class:`~cvxnn.path.RegularizationPath` (``path.plot()``): active neurons
+  on top, a metric below.
 """
 
 import numpy as np
@@ -132,3 +135,43 @@ def plot_regularization_path(lams, n_active, score=None, score_label="score",
         twin.set_ylabel(score_label, color="C1")
         ax.score_axis = twin
     return ax
+
+
+def _default_metric(path):
+    for split in ("validation", "train"):
+        for name in ("accuracy", "mse"):
+            if np.any(np.isfinite(path.metric(name, split))):
+                return name, split
+    return "loss", "train"
+
+
+def plot_path(path, filename=None, metric=None):
+    """Plot active neurons and a metric against lam (log scale).
+
+    Parameters
+    ----------
+    path : RegularizationPath.
+    filename : optional path of a PNG to save.
+    metric : metric name (default: validation accuracy, else validation mse,
+        else the training one); the training curve is drawn dashed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    Figure = optional_import("matplotlib.figure", "plotting", "plot").Figure
+    name, split = _default_metric(path) if metric is None else (metric, "validation")
+    fig = Figure(figsize=(6, 5.5), constrained_layout=True)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    lams = path.lams
+    plot_regularization_path(lams, path.column("n_active"), ax=top)
+    if split == "validation" and np.any(np.isfinite(path.metric(name))):
+        bottom.plot(lams, path.metric(name), "o-", label=f"validation {name}")
+    bottom.plot(lams, path.metric(name, "train"), "s--", label=f"train {name}")
+    bottom.set_xlabel("lam")
+    bottom.set_ylabel(name)
+    bottom.legend()
+    top.set_title(f"regularization path ({path.solver})")
+    if filename is not None:
+        fig.savefig(filename, dpi=120)
+    return fig

@@ -28,6 +28,7 @@ import numpy as np
 import scipy
 
 from cvxnn.core.errors import ConvergenceWarning
+from cvxnn.core.problem import check_problem
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.core.validation import (
@@ -35,7 +36,6 @@ from cvxnn.core.validation import (
     check_positive_int,
     check_weights,
 )
-from cvxnn.core.variants import check_problem
 from cvxnn_fast.augmented import solver as augmented
 from cvxnn_fast.common.run import Monitor
 from cvxnn_fast.fista import solver as fista
@@ -76,7 +76,7 @@ def choose_method(problem, method="auto", warm_start=None):
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}.")
-    relu = problem.formulation.name == "relu"
+    relu = problem.formulation.has_cones
     first_order = "augmented_lagrangian" if relu else "fista"
     if method == "auto":
         usable = warm_start is None and not interior.unsupported(problem)
@@ -101,7 +101,7 @@ def _cheap(problem):
     """Whether the interior-point method's iterations fit the limits."""
     n = problem.n_samples
     c, P, _ = problem.weight_shape
-    entries = c * n * n + (2 * c * P * n if problem.formulation.name == "relu" else 0)
+    entries = c * n * n + (2 * c * P * n if problem.formulation.has_cones else 0)
     return (interior.estimated_flops(problem) <= INTERIOR_MAX_FLOPS
             and entries <= INTERIOR_MAX_ENTRIES)
 
@@ -216,9 +216,7 @@ def _blas_threads(problem, method):
       each bundle their own OpenBLAS), the one that does not carry the
       method's large products is held to one thread. An OpenBLAS thread pool
       spins for a while after each call, so two pools on the same cores slow
-      each other's GEMMs: the interior-point method on the bench_fast ReLU
-      problem took 3.5 s with both at two threads and 1.1 s with SciPy's
-      (the compiled operator and ``scipy.linalg``) at one.
+      each other's GEMMs (3x slower on the bench_fast ReLU problem).
     """
     try:
         from threadpoolctl import ThreadpoolController

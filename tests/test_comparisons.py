@@ -404,8 +404,8 @@ def test_fashion_mnist_baseline_on_the_convex_features(tmp_path):
     assert fashion_mnist.main([
         "--data", str(tmp_path), "--components", "12", "--patterns", "6",
         "--max-iter", "10", "--baselines", "adam", "--baseline-input", "features",
-        "--baseline-factor", "3", "--eval-every", "0.05", "--batch-size", "32",
-        "--out", str(out)]) == 0
+        "--baseline-factor", "3", "--baseline-min-seconds", "3",
+        "--eval-every", "0.05", "--batch-size", "32", "--out", str(out)]) == 0
     with out.open() as f:
         convex, adam = list(csv.DictReader(f))
     assert adam["input"] == convex["input"] == "PCA-12 whitened"

@@ -93,8 +93,8 @@ def test_float32_and_float64_problems_share_their_gates(data):
     p32 = cvxnn.build_problem(X.astype(np.float32), y, n_gates=12, random_state=5)
     np.testing.assert_array_equal(p32.patterns, p64.patterns)
     np.testing.assert_array_equal(p32.gates, p64.gates.astype(np.float32))
-    G64 = patterns.gaussian_gates(3, 12, np.random.default_rng(5), np.float64)
-    G32 = patterns.gaussian_gates(3, 12, np.random.default_rng(5), np.float32)
+    G64 = patterns.standard_normal_gates(3, 12, np.random.default_rng(5), np.float64)
+    G32 = patterns.standard_normal_gates(3, 12, np.random.default_rng(5), np.float32)
     np.testing.assert_array_equal(G32, G64.astype(np.float32))
 
 
@@ -104,7 +104,7 @@ def test_gate_stream_is_stable_across_installs():
     Values recorded with NumPy 2.x; a change here means the same seed no longer
     gives the same patterns on another install.
     """
-    G = patterns.gaussian_gates(2, 3, np.random.default_rng(0))
+    G = patterns.standard_normal_gates(2, 3, np.random.default_rng(0))
     np.testing.assert_allclose(G, [[0.12573022, -0.13210486, 0.64042265],
                                    [0.10490012, -0.53566937, 0.36159505]],
                                rtol=1e-7)

@@ -158,7 +158,7 @@ def relu_certificate(problem, V, W, multipliers=None):
 
 def certificate(problem, U=None, *, V=None, W=None, multipliers=None):
     """Certificate of weights of either formulation (see the module docstring)."""
-    if problem.formulation.name == "relu":
+    if problem.formulation.has_cones:
         return relu_certificate(problem, V, W, multipliers)
     return gated_certificate(problem, U)
 
@@ -170,7 +170,7 @@ def lam_max(problem):
     gradient at 0. ReLU: the cone multipliers enter; see
     :func:`cvxnn.core.cone_multipliers.relu_lam_max`.
     """
-    if problem.formulation.name == "relu":
+    if problem.formulation.has_cones:
         return relu_lam_max(problem)
     reg = problem.regularizer
     if not reg.is_norm:

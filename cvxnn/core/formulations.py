@@ -18,14 +18,21 @@ from cvxnn.core import operator
 
 
 class GatedReLU:
+    """``min_U f(sum_i D_i X u_i) + lam R(U)``: unconstrained, one block."""
+
     name = "gated_relu"
     block_names = ("U",)
+    has_cones = False  # no cone constraints, no multipliers
 
     def combine(self, blocks):
         """The prediction weights U from the weight blocks."""
         return blocks["U"]
 
     def cone_violation(self, problem, blocks):
+        return None
+
+    def cone_matrix(self, X, D):
+        """No cone constraints: None."""
         return None
 
     def cvxpy(self, A, B, P, d, n_outputs, regularizer):
@@ -36,8 +43,12 @@ class GatedReLU:
 
 
 class ReLU:
+    """``min_{V,W} f(sum_i D_i X (v_i - w_i)) + lam (R(V) + R(W))`` subject to
+    ``(2 D_i - I) X v_i >= 0`` and ``(2 D_i - I) X w_i >= 0``."""
+
     name = "relu"
     block_names = ("V", "W")
+    has_cones = True  # cone constraints, priced by multipliers in certificates
 
     def combine(self, blocks):
         return blocks["V"] - blocks["W"]
@@ -50,6 +61,10 @@ class ReLU:
             Z = operator.products(problem.X, blocks[name]) * signs
             worst = max(worst, float(-np.min(Z, initial=0.0)))
         return worst
+
+    def cone_matrix(self, X, D):
+        """The explicit cone map (CSR, P n x P d); see :func:`operator.cone_matrix`."""
+        return operator.cone_matrix(X, D)
 
     def cvxpy(self, A, B, P, d, n_outputs, regularizer):
         V = cp.Variable((P * d, n_outputs), name="V")

@@ -32,7 +32,7 @@ problems with one seed share their gates.
 
 import numpy as np
 
-from cvxnn.core.patterns import gaussian_gates as _standard_normal
+from cvxnn.core.patterns import standard_normal_gates as _standard_normal
 from cvxnn.core.validation import check_choice, check_positive_int, check_random_state
 
 LAYOUTS = ("channels_last", "channels_first")

@@ -90,7 +90,7 @@ def network_from_weights(problem, blocks, threshold=0.0):
     ``blocks`` holds ``U`` (gated ReLU) or ``V`` and ``W`` (ReLU). Blocks whose
     Euclidean norm is at most ``threshold`` are dropped.
     """
-    gated = problem.formulation.name == "gated_relu"
+    gated = not problem.formulation.has_cones
     parts = ([(blocks["U"], 1.0)] if gated
              else [(blocks["V"], 1.0), (blocks["W"], -1.0)])
     ks, iss, rows, outs = [], [], [], []

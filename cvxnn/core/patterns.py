@@ -12,7 +12,7 @@ import numpy as np
 _BLOCK_ENTRIES = 8_000_000
 
 
-def gaussian_gates(n_features, n_gates, random_state, dtype=np.float64):
+def standard_normal_gates(n_features, n_gates, random_state, dtype=np.float64):
     """Gates with i.i.d. standard normal entries, shape (n_features, n_gates).
 
     Sampled in float64 from ``random_state`` (a numpy Generator) and then cast,

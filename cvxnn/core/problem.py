@@ -17,7 +17,7 @@ import numpy as np
 from cvxnn.core import backends, operator
 from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
-from cvxnn.core.patterns import activation_patterns, gaussian_gates
+from cvxnn.core.patterns import activation_patterns, standard_normal_gates
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.validation import (
     as_float_array,
@@ -278,7 +278,7 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
         gates = _check_gates(gates, X.shape[1] + bias, X.dtype, bias)
     X, scale = _data_as_used(X, bias, standardize)
     if gates is None:
-        G = gaussian_gates(X.shape[1], n_gates, rng, X.dtype)
+        G = standard_normal_gates(X.shape[1], n_gates, rng, X.dtype)
     else:  # raw-space gates give the same patterns on the scaled data
         G = gates if scale is None else np.ascontiguousarray(
             gates * scale[:, None], dtype=X.dtype)
@@ -305,3 +305,62 @@ def _check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {value!r}.")
     return bool(value)
+
+
+# --- cheap copies ----------------------------------------------------------
+# A regularization path solves the same problem for many lam, and the cone
+# decomposition needs the ReLU program on the gated program's data and
+# patterns. The copies below share X, y, patterns and gates with the original
+# (not copied: do not modify them in place) and reuse its cached
+# gradient_at_zero, which depends on neither lam nor the formulation.
+
+
+def check_problem(problem, name="problem"):
+    if not isinstance(problem, Problem):
+        raise TypeError(
+            f"{name}: expected a cvxnn Problem (from cvxnn.build_problem), got "
+            f"{type(problem).__name__}."
+        )
+    return problem
+
+
+def replace_problem(problem, *, lam=None, formulation=None):
+    """A copy of ``problem`` with ``lam`` and/or ``formulation`` replaced.
+
+    Parameters
+    ----------
+    problem : Problem
+    lam : float >= 0 or None (keep).
+    formulation : ``"gated_relu"``, ``"relu"`` or None (keep).
+
+    Returns
+    -------
+    Problem sharing the data, patterns and gates of ``problem``.
+    """
+    check_problem(problem)
+    lam = problem.lam if lam is None else check_lam(lam)
+    form = problem.formulation
+    if formulation is not None:
+        form = FORMULATIONS[check_choice(formulation, "formulation",
+                                         tuple(FORMULATIONS))]
+    new = Problem(problem.X, problem.y, problem.patterns, problem.gates,
+                  problem.loss, problem.regularizer, lam, form, problem.bias,
+                  problem.classes)
+    if "gradient_at_zero" in problem.__dict__:  # functools.cached_property slot
+        new.__dict__["gradient_at_zero"] = problem.__dict__["gradient_at_zero"]
+    return new
+
+
+def with_lam(problem, lam):
+    """``problem`` with its regularization strength replaced by ``lam``."""
+    return replace_problem(problem, lam=lam)
+
+
+def relu_twin(problem):
+    """The ReLU program on the data, patterns and gates of ``problem``."""
+    return replace_problem(problem, formulation="relu")
+
+
+def gated_twin(problem):
+    """The gated ReLU program on the data, patterns and gates of ``problem``."""
+    return replace_problem(problem, formulation="gated_relu")

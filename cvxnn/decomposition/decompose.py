@@ -46,10 +46,10 @@ import numpy as np
 
 from cvxnn.core import operator
 from cvxnn.core.cvxpy_solvers import check_solver
+from cvxnn.core.problem import check_problem, relu_twin
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import INFEASIBLE, OPTIMAL
 from cvxnn.core.validation import check_choice, check_options, check_weights
-from cvxnn.core.variants import check_problem, relu_twin
 from cvxnn.decomposition.cones import Cones, least_distance, repair
 
 METHODS = ("fast", "cvxpy")
@@ -146,7 +146,7 @@ def _gated_weights(problem, solution):
         if solution.U is None:
             raise ValueError(f"solution: the solve failed ({solution.status}); there "
                              "are no weights to decompose.")
-        if solution.problem.formulation.name != "gated_relu":
+        if solution.problem.formulation.has_cones:
             raise ValueError("solution: expected a gated_relu solution, got a "
                              f"{solution.problem.formulation.name} one.")
         same = solution.problem.patterns is problem.patterns or (
@@ -228,7 +228,7 @@ def decompose(problem, solution, method="fast", *, solver="CLARABEL", **options)
 
     Returns
     -------
-    Solution of the ReLU twin of ``problem`` (:func:`cvxnn.core.variants.relu_twin`:
+    Solution of the ReLU twin of ``problem`` (:func:`cvxnn.core.problem.relu_twin`:
     same data, patterns, gates, loss, regularizer and lam) at ``(V, W)``,
     ``V - W = U``. Its certificate reports the cone violation and the ReLU
     objective; ``solution.info["decomposition"]`` is a
@@ -243,7 +243,7 @@ def decompose(problem, solution, method="fast", *, solver="CLARABEL", **options)
     """
     start = time.perf_counter()
     check_problem(problem)
-    if problem.formulation.name != "gated_relu":
+    if problem.formulation.has_cones:
         raise ValueError("problem: decompose needs the gated_relu problem whose "
                          f"solution is split, got a {problem.formulation.name} one.")
     check_choice(method, "method", METHODS)

@@ -42,7 +42,7 @@ def build_cvxpy(problem):
     X, D = problem.X, problem.patterns
     c, P, d = problem.weight_shape
     A = operator.design_matrix(X, D)
-    B = operator.cone_matrix(X, D) if problem.formulation.name == "relu" else None
+    B = problem.formulation.cone_matrix(X, D)
     variables, yhat, penalty, constraints = problem.formulation.cvxpy(
         A, B, P, d, c, problem.regularizer)
     objective = problem.loss.cvxpy(yhat, problem.y) / problem.n_samples

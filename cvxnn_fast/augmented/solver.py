@@ -29,29 +29,8 @@ loop tests this at every inner iteration, and at scheduled pauses the point
 is also polished (:mod:`cvxnn_fast.common.polish`) and judged by
 :mod:`cvxnn.core.certificates`. With lam > 0 the gap is limited by the radial
 residual of the non-zero neurons divided by lam, so the floor of the
-subproblem tolerance is far below ``tol``.
-
-Measured on the seeded benchmark (squared loss, group_l1, lam = 1e-3,
-n = 500, d = 20, P = 100, tol 1e-6; comparisons/bench_fast.py) and on
-n = 200-300 squared and logistic problems; what did *not* help: a penalty
-doubled whenever the violation fell by less than 4x (up to 1e4x: the
-subproblems turn stiff, thousands of inner iterations each, and the gap
-stalls at 1e-4; capped at 4x or 8x: slower than fixed), starting penalties
-2x or 8x (vs 4x), inner tolerance 0.3x or 0.03x the violation (vs 0.1x)
-or decaying geometrically (0.5x, 0.8x per outer step), a looser safeguard
-(restart only when the violation grows by 10% or 50%) and a restart on a
-decrease of the augmented Lagrangian's value. All of those needed 1.5x to
-over 3x the iterations on the benchmark.
-
-Also measured (third session) and not kept: doubling rho after windows of
-outer steps whose subproblems were trivial (mean <= 3 inner iterations over
-10 outer steps) while the violation did not halve. It rescues the extreme
-stalls of the correctness suite (breast cancer ReLU feature_group_l1,
-90,226 outer steps of ~1.3 inner iterations: 116,569 -> 46,376 iterations;
-logistic 240,908 -> 55,563) but costs 5-40% on moderate ones (18 planted
-n=60 problems, group_l1 / feature_group_l1 / l1: 83,540 -> 98,033
-iterations in all, even when allowed only after 1,000 outer steps; mean
-<= 1.5 over 50 steps: 92,732).
+subproblem tolerance is far below ``tol``. Why this schedule, and the
+schedules measured against it: docs/design/augmented-lagrangian.md.
 """
 
 import numpy as np

@@ -31,19 +31,13 @@ Newton steps with backtracking, from ``s = 1``; the Hessian
 The caller keeps the polished point only if its certificate (computed by
 :mod:`cvxnn.core.certificates`, as for every backend) is better.
 
-For ReLU the certificate also depends on the cone multipliers. The
-augmented Lagrangian's own (``max(0, mult - rho c)``) converge slowly once
-the primal point is accurate: on the bench_fast ReLU problem, built with FMA
-contraction (``-march=native``), its iterates were within 4e-8 of the optimal
-objective and 4e-7 of the cones at 18,000 iterations while the gap with
-those multipliers took until 107,000 to reach 1e-6 (the default build
-happened to certify at 17,665). :func:`best_multipliers` computes, for the
-polished point, the multipliers that make each neuron's dual residual
-smallest (one non-negative least squares per neuron); with them the same
-18,000-iteration point certifies at gap 9e-8 (and with data seeds 1-3 the
-solve took 19-21k iterations instead of >60k, 35k and 24k). The attempt
-uses them when the polished point meets the cones and its gap is within
-``REFINE_GAP`` times the tolerance.
+For ReLU the certificate also depends on the cone multipliers; those of
+the augmented Lagrangian converge slowly once the primal point is accurate.
+:func:`best_multipliers` computes, for the polished point, the multipliers
+that make each neuron's dual residual smallest (one non-negative least
+squares per neuron). The attempt uses them when the polished point meets the
+cones and its gap is within ``REFINE_GAP`` times the tolerance
+(docs/design/polish.md has the measurements).
 """
 
 import numpy as np
@@ -289,9 +283,7 @@ class Polisher:
     attempt comes close (its gap within ``REFINE_GAP`` tol and its cone
     violation within ``CLOSE_VIOLATION`` cone_tol) the spacing drops to
     ``CLOSE_SPACING``: what is left is the cone violation crossing cone_tol,
-    which the refined multipliers then certify (bench_fast ReLU problem with
-    data seeds 0-3: 16,310 / 18,088 / 17,733 / 19,506 iterations instead of
-    17,665 / 19,432 / 19,432 / 21,376). The schedule depends on iteration
+    which the refined multipliers then certify. The schedule depends on iteration
     counts only, so solves stay deterministic.
     """
 
@@ -310,7 +302,7 @@ class Polisher:
         m, n = rows, problem.n_samples
         ratio = (n * c * m * m + m**3 / 3) / (4.0 * n * d * rows)
         self.min_spacing = max(10, int(np.ceil(10 * ratio)))
-        self.refine = (problem.formulation.name == "relu" and
+        self.refine = (problem.formulation.has_cones and
                        n * problem.X.shape[1] * rows <= MAX_NNLS_ENTRIES)
 
     def pause_at(self, max_iter):

@@ -4,9 +4,8 @@ Every pattern is on for about half the samples, so the weights that repeat one
 vector ``v`` over all P neurons of an output predict
 ``sum_i D_i X v = diag(counts) X v`` with ``counts_j`` (the patterns on at
 sample j) near ``P / 2``: along those d directions the data fit's curvature
-is about P times that of all others. Plain proximal gradient takes steps of
-``1 / L`` with L set by this spike (measured on the bench_fast problem: the
-top d + 1 eigenvalues of ``A^T A / n`` are 77-170, the next one 12.4).
+is about P times that of all others, and plain proximal gradient takes steps
+of ``1 / L`` with L set by this spike.
 
 R-FISTA runs in the metric ``M = I + beta Pi`` instead, ``Pi`` the projector
 onto those repeated weights (row means of each output's block, see
@@ -17,17 +16,11 @@ through one d-vector (diagonal quasi-Newton steps, inexact Newton by
 matrix-free CG on the d x d system where they stall). Accelerated proximal
 gradient in a fixed metric keeps its guarantees.
 
-The exact repeated weights hold only part of the spike (the top eigenvectors
-weight the neurons unequally): on the bench_fast problem the largest
-curvature in M falls from 170 to 91 at beta = 1 and to 84 for any beta >= 5.
-beta is therefore a constant, ``BETA``, used where the spike is present
-(curvature along repeated weights >= ``MIN_RATIO`` times the largest off
-them). Measured with tol 1e-6 (R-FISTA iterations, plain -> beta = 1, 3, 10,
-30): bench_fast gated n=2000 P=500 1432 -> 1182 (beta 3, 12); diabetes P=500
-7966 -> 6582, 4494, 4494, 4085; diabetes P=100 2687 -> 2018, 1834, 2220,
-2687; breast cancer logistic P=100 429 -> 429, 291, 240, 218. Times: see
-``python comparisons/bench_fast.py --sections metric`` (the prox in M costs
-a few passes over the weights per line-search trial, ~1 ms at P=500, d=51).
+Only part of the spike lies exactly along the repeated weights, so a
+larger ``beta`` stops helping beyond a few units; ``BETA`` is a constant,
+applied where the spike is present (curvature along repeated weights >=
+``MIN_RATIO`` times the largest off them). The prox in M costs a few passes
+over the weights per line-search trial. Measurements: docs/design/fista.md.
 
 Not applied to feature_group_l1 (its groups cross the neurons, so the prox in
 M has no such form) or to the ReLU program (its augmented Lagrangian's
@@ -46,7 +39,7 @@ REGULARIZERS = ("group_l1", "l1", "l2", None)
 def applies(problem):
     """True when R-FISTA on this problem may use the metric."""
     reg = problem.regularizer.name if problem.lam > 0 else None
-    return (problem.formulation.name == "gated_relu" and reg in REGULARIZERS
+    return (not problem.formulation.has_cones and reg in REGULARIZERS
             and problem.weight_shape[1] > 1)
 
 

@@ -24,12 +24,7 @@ from cvxnn_fast.fista import preconditioner as metric
 K = _fista.CONSTANTS
 CHUNK_SECONDS = 0.25
 # Line search: the step shrinks by BACKTRACK until the bound holds and grows by
-# GROW after every iteration. Measured (tol 1e-6, same iterates' counts):
-# GROW 1.1 instead of 1.25 backtracks on 11% of iterations instead of 25%
-# and took 0.87x-0.98x the time on the bench_fast gated and ReLU problems,
-# diabetes, digits and breast cancer; 1.05 left the ReLU bench problem's
-# augmented Lagrangian unconverged after 100,000 iterations; BACKTRACK 0.7
-# was slower.
+# GROW after every iteration (docs/design/fista.md says why these values).
 BACKTRACK = 0.5
 GROW = 1.1
 # Largest second derivative of each loss (for the initial step size).

@@ -71,7 +71,7 @@ class _System:
         self.cones = self.soc or self.fgl1
         self.G = None  # (n_cones, B, d) rank-one terms of the fgl1 cones
         self.ridge = self.lam if reg == "l2" else 0.0
-        gated = problem.formulation.name != "relu"
+        gated = not problem.formulation.has_cones
         self.prox = PROX if gated and reg is None else 0.0
         # Columns of t in a block's variables: 1 (group_l1), d (l1), else 0.
         self.offset = 1 if self.soc else (self.d if self.l1 else 0)

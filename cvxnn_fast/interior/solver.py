@@ -32,13 +32,7 @@ is judged too (:class:`Finisher`). The method stops when a certificate meets
 barrier leaves tiny are then set to exact zeros where the certificate still
 holds (:func:`prune`).
 
-Measured (comparisons/bench_fast.py, tol 1e-6): the ReLU problem (n = 500,
-d = 20, P = 100) takes 33 steps, ~1.3 s, against CLARABEL's 36 iterations
-at ~1 s each; the gated one (n = 2000, d = 50, P = 500) 12 steps, ~3.7 s,
-against R-FISTA's 1182 iterations, 7.0 s. On the ReLU problem, starting
-multipliers 1e-5 to 1e-2 (here 1/n) change the count by at most 2, and
-Gondzio's centrality correctors on the orthant (2 or 4 per step) cut it to
-31 or 29 but not the time.
+Measurements and rejected variants: docs/design/interior-point.md.
 """
 
 import time
@@ -102,8 +96,8 @@ def estimated_flops(problem):
     c, P, d = problem.weight_shape
     factor = (n * c) ** 3 / 3.0 if problem.loss.name == "cross_entropy" \
         else c * n**3 / 3.0
-    l1 = problem.lam > 0 and problem.regularizer.name in ("l1", "feature_group_l1")
-    if problem.formulation.name != "relu" and not l1:
+    dense = problem.lam > 0 and problem.regularizer.name in ("l1", "feature_group_l1")
+    if not problem.formulation.has_cones and not dense:
         return c * 4.0 * n * n * P + factor + 4.0 * c * P * n * d
     return c * 2.0 * n * n * P * d + factor + 4.0 * c * P * n * d * d
 
@@ -335,7 +329,7 @@ def solve(problem, tol, cone_tol, max_iter, monitor):
 
 
 def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
-    relu = problem.formulation.name == "relu"
+    relu = problem.formulation.has_cones
     system = ReluSystem(problem) if relu else GatedSystem(problem)
     it = Iterate(system)
     finisher = Finisher(original, system, tol, cone_tol, expand)
@@ -445,7 +439,7 @@ class Finisher:
                 cert = certificate(problem, **blocks, multipliers=mults)
             self.result = (blocks, mults)
             self.extra += 1
-            gated = problem.formulation.name != "relu"
+            gated = not problem.formulation.has_cones
             return (cert.objective, cert.optimality,
                     complete or not gated or self.extra > PRUNE_EXTRA)
         self.since_best += 1
@@ -494,15 +488,10 @@ def prune(problem, blocks, multipliers, tol, cone_tol):
     certificate. Returns (blocks, complete): complete when no non-zero block
     below ``PRUNE_COMPLETE`` times the largest is left.
 
-    Zeroing changes the residual, the certificate's dual point. On the
-    bench_fast ReLU problem zeroing the 52 blocks below 1e-6 of the largest
-    (they sum to ~5e-5 of lam's weight) raised the relative gap from 5e-7
-    to 3e-4; re-fitted multipliers (:func:`cvxnn_fast.common.polish.best_multipliers`),
-    the group-scaling polish of the pruned point and two more iterations did
-    not recover it, so ReLU solutions may keep tiny neurons. Gated ReLU
-    solutions get up to PRUNE_EXTRA more iterations (:class:`Finisher`): on
-    the bench_fast gated problem the first certified iterate has 94 blocks
-    between 1e-8 and 1e-6 of the largest and 123 between 1e-6 and 1e-4.
+    Zeroing changes the residual, the certificate's dual point, so ReLU
+    solutions may keep tiny neurons; gated ReLU solutions get up to
+    PRUNE_EXTRA more iterations (:class:`Finisher`) to clear theirs
+    (docs/design/interior-point.md).
     """
     norms = {k: np.linalg.norm(B, axis=2) for k, B in blocks.items()}
     top = max(float(v.max(initial=0.0)) for v in norms.values())

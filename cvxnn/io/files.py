@@ -20,15 +20,30 @@ What each kind holds:
 
 ``FORMAT_VERSION`` grows when the layout changes; a file written by a newer
 version is refused with a message rather than misread.
+
+Loading checks a file whole before it builds anything (:mod:`cvxnn.io.archive`
+reads and verifies the checksum, :mod:`cvxnn.io.checks` checks the content):
+the arrays a kind needs, their dtypes and shapes against each other and the
+metadata, finite data and weights, a SHA-256 checksum of every array and of
+the JSON header, and the stored objective recomputed from the stored weights
+and data. Anything wrong raises :class:`ModelFileError` (a ``ValueError``)
+naming the file and the problem; a file that cannot be opened raises the
+usual ``OSError``.
+
+Files without a checksum (written before cvxnn stored one; same format
+version, since the checksum is one more header entry that older readers
+ignore) are refused by default, with a message saying how to re-save them:
+without a checksum an edited header field or a changed gate cannot be ruled
+out. ``allow_no_checksum=True`` loads them after every other check passes,
+to be saved again. Such files also lack ``input_scale``, so a problem built
+with ``standardize=True`` loads unscaled: re-solve rather than re-save those.
 """
 
 import dataclasses
-import json
 import numbers
 
 import numpy as np
 
-from cvxnn._version import __version__
 from cvxnn.core.certificates import Certificate
 from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
@@ -36,10 +51,25 @@ from cvxnn.core.network import TwoLayerNetwork
 from cvxnn.core.problem import Problem
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.solution import Solution
+from cvxnn.io.archive import (
+    FORMAT_VERSION,
+    HEADER,
+    KINDS,
+    ModelFileError,
+    naming,
+)
+from cvxnn.io.archive import read_archive as _read
+from cvxnn.io.archive import write_archive as _write
+from cvxnn.io.checks import FITTED_SCALARS as _FITTED_SCALARS
+from cvxnn.io.checks import check_estimator as _check_estimator
+from cvxnn.io.checks import check_network as _check_network
+from cvxnn.io.checks import check_objective as _check_objective
+from cvxnn.io.checks import check_solution as _check_solution
 
-FORMAT_VERSION = 1
-HEADER = "__cvxnn__"
-KINDS = ("solution", "network", "estimator")
+__all__ = ["FORMAT_VERSION", "HEADER", "KINDS", "ModelFileError", "load",
+           "load_metadata", "load_model", "load_network", "load_solution", "save",
+           "save_model", "save_network", "save_solution", "solution_from_parts",
+           "solution_parts"]
 
 
 # --- JSON values ----------------------------------------------------------
@@ -67,51 +97,6 @@ def _key(key, name):
     return key
 
 
-def _label_array(arr, name):
-    """An object array of strings as unicode, which loads without pickle."""
-    if all(isinstance(v, str) for v in arr.ravel()):
-        return arr.astype(str)
-    raise TypeError(f"{name}: object labels other than strings cannot be saved "
-                    "without pickle.")
-
-
-# --- reading and writing ----------------------------------------------------
-def _write(path, kind, meta, arrays):
-    header = {"format": "cvxnn", "format_version": FORMAT_VERSION, "kind": kind,
-              **meta}
-
-    header["cvxnn_version"] = __version__
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    header["object_arrays"] = sorted(k for k, v in arrays.items() if v.dtype == object)
-    for key in header["object_arrays"]:
-        arrays[key] = _label_array(arrays[key], key)
-    payload = {HEADER: np.array(json.dumps(header))}
-    payload.update(arrays)
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **payload)
-
-
-def _read(path, kind=None):
-    """(header, arrays) of a cvxnn file; checks format, version and kind."""
-    with np.load(path, allow_pickle=False) as data:
-        if HEADER not in data.files:
-            raise ValueError(f"path: {path!s} is not a cvxnn file (no {HEADER} entry).")
-        header = json.loads(str(data[HEADER]))
-        arrays = {k: data[k] for k in data.files if k != HEADER}
-    for key in header.get("object_arrays", ()):
-        arrays[key] = arrays[key].astype(object)
-    version = header.get("format_version")
-    if header.get("format") != "cvxnn" or not isinstance(version, int):
-        raise ValueError(f"path: {path!s} has no valid cvxnn header.")
-    if version > FORMAT_VERSION:
-        raise ValueError(f"path: {path!s} was written with cvxnn format version "
-                         f"{version}; this cvxnn reads up to {FORMAT_VERSION}. "
-                         "Upgrade cvxnn.")
-    if kind is not None and header["kind"] != kind:
-        raise ValueError(f"path: {path!s} holds a {header['kind']}, not a {kind}.")
-    return header, arrays
-
-
 def _sub(arrays, prefix):
     """The arrays under ``prefix/``, with the prefix stripped."""
     n = len(prefix) + 1
@@ -126,11 +111,17 @@ def _prefixed(arrays, prefix):
 def _problem_parts(problem):
     meta = {"formulation": problem.formulation.name, "loss": problem.loss.name,
             "regularizer": problem.regularizer.name, "lam": float(problem.lam),
-            "bias": bool(problem.bias)}
+            "bias": bool(problem.bias),
+            "sizes": {"n_samples": problem.n_samples,
+                      "n_features": problem.n_features,
+                      "n_patterns": problem.n_patterns,
+                      "n_outputs": problem.n_outputs}}
     arrays = {"X": problem.X, "y": problem.y, "patterns": problem.patterns,
               "gates": problem.gates}
     if problem.classes is not None:
         arrays["classes"] = problem.classes
+    if problem.input_scale is not None:
+        arrays["input_scale"] = problem.input_scale
     return meta, arrays
 
 
@@ -138,7 +129,7 @@ def _problem_from_parts(meta, arrays):
     return Problem(arrays["X"], arrays["y"], arrays["patterns"], arrays["gates"],
                    LOSSES[meta["loss"]], REGULARIZERS[meta["regularizer"]],
                    meta["lam"], FORMULATIONS[meta["formulation"]], meta["bias"],
-                   arrays.get("classes"))
+                   arrays.get("classes"), arrays.get("input_scale"))
 
 
 def _split_info(info):
@@ -187,6 +178,9 @@ def solution_parts(solution):
 def solution_from_parts(meta, arrays):
     """Rebuild a solution from the output of :func:`solution_parts`.
 
+    The stored objective is first recomputed from the stored weights and data
+    (one objective evaluation); a mismatch raises :class:`ModelFileError`.
+
     Parameters
     ----------
     meta : dict
@@ -197,6 +191,9 @@ def solution_from_parts(meta, arrays):
     cvxnn.Solution
     """
     problem = _problem_from_parts(meta["problem"], _sub(arrays, "problem"))
+    if arrays.get("U") is not None:
+        blocks = {k: arrays[k] for k in problem.formulation.block_names}
+        _check_objective(problem, blocks, meta["objective"])
     multipliers = _sub(arrays, "multipliers")
     cert = meta["certificate"]
     return Solution(
@@ -225,8 +222,20 @@ def save_solution(path, solution):
     _write(path, "solution", {"solution": meta}, arrays)
 
 
-def load_solution(path):
-    """Read a solution written by :func:`save_solution`.
+def load_solution(path, *, allow_no_checksum=False):
+    """Read a solution written by :func:`save_solution`, checking it first.
+
+    Parameters
+    ----------
+    path : str or path-like
+    allow_no_checksum : bool
+        Load a file written before checksums were stored (every other check
+        still runs); save it again to add one.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file and what is wrong with it (see the module docstring).
 
     Returns
     -------
@@ -234,8 +243,15 @@ def load_solution(path):
         Arrays bit-identical to the saved ones; the same status, objective,
         certificate, history, multipliers and problem settings.
     """
-    header, arrays = _read(path, "solution")
-    return solution_from_parts(header["solution"], arrays)
+    with naming(path):
+        header, arrays = _read(path, "solution", _solution_check, allow_no_checksum)
+        return solution_from_parts(header["solution"], arrays)
+
+
+def _solution_check(header, arrays):
+    if not isinstance(header.get("solution"), dict):
+        raise ModelFileError("metadata field 'solution' is missing.")
+    _check_solution(header["solution"], arrays)
 
 
 # --- networks ---------------------------------------------------------------
@@ -253,17 +269,28 @@ def save_network(path, network):
     arrays = {"W1": network.W1, "W2": network.W2}
     if network.gates is not None:
         arrays["gates"] = network.gates
-    _write(path, "network", {"bias": bool(network.bias)}, arrays)
+    meta = {"bias": bool(network.bias), "activation": network.activation,
+            "sizes": {"n_neurons": network.n_neurons,
+                      "n_features": network.W1.shape[1],
+                      "n_outputs": network.W2.shape[0]}}
+    _write(path, "network", meta, arrays)
 
 
-def load_network(path):
-    """Read a network written by :func:`save_network`.
+def load_network(path, *, allow_no_checksum=False):
+    """Read a network written by :func:`save_network`, checking it first.
+
+    Parameters
+    ----------
+    path : str or path-like
+    allow_no_checksum : bool
+        See :func:`load_solution`.
 
     Returns
     -------
     cvxnn.TwoLayerNetwork
     """
-    header, arrays = _read(path, "network")
+    with naming(path):
+        header, arrays = _read(path, "network", _check_network, allow_no_checksum)
     return TwoLayerNetwork(W1=arrays["W1"], W2=arrays["W2"],
                            gates=arrays.get("gates"), bias=header["bias"])
 
@@ -293,7 +320,6 @@ def _params_from_parts(params, arrays):
     return params
 
 
-_FITTED_SCALARS = ("n_features_in_", "n_active_", "n_iter_", "loss_", "_y_1d")
 _FITTED_ARRAYS = ("classes_", "feature_names_in_")
 
 
@@ -327,48 +353,72 @@ def save_model(path, estimator, metadata=None):
     _write(path, "estimator", meta, arrays)
 
 
-def load_model(path):
-    """Read a fitted estimator written by :func:`save_model`.
+def load_model(path, *, allow_no_checksum=False):
+    """Read a fitted estimator written by :func:`save_model`, checking it first.
+
+    Parameters
+    ----------
+    path : str or path-like
+    allow_no_checksum : bool
+        See :func:`load_solution`.
 
     Returns
     -------
     ConvexReLURegressor or ConvexReLUClassifier
         Fitted, predicting exactly what the saved estimator predicted.
     """
+    with naming(path):
+        header, arrays = _read(path, "estimator", _check_estimator,
+                               allow_no_checksum)
+        return _estimator_from_parts(header, arrays)
+
+
+def _estimator_from_parts(header, arrays):
     from cvxnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
 
-    header, arrays = _read(path, "estimator")
-    classes = {"ConvexReLURegressor": ConvexReLURegressor,
-               "ConvexReLUClassifier": ConvexReLUClassifier}
-    if header.get("class") not in classes:
-        raise ValueError(f"path: {path!s} holds an unknown estimator class "
-                         f"{header.get('class')!r}.")
-    cls = classes[header["class"]]
-    est = cls(**_params_from_parts(header["params"], arrays))
+    cls = {"ConvexReLURegressor": ConvexReLURegressor,
+           "ConvexReLUClassifier": ConvexReLUClassifier}[header["class"]]
+    params = header["params"]
+    expected = set(cls._get_param_names())
+    if set(params) != expected:
+        odd = ", ".join(sorted(set(params) ^ expected))
+        raise ModelFileError(f"metadata field 'params' does not hold the parameters "
+                             f"of {cls.__name__} (differs in: {odd}).")
+    solution = solution_from_parts(header["solution"], _sub(arrays, "solution"))
+    est = cls(**_params_from_parts(params, arrays))
     for key, value in header["fitted"].items():
         setattr(est, key, value)
     for key, value in _sub(arrays, "fitted").items():
         setattr(est, key, value)
-    est.solution_ = solution_from_parts(header["solution"], _sub(arrays, "solution"))
-    est.problem_ = est.solution_.problem
-    est.network_ = est.solution_.network
-    est.certificate_ = est.solution_.certificate
+    est.solution_ = solution
+    est.problem_ = solution.problem
+    est.network_ = solution.network
+    est.certificate_ = solution.certificate
     return est
 
 
-def load_metadata(path):
+def load_metadata(path, *, allow_no_checksum=False):
     """The ``metadata`` dict saved with a model by :func:`save_model`.
+
+    Only the header is read; its checksum is verified (it covers the array
+    digests, so the metadata belongs to the arrays it was saved with).
 
     Parameters
     ----------
     path : str or path-like
+    allow_no_checksum : bool
+        See :func:`load_solution`.
 
     Returns
     -------
     dict
     """
-    header, _ = _read(path, "estimator")
-    return header.get("metadata", {})
+    with naming(path):
+        header, _ = _read(path, "estimator", allow_no_checksum=allow_no_checksum)
+        metadata = header.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise ModelFileError("metadata field 'metadata' is not a JSON object.")
+    return metadata
 
 
 # --- any kind -----------------------------------------------------------------
@@ -388,19 +438,26 @@ def save(path, obj):
     return save_model(path, obj)
 
 
-def load(path):
-    """Load whatever :func:`save` wrote.
+def load(path, *, allow_no_checksum=False):
+    """Load whatever :func:`save` wrote, checking it first.
 
     Parameters
     ----------
     path : str or path-like
+    allow_no_checksum : bool
+        See :func:`load_solution`.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file and what is wrong with it.
 
     Returns
     -------
     Solution, TwoLayerNetwork or fitted estimator
     """
-    header, _ = _read(path)
-    if header["kind"] not in KINDS:
-        raise ValueError(f"path: unknown kind {header['kind']!r} in {path!s}.")
+    with naming(path):
+        header, _ = _read(path, verify=False)  # the loader of the kind verifies
     return {"solution": load_solution, "network": load_network,
-            "estimator": load_model}[header["kind"]](path)
+            "estimator": load_model}[header["kind"]](
+                path, allow_no_checksum=allow_no_checksum)

@@ -1,0 +1,237 @@
+"""The archive under a cvxnn model file: a .npz with a JSON header and a checksum.
+
+A file is a NumPy ``.npz`` archive readable with ``numpy.load(path,
+allow_pickle=False)``: the arrays as they are, and one JSON header, the 0-d
+string array ``__cvxnn__`` (format, version, kind, metadata). The header
+holds ``checksum``: the SHA-256 of each array (of its name, dtype, shape and
+C-order bytes) and of the header itself (canonical JSON, array digests
+included, its own digest left out), so that any change after saving, to an
+array or to a metadata field, is detected.
+
+:func:`read_archive` opens a file, checks its format, version and kind, runs
+the structure checks of its kind (:mod:`cvxnn.io.checks`) and verifies the
+checksum; any problem raises :class:`ModelFileError`.
+"""
+
+import contextlib
+import hashlib
+import json
+
+import numpy as np
+
+from cvxnn._version import __version__
+
+FORMAT_VERSION = 1
+HEADER = "__cvxnn__"
+KINDS = ("solution", "network", "estimator")
+ALGORITHM = "sha256"
+
+
+class ModelFileError(ValueError):
+    """A model file that is damaged, inconsistent or not a cvxnn file.
+
+    Attributes
+    ----------
+    path : str or None
+        The file, as the caller named it.
+    reason : str
+        What is wrong with it.
+    """
+
+    def __init__(self, reason, path=None):
+        self.reason = reason
+        self.path = None if path is None else str(path)
+        super().__init__(reason if path is None else f"{path}: {reason}")
+
+
+@contextlib.contextmanager
+def naming(path):
+    """Add ``path`` to the :class:`ModelFileError` raised inside the block."""
+    try:
+        yield
+    except ModelFileError as exc:
+        if exc.path is not None:
+            raise
+        raise ModelFileError(exc.reason, path) from exc.__cause__
+
+
+# --- checksum -----------------------------------------------------------------
+def array_digest(name, arr):
+    """SHA-256 (hex) of an array's name, dtype, shape and bytes (C order)."""
+    h = hashlib.sha256(json.dumps([name, arr.dtype.str, list(arr.shape)]).encode())
+    h.update(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def _header_digest(header):
+    """SHA-256 of the header, array digests included, minus its own digest."""
+    checksum = {k: v for k, v in header["checksum"].items() if k != "header"}
+    text = json.dumps({**header, "checksum": checksum}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def with_checksum(header, arrays):
+    """``header`` plus its ``checksum`` entry for the arrays as stored.
+
+    ``header`` must hold JSON values only (it is hashed as it will be read).
+    """
+    header = json.loads(json.dumps(header))
+    header["checksum"] = {"algorithm": ALGORITHM,
+                          "arrays": {k: array_digest(k, arrays[k])
+                                     for k in sorted(arrays)}}
+    header["checksum"]["header"] = _header_digest(header)
+    return header
+
+
+def _resave_hint(kind):
+    if kind == "estimator":
+        return ("m = cvxnn.io.load_model(f, allow_no_checksum=True); "
+                "cvxnn.io.save_model(f, m, metadata=cvxnn.io.load_metadata(f, "
+                "allow_no_checksum=True))")
+    return "cvxnn.save(f, cvxnn.load(f, allow_no_checksum=True))"
+
+
+def verify_checksum(header, arrays, allow_missing=False):
+    """Raise :class:`ModelFileError` unless the header and arrays match their digests.
+
+    ``arrays=None`` verifies the header alone (it holds the array digests).
+    A file without a checksum is refused unless ``allow_missing``.
+    """
+    checksum = header.get("checksum")
+    if checksum is None:
+        if allow_missing:
+            return
+        raise ModelFileError(
+            "has no checksum (it was written by a cvxnn that did not store one), "
+            "so damage to it cannot be ruled out. If you trust the file, load it "
+            "once with allow_no_checksum=True and save it again, for a file f: "
+            f"{_resave_hint(header['kind'])}")
+    if (not isinstance(checksum, dict) or checksum.get("algorithm") != ALGORITHM
+            or not isinstance(checksum.get("arrays"), dict)
+            or not isinstance(checksum.get("header"), str)):
+        raise ModelFileError("the metadata's checksum entry is malformed.")
+    if _header_digest(header) != checksum["header"]:
+        raise ModelFileError("the metadata (JSON header) does not match its "
+                             "checksum: it was edited or damaged after saving.")
+    if arrays is None:
+        return
+    expected = checksum["arrays"]
+    for name in sorted(set(expected) | set(arrays)):
+        if name not in arrays:
+            raise ModelFileError(f"array {name!r} is missing (the checksum lists it).")
+        if name not in expected:
+            raise ModelFileError(f"array {name!r} was not in the file when it was "
+                                 "saved (the checksum does not list it).")
+        if array_digest(name, arrays[name]) != expected[name]:
+            raise ModelFileError(f"array {name!r} does not match its checksum: its "
+                                 "bytes were changed after saving.")
+
+
+def _label_array(arr, name):
+    """An object array of strings as unicode, which loads without pickle."""
+    if all(isinstance(v, str) for v in arr.ravel()):
+        return arr.astype(str)
+    raise TypeError(f"{name}: object labels other than strings cannot be saved "
+                    "without pickle.")
+
+
+# --- reading and writing ----------------------------------------------------
+def write_archive(path, kind, meta, arrays):
+    """Write ``meta`` (JSON values) and ``arrays`` to ``path``, with a checksum."""
+    header = {"format": "cvxnn", "format_version": FORMAT_VERSION, "kind": kind,
+              **meta}
+
+    header["cvxnn_version"] = __version__
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    header["object_arrays"] = sorted(k for k, v in arrays.items() if v.dtype == object)
+    for key in header["object_arrays"]:
+        arrays[key] = _label_array(arrays[key], key)
+    header = with_checksum(header, arrays)
+    payload = {HEADER: np.array(json.dumps(header))}
+    payload.update(arrays)
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **payload)
+
+
+def read_archive(path, kind=None, check=None, allow_no_checksum=False,
+                 verify=True):
+    """(header, arrays) of a cvxnn file after every check but the objective.
+
+    ``check(header, arrays)`` checks the structure of the kind; ``check=None``
+    reads the header alone (and verifies its checksum if ``verify``). Raises
+    :class:`ModelFileError` without the path (callers add it with :func:`naming`).
+    """
+    with open(path, "rb") as f:  # OSError (no such file, ...) as usual
+        if f.read(2) != b"PK":
+            raise ModelFileError("is not a cvxnn file (not a .npz archive).")
+        f.seek(0)
+        try:
+            data = np.load(f, allow_pickle=False)
+        except Exception as exc:
+            raise ModelFileError(f"cannot be read as a .npz archive ({exc}); it is "
+                                 "truncated or damaged.") from exc
+        with data:
+            header = _header(data)
+            _check_format(header, kind)
+            arrays = None if check is None else {
+                k: _member(data, k) for k in data.files if k != HEADER}
+    if check is not None:
+        check(header, arrays)
+    if verify:
+        verify_checksum(header, arrays, allow_no_checksum)
+    if check is not None:
+        for key in _object_arrays(header, arrays):
+            arrays[key] = arrays[key].astype(object)
+    return header, arrays
+
+
+def _member(data, key):
+    try:
+        return data[key]
+    except Exception as exc:
+        raise ModelFileError(f"array {key!r} cannot be read ({exc}); the archive "
+                             "is damaged.") from exc
+
+
+def _header(data):
+    if HEADER not in data.files:
+        raise ModelFileError(f"is not a cvxnn file (no {HEADER} entry).")
+    raw = _member(data, HEADER)
+    try:
+        if raw.dtype.kind != "U" or raw.ndim != 0:
+            raise ValueError(f"a {raw.dtype} array of shape {raw.shape}")
+        header = json.loads(str(raw))
+    except ValueError as exc:
+        raise ModelFileError(f"its metadata ({HEADER}) is not JSON text ({exc}).") \
+            from exc
+    if not isinstance(header, dict):
+        raise ModelFileError(f"its metadata ({HEADER}) is not a JSON object.")
+    return header
+
+
+def _check_format(header, kind):
+    version = header.get("format_version")
+    if header.get("format") != "cvxnn" or isinstance(version, bool) or not \
+            isinstance(version, int):
+        raise ModelFileError("has no valid cvxnn header.")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"was written with cvxnn format version {version}; "
+                             f"this cvxnn reads up to {FORMAT_VERSION}. "
+                             "Upgrade cvxnn.")
+    if header.get("kind") not in KINDS:
+        raise ModelFileError(f"unknown kind {header.get('kind')!r}.")
+    if kind is not None and header["kind"] != kind:
+        article = {"estimator": "an"}
+        raise ModelFileError(f"holds {article.get(header['kind'], 'a')} "
+                             f"{header['kind']}, not {article.get(kind, 'a')} {kind}.")
+
+
+def _object_arrays(header, arrays):
+    names = header.get("object_arrays", [])
+    if not isinstance(names, list) or any(
+            not isinstance(k, str) or k not in arrays or arrays[k].dtype.kind != "U"
+            for k in names):
+        raise ModelFileError(f"metadata field 'object_arrays' must list string "
+                             f"arrays of the file, got {names!r}.")
+    return names
