@@ -211,7 +211,9 @@ def has_recession_direction(problem):
     constraints = cones + [m >= 0 for m in margins]
     constraints.append(sum(cp.sum(m) for m in margins) == 1)
     lp = cp.Problem(cp.Minimize(0), constraints)
-    lp.solve(solver="CLARABEL")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lp.solve(solver="CLARABEL")
     return lp.status == cp.OPTIMAL
 
 

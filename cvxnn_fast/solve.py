@@ -9,9 +9,10 @@
 * ReLU: an augmented Lagrangian method (:mod:`cvxnn_fast.augmented.solver`) whose
   subproblems are solved by the same compiled loop.
 * Both: a primal-dual interior-point method (:mod:`cvxnn_fast.interior.solver`) for
-  squared and logistic losses with group_l1 or l2 (ReLU also without
-  penalty), at sizes where its n x n Newton systems are cheap;
-  ``method="auto"`` picks (see :func:`choose_method`).
+  every loss and penalty, at sizes where its n x n (cross-entropy: n c x n c)
+  Newton systems are cheap; ``method="auto"`` picks it there (see
+  :func:`choose_method`) and, should it stall, continues with the
+  first-order method from its iterate.
 
 The loop runs in compiled code in chunks of about ``CHUNK_SECONDS``; between
 chunks this driver prints progress, calls ``callback``, enforces
@@ -67,12 +68,13 @@ def _check_arguments(problem, tol, max_iter, callback, cone_tol, time_limit):
 def choose_method(problem, method="auto", warm_start=None):
     """The solver ``fast_solve`` runs.
 
-    ``"auto"``: the interior-point method where it applies (squared or
-    logistic loss; group_l1, l2 or, for ReLU, no penalty), no warm start is
-    given and its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`,
+    ``"auto"``: the interior-point method where no warm start is given and
+    its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`,
     :data:`INTERIOR_MAX_ENTRIES`); else R-FISTA (gated ReLU) or the augmented
     Lagrangian (ReLU). An explicit ``method`` that cannot run raises
-    ValueError.
+    ValueError. (``fast_solve`` with ``"auto"`` continues an interior-point
+    run that ends ``optimal_inaccurate`` with the first-order method, warm
+    started at its iterate; ``sol.info["fallback_from"]`` says so.)
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}.")
