@@ -187,7 +187,7 @@ def has_recession_direction(problem):
     so that no sample's loss grows and the margins' sum grows (logistic:
     ``y_j z_j >= 0``; cross-entropy: ``z_j[label] >= z_j[k]``; ReLU: within
     the cones): the objective then decreases along that ray forever. A
-    linear feasibility program (CLARABEL).
+    linear feasibility program (CLARABEL; HiGHS or ECOS where it fails).
     """
     import cvxpy as cp
 
@@ -211,9 +211,17 @@ def has_recession_direction(problem):
     constraints = cones + [m >= 0 for m in margins]
     constraints.append(sum(cp.sum(m) for m in margins) == 1)
     lp = cp.Problem(cp.Minimize(0), constraints)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lp.solve(solver="CLARABEL")
+    for solver in ("CLARABEL", "HIGHS", "ECOS"):
+        if solver not in cp.installed_solvers():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                lp.solve(solver=solver)
+            except cp.error.SolverError:
+                continue
+        if lp.status in (cp.OPTIMAL, cp.INFEASIBLE):
+            break
     return lp.status == cp.OPTIMAL
 
 

@@ -75,6 +75,10 @@ class _System:
         self.prox = PROX if gated and reg is None else 0.0
         # Columns of t in a block's variables: 1 (group_l1), d (l1), else 0.
         self.offset = 1 if self.soc else (self.d if self.l1 else 0)
+        # Columns of t in the factored blocks: l1's t is eliminated first
+        # (:meth:`solve`), leaving a diagonal term per entry.
+        self.block_offset = 1 if self.soc else 0
+        self.l1_w = None  # (w_minus, w_plus) orthant weights of the l1 rows
         # Cross-entropy couples the outputs of a sample: one (n c) system.
         self.coupled = problem.loss.name == "cross_entropy"
         self.dense_K = self.coupled or self.fgl1  # one (n c [+ cones]) factor
@@ -124,17 +128,19 @@ class _System:
         d = self.d
         return np.concatenate([z[:, :d] + z[:, d:], z[:, d:] - z[:, :d]], axis=1)
 
-    def l1_hessian(self, w):
-        """``G^T diag(w) G`` of the l1 rows per block, (B, 2d, 2d)."""
+    def l1_diagonal(self, w):
+        """The l1 rows' term in the u-part once t is eliminated, (B, d).
+
+        Per entry the rows ``t - u, t + u >= 0`` with weights ``w-, w+`` give
+        ``[[w- + w+, w+ - w-], [w+ - w-, w- + w+]]`` in (t, u); its Schur
+        complement on u is ``4 w- w+ / (w- + w+)``. Forming the 2 x 2 block
+        instead loses everything to rounding once one weight is 1e30 times
+        the other (an active entry late in a solve).
+        """
         d = self.d
-        H = np.zeros((len(w), 2 * d, 2 * d))
-        plus, minus = w[:, :d] + w[:, d:], w[:, d:] - w[:, :d]
-        idx = np.arange(d)
-        H[:, idx, idx] = plus
-        H[:, idx + d, idx + d] = plus
-        H[:, idx, idx + d] = minus
-        H[:, idx + d, idx] = minus
-        return H
+        self.l1_w = (w[:, :d], w[:, d:])
+        w_minus, w_plus = self.l1_w
+        return 4.0 * w_minus * w_plus / (w_minus + w_plus)
 
     def gradient(self, Yhat):
         """Data-fit gradient ``A^T grad loss / n`` per block, (B, d)."""
@@ -208,7 +214,7 @@ class _System:
         return sla.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
 
     def _solve_once(self, b):
-        o = self.offset
+        o = self.block_offset
         y = self._apply_Q(b)
         Ay = self._scale_h(self.predict(y[:, o:]))
         if self.G is not None:
@@ -229,7 +235,7 @@ class _System:
         return y - self._apply_Q(correction)
 
     def _matvec(self, x):
-        o = self.offset
+        o = self.block_offset
         out = self._apply_H(x)
         Ax = self._unscale_h(self._scale_h(self.predict(x[:, o:])))
         out[:, o:] += self.adjoint(Ax) / self.n
@@ -238,6 +244,18 @@ class _System:
         return out
 
     def solve(self, b, rtol=REFINE_TOL):
+        """Solve the factored system for b (B, offset + d); for l1, t is
+        eliminated first: ``dt = (b_t - (w+ - w-) du) / (w- + w+)``."""
+        if not self.l1:
+            return self._solve_refined(b, rtol)
+        d = self.d
+        w_minus, w_plus = self.l1_w
+        ratio = (w_plus - w_minus) / (w_plus + w_minus)
+        b_t, b_u = b[:, :d], b[:, d:]
+        du = self._solve_refined(b_u - ratio * b_t, rtol)
+        return np.concatenate([(b_t / (w_plus + w_minus)) - ratio * du, du], axis=1)
+
+    def _solve_refined(self, b, rtol):
         """Solve the factored system for b (B, o + d): [t-part, u-part].
 
         Iterative refinement against the unregularized matrix, up to
@@ -274,12 +292,13 @@ class _DenseBlocks(_System):
     GEMM of ``n x n x P d`` per output from the roots of the u-parts of Q."""
 
     def _block_hessian(self, w_lin, scaling):
-        d, o = self.d, self.offset
+        d, o = self.d, self.block_offset
         H = np.zeros((self.n_blocks, d + o, d + o))
         if self.n_data_rows:
             H[:, o:, o:] = (w_lin[:, :self.n_data_rows] @ self.outer).reshape(-1, d, d)
         if self.l1:
-            H += self.l1_hessian(w_lin[:, self.n_data_rows:])
+            idx = np.arange(d)
+            H[:, idx, idx] += self.l1_diagonal(w_lin[:, self.n_data_rows:])
         if self.soc:
             H += scaling.inverse_squared()
         if self.fgl1:
@@ -294,7 +313,8 @@ class _DenseBlocks(_System):
         self._curvature(Yhat)
         self.H = self._block_hessian(w_lin, scaling)
         self.Q = _invert_blocks(self.H)
-        R = np.linalg.cholesky(Q_uu_of(self.Q[:, self.offset:, self.offset:]))
+        o = self.block_offset
+        R = np.linalg.cholesky(Q_uu_of(self.Q[:, o:, o:]))
         self._factor_outputs([self._gram(R[k * self.P:(k + 1) * self.P])
                               for k in range(self.c)])
 
