@@ -29,7 +29,19 @@ What differs is ``H`` and how ``A Q A^T = sum_i D_i X Q_i X^T D_i`` is formed:
   two GEMMs of ``n x n x P`` instead of ``n x n x P d``: d times cheaper.
 
 Blocks are the rows of ``x`` (B, o + d): ``[t_b, u_b]`` with ``o = 1`` for
-group_l1 (the cone's scalar), ``o = 0`` otherwise.
+group_l1 (the cone's scalar), ``o = d`` for l1 (one t per entry), ``o = 0``
+otherwise. Three cases leave that pattern:
+
+* l1 and feature_group_l1 blocks are not a multiple of the identity plus
+  rank one, so gated ReLU takes the dense-block path too (``_DenseGated``).
+  l1's t is eliminated per entry before the factorization (a diagonal term,
+  :meth:`_System.l1_diagonal`); feature_group_l1's cone scalars are
+  eliminated too, leaving a diagonal term and one rank-one term per cone
+  (``G``), which join the data fit's in one capacitance matrix
+  ``[[K, U^T Q G], [G^T Q U, G^T Q G - I]]`` (LU-factored).
+* Cross-entropy's Hessian in the predictions couples a sample's outputs:
+  ``diag(p) - p p^T = L L^T`` with ``L = (I - p 1^T) diag(sqrt p)``, and the
+  Woodbury matrix is one ``n c x n c`` matrix ``n I + L^T blockdiag(M_k) L``.
 """
 
 import numpy as np
