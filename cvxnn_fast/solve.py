@@ -103,7 +103,9 @@ def _cheap(problem):
     """Whether the interior-point method's iterations fit the limits."""
     n = problem.n_samples
     c, P, _ = problem.weight_shape
-    entries = c * n * n + (2 * c * P * n if problem.formulation.has_cones else 0)
+    coupled = problem.loss.name == "cross_entropy"  # one (n c)^2 matrix
+    entries = (c * c if coupled else c) * n * n \
+        + (2 * c * P * n if problem.formulation.has_cones else 0)
     return (interior.estimated_flops(problem) <= INTERIOR_MAX_FLOPS
             and entries <= INTERIOR_MAX_ENTRIES)
 
