@@ -264,3 +264,84 @@ def test_keep_interior_lifts_boundary_points_inside():
     assert np.all(x[:, 0] > r)
     assert x[0, 0] == pytest.approx(1.0 + conic.SOC_MARGIN, rel=1e-15)
     assert x[2, 0] == 2.0  # already inside: untouched
+
+
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+def test_cross_entropy_newton_system_solves_the_explicit_matrix(rng, formulation):
+    """The (n c) Woodbury factor of cross-entropy's coupled Hessian."""
+    problem = build("cross_entropy", "l2", formulation=formulation, lam=0.05,
+                    n_outputs=3, n_samples=10, n_gates=3)
+    relu = formulation == "relu"
+    system = (newton_system.ReluSystem if relu else newton_system.GatedSystem)(problem)
+    B, n, d, c = system.n_blocks, system.n, system.d, system.c
+    w = rng.random((B, n if relu else 0)) + 0.1
+    Yhat = rng.standard_normal((n, c))
+    system.factor(w, None, Yhat)
+    blocks = np.zeros((B, d, d)) + system.ridge * np.eye(d)
+    if relu:
+        blocks += np.einsum("bj,ja,jc->bac", w, system.X, system.X)
+    H = np.zeros((B * d, B * d))
+    A = np.zeros((n * c, B * d))
+    for b in range(B):
+        H[b * d:(b + 1) * d, b * d:(b + 1) * d] = blocks[b]
+        for a in range(d):
+            e = np.zeros((B, d))
+            e[b, a] = 1
+            A[:, b * d + a] = system.predict(e).ravel()
+    p = np.exp(Yhat - Yhat.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    hessian = np.zeros((n * c, n * c))
+    for j in range(n):
+        hessian[j * c:(j + 1) * c, j * c:(j + 1) * c] = np.diag(p[j]) - np.outer(p[j],
+                                                                                 p[j])
+    matrix = H + A.T @ hessian @ A / n
+    rhs = rng.standard_normal((B, d))
+    expected = np.linalg.solve(matrix, rhs.ravel()).reshape(B, d)
+    np.testing.assert_allclose(system.solve(rhs), expected, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+@pytest.mark.parametrize("loss,regularizer,lam", [
+    ("squared", "l1", 0.02), ("logistic", "l1", 1e-3),
+    ("squared", "feature_group_l1", 0.02), ("logistic", "feature_group_l1", 1e-3),
+    ("cross_entropy", "group_l1", 0.02), ("cross_entropy", "l1", 0.02),
+    ("cross_entropy", "feature_group_l1", 1e-3), ("cross_entropy", "l2", 0.02),
+    ("squared", None, 0.0)])
+def test_new_combinations_of_the_interior_point_match_clarabel(formulation, loss,
+                                                               regularizer, lam):
+    """l1 (t eliminated per entry), feature_group_l1 (cone scalars eliminated,
+    rank-one terms in the capacitance matrix), cross-entropy (one (n c)
+    factor) and gated ReLU without a penalty (proximal damping)."""
+    problem = build(loss, regularizer, formulation=formulation, lam=lam,
+                    n_outputs=2, n_gates=6, bias=True)
+    fast = fast_solve(problem, tol=1e-8, method="interior_point")
+    assert fast.info["method"] == "interior_point" and fast.n_iter < 80
+    assert_matches(fast, clarabel(problem), 1e-8)
+    if formulation == "relu":
+        assert fast.certificate.cone_violation <= 1e-8
+
+
+def test_auto_continues_a_stalled_interior_point_with_the_first_order_method(
+        monkeypatch):
+    problem = build("squared", "group_l1", formulation="relu", n_gates=6)
+    monkeypatch.setattr(interior, "MAX_ITER", 3)
+    with pytest.warns(ConvergenceWarning):
+        stopped = fast_solve(problem, method="interior_point")
+    assert stopped.status == "optimal_inaccurate"
+    sol = fast_solve(problem, tol=1e-8)
+    assert sol.info["fallback_from"] == "interior_point"
+    assert sol.info["method"] == "augmented_lagrangian"
+    assert_matches(sol, clarabel(problem), 1e-8)
+
+
+def test_rank_deficient_data_are_solved_in_their_column_space():
+    """A constant column next to the bias: without a penalty the blocks are
+    singular along it (the method stalled at a relative KKT residual of 5.8
+    on such a campaign problem)."""
+    X, y = make_data("squared", n_samples=60, n_features=3)
+    X[:, 2] = 2.5
+    problem = cvxnn.build_problem(X, y, formulation="relu", regularizer=None,
+                                  lam=0.0, n_gates=6, bias=True)
+    fast = fast_solve(problem, tol=1e-8, method="interior_point")
+    assert fast.status == "optimal" and fast.n_iter < 40
+    assert_matches(fast, clarabel(problem), 1e-8)
