@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import scipy
 
-from cvxnn.core.errors import ConvergenceWarning
+from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
 from cvxnn.core.problem import check_problem
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
@@ -186,16 +186,32 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     monitor = Monitor(verbose, callback, time_limit)
     args = (problem, tol, cone_tol, max_iter, monitor)
     with _blas_threads(problem, method):
-        result = _run(method, blocks, multipliers, *args)
-        result.info["method"] = method
-        if auto and method == "interior_point" and result.status == OPTIMAL_INACCURATE:
-            # Ill-conditioned or unbounded (no minimizer) programs can stall
-            # the interior point: the first-order method goes on from there.
-            first_order = choose_method(problem, "auto", warm_start=result.blocks)
-            start = {k: np.ascontiguousarray(b) for k, b in result.blocks.items()}
-            result = _run(first_order, start, result.multipliers, *args)
-            result.info.update(method=first_order, fallback_from=method)
+        if auto and method == "interior_point":
+            result = _interior_then_first_order(problem, blocks, args)
+        else:
+            result = _run(method, blocks, multipliers, *args)
+            result.info["method"] = method
     return _finish(problem, result, tol)
+
+
+def _interior_then_first_order(problem, blocks, args):
+    """``method="auto"``'s interior point; where it ends ``optimal_inaccurate``
+    (ill-conditioned, or no minimizer) or breaks down, the first-order method
+    goes on from its iterate (from ``blocks`` after a breakdown)."""
+    first_order = choose_method(problem, "auto", warm_start=blocks)
+    multipliers = None
+    try:
+        result = _run("interior_point", blocks, None, *args)
+        result.info["method"] = "interior_point"
+        if result.status != OPTIMAL_INACCURATE:
+            return result
+        blocks = {k: np.ascontiguousarray(b) for k, b in result.blocks.items()}
+        multipliers = result.multipliers
+    except NumericalBreakdown:
+        pass
+    result = _run(first_order, blocks, multipliers, *args)
+    result.info.update(method=first_order, fallback_from="interior_point")
+    return result
 
 
 def _run(method, blocks, multipliers, problem, tol, cone_tol, max_iter, monitor):
