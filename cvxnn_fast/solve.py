@@ -75,7 +75,8 @@ def choose_method(problem, method="auto", warm_start=None):
 
     ``"auto"``: the interior-point method where no warm start is given and
     its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`,
-    :data:`INTERIOR_MAX_ENTRIES`); else R-FISTA (gated ReLU) or the augmented
+    :data:`INTERIOR_MAX_ENTRIES`; cross-entropy: n c at most
+    :data:`INTERIOR_MAX_COUPLED`); else R-FISTA (gated ReLU) or the augmented
     Lagrangian (ReLU). An explicit ``method`` that cannot run raises
     ValueError. (``fast_solve`` with ``"auto"`` continues an interior-point
     run that ends ``optimal_inaccurate`` with the first-order method, warm
