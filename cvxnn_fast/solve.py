@@ -43,7 +43,7 @@ from cvxnn_fast.fista import solver as fista
 from cvxnn_fast.interior import solver as interior
 
 DEFAULT_MAX_ITER = 10_000
-SINGLE_THREAD_FLOPS = 2e7
+SINGLE_THREAD_FLOPS = 2e8
 METHODS = ("auto", "fista", "augmented_lagrangian", "interior_point")
 # "auto" takes the interior-point method for a problem it supports when one
 # of its iterations costs at most this many flops (about 0.3 s here) and its

@@ -198,8 +198,12 @@ class _System:
         K = K.reshape(n * c, n * c)
         K.flat[:: n * c + 1] += n
         if self.G is None:
-            self.K = sla.cho_factor(K, lower=True, overwrite_a=True,
-                                    check_finite=False)
+            # n I + L^T M L is positive definite, but rounding in M (entries
+            # up to 1e30 late in a solve) can make Cholesky fail: LU then.
+            try:
+                self.K = sla.cho_factor(K, lower=True, check_finite=False)
+            except np.linalg.LinAlgError:
+                self.K = sla.lu_factor(K, check_finite=False)
             return
         # Capacitance of H + A^T L L^T A / n - G G^T: [[K, U^T Q G],
         # [G^T Q U, G^T Q G - I]] with U^T v = L^T A v.
@@ -234,8 +238,9 @@ class _System:
             S = sla.lu_solve(self.K, r, check_finite=False)
             S, low = S[: self.n * self.c].reshape(self.n, self.c), S[self.n * self.c:]
         elif self.coupled:
-            S = sla.cho_solve(self.K, Ay.ravel(), check_finite=False)
-            S = S.reshape(self.n, self.c)
+            solve = sla.cho_solve if len(self.K) == 2 and isinstance(
+                self.K[1], bool) else sla.lu_solve
+            S = solve(self.K, Ay.ravel(), check_finite=False).reshape(self.n, self.c)
         else:
             S = np.column_stack([sla.cho_solve(K, Ay[:, k], check_finite=False)
                                  for k, K in enumerate(self.K)])
