@@ -33,9 +33,11 @@ import sys
 import time
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+from _suite import machine_header, write_csv
 
 import cvxnn
 from cvxnn.core.certificates import lam_max
@@ -292,6 +294,17 @@ def summary(rows):
             sum(r.wrong for r in posed), max(r.ratio for r in posed))
 
 
+CSV_COLUMNS = ("index", "formulation", "loss", "regularizer", "n_samples",
+               "n_features", "n_gates", "bias", "pathology", "lam_fraction",
+               "well_posed", "status", "method", "optimality", "fast_time",
+               "clarabel_time", "excess", "wrong", "off")
+
+
+def _csv_row(row):
+    out = {k: v for k, v in asdict(row).items() if k != "spec"}
+    return {**asdict(row.spec), **out}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=600)
@@ -299,7 +312,10 @@ def main(argv=None):
     parser.add_argument("--max-n", type=int, default=250)
     parser.add_argument("--failures", action="store_true",
                         help="print each problem not answered optimal")
+    parser.add_argument("--out", default="comparisons/results/campaign.csv",
+                        help="CSV of every problem (default: %(default)s)")
     args = parser.parse_args(argv)
+    print(machine_header())
     start = time.monotonic()
     rows = [compare(spec) for spec in specs(args.count, args.seed,
                                             n_range=(15, args.max_n))]
@@ -310,6 +326,7 @@ def main(argv=None):
         for r in rows:
             if r.well_posed and (not r.optimal or r.wrong):
                 print(r)
+    write_csv(Path(args.out), [_csv_row(r) for r in rows], CSV_COLUMNS)
     rate, wrong, worst = summary(rows)
     print(f"\noptimal {rate:.1%}  wrong {wrong}  worst time ratio {worst:.2f}")
     return 0 if wrong == 0 else 1
