@@ -135,6 +135,12 @@ class Kronecker:
         self.b = np.maximum(self.b, 0.0)
         self.factors = []
 
+    def scale(self, h):
+        """Mean diagonal entry of the preconditioner's data term."""
+        hs = h if self.rows is None else h[self.rows]
+        diag_c = float(np.mean(hs.mean(axis=1) * self.D.mean(axis=1)))
+        return diag_c * float(np.mean(self.b))
+
     def update(self, h, free_neurons, delta):
         """Factor the preconditioner for loss-Hessian diagonal ``h`` (n, c),
         free neurons (c, P) bool and shifts ``delta`` (c,)."""

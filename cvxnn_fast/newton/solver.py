@@ -32,14 +32,23 @@ from cvxnn.core.status import (
     USER_LIMIT,
 )
 from cvxnn_fast.common.run import Result
+from cvxnn_fast.fista import solver as fista
 from cvxnn_fast.newton.curvature import Kronecker, Penalty, loss_hessian
 
 LOSSES = ("squared", "logistic", "cross_entropy")
 REGULARIZERS = ("group_l1", "feature_group_l1", "l1", "l2", None)
 # Inexact Newton: CG stops at relative residual min(FORCING, sqrt(optimality)),
 # after at most CG_MAX_ITER products per step.
-FORCING = 0.1
+FORCING = 0.5
 CG_MAX_ITER = 100
+# Levenberg-Marquardt damping mu = rho * (mean diagonal of the preconditioner)
+# added to the Hessian for the non-quadratic losses: rho starts at RHO_START,
+# shrinks by 4 after a full step, grows by 4 after a step below 1/4.
+RHO_START = 1e-2
+RHO_MIN = 1e-6
+# Non-quadratic losses from a cold start: R-FISTA runs until the relative
+# gap is below SWITCH (or tol), then Newton-CG takes over from its iterate.
+SWITCH = 3e-2
 ARMIJO = 1e-4
 MAX_HALVINGS = 30
 
@@ -89,13 +98,14 @@ class Point:
 class Step:
     """The quadratic model at a point: Hessian products, preconditioner."""
 
-    def __init__(self, problem, point, penalty, kron):
+    def __init__(self, problem, point, penalty, kron, rho):
         self.problem, self.penalty = problem, penalty
         self.r, self.free = penalty.pseudo_gradient(point.G, point.U)
         self.h_apply, h = loss_hessian(problem.loss, point.Yhat, problem.y)
         self.pen_curv = penalty.curvature(point.U)
         self.kron = kron
-        kron.update(h, self.free.any(axis=2), _shift(penalty, point.U))
+        self.mu = rho * kron.scale(h)
+        kron.update(h, self.free.any(axis=2), _shift(penalty, point.U) + self.mu)
         self.products = 0
 
     def hessian(self, V):
@@ -106,6 +116,8 @@ class Step:
                               self.h_apply(AV).astype(p.dtype, copy=False))
         HV /= p.n_samples
         HV += self.pen_curv(V)
+        if self.mu:
+            HV += self.mu * V
         HV *= self.free
         self.products += 1
         return HV, AV
@@ -154,6 +166,15 @@ def _shift(penalty, U):
         if nz.size:
             return np.full(U.shape[0], penalty.lam / float(np.median(nz)))
     return np.zeros(U.shape[0])
+
+
+def _damping(rho, alpha):
+    """The next damping factor after a step of length alpha."""
+    if rho == 0.0:
+        return 0.0
+    if alpha >= 1.0:
+        return max(rho / 4.0, RHO_MIN)
+    return rho * 4.0 if alpha < 0.25 else rho
 
 
 def _line_search(problem, point, step, delta, A_delta):
@@ -211,6 +232,7 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts):
     """The Newton loop; returns (point, status, message)."""
     penalty, kron = Penalty(problem), Kronecker(problem.X, problem.patterns)
     t_prox = 1.0
+    rho = 0.0 if problem.loss.name == "squared" else RHO_START
 
     def out_of_time():
         return (monitor.time_limit is not None
@@ -224,13 +246,14 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts):
             return point, USER_LIMIT, (
                 f"{stop} at iteration {it - 1} (optimality "
                 f"{point.optimality:.2e}).")
-        step = Step(problem, point, penalty, kron)
+        step = Step(problem, point, penalty, kron, rho)
         rtol = min(FORCING, np.sqrt(max(point.optimality or 1.0, 1e-12)))
         delta, A_delta, cg = step.direction(rtol, CG_MAX_ITER, out_of_time)
         new, alpha = _line_search(problem, point, step, delta, A_delta)
         if new is None:
             new, t_prox = _prox_step(problem, point, t_prox)
             t_prox *= 2.0
+        rho = _damping(rho, alpha)
         counts["cg"] += cg
         counts["products"] += step.products
         if new is None:
@@ -253,7 +276,15 @@ def solve_gated(problem, U0, tol, max_iter, monitor):
     """Newton-CG on the gated ReLU program from U0 (see the module docstring)."""
     history = {k: [] for k in ("time", "objective", "optimality", "step_size",
                                "cg_iterations")}
-    point = Point(problem, np.ascontiguousarray(U0, problem.dtype))
+    U0 = np.ascontiguousarray(U0, problem.dtype)
+    first = None
+    if problem.loss.name != "squared" and not U0.any():
+        first = fista.solve_gated(problem, U0, max(tol, SWITCH), max_iter, monitor)
+        if first.status != OPTIMAL or tol >= SWITCH:
+            first.info["first_order_iterations"] = first.n_iter
+            return first
+        U0 = first.blocks["U"]
+    point = Point(problem, U0)
     counts = {"cg": 0, "products": 0, "point": point}
     try:
         point, status, message = _iterate(problem, point, tol, max_iter, monitor,
@@ -261,7 +292,12 @@ def solve_gated(problem, U0, tol, max_iter, monitor):
     except KeyboardInterrupt:
         point, status, message = counts["point"], USER_LIMIT, INTERRUPTED
     n_iter = max(len(history["time"]) - 1, 0)
-    return Result(status, message, {"U": point.U.copy()}, n_iter,
-                  {k: np.asarray(v) for k, v in history.items()}, monitor.start,
-                  info={"cg_iterations": counts["cg"],
-                        "hessian_products": counts["products"]})
+    history = {k: np.asarray(v) for k, v in history.items()}
+    info = {"cg_iterations": counts["cg"], "hessian_products": counts["products"],
+            "first_order_iterations": 0}
+    if first is not None:
+        info["first_order_iterations"] = first.n_iter
+        history = {k: np.concatenate([first.history.get(k, np.zeros(
+            first.n_iter + 1)), v]) for k, v in history.items()}
+    return Result(status, message, {"U": point.U.copy()}, n_iter, history,
+                  monitor.start, info=info)
