@@ -20,11 +20,13 @@ Memory: a few arrays of the weights' size and of the predictions' size
 (n, c), plus the operator's row-block scratch; never n x P d.
 """
 
+import warnings
+
 import numpy as np
 
 from cvxnn.core import operator
 from cvxnn.core.certificates import _assemble
-from cvxnn.core.errors import NumericalBreakdown
+from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
 from cvxnn.core.status import (
     INTERRUPTED,
     OPTIMAL,
@@ -39,7 +41,7 @@ LOSSES = ("squared", "logistic", "cross_entropy")
 REGULARIZERS = ("group_l1", "feature_group_l1", "l1", "l2", None)
 # Inexact Newton: CG stops at relative residual min(FORCING, sqrt(optimality)),
 # after at most CG_MAX_ITER products per step.
-FORCING = 0.5
+FORCING = 0.1
 CG_MAX_ITER = 100
 # Levenberg-Marquardt damping mu = rho * (mean diagonal of the preconditioner)
 # added to the Hessian for the non-quadratic losses: rho starts at RHO_START,
@@ -49,6 +51,7 @@ RHO_MIN = 1e-6
 # Non-quadratic losses from a cold start: R-FISTA runs until the relative
 # gap is below SWITCH (or tol), then Newton-CG takes over from its iterate.
 SWITCH = 3e-2
+FIRST_MAX_ITER = 300
 ARMIJO = 1e-4
 MAX_HALVINGS = 30
 
@@ -279,8 +282,11 @@ def solve_gated(problem, U0, tol, max_iter, monitor):
     U0 = np.ascontiguousarray(U0, problem.dtype)
     first = None
     if problem.loss.name != "squared" and not U0.any():
-        first = fista.solve_gated(problem, U0, max(tol, SWITCH), max_iter, monitor)
-        if first.status != OPTIMAL or tol >= SWITCH:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            first = fista.solve_gated(problem, U0, max(tol, SWITCH),
+                                      min(max_iter, FIRST_MAX_ITER), monitor)
+        if first.status == USER_LIMIT or (first.status == OPTIMAL and tol >= SWITCH):
             first.info["first_order_iterations"] = first.n_iter
             return first
         U0 = first.blocks["U"]
