@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import LOSSES, REGULARIZERS
+from conftest import LOSSES
 from test_fast_solver import build, clarabel
 
 from cvxnn.core import operator
@@ -149,3 +149,9 @@ def test_point_certificate_is_the_shared_one():
     from cvxnn.core.certificates import certificate
     ref = certificate(problem, U)
     assert point.cert.relative_gap == pytest.approx(ref.relative_gap, rel=1e-10)
+
+
+
+def test_auto_does_not_choose_newton_yet():
+    from cvxnn_fast.solve import choose_method
+    assert choose_method(build("squared", "group_l1", n_samples=20_000)) == "fista"
