@@ -40,10 +40,11 @@ from cvxnn_fast.augmented import solver as augmented
 from cvxnn_fast.common.run import Monitor
 from cvxnn_fast.fista import solver as fista
 from cvxnn_fast.interior import solver as interior
+from cvxnn_fast.newton import solver as newton
 
 DEFAULT_MAX_ITER = 10_000
 SINGLE_THREAD_FLOPS = 2e7
-METHODS = ("auto", "fista", "augmented_lagrangian", "interior_point")
+METHODS = ("auto", "fista", "augmented_lagrangian", "interior_point", "newton")
 # "auto" takes the interior-point method for a problem it supports when one
 # of its iterations costs at most this many flops (about 0.3 s here) and its
 # n x n matrices and (2 n_outputs P, n) arrays at most INTERIOR_MAX_ENTRIES
@@ -81,6 +82,11 @@ def choose_method(problem, method="auto", warm_start=None):
     if method == "auto":
         usable = warm_start is None and not interior.unsupported(problem)
         return "interior_point" if usable and _cheap(problem) else first_order
+    if method == "newton":
+        reason = newton.unsupported(problem)
+        if reason:
+            raise ValueError(f"method: {reason}; use {first_order!r}.")
+        return method
     if method not in (first_order, "interior_point"):
         raise ValueError(
             f"method: {method!r} does not solve the {problem.formulation.name} "
@@ -185,6 +191,8 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         elif method == "augmented_lagrangian":
             result = augmented.solve(problem, blocks, multipliers, tol, cone_tol,
                                      max_iter, monitor)
+        elif method == "newton":
+            result = newton.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
         else:
             result = fista.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
     result.info["method"] = method
