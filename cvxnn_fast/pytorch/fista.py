@@ -199,7 +199,7 @@ def solve(data, spec, x0, tol, max_iter, monitor, weights_of):
                 asked = asked or _report(monitor, st, objective, opt,
                                          lambda: weights_of(st.y))
     except KeyboardInterrupt:
-        if data.group is not None:
+        if data.sharded:
             raise
         code, stop = K["RUNNING"], INTERRUPTED
     if code in (K["CONVERGED"], K["MAX_ITER"], K["STEP_UNDERFLOW"]) and not stop:

@@ -25,16 +25,16 @@ BLOCK_ENTRIES = 2**24
 class DeviceData:
     """X (m, d), patterns D (m, P) and targets Y (m, c) of the rows held here.
 
-    ``n_samples`` counts the rows of all processes; ``group`` is the
-    ``torch.distributed`` process group the sums run over (None: this process
-    holds every row).
+    ``n_samples`` counts the rows of all processes. With ``sharded`` the sums
+    run over the ``torch.distributed`` process group ``group`` (None: the
+    world); without, this process holds every row.
     """
 
-    def __init__(self, X, D, Y, n_samples, group=None):
+    def __init__(self, X, D, Y, n_samples, group=None, sharded=False):
         self.torch = import_torch()
         self.X, self.D, self.Y = X, D, Y
         self.n_samples = int(n_samples)
-        self.group = group
+        self.group, self.sharded = group, bool(sharded)
         self.dtype = X.dtype
         self.device = X.device
         self.n_outputs, self.n_patterns = Y.shape[1], D.shape[1]
@@ -46,7 +46,7 @@ class DeviceData:
         self._Dm = X.new_empty((self.block, self.n_patterns))
 
     @classmethod
-    def from_arrays(cls, X, D, Y, device, dtype, n_samples=None, group=None):
+    def from_arrays(cls, X, D, Y, device, dtype):
         """Copy NumPy (or torch) X, D, Y to ``device`` in ``dtype``."""
         torch = import_torch()
         tdtype = torch_dtype(dtype)
@@ -56,7 +56,7 @@ class DeviceData:
             return A.to(device=device, dtype=kind).contiguous()
 
         X, Y, D = put(X, tdtype), put(Y, tdtype), put(D, torch.bool)
-        return cls(X, D, Y, X.shape[0] if n_samples is None else n_samples, group)
+        return cls(X, D, Y, X.shape[0])
 
     @property
     def weight_rows(self):
@@ -97,7 +97,7 @@ class DeviceData:
 
     def sum(self, tensor):
         """All-reduce (sum) of a tensor over the processes; itself when alone."""
-        if self.group is not None:
+        if self.sharded:
             self.torch.distributed.all_reduce(tensor, group=self.group)
         return tensor
 

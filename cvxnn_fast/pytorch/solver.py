@@ -19,7 +19,7 @@ from cvxnn_fast.common.run import Result
 from cvxnn_fast.fista.solver import K, describe
 from cvxnn_fast.pytorch import fista
 from cvxnn_fast.pytorch.certificates import Spec, certificate
-from cvxnn_fast.pytorch.device import resolve_device, torch_dtype, working_dtype
+from cvxnn_fast.pytorch.device import resolve_device, working_dtype
 from cvxnn_fast.pytorch.operator import DeviceData
 
 METHODS = ("auto", "fista")
