@@ -36,6 +36,7 @@ from cvxnn_fast.fista.solver import (
     K,
 )
 from cvxnn_fast.pytorch import losses, penalties
+from cvxnn_fast.pytorch.device import cpu_threads
 from cvxnn_fast.pytorch.certificates import (
     at_point,
     dual_value,
@@ -43,6 +44,7 @@ from cvxnn_fast.pytorch.certificates import (
     relative_gap,
 )
 
+SINGLE_THREAD_FLOPS = 2e7  # as cvxnn_fast.solve: per product, below: one thread
 SLACK = 1e-6  # relative slack of the line search's bound (as the compiled loop)
 MIN_STEP = 1e-30
 POWER_ITERATIONS = 3
@@ -160,6 +162,12 @@ def solve(data, spec, x0, tol, max_iter, monitor, weights_of):
     KeyboardInterrupt ends a single-process run with the last iterate; a
     sharded run lets it through (the other processes cannot be told).
     """
+    flops = 2.0 * data.X.shape[0] * data.n_features * data.weight_rows
+    with cpu_threads(data.device, flops, SINGLE_THREAD_FLOPS):
+        return _solve(data, spec, x0, tol, max_iter, monitor, weights_of)
+
+
+def _solve(data, spec, x0, tol, max_iter, monitor, weights_of):
     step = initial_step(data, spec, x0)
     grad0 = 1.0 if spec.has_gap else gradient_scale(data, spec)
     st = _State(data, x0)
