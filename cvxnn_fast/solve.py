@@ -173,7 +173,7 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         that PyTorch device (gated ReLU; :mod:`cvxnn_fast.pytorch`), same
         statuses, callback, time limit and certificate;
         ``sol.info["device_certificate"]`` holds the one computed on the
-        device.
+        device (a dict of the Certificate's fields).
     dtype : None, "float32" or "float64"
         PyTorch backend only: the working dtype (default float32 on a GPU,
         the problem's dtype on the CPU).

@@ -62,7 +62,7 @@ def test_agrees_with_compiled_and_clarabel(loss, reg, dtype):
     # the device certificate: the same formulas as the Solution's
     dev = sol.info["device_certificate"]
     scale = max(1.0, abs(sol.objective))
-    assert abs(dev.objective - sol.objective) <= 10 * SLACK[dtype] * scale
+    assert abs(dev["objective"] - sol.objective) <= 10 * SLACK[dtype] * scale
     assert sol.certificate.optimality <= 2 * TOL[dtype] + SLACK[dtype]
     gap = sol.certificate.duality_gap or 0.0
     slack = (SLACK if sol.certificate.duality_gap is not None else NO_GAP_SLACK)[dtype]
@@ -170,3 +170,21 @@ def test_unsupported_combinations_say_so():
         fast_solve(build("squared", "l2"), dtype="float32")
     with pytest.raises(ValueError, match="dtype"):
         fast_solve(build("squared", "l2"), device="cpu", dtype="float16")
+
+
+def test_estimator_and_cli_take_the_device(tmp_path):
+    from cvxnn.cli import main
+    from cvxnn.estimators import ConvexReLUClassifier
+
+    X, y = make_data("cross_entropy", 60, 3, 3, seed=4)
+    clf = ConvexReLUClassifier(lam=1e-2, n_gates=10, device="cpu").fit(X, y)
+    assert clf.solution_.info["device"] == "cpu"
+    reference = ConvexReLUClassifier(lam=1e-2, n_gates=10).fit(X, y)
+    assert clf.score(X, y) == pytest.approx(reference.score(X, y), abs=0.05)
+    with pytest.raises(ValueError, match="device"):
+        ConvexReLUClassifier(solver="CLARABEL", device="cpu").fit(X, y)
+    data = tmp_path / "data.npz"
+    np.savez(data, X=X, y=y)
+    main(["fit", str(data), "--task", "classification", "--lam", "1e-2",
+          "--n-gates", "10", "--device", "cpu", "--out", str(tmp_path / "m.npz")])
+    assert (tmp_path / "m.npz").exists()

@@ -36,13 +36,13 @@ from cvxnn_fast.fista.solver import (
     K,
 )
 from cvxnn_fast.pytorch import losses, penalties
-from cvxnn_fast.pytorch.device import cpu_threads
 from cvxnn_fast.pytorch.certificates import (
     at_point,
     dual_value,
     gradient_scale,
     relative_gap,
 )
+from cvxnn_fast.pytorch.device import cpu_threads
 
 SINGLE_THREAD_FLOPS = 2e7  # as cvxnn_fast.solve: per product, below: one thread
 SLACK = 1e-6  # relative slack of the line search's bound (as the compiled loop)

@@ -4,11 +4,12 @@ The problem's X, patterns and targets are copied to the device once (in the
 working dtype: float32 on a GPU unless ``dtype="float64"``, the problem's
 dtype on the CPU); the loop of :mod:`cvxnn_fast.pytorch.fista` runs there;
 the device certificate (:mod:`cvxnn_fast.pytorch.certificates`) goes into
-``sol.info["device_certificate"]``, and ``fast_solve`` builds the Solution
+``sol.info["device_certificate"]`` (a dict of floats), and ``fast_solve`` builds the Solution
 with :meth:`Solution.from_weights`, like every backend.
 """
 
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -71,7 +72,8 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None):
         _breakdown(problem, run, monitor.start, shape)
     status, message = describe(run.code, run.stop, run_state(run), tol)
     info = {"device": str(dev), "dtype": wdtype.name, "polished": False,
-            "metric_beta": 0.0, "device_certificate": certificate(data, spec, run.y)}
+            "metric_beta": 0.0,
+            "device_certificate": asdict(certificate(data, spec, run.y))}
     return Result(status, message, {"U": to_numpy(run.y, shape)}, run.n_iter,
                   run.history, monitor.start, info=info)
 
