@@ -4,8 +4,8 @@ The problem's X, patterns and targets are copied to the device once (in the
 working dtype: float32 on a GPU unless ``dtype="float64"``, the problem's
 dtype on the CPU); the loop of :mod:`cvxnn_fast.pytorch.fista` runs there;
 the device certificate (:mod:`cvxnn_fast.pytorch.certificates`) goes into
-``sol.info["device_certificate"]`` (a dict of floats), and ``fast_solve`` builds the Solution
-with :meth:`Solution.from_weights`, like every backend.
+``sol.info["device_certificate"]`` (a dict of floats), and ``fast_solve``
+builds the Solution with :meth:`Solution.from_weights`, like every backend.
 """
 
 import time
