@@ -168,8 +168,12 @@ def main(argv=None):
     p.add_argument("--lam", type=float, default=1e-4)
     p.add_argument("--max-iter", type=int, default=2000)
     p.add_argument("--sections", default="iteration,gap,distributed")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (CPU; default torch's)")
     args = p.parse_args(argv)
     args.gates = [int(g) for g in args.gates.split(",")]
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(machine_header())
     print(f"torch {torch.__version__}, device {args.device}, load {load_average()}")
     X, y = fashion(args)
