@@ -149,7 +149,7 @@ class _ConvexReLUBase(BaseEstimator):
     def __init__(self, *, formulation="gated_relu", loss="squared",
                  regularizer="group_l1", lam=1e-3, n_gates=100, gates="gaussian",
                  gate_options=None, bias=True, solver="auto", solver_options=None,
-                 progress=False, random_state=0):
+                 progress=False, random_state=0, device=None):
         self.formulation = formulation
         self.loss = loss
         self.regularizer = regularizer
@@ -162,6 +162,7 @@ class _ConvexReLUBase(BaseEstimator):
         self.solver_options = solver_options
         self.progress = progress
         self.random_state = random_state
+        self.device = device
 
     def _check_params(self):
         check_positive_int(self.n_gates, "n_gates")
@@ -173,7 +174,13 @@ class _ConvexReLUBase(BaseEstimator):
                             f"Generator, got {self.random_state!r}.")
         options = _check_dict(self.solver_options, "solver_options")
         gate_options = _check_dict(self.gate_options, "gate_options")
-        return resolve_solver(self.solver), options, gate_options
+        solver = resolve_solver(self.solver)
+        if self.device is not None:
+            if solver != "fast":
+                raise ValueError(f"device: only solver='fast' runs on a device, "
+                                 f"not {solver!r}.")
+            options = {**options, "device": self.device}
+        return solver, options, gate_options
 
     def _make_problem(self, X, Y, loss):
         """The convex program ``fit`` solves for validated data ``(X, Y)``."""
@@ -259,6 +266,10 @@ default="group_l1"
         ``"CLARABEL"``, or ``"auto"``: fast when built, else CLARABEL.
     solver_options : dict or None, default=None
         Keyword options of the solver (e.g. ``{"tol": 1e-6}`` for fast).
+    device : None, str or torch.device, default=None
+        With the fast solver: ``"cuda"``, ``"cuda:1"``, ``"cpu"`` run R-FISTA
+        on that PyTorch device (``fast_solve(..., device=)``); None runs the
+        compiled solvers.
     progress : bool, default=False
         Show a tqdm progress bar with objective and certificate while solving.
     random_state : None, int or numpy Generator, default=0
@@ -363,12 +374,12 @@ n_features_in_
     def __init__(self, *, formulation="gated_relu", loss="auto",
                  regularizer="group_l1", lam=1e-3, n_gates=100, gates="gaussian",
                  gate_options=None, bias=True, solver="auto", solver_options=None,
-                 progress=False, random_state=0):
+                 progress=False, random_state=0, device=None):
         super().__init__(formulation=formulation, loss=loss, regularizer=regularizer,
                          lam=lam, n_gates=n_gates, gates=gates,
                          gate_options=gate_options, bias=bias, solver=solver,
                          solver_options=solver_options, progress=progress,
-                         random_state=random_state)
+                         random_state=random_state, device=device)
 
     def fit(self, X, y):
         """Fit the classifier to ``X`` (n_samples, n_features) and labels ``y``.
