@@ -26,7 +26,7 @@ import numpy as np
 from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
 from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
-from cvxnn.core.patterns import gaussian_gates
+from cvxnn.core.patterns import standard_normal_gates
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL
@@ -196,7 +196,7 @@ def build_sharded_problem(load_shard, *, loss="squared", regularizer="group_l1",
     if bias:
         X = np.hstack([X, np.ones((X.shape[0], 1), X.dtype)])
     d = X.shape[1]
-    G = (gaussian_gates(d, check_positive_int(n_gates, "n_gates"),
+    G = (standard_normal_gates(d, check_positive_int(n_gates, "n_gates"),
                         check_random_state(random_state), X.dtype) if gates is None
          else check_weights(gates, "gates", (d, np.shape(gates)[-1]), X.dtype))
     wdtype = working_dtype(X.dtype, dev, dtype)
