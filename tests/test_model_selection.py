@@ -1,4 +1,4 @@
-"""CV estimators, early stopping and whitening (cvxnn.model_selection)."""
+"""CV estimators, early stopping and whitening (cvxnn.estimators.selection)."""
 
 import warnings
 
@@ -15,7 +15,7 @@ from cvxnn.estimators import (
     ConvexReLURegressorCV,
     expected_failed_checks,
 )
-from cvxnn.model_selection import validation_key, validation_splits
+from cvxnn.estimators.selection import validation_key, validation_splits
 
 FAST = "fast"
 
@@ -105,7 +105,7 @@ def test_early_stopping_returns_best_validation_iterate(classification,
                                                         monkeypatch):
     X, y = classification
     offered = []
-    from cvxnn import model_selection
+    from cvxnn.estimators import selection as model_selection
 
     original = model_selection.BestIterate.offer
 

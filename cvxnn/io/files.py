@@ -336,7 +336,7 @@ def save_model(path, estimator, metadata=None):
         Extra JSON-able facts to keep with the model (e.g. the command line
         stores column names); read back with :func:`load_metadata`.
     """
-    from cvxnn.estimators import _ConvexReLUBase
+    from cvxnn.estimators.base import _ConvexReLUBase
 
     if not isinstance(estimator, _ConvexReLUBase):
         raise TypeError(f"estimator: expected a cvxnn estimator, got "
