@@ -71,6 +71,7 @@ from _idx import DEFAULT_DIR, load_fashion_mnist
 from _suite import load_average, machine_header, write_csv
 
 import cvxnn
+from cvxnn.core.gates import orthogonal_frames
 from cvxnn.core.network import network_from_weights
 from cvxnn_fast import fast_solve
 
@@ -118,6 +119,11 @@ class Features:
 def spectral_gates(features, n_gates, exponent, seed=0, orthogonal=True):
     r"""Gaussian gates in the whitened space, scaled by the component variances.
 
+    The same distribution as the library's :func:`cvxnn.spectral_gates`
+    (which computes the spectrum from un-whitened data itself, for use in
+    estimators as ``gates="spectral"``), here from the PCA's eigenvalues;
+    the frames come from :func:`cvxnn.core.gates.orthogonal_frames`.
+
     Gate ``g`` has entries ``g_j ~ N(0, (lambda_j / lambda_1)^exponent)``
     (``lambda_j`` the variance of component ``j`` before whitening) and no bias
     (its hyperplane passes through the training mean). ``exponent=0`` is
@@ -141,12 +147,7 @@ def spectral_gates(features, n_gates, exponent, seed=0, orthogonal=True):
     k = len(features.eigenvalues)
     scale = (features.eigenvalues / features.eigenvalues[0]) ** (exponent / 2)
     if orthogonal:
-        frames = []
-        for _ in range(-(-n_gates // k)):
-            Q, R = np.linalg.qr(rng.standard_normal((k, k)))
-            Q *= np.sign(np.diag(R))  # Haar-distributed frame
-            frames.append(Q * np.sqrt(rng.chisquare(k, k)))
-        G = np.hstack(frames)[:, :n_gates]
+        G = orthogonal_frames(k, n_gates, rng)
     else:
         G = rng.standard_normal((k, n_gates))
     return np.vstack([G * scale[:, None], np.zeros((1, n_gates))])

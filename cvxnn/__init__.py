@@ -20,7 +20,7 @@ from cvxnn._version import __version__
 from cvxnn.core import network
 from cvxnn.core.certificates import Certificate, certificate, lam_max
 from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
-from cvxnn.core.gates import conv_gates, gaussian_gates, sparse_gates
+from cvxnn.core.gates import conv_gates, gaussian_gates, sparse_gates, spectral_gates
 from cvxnn.core.network import TwoLayerNetwork, network_from_weights
 from cvxnn.core.problem import Problem, build_problem, relu_twin, with_lam
 from cvxnn.core.solution import Solution
@@ -33,7 +33,8 @@ from cvxnn.solvers import installed_solvers, solve
 sys.modules.setdefault("cvxnn.network", network)
 
 # The estimators need scikit-learn (an optional dependency): imported on use.
-_ESTIMATORS = ("ConvexReLUClassifier", "ConvexReLURegressor")
+_ESTIMATORS = ("ConvexReLUClassifier", "ConvexReLUClassifierCV", "ConvexReLURegressor",
+               "ConvexReLURegressorCV")
 
 
 def __getattr__(name):
@@ -48,7 +49,9 @@ __all__ = [
     "Certificate",
     "ConvergenceWarning",
     "ConvexReLUClassifier",
+    "ConvexReLUClassifierCV",
     "ConvexReLURegressor",
+    "ConvexReLURegressorCV",
     "DecompositionReport",
     "DecompositionWarning",
     "NumericalBreakdown",
@@ -72,5 +75,6 @@ __all__ = [
     "save",
     "solve",
     "sparse_gates",
+    "spectral_gates",
     "with_lam",
 ]

@@ -41,10 +41,11 @@ from cvxnn_fast.augmented import solver as augmented
 from cvxnn_fast.common.run import Monitor
 from cvxnn_fast.fista import solver as fista
 from cvxnn_fast.interior import solver as interior
+from cvxnn_fast.newton import solver as newton
 
 DEFAULT_MAX_ITER = 10_000
 SINGLE_THREAD_FLOPS = 2e8
-METHODS = ("auto", "fista", "augmented_lagrangian", "interior_point")
+METHODS = ("auto", "fista", "augmented_lagrangian", "interior_point", "newton")
 # "auto" takes the interior-point method for a problem it supports when one
 # of its iterations costs at most this many flops (about 0.3 s here) and its
 # n x n matrices and (2 n_outputs P, n) arrays at most INTERIOR_MAX_ENTRIES
@@ -89,6 +90,11 @@ def choose_method(problem, method="auto", warm_start=None):
     if method == "auto":
         usable = warm_start is None and not interior.unsupported(problem)
         return "interior_point" if usable and _cheap(problem) else first_order
+    if method == "newton":
+        reason = newton.unsupported(problem)
+        if reason:
+            raise ValueError(f"method: {reason}; use {first_order!r}.")
+        return method
     if method not in (first_order, "interior_point"):
         raise ValueError(
             f"method: {method!r} does not solve the {problem.formulation.name} "
@@ -145,7 +151,7 @@ def _warm_blocks(problem, warm_start):
 
 def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
                verbose=False, callback=None, cone_tol=None, time_limit=None,
-               method="auto"):
+               method="auto", device=None, dtype=None):
     """Solve a cvxnn problem with the compiled first-order solvers.
 
     Parameters
@@ -179,6 +185,16 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         Wall seconds; reaching it returns status ``"user_limit"``.
     method : {"auto", "fista", "augmented_lagrangian", "interior_point"}
         See :func:`choose_method`; ``sol.info["method"]`` says which ran.
+    device : None, str or torch.device
+        None (or ``"cpu"`` without PyTorch installed): the compiled solvers.
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``: R-FISTA on
+        that PyTorch device (gated ReLU; :mod:`cvxnn_fast.pytorch`), same
+        statuses, callback, time limit and certificate;
+        ``sol.info["device_certificate"]`` holds the one computed on the
+        device (a dict of the Certificate's fields).
+    dtype : None, "float32" or "float64"
+        PyTorch backend only: the working dtype (default float32 on a GPU,
+        the problem's dtype on the CPU).
 
     Returns
     -------
@@ -188,6 +204,9 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     """
     tol, max_iter, cone_tol, time_limit = _check_arguments(
         problem, tol, max_iter, callback, cone_tol, time_limit)
+    if _on_torch(device, dtype):
+        return _torch_solve(problem, tol, max_iter, warm_start, verbose, callback,
+                            time_limit, method, device, dtype)
     auto = method == "auto"
     method = choose_method(problem, method, warm_start)
     blocks, multipliers = _warm_blocks(problem, warm_start)
@@ -229,7 +248,36 @@ def _run(method, blocks, multipliers, problem, tol, cone_tol, max_iter, monitor)
     if method == "augmented_lagrangian":
         return augmented.solve(problem, blocks, multipliers, tol, cone_tol,
                                max_iter, monitor)
+    if method == "newton":
+        return newton.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
     return fista.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
+
+
+def _on_torch(device, dtype):
+    """Whether ``device`` asks for the PyTorch backend (see fast_solve)."""
+    from cvxnn_fast.pytorch.device import torch_available
+
+    if device is None or (device == "cpu" and not torch_available()):
+        if dtype is not None:
+            raise ValueError("dtype: only the PyTorch backend takes a working "
+                             "dtype (give device=); the compiled solvers run in "
+                             "the problem's dtype.")
+        return False
+    return True
+
+
+def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_limit,
+                 method, device, dtype):
+    """fast_solve on a PyTorch device (imports torch)."""
+    from cvxnn_fast.pytorch import solver as torch_solver
+
+    method = torch_solver.check_method(problem, method)
+    blocks, _ = _warm_blocks(problem, warm_start)
+    monitor = Monitor(verbose, callback, time_limit)
+    result = torch_solver.solve(problem, blocks["U"], tol, max_iter, monitor,
+                                device, dtype)
+    result.info["method"] = method
+    return _finish(problem, result, tol)
 
 
 def _blas_threads(problem, method):

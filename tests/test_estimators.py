@@ -10,7 +10,6 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import cvxnn
-from cvxnn import estimators
 from cvxnn.core.solution import Solution
 from cvxnn.estimators import (
     GATE_FAMILIES,
@@ -19,6 +18,7 @@ from cvxnn.estimators import (
     expected_failed_checks,
     register_gate_family,
 )
+from cvxnn.estimators import base as estimators
 
 SOLVER = "CLARABEL"
 

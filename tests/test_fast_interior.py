@@ -189,7 +189,7 @@ def test_auto_chooses_the_interior_point_method_where_it_applies():
 @pytest.mark.parametrize("formulation,loss,method,kwargs,match", [
     ("relu", "squared", "fista", {}, "^method: 'fista' does not solve the relu"),
     ("gated_relu", "squared", "augmented_lagrangian", {}, "^method: .*gated_relu"),
-    ("relu", "squared", "newton", {}, "^method: expected one of"),
+    ("relu", "squared", "newton_raphson", {}, "^method: expected one of"),
     ("relu", "squared", "interior_point", {"warm_start": "sol"}, "^warm_start:"),
 ])
 def test_bad_methods_are_named(formulation, loss, method, kwargs, match):

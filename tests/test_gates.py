@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 import cvxnn
-from cvxnn.core.gates import conv_gates, gaussian_gates, image_index, sparse_gates
+from cvxnn.core.gates import (
+    conv_gates,
+    gaussian_gates,
+    image_index,
+    sparse_gates,
+    spectral_gates,
+)
 
 
 @pytest.fixture
@@ -141,3 +147,48 @@ def test_bad_arguments():
 def test_bias_row_must_match_problem(X):
     with pytest.raises(ValueError, match="gates"):
         cvxnn.build_problem(X, X[:, 0], gates=sparse_gates(6, 10, 2, bias=True))
+
+
+@pytest.fixture
+def anisotropic():
+    rng = np.random.default_rng(4)
+    rotation, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    scales = np.array([4.0, 2.0, 1.0, 0.5, 0.25])
+    return (rng.standard_normal((2000, 5)) * scales) @ rotation.T + 3.0
+
+
+def _whitened_directions(X, G):
+    """Gates in the principal coordinates of X, scaled to the whitened space."""
+    values, axes = np.linalg.eigh(np.cov(X, rowvar=False, bias=True))
+    order = np.argsort(values)[::-1]
+    values, axes = values[order], axes[:, order]
+    return np.sqrt(values)[:, None] * (axes.T @ G[:5]), values
+
+
+@pytest.mark.parametrize("exponent", [0.0, 0.5, 1.0])
+def test_spectral_gates_distribution(anisotropic, exponent):
+    X = anisotropic
+    G = spectral_gates(X, 5 * 4000, exponent=exponent, bias=True, random_state=0)
+    W, values = _whitened_directions(X, G)
+    # marginal variance of component j: (lambda_j / lambda_1)^exponent
+    np.testing.assert_allclose(W.var(axis=1), (values / values[0]) ** exponent,
+                               rtol=0.06)
+    # within a frame of 5 gates the unscaled directions are orthogonal
+    frame = W[:, :5] / ((values / values[0]) ** (exponent / 2))[:, None]
+    gram = frame.T @ frame
+    np.testing.assert_allclose(gram - np.diag(np.diag(gram)), 0, atol=1e-9)
+    # with the bias row every hyperplane passes through the mean of X
+    np.testing.assert_allclose(np.append(X.mean(axis=0), 1.0) @ G, 0, atol=1e-9)
+
+
+def test_spectral_gates_seeding_and_independent_draws(anisotropic):
+    make = lambda s, **kw: spectral_gates(anisotropic, 12, random_state=s, **kw)  # noqa: E731
+    np.testing.assert_array_equal(make(5), make(5))
+    assert not np.array_equal(make(5), make(6))
+    assert make(5, dtype=np.float32).dtype == np.float32
+    assert make(5, bias=True).shape == (6, 12) and make(5).shape == (5, 12)
+    iid = make(5, orthogonal=False)
+    W, _ = _whitened_directions(anisotropic, iid)
+    assert abs(W[:, 0] @ W[:, 1]) > 1e-6  # independent draws are not orthogonal
+    with pytest.raises(ValueError, match="exponent"):
+        make(5, exponent=-1)

@@ -119,6 +119,9 @@ def build_parser():
                      help="where to save the model (.npz)")
     fit.add_argument("--progress", action="store_true",
                      help="show a progress bar while solving (needs tqdm)")
+    fit.add_argument("--device", metavar="DEVICE",
+                     help="run the fast solver on a PyTorch device: cpu, cuda, "
+                     "cuda:1 (needs torch; default: the compiled solvers)")
     pred = sub.add_parser("predict", help="predict with a saved model",
                           description="Predict with a model saved by `cvxnn fit`.")
     pred.add_argument("model", metavar="MODEL", help="a model saved by cvxnn fit")
@@ -208,7 +211,8 @@ def make_estimator(args, y, solver):
                regularizer=None if args.regularizer == "none" else args.regularizer,
                lam=args.lam, n_gates=args.n_gates, bias=args.bias, solver=solver,
                solver_options=_options_for(args, solver) or None,
-               progress=getattr(args, "progress", False), random_state=args.seed)
+               progress=getattr(args, "progress", False), random_state=args.seed,
+               device=getattr(args, "device", None))
 
 
 def _require_target(table, args):

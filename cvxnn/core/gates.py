@@ -11,6 +11,9 @@ family of gates decides which "data-local" linear models the network can use:
 * :func:`conv_gates`: each gate is supported on a random ``k x k`` patch of an
   image (all channels of the patch), like one filter of a convolution placed
   at a random position.
+* :func:`spectral_gates`: data-dependent; orthogonal frames of directions in
+  the data's whitened principal coordinates, weighted towards the leading
+  components (the gates of the Fashion-MNIST recipe).
 
 Every function returns a C-contiguous float array of shape ``(d, n_gates)``
 with ``d = n_features + 1`` when ``bias=True``, else ``d = n_features``.
@@ -194,3 +197,95 @@ def conv_gates(height, width, channels, n_gates, kernel_size, *, layout="channel
     G = np.zeros((index.size, n_gates))
     G[patch.T, np.arange(n_gates)] = rng.standard_normal(patch.T.shape)
     return _with_bias_row(G, bias, rng, dtype)
+
+
+def _principal_axes(X, rtol):
+    """Mean, variances (decreasing) and axes of the rows of X, tiny ones dropped."""
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0)
+    cov = np.cov(X, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1])
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    keep = values > rtol * max(values[0], np.finfo(float).tiny)
+    return mean, values[keep], vectors[:, keep]
+
+
+def orthogonal_frames(k, n_gates, rng):
+    r"""``n_gates`` directions in R^k, drawn as frames of k orthogonal directions.
+
+    Each frame is a Haar-distributed orthogonal matrix whose columns get the
+    lengths of standard Gaussian vectors (chi with k degrees of freedom), so
+    every column is marginally N(0, I_k) while the columns of one frame are
+    orthogonal (orthogonal random features). Cost: one k x k QR per frame.
+    """
+    frames = []
+    for _ in range(-(-n_gates // k)):
+        Q, R = np.linalg.qr(rng.standard_normal((k, k)))
+        Q *= np.where(np.diag(R) < 0, -1.0, 1.0)  # Haar, not QR's convention
+        frames.append(Q * np.sqrt(rng.chisquare(k, k)))
+    return np.hstack(frames)[:, :n_gates]
+
+
+def spectral_gates(X, n_gates, *, exponent=0.5, orthogonal=True, bias=False,
+                   random_state=None, dtype=np.float64, rtol=1e-10):
+    r"""Gates drawn in the whitened principal coordinates of the data ``X``.
+
+    With :math:`\mu` the mean of the rows of ``X``, :math:`\lambda_1 \ge
+    \dots \ge \lambda_k` the variances of its principal components
+    :math:`q_j` (those above ``rtol * lambda_1``) and
+    :math:`z_j = q_j^\top (x - \mu) / \sqrt{\lambda_j}` the whitened
+    coordinates, gate ``m`` splits the data by :math:`w_m^\top z > 0` with
+
+    .. math:: w_{jm} \sim \mathcal N\big(0, (\lambda_j/\lambda_1)^{e}\big),
+
+    ``e = exponent``: 0 is isotropic in the whitened space (every component,
+    noisy low-variance ones included, splits as often as the first), 1 is an
+    isotropic Gaussian in the original coordinates, 0.5 in between (best on
+    Fashion-MNIST PCA features, see docs/design/defaults.md). With
+    ``orthogonal`` the unscaled :math:`w` come in frames of k orthogonal
+    directions (:func:`orthogonal_frames`); each gate is still marginally
+    Gaussian. In the coordinates of ``X`` the gate is
+    :math:`g = Q \Lambda^{-1/2} w` and, with ``bias=True``, the bias row is
+    :math:`-\mu^\top g` (the hyperplane passes through the mean; with
+    ``bias=False`` it passes through the origin, so centre the data).
+
+    The gates depend on ``X`` only through its covariance, so they are the
+    same hyperplanes whatever invertible linear scaling the data went
+    through, except that whitened data has no spectrum left to weight by
+    (then every ``exponent`` gives isotropic frames). Cost: one
+    ``n_features^2`` covariance and its eigendecomposition.
+
+    Parameters
+    ----------
+    X : array (n_samples, n_features), the data the gates split (no bias column).
+    n_gates : int >= 1.
+    exponent : float >= 0.
+    orthogonal : bool, orthogonal frames (True) or independent Gaussian draws.
+    bias, random_state, dtype : as in :func:`gaussian_gates`.
+    rtol : components with variance below ``rtol * lambda_1`` are ignored.
+
+    Returns
+    -------
+    G : ndarray (n_features + bias, n_gates)
+    """
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise ValueError(f"X: expected a 2-D array of at least 2 rows, got shape "
+                         f"{X.shape}.")
+    n_gates, bias, dtype = _check_common(n_gates, bias, dtype)
+    exponent = float(exponent)
+    if not np.isfinite(exponent) or exponent < 0:
+        raise ValueError(f"exponent: must be a finite number >= 0, got {exponent!r}.")
+    rng = check_random_state(random_state)
+    mean, values, axes = _principal_axes(X, rtol)
+    if values.size == 0:
+        raise ValueError("X: all rows are equal; its spectrum is empty.")
+    k = values.size
+    W = (orthogonal_frames(k, n_gates, rng) if orthogonal
+         else rng.standard_normal((k, n_gates)))
+    W *= ((values / values[0]) ** (exponent / 2))[:, None]
+    G = axes @ (W / np.sqrt(values)[:, None])
+    if bias:
+        G = np.vstack([G, -(mean @ G)[None, :]])
+    return np.ascontiguousarray(G, dtype=dtype)

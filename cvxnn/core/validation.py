@@ -20,6 +20,17 @@ def check_choice(value, name, choices):
     return value
 
 
+def host_array(A):
+    """A PyTorch tensor (on any device) as a NumPy array; anything else as is.
+
+    Tested by duck typing, so torch is never imported here: problems can be
+    built from tensors, converted once at this boundary.
+    """
+    if type(A).__module__.split(".")[0] == "torch" and hasattr(A, "detach"):
+        return A.detach().cpu().numpy()
+    return A
+
+
 def _reject_unsupported_container(A, name):
     if hasattr(A, "tocsr") and hasattr(A, "nnz"):
         raise TypeError(
@@ -39,6 +50,7 @@ def as_float_array(A, name, dtype=None):
     Integer and boolean input becomes float64; float32 and float64 are kept
     unless ``dtype`` is given.
     """
+    A = host_array(A)
     _reject_unsupported_container(A, name)
     try:
         arr = np.asarray(A)
@@ -84,6 +96,7 @@ def check_X(X, name="X"):
 
 def check_y_shape(y, n_samples, name="y"):
     """Return y as a 2-D array (n_samples, n_columns), without dtype change."""
+    y = host_array(y)
     _reject_unsupported_container(y, name)
     try:
         arr = np.asarray(y)

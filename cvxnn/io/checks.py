@@ -34,8 +34,9 @@ from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.status import WITH_WEIGHTS
 from cvxnn.io.archive import ModelFileError
 
-ESTIMATOR_CLASSES = ("ConvexReLURegressor", "ConvexReLUClassifier")
-FITTED_SCALARS = ("n_features_in_", "n_active_", "n_iter_", "loss_", "_y_1d")
+ESTIMATOR_CLASSES = ("ConvexReLURegressor", "ConvexReLUClassifier",
+                     "ConvexReLURegressorCV", "ConvexReLUClassifierCV")
+FITTED_SCALARS = ("n_features_in_", "n_active_", "n_iter_", "loss_", "_y_1d", "lam_")
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # Recomputing the objective on another machine (another BLAS) changes only
 # rounding; the tolerance is relative to max(|stored|, |recomputed|, F(0)).
@@ -367,7 +368,9 @@ def check_network(header, arrays):
 
 
 # --- estimators ---------------------------------------------------------------
-_ESTIMATOR_ARRAYS = ("params/gates", "fitted/classes_", "fitted/feature_names_in_")
+_ESTIMATOR_ARRAYS = ("params/gates", "fitted/classes_", "fitted/feature_names_in_",
+                     "fitted/lams_", "fitted/scores_", "fitted/whiten_mean_",
+                     "fitted/whiten_components_")
 
 
 def check_estimator(header, arrays):
@@ -380,14 +383,15 @@ def check_estimator(header, arrays):
     if "solution/U" not in arrays:
         raise ModelFileError("array 'solution/U' is missing: a fitted estimator's "
                              "solution has weights.")
-    _check_params(mapping(header, "params", "estimator"), solution["problem"], arrays)
     fitted = mapping(header, "fitted", "estimator")
+    _check_params(mapping(header, "params", "estimator"), solution["problem"], arrays,
+                  fitted)
     odd = sorted(set(fitted) - set(FITTED_SCALARS))
     if odd:
         raise ModelFileError(f"metadata field 'fitted' holds unknown attributes "
                              f"({', '.join(odd)}).")
     _check_fitted(fitted, solution, arrays, sizes)
-    if name == "ConvexReLUClassifier":
+    if name.startswith("ConvexReLUClassifier"):
         _check_classifier(fitted, solution["problem"]["loss"], arrays, sizes)
     elif _bool(fitted, "_y_1d", "fitted") and sizes["n_outputs"] != 1:
         raise ModelFileError(f"metadata field 'fitted._y_1d' is true but the "
@@ -396,12 +400,15 @@ def check_estimator(header, arrays):
     no_other_arrays(arrays, set(_ESTIMATOR_ARRAYS), ("solution/",))
 
 
-def _check_params(params, problem, arrays):
-    """The estimator's parameters agree with the problem its solution solved."""
+def _check_params(params, problem, arrays, fitted):
+    """The estimator's parameters agree with the problem its solution solved
+    (a CV estimator's chosen ``lam_`` stands for ``lam``)."""
+    chosen = {"lam": fitted["lam_"]} if "lam_" in fitted else {}
     for key in ("formulation", "regularizer", "lam", "bias"):
-        if _get(params, key, "params") != problem[key]:
+        value = chosen[key] if key in chosen else _get(params, key, "params")
+        if value != problem[key]:
             raise ModelFileError(
-                f"metadata field 'params.{key}' is {params[key]!r} but the solution "
+                f"metadata field 'params.{key}' is {value!r} but the solution "
                 f"was computed with {key}={problem[key]!r}.")
     gates = _get(params, "gates", "params")
     if gates == {"array": True}:
@@ -416,6 +423,14 @@ def _check_params(params, problem, arrays):
 
 def _check_fitted(fitted, solution, arrays, sizes):
     d = sizes["n_features"] - int(solution["problem"]["bias"])
+    components = array(arrays, "fitted/whiten_components_", "float", 2,
+                       required=False)
+    if components is not None:  # the problem holds whitened features
+        expect_shape(components, "fitted/whiten_components_",
+                     (components.shape[0], d), f"the problem has {d} features")
+        d = components.shape[0]
+        expect_shape(array(arrays, "fitted/whiten_mean_", "float", 1),
+                     "fitted/whiten_mean_", (d,), f"the model takes {d} features")
     _expect_field(fitted, "n_features_in_", d, f"the data have {d} features")
     _expect_field(fitted, "n_iter_", solution["n_iter"], "the solution says so",
                   optional=True)

@@ -320,7 +320,8 @@ def _params_from_parts(params, arrays):
     return params
 
 
-_FITTED_ARRAYS = ("classes_", "feature_names_in_")
+_FITTED_ARRAYS = ("classes_", "feature_names_in_", "lams_", "scores_", "whiten_mean_",
+                  "whiten_components_")
 
 
 def save_model(path, estimator, metadata=None):
@@ -329,12 +330,13 @@ def save_model(path, estimator, metadata=None):
     Parameters
     ----------
     path : str or path-like
-    estimator : ConvexReLURegressor or ConvexReLUClassifier, fitted.
+    estimator : ConvexReLURegressor, ConvexReLUClassifier or their CV
+        versions, fitted.
     metadata : dict or None
         Extra JSON-able facts to keep with the model (e.g. the command line
         stores column names); read back with :func:`load_metadata`.
     """
-    from cvxnn.estimators import _ConvexReLUBase
+    from cvxnn.estimators.base import _ConvexReLUBase
 
     if not isinstance(estimator, _ConvexReLUBase):
         raise TypeError(f"estimator: expected a cvxnn estimator, got "
@@ -374,10 +376,9 @@ def load_model(path, *, allow_no_checksum=False):
 
 
 def _estimator_from_parts(header, arrays):
-    from cvxnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
+    import cvxnn.estimators as estimators
 
-    cls = {"ConvexReLURegressor": ConvexReLURegressor,
-           "ConvexReLUClassifier": ConvexReLUClassifier}[header["class"]]
+    cls = getattr(estimators, header["class"])  # one of ESTIMATOR_CLASSES
     params = header["params"]
     expected = set(cls._get_param_names())
     if set(params) != expected:
@@ -392,7 +393,7 @@ def _estimator_from_parts(header, arrays):
         setattr(est, key, value)
     est.solution_ = solution
     est.problem_ = solution.problem
-    est.network_ = solution.network
+    est._set_network()
     est.certificate_ = solution.certificate
     return est
 

@@ -1,0 +1,374 @@
+"""What both estimators share: gate families, solver choice, argument checks,
+and the fit/predict machinery of :class:`_ConvexReLUBase`."""
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+import cvxnn.estimators.selection as model_selection
+from cvxnn.core import backends
+from cvxnn.core.errors import ConvergenceWarning as SolverConvergenceWarning
+from cvxnn.core.gates import conv_gates, sparse_gates, spectral_gates
+from cvxnn.core.patterns import standard_normal_gates
+from cvxnn.core.problem import _append_bias, build_problem
+from cvxnn.core.solution import Solution
+from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
+from cvxnn.core.validation import check_choice, check_positive_int, check_random_state
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def _gaussian_family(X, n_gates, random_state):
+    """i.i.d. standard normal gates, exactly those :func:`build_problem` samples."""
+    return standard_normal_gates(X.shape[1], n_gates, random_state, X.dtype)
+
+
+def _features(X, bias):
+    """The raw features of X as the problem uses it (bias column removed)."""
+    return X[:, :-1] if bias else X
+
+
+def _sparse_family(X, n_gates, random_state, order=2, bias=True):
+    """:func:`cvxnn.sparse_gates` with ``order`` features per gate."""
+    return sparse_gates(X.shape[1] - bias, n_gates, order, bias=bias,
+                        random_state=random_state, dtype=X.dtype)
+
+
+def _conv_family(X, n_gates, random_state, *, height, width, channels=1,
+                 kernel_size=3, layout="channels_last", bias=True):
+    """:func:`cvxnn.conv_gates` on images of the given shape."""
+    return conv_gates(height, width, channels, n_gates, kernel_size, layout=layout,
+                      bias=bias, random_state=random_state, dtype=X.dtype)
+
+
+def _spectral_family(X, n_gates, random_state, exponent=0.5, orthogonal=True,
+                     bias=True):
+    """:func:`cvxnn.spectral_gates` of the training data."""
+    return spectral_gates(_features(X, bias), n_gates, exponent=exponent,
+                          orthogonal=orthogonal, bias=bias,
+                          random_state=random_state, dtype=X.dtype)
+
+
+#: Gate families the estimators accept by name; see the module docstring.
+#: ``sparse``, ``conv`` and ``spectral`` take their options (``order``; the
+#: image shape; ``exponent``, ``orthogonal``) from ``gate_options`` and are
+#: told ``bias`` by the estimator.
+GATE_FAMILIES = {"gaussian": _gaussian_family, "sparse": _sparse_family,
+                 "conv": _conv_family, "spectral": _spectral_family}
+_TOLD_BIAS = ("sparse", "conv", "spectral")
+
+
+def register_gate_family(name, sampler):
+    """Make a gate family available to the estimators as ``gates=name``.
+
+    Parameters
+    ----------
+    name : str
+        The name users pass as ``gates=``.
+    sampler : callable
+        ``sampler(X, n_gates, random_state, **gate_options)`` returning a
+        ``(X.shape[1], n_gates)`` array, where ``X`` includes the bias column
+        when ``bias=True`` and ``random_state`` is a numpy Generator.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name: expected a non-empty string, got {name!r}.")
+    if not callable(sampler):
+        raise TypeError(f"sampler: expected a callable, got {sampler!r}.")
+    GATE_FAMILIES[name] = sampler
+
+
+def fast_available():
+    """Whether the compiled solver ``cvxnn_fast.fast_solve`` can be imported.
+
+    Returns
+    -------
+    bool
+    """
+    return backends.available("fast")
+
+
+def default_solver():
+    """The solver ``solver="auto"`` resolves to.
+
+    Returns
+    -------
+    str
+        ``"fast"`` when :func:`fast_available`, else ``"CLARABEL"``. Change
+        this one function to change the estimators' default.
+    """
+    return "fast" if fast_available() else "CLARABEL"
+
+
+def resolve_solver(solver):
+    """The solver name an estimator uses.
+
+    Parameters
+    ----------
+    solver : str
+        A solver name, or ``"auto"``.
+
+    Returns
+    -------
+    str
+        ``solver`` itself, or :func:`default_solver` for ``"auto"``.
+    """
+    if not isinstance(solver, str):
+        raise TypeError(f"solver: expected a solver name (str), got {solver!r}.")
+    return default_solver() if solver == "auto" else solver
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}.")
+    return bool(value)
+
+
+def _check_dict(value, name):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{name}: expected a dict or None, got {type(value).__name__}.")
+    return dict(value)
+
+
+def _check_fraction(value, name, upper=1.0):
+    """A float in (0, upper), named in the error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not 0 < value < upper:
+        bound = "1" if upper == 1.0 else "inf"
+        raise ValueError(f"{name}: expected a number in (0, {bound}), got {value!r}.")
+    return float(value)
+
+
+def _sample_gates(gates, X, n_gates, random_state, options, bias):
+    """The (d, n_gates) gate array the problem is built with."""
+    if isinstance(gates, str):
+        sampler = GATE_FAMILIES[check_choice(gates, "gates", tuple(GATE_FAMILIES))]
+        if gates in _TOLD_BIAS:
+            options = {**options, "bias": bias}
+    elif callable(gates):
+        sampler = gates
+    else:
+        if options:
+            raise ValueError("gate_options: only used with a gate family, not with "
+                             "a fixed gate array.")
+        return gates
+    rng = check_random_state(random_state)
+    return sampler(X, n_gates, rng, **options)
+
+
+class _ConvexReLUBase(BaseEstimator):
+    """Shared fitting logic; see the two public estimators."""
+
+    def __init__(self, *, formulation="gated_relu", loss="squared",
+                 regularizer="group_l1", lam=1e-3, n_gates=16, gates="gaussian",
+                 gate_options=None, bias=True, whiten=False, tol=1e-3, solver="auto",
+                 solver_options=None, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, progress=False, random_state=0, device=None):
+        self.formulation = formulation
+        self.loss = loss
+        self.regularizer = regularizer
+        self.lam = lam
+        self.n_gates = n_gates
+        self.gates = gates
+        self.gate_options = gate_options
+        self.bias = bias
+        self.whiten = whiten
+        self.tol = tol
+        self.solver = solver
+        self.solver_options = solver_options
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.progress = progress
+        self.random_state = random_state
+        self.device = device
+
+    def _check_params(self):
+        check_positive_int(self.n_gates, "n_gates")
+        _check_bool(self.bias, "bias")
+        _check_bool(self.progress, "progress")
+        if _check_bool(self.whiten, "whiten") and not self.bias:
+            raise ValueError("whiten: centring needs bias=True.")
+        if self.random_state is not None and not isinstance(
+                self.random_state, (numbers.Integral, np.random.Generator)):
+            raise TypeError("random_state: expected None, an int seed or a numpy "
+                            f"Generator, got {self.random_state!r}.")
+        options = _check_dict(self.solver_options, "solver_options")
+        gate_options = _check_dict(self.gate_options, "gate_options")
+        solver = resolve_solver(self.solver)
+        if self.device is not None:
+            if solver != "fast":
+                raise ValueError(f"device: only solver='fast' runs on a device, "
+                                 f"not {solver!r}.")
+            options = {**options, "device": self.device}
+        if solver == "fast":
+            options.setdefault("tol", _check_fraction(self.tol, "tol", upper=np.inf))
+        return solver, options, gate_options
+
+    def _draw_gates(self, X):
+        """The (d, n_gates) gates of the family for validated data ``X``."""
+        _, _, gate_options = self._check_params()
+        X_used = _append_bias(X) if self.bias else X
+        return _sample_gates(self.gates, X_used, self.n_gates, self.random_state,
+                             gate_options, self.bias)
+
+    def _make_problem(self, X, Y, loss):
+        """The convex program ``fit`` solves for validated data ``(X, Y)``."""
+        return self._build(X, Y, loss, self.lam)[0]
+
+    def _build(self, X, Y, loss, lam, whitening=None, gates=None):
+        """The convex program for validated data ``(X, Y)`` and its whitening.
+
+        ``gates`` (drawn on ``X`` when None) and ``whitening`` (a
+        :class:`cvxnn.estimators.selection.Whitening`, fitted on ``X`` when None
+        and ``whiten``) can be shared between problems. Returns
+        ``(problem, whitening)``; with ``whiten`` the problem holds the
+        whitened data and the gates carried to it, else whitening is None.
+        """
+        G = self._draw_gates(X) if gates is None else gates
+        if not self.whiten:
+            whitening = None
+        else:
+            whitening = whitening or model_selection.Whitening(X)
+            X, G = whitening.transform(X), whitening.gates(np.asarray(G, np.float64))
+        problem = build_problem(X, Y, formulation=self.formulation, loss=loss,
+                                regularizer=self.regularizer, lam=lam, gates=G,
+                                bias=self.bias)
+        return problem, whitening
+
+    def _fit_problem(self, X, Y, loss):
+        """Build the problem, solve it and set the fitted attributes."""
+        solver, options, _ = self._check_params()
+        if _check_bool(self.early_stopping, "early_stopping"):
+            return self._set_solution(*self._fit_early_stopping(X, Y, loss, solver,
+                                                                options))
+        problem, whitening = self._build(X, Y, loss, self.lam)
+        return self._set_solution(problem, self._solve(problem, solver, options),
+                                  whitening)
+
+    def _set_solution(self, problem, solution, whitening=None):
+        self.problem_ = problem
+        self.solution_ = solution
+        for name in ("whiten_mean_", "whiten_components_"):
+            self.__dict__.pop(name, None)
+        if whitening is not None:
+            self.whiten_mean_, self.whiten_components_ = whitening.mean, whitening.A
+        self._set_network()
+        self.certificate_ = solution.certificate
+        self.n_iter_ = solution.n_iter
+        self.n_active_ = int(self.network_.n_neurons)
+        return self
+
+    def _set_network(self):
+        """``network_``: the solution's network as a function of the raw inputs."""
+        network = self.solution_.network
+        if hasattr(self, "whiten_components_"):
+            network = model_selection.network_on_inputs(
+                network, self.whiten_mean_, self.whiten_components_)
+        self.network_ = network
+
+    def _fit_early_stopping(self, X, Y, loss, solver, options):
+        """Solve on ``1 - validation_fraction`` of the rows; keep the iterate of
+        best validation score (see the class docstrings)."""
+        if solver != "fast":
+            raise ValueError(f"early_stopping: needs solver='fast' (its callback "
+                             f"sees the iterates), got solver={solver!r}.")
+        fraction = _check_fraction(self.validation_fraction, "validation_fraction")
+        patience = check_positive_int(self.n_iter_no_change, "n_iter_no_change")
+        ((train, val),) = model_selection.validation_splits(
+            X.shape[0], fraction, self._split_labels(Y), self.random_state)
+        problem, whitening = self._build(X[train], Y[train], loss, self.lam)
+        X_val = X[val] if whitening is None else whitening.transform(X[val])
+        tracker = model_selection.BestIterate(problem, X_val, Y[val],
+                                              self._score_outputs, patience)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SolverConvergenceWarning)  # stopped early
+            solution = problem.solve(solver, callback=tracker, **options)
+        if solution.U is None:
+            raise RuntimeError(f"fit: the {solver} solver returned no weights "
+                               f"({solution.status}): {solution.message}")
+        if tracker.offer(solution.blocks) < tracker.best_score:
+            solution = Solution.from_weights(
+                problem, status=OPTIMAL_INACCURATE, solver=solution.solver,
+                solve_time=solution.solve_time, n_iter=solution.n_iter,
+                message="early stopping: the iterate of best validation score",
+                **tracker.best_blocks)
+        return problem, solution, whitening
+
+    def _fit_cv(self, X, Y, loss):
+        """Choose lam on a warm-started path (see the CV estimators); refit."""
+        solver, options, _ = self._check_params()
+        n_lams = check_positive_int(self.n_lams, "n_lams")
+        ratio = _check_fraction(self.lam_ratio, "lam_ratio")
+        patience = check_positive_int(self.patience, "patience")
+        path_tol = _check_fraction(self.path_tol, "path_tol", upper=np.inf)
+        splits = model_selection.validation_splits(
+            X.shape[0], self.cv, self._split_labels(Y), self.random_state)
+        # One whitening (unsupervised, on all rows) and one gate draw for every
+        # split and the refit, so that the refit can start from a path solution.
+        whitening = model_selection.Whitening(X) if self.whiten else None
+        gates = self._draw_gates(X)
+        problems, held_out = [], []
+        for train, val in splits:
+            problem, _ = self._build(X[train], Y[train], loss, 1.0, whitening,
+                                            gates)
+            problems.append(problem)
+            held_out.append((X[val] if whitening is None
+                             else whitening.transform(X[val]), Y[val]))
+        lams, scores, best, start = model_selection.select_lam(
+            problems, held_out, self._score_outputs, solver, options, n_lams=n_lams,
+            ratio=ratio, patience=patience,
+            path_tol=path_tol if solver == "fast" else None)
+        self.lams_, self.scores_, self.lam_ = lams, scores, float(lams[best])
+        problem, _ = self._build(X, Y, loss, self.lam_, whitening, gates)
+        if start is not None and backends.warm_start_helps(problem, solver, options):
+            options["warm_start"] = model_selection.transfer_weights(start, problem)
+        return self._set_solution(problem, self._solve(problem, solver, options),
+                                  whitening)
+
+
+    def _solve(self, problem, solver, options):
+        if self.progress:
+            from cvxnn.progress import solve_with_progress
+
+            solution = solve_with_progress(problem, solver, **options)
+        else:
+            solution = problem.solve(solver, **options)
+        if solution.U is None:
+            raise RuntimeError(f"fit: the {solver} solver returned no weights "
+                               f"({solution.status}): {solution.message}")
+        if solution.status != OPTIMAL:
+            warnings.warn(f"fit: the {solver} solver stopped with status "
+                          f"{solution.status!r} ({solution.certificate.summary()}); "
+                          "the model may not be the global optimum.",
+                          ConvergenceWarning, stacklevel=3)
+        return solution
+
+    def _network_output(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=FLOAT_DTYPES)
+        return self.network_.predict(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+
+def expected_failed_checks(estimator):
+    """scikit-learn estimator checks that cannot apply, with the reason.
+
+    Pass as ``expected_failed_checks`` to
+    :func:`sklearn.utils.estimator_checks.parametrize_with_checks` or
+    :func:`~sklearn.utils.estimator_checks.check_estimator`. Every check of
+    scikit-learn 1.9 passes for both estimators and every formulation and
+    loss, so the dict is empty; a check that cannot apply to some
+    configuration would be listed here as ``{check name: reason}``.
+    """
+    return {}

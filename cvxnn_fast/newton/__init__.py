@@ -1,0 +1,1 @@
+"""Newton-CG with a Kronecker preconditioner for large gated ReLU programs."""

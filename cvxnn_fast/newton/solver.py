@@ -1,0 +1,309 @@
+r"""Newton-CG for the gated ReLU program at large n (see docs/design/newton.md).
+
+Each outer step, at weights U with predictions ``A U``:
+
+1. gradient ``G = A^T grad loss / n`` (one adjoint product), the certificate
+   of :mod:`cvxnn.core.certificates` (the same functions judge every
+   backend), and the penalty's minimum-norm pseudo-gradient ``r``; the free
+   groups are the nonzero ones and the zero ones whose gradient exceeds lam
+   (the dual point screens the rest out of the step);
+2. a Newton direction on the free groups: preconditioned CG on
+   ``(H + lam d^2R(U)) Delta = -r`` with Hessian products of two masked
+   GEMMs (:mod:`cvxnn_fast.newton.curvature`), the Kronecker preconditioner,
+   and the forcing tolerance ``min(FORCING, sqrt(optimality))``;
+3. a backtracking line search on the objective along the direction, groups
+   that leave their orthant set to zero (group-wise OWL-QN), so that groups
+   enter and leave the support; where it finds no decrease, one proximal
+   gradient step instead.
+
+Memory: a few arrays of the weights' size and of the predictions' size
+(n, c), plus the operator's row-block scratch; never n x P d.
+"""
+
+import warnings
+
+import numpy as np
+
+from cvxnn.core import operator
+from cvxnn.core.certificates import _assemble
+from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
+from cvxnn.core.status import (
+    INTERRUPTED,
+    OPTIMAL,
+    OPTIMAL_INACCURATE,
+    USER_LIMIT,
+)
+from cvxnn_fast.common.run import Result
+from cvxnn_fast.fista import solver as fista
+from cvxnn_fast.newton.curvature import Kronecker, Penalty, loss_hessian
+
+LOSSES = ("squared", "logistic", "cross_entropy")
+REGULARIZERS = ("group_l1", "feature_group_l1", "l1", "l2", None)
+# Inexact Newton: CG stops at relative residual min(FORCING, sqrt(optimality)),
+# after at most CG_MAX_ITER products per step.
+FORCING = 0.1
+CG_MAX_ITER = 100
+# Levenberg-Marquardt damping mu = rho * (mean diagonal of the preconditioner)
+# added to the Hessian for the non-quadratic losses: rho starts at RHO_START,
+# shrinks by 4 after a full step, grows by 4 after a step below 1/4.
+RHO_START = 1e-2
+RHO_MIN = 1e-6
+# Non-quadratic losses from a cold start: R-FISTA runs until the relative
+# gap is below SWITCH (or tol), then Newton-CG takes over from its iterate.
+SWITCH = 3e-2
+FIRST_MAX_ITER = 300
+ARMIJO = 1e-4
+MAX_HALVINGS = 30
+
+
+def unsupported(problem):
+    """Why this method cannot solve ``problem`` ("" when it can)."""
+    if problem.formulation.name != "gated_relu":
+        return (f"the Newton-CG method solves gated_relu only, not "
+                f"{problem.formulation.name!r}")
+    if problem.loss.name not in LOSSES:
+        return (f"the Newton-CG method supports loss in {LOSSES}, not "
+                f"{problem.loss.name!r}")
+    if problem.regularizer.name not in REGULARIZERS:
+        return (f"the Newton-CG method supports regularizer in {REGULARIZERS}, "
+                f"not {problem.regularizer.name!r}")
+    return ""
+
+
+class Point:
+    """Weights with their predictions, gradient and certificate."""
+
+    def __init__(self, problem, U, Yhat=None):
+        self.U = U
+        if Yhat is None:
+            Yhat = (operator.predict(problem.X, problem.patterns, U) if U.any()
+                    else np.zeros(problem.y.shape, problem.dtype))
+        self.Yhat = Yhat
+        self.S = problem.loss.gradient(Yhat, problem.y).astype(problem.dtype)
+        self.G = operator.adjoint(problem.X, problem.patterns, self.S)
+        self.G /= problem.n_samples
+        self.cert = _assemble(problem, {"U": U}, [self.G], self.S, None, Yhat=Yhat)
+        if not np.isfinite(self.cert.objective):
+            raise NumericalBreakdown(
+                "fast_solve: the objective became NaN/inf in the Newton-CG "
+                "method; check the data scaling (build_problem(..., "
+                "standardize=True)) and lam.")
+
+    @property
+    def objective(self):
+        return self.cert.objective
+
+    @property
+    def optimality(self):
+        return self.cert.optimality
+
+
+class Step:
+    """The quadratic model at a point: Hessian products, preconditioner."""
+
+    def __init__(self, problem, point, penalty, kron, rho):
+        self.problem, self.penalty = problem, penalty
+        self.r, self.free = penalty.pseudo_gradient(point.G, point.U)
+        self.h_apply, h = loss_hessian(problem.loss, point.Yhat, problem.y)
+        self.pen_curv = penalty.curvature(point.U)
+        self.kron = kron
+        self.mu = rho * kron.scale(h)
+        kron.update(h, self.free.any(axis=2), _shift(penalty, point.U) + self.mu)
+        self.products = 0
+
+    def hessian(self, V):
+        """``(H V, A V)`` on the free groups: two masked GEMMs."""
+        p = self.problem
+        AV = operator.predict(p.X, p.patterns, V)
+        HV = operator.adjoint(p.X, p.patterns,
+                              self.h_apply(AV).astype(p.dtype, copy=False))
+        HV /= p.n_samples
+        HV += self.pen_curv(V)
+        if self.mu:
+            HV += self.mu * V
+        HV *= self.free
+        self.products += 1
+        return HV, AV
+
+    def precondition(self, R):
+        return self.kron.apply(R) * self.free
+
+    def direction(self, rtol, max_iter, out_of_time):
+        """Preconditioned CG on ``H Delta = -r``: (Delta, A Delta, iterations)."""
+        b = -self.r * self.free
+        b_norm = float(np.linalg.norm(b))
+        x = np.zeros_like(b)
+        Ax = np.zeros(self.problem.y.shape, self.problem.dtype)
+        if b_norm == 0:
+            return x, Ax, 0
+        res = b.copy()
+        z = self.precondition(res)
+        p = z.copy()
+        rz = float(np.vdot(res, z))
+        for it in range(1, max_iter + 1):
+            Hp, Ap = self.hessian(p)
+            curv = float(np.vdot(p, Hp))
+            if not curv > 0:
+                return x, Ax, it
+            alpha = rz / curv
+            x += alpha * p
+            Ax += alpha * Ap
+            res -= alpha * Hp
+            if float(np.linalg.norm(res)) <= rtol * b_norm or out_of_time():
+                return x, Ax, it
+            z = self.precondition(res)
+            rz_new = float(np.vdot(res, z))
+            p *= rz_new / rz
+            p += z
+            rz = rz_new
+        return x, Ax, max_iter
+
+
+def _shift(penalty, U):
+    """The preconditioner's shift: the penalty's typical curvature."""
+    if penalty.smooth_l2:
+        return np.full(U.shape[0], penalty.lam)
+    if penalty.is_norm and penalty.axis is not None:
+        norms = penalty.norms(U)
+        nz = norms[norms > 0]
+        if nz.size:
+            return np.full(U.shape[0], penalty.lam / float(np.median(nz)))
+    return np.zeros(U.shape[0])
+
+
+def _damping(rho, alpha):
+    """The next damping factor after a step of length alpha."""
+    if rho == 0.0:
+        return 0.0
+    if alpha >= 1.0:
+        return max(rho / 4.0, RHO_MIN)
+    return rho * 4.0 if alpha < 0.25 else rho
+
+
+def _line_search(problem, point, step, delta, A_delta):
+    """Backtracking along ``delta`` with the orthant projection; the accepted
+    Point and step length, or (None, 0) when no decrease is found."""
+    pen = step.penalty
+    xi = pen.orthant(point.U, step.r)
+    F0 = point.objective
+    slack = 4 * np.finfo(problem.dtype).eps * abs(F0)
+    alpha = 1.0
+    for _ in range(MAX_HALVINGS):
+        T, projected = pen.project(point.U + alpha * delta, xi)
+        T = T.astype(problem.dtype, copy=False)
+        Yt = (operator.predict(problem.X, problem.patterns, T) if projected
+              else point.Yhat + alpha * A_delta)
+        Ft = problem.data_fit(Yt) + problem.penalty({"U": T})
+        bound = F0 + ARMIJO * float(np.vdot(step.r, T - point.U))
+        if np.isfinite(Ft) and Ft <= bound + slack:
+            return Point(problem, T, Yt), alpha
+        alpha *= 0.5
+    return None, 0.0
+
+
+def _prox_step(problem, point, t):
+    """One proximal gradient step with backtracking from step t; (Point, t)."""
+    reg, lam = problem.regularizer, problem.lam
+    f0 = problem.data_fit(point.Yhat)
+    for _ in range(MAX_HALVINGS):
+        T = (point.U - t * point.G).astype(problem.dtype)
+        if lam > 0:
+            T = reg.prox(T, t * lam)
+        Yt = operator.predict(problem.X, problem.patterns, T)
+        diff = T - point.U
+        bound = f0 + float(np.vdot(point.G, diff)) + float(np.vdot(diff, diff)) / (
+            2 * t)
+        if problem.data_fit(Yt) <= bound * (1 + 1e-12):
+            return Point(problem, T, Yt), t
+        t *= 0.5
+    return None, t
+
+
+def _record(history, it, monitor, point, alpha, cg):
+    history["time"].append(monitor.elapsed())
+    history["objective"].append(point.objective)
+    history["optimality"].append(point.optimality)
+    history["step_size"].append(alpha)
+    history["cg_iterations"].append(cg)
+    info = {"iteration": it, "time": history["time"][-1],
+            "objective": point.objective, "optimality": point.optimality,
+            "weights": lambda: {"U": point.U.copy()}}
+    return monitor.check(info)
+
+
+def _iterate(problem, point, tol, max_iter, monitor, history, counts):
+    """The Newton loop; returns (point, status, message)."""
+    penalty, kron = Penalty(problem), Kronecker(problem.X, problem.patterns)
+    t_prox = 1.0
+    rho = 0.0 if problem.loss.name == "squared" else RHO_START
+
+    def out_of_time():
+        return (monitor.time_limit is not None
+                and monitor.elapsed() >= monitor.time_limit)
+
+    stop = _record(history, 0, monitor, point, 0.0, 0)
+    for it in range(1, max_iter + 1):
+        if point.optimality is not None and point.optimality <= tol:
+            return point, OPTIMAL, ""
+        if stop:
+            return point, USER_LIMIT, (
+                f"{stop} at iteration {it - 1} (optimality "
+                f"{point.optimality:.2e}).")
+        step = Step(problem, point, penalty, kron, rho)
+        rtol = min(FORCING, np.sqrt(max(point.optimality or 1.0, 1e-12)))
+        delta, A_delta, cg = step.direction(rtol, CG_MAX_ITER, out_of_time)
+        new, alpha = _line_search(problem, point, step, delta, A_delta)
+        if new is None:
+            new, t_prox = _prox_step(problem, point, t_prox)
+            t_prox *= 2.0
+        rho = _damping(rho, alpha)
+        counts["cg"] += cg
+        counts["products"] += step.products
+        if new is None:
+            return point, OPTIMAL_INACCURATE, (
+                f"no decrease found at iteration {it} (optimality "
+                f"{point.optimality:.2e}): tol={tol:.1e} is likely below the "
+                "precision reachable in this dtype; returning the last iterate.")
+        point = counts["point"] = new
+        stop = _record(history, it, monitor, point, alpha, cg)
+    if point.optimality is not None and point.optimality <= tol:
+        return point, OPTIMAL, ""
+    if stop:
+        return point, USER_LIMIT, f"{stop} at iteration {max_iter}."
+    return point, OPTIMAL_INACCURATE, (
+        f"max_iter={max_iter} reached with optimality {point.optimality:.2e} > "
+        f"tol={tol:.1e}; returning the last iterate.")
+
+
+def solve_gated(problem, U0, tol, max_iter, monitor):
+    """Newton-CG on the gated ReLU program from U0 (see the module docstring)."""
+    history = {k: [] for k in ("time", "objective", "optimality", "step_size",
+                               "cg_iterations")}
+    U0 = np.ascontiguousarray(U0, problem.dtype)
+    first = None
+    if problem.loss.name != "squared" and not U0.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            first = fista.solve_gated(problem, U0, max(tol, SWITCH),
+                                      min(max_iter, FIRST_MAX_ITER), monitor)
+        if first.status == USER_LIMIT or (first.status == OPTIMAL and tol >= SWITCH):
+            first.info["first_order_iterations"] = first.n_iter
+            return first
+        U0 = first.blocks["U"]
+    point = Point(problem, U0)
+    counts = {"cg": 0, "products": 0, "point": point}
+    try:
+        point, status, message = _iterate(problem, point, tol, max_iter, monitor,
+                                          history, counts)
+    except KeyboardInterrupt:
+        point, status, message = counts["point"], USER_LIMIT, INTERRUPTED
+    n_iter = max(len(history["time"]) - 1, 0)
+    history = {k: np.asarray(v) for k, v in history.items()}
+    info = {"cg_iterations": counts["cg"], "hessian_products": counts["products"],
+            "first_order_iterations": 0}
+    if first is not None:
+        info["first_order_iterations"] = first.n_iter
+        history = {k: np.concatenate([first.history.get(k, np.zeros(
+            first.n_iter + 1)), v]) for k, v in history.items()}
+    return Result(status, message, {"U": point.U.copy()}, n_iter, history,
+                  monitor.start, info=info)

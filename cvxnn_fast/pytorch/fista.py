@@ -1,0 +1,226 @@
+r"""R-FISTA on a device: the loop of ``cvxnn_fast/fista/_fista.pyx`` in PyTorch.
+
+Same method as the compiled loop (gated ReLU, Euclidean metric):
+
+* the products (predictions) of the momentum point are combined from those
+  of the last two iterates, ``Z_y = Z_new + beta (Z_new - Z_x)``, so an
+  iteration costs two GEMM passes: the adjoint at y and the forward product
+  at the candidate (plus one forward per backtrack);
+* backtracking line search on ``bregman(x_new, y) <= ||x_new - y||^2 /
+  (2 step) (1 + slack)``, step shrunk by ``BACKTRACK`` and grown by ``GROW``
+  after every iteration;
+* restart when ``<x_new - x, y - x_new> > 0``;
+* stopped on the certificate at y (relative duality gap where a dual point
+  is cheap, else relative KKT residual), the point returned.
+
+Every sum over samples goes through :class:`DeviceData` (an all-reduce when
+the rows are sharded); weights, prox and every decision are replicated, so
+all processes take the same steps. A stop asked for by the monitor (time
+limit, callback) travels with the next iteration's all-reduce and ends the
+run on every process at the same iteration.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cvxnn.core.errors import NumericalBreakdown
+from cvxnn.core.status import INTERRUPTED
+from cvxnn_fast.fista.solver import (
+    BACKTRACK,
+    CHUNK_SECONDS,
+    CURVATURE,
+    GROW,
+    K,
+)
+from cvxnn_fast.pytorch import losses, penalties
+from cvxnn_fast.pytorch.certificates import (
+    at_point,
+    dual_value,
+    gradient_scale,
+    relative_gap,
+)
+from cvxnn_fast.pytorch.device import cpu_threads
+
+SINGLE_THREAD_FLOPS = 2e7  # as cvxnn_fast.solve: per product, below: one thread
+SLACK = 1e-6  # relative slack of the line search's bound (as the compiled loop)
+MIN_STEP = 1e-30
+POWER_ITERATIONS = 3
+
+
+@dataclass
+class Run:
+    """What a device run hands back; ``y`` is the answer (c P, d)."""
+
+    code: int
+    stop: str
+    y: object
+    n_iter: int
+    optimality: float
+    history: dict = field(default_factory=dict)
+    last_finite: object = None
+
+
+def start_curvature(spec, x0):
+    """As :func:`cvxnn_fast.fista.solver.start_curvature`."""
+    if spec.loss == "cross_entropy" and not bool(x0.any()):
+        return min(CURVATURE["cross_entropy"], 1.0 / spec.n_outputs)
+    return CURVATURE[spec.loss]
+
+
+def initial_step(data, spec, x0):
+    """1 / (power-iteration estimate of the smooth part's Lipschitz constant),
+    over all rows (sums over processes); seeded as the compiled driver."""
+    torch = data.torch
+    shape = (data.weight_rows, data.n_features)
+    r = torch.from_numpy(np.random.default_rng(0).standard_normal(shape))
+    r = r.to(device=data.device, dtype=data.dtype)
+    curvature, L = start_curvature(spec, x0), 1.0
+    for _ in range(POWER_ITERATIONS):
+        norm = float(r.double().norm())
+        if norm == 0:
+            return 1.0
+        r = r / norm
+        r = data.adjoint(data.forward(r)) * (curvature / data.n_samples)
+        L = float(r.double().norm())
+    if not math.isfinite(L):
+        raise NumericalBreakdown(
+            "fast_solve: the estimate of the gradient's Lipschitz constant overflows "
+            f"({L!r}): the features are too large for this dtype; rescale them "
+            "(build_problem(..., standardize=True)).")
+    return 1.0 / L if L > 0 else 1.0
+
+
+class _State:
+    """Iterates, their products and the momentum of one run."""
+
+    def __init__(self, data, x0):
+        self.x = x0.clone()
+        self.y = x0.clone()
+        self.Z_x = (data.forward(x0) if bool(x0.any())
+                    else data.zeros_like_predictions())
+        self.Z_y = self.Z_x.clone()
+        self.Z_new = None
+        self.t, self.beta, self.it = 1.0, 0.0, 0
+        self.pending = False
+
+    def combine(self):
+        """Products of y from those of the last two iterates (after a step)."""
+        if self.pending:
+            self.Z_y = self.Z_new + self.beta * (self.Z_new - self.Z_x)
+            self.Z_x, self.pending = self.Z_new, False
+
+    def advance(self, x_new, Z_new):
+        """Restart test, momentum, and y <- x_new + beta (x_new - x)."""
+        step = x_new - self.x
+        if float((step.double() * (self.y - x_new).double()).sum()) > 0:
+            self.t, self.beta = 1.0, 0.0
+        else:
+            t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * self.t * self.t))
+            self.t, self.beta = t_next, (self.t - 1.0) / t_next
+        self.y = x_new + self.beta * step
+        self.x, self.Z_new = x_new, Z_new
+        self.pending = True
+        self.it += 1
+
+
+def line_search(data, spec, st, S, G, step):
+    """(x_new, Z_new, step) satisfying the quadratic upper bound; None when the
+    step underflows."""
+    while step > MIN_STEP:
+        x_new = penalties.prox(spec.reg, st.y - step * G, step * spec.lam)
+        Z_new = data.forward(x_new)
+        local = losses.bregman_sum(spec.loss, Z_new, st.Z_y, S, data.Y)
+        div = data.sum_scalars(local)[0] / data.n_samples
+        delta = (x_new - st.y).double()
+        quad = float((delta * delta).sum())
+        if math.isfinite(div) and div <= quad / (2 * step) * (1 + SLACK):
+            return x_new, Z_new, step
+        step *= BACKTRACK
+    return None
+
+
+def optimality(data, spec, S, G, y, objective, grad0):
+    """Relative gap at y where a dual point is cheap, else relative KKT."""
+    if spec.has_gap:
+        return relative_gap(objective, dual_value(data, spec, S, G))
+    return math.sqrt(penalties.residual_sq(spec.reg, G, y, spec.lam)) / grad0
+
+
+def _report(monitor, st, objective, opt, weights):
+    info = {"iteration": st.it, "time": monitor.elapsed(), "objective": objective,
+            "optimality": opt, "weights": weights}
+    return monitor.check(info)
+
+
+def solve(data, spec, x0, tol, max_iter, monitor, weights_of):
+    """Run R-FISTA from x0 (c P, d) on the device; return a :class:`Run`.
+
+    ``weights_of(y)`` gives the callback's copy of an iterate. A
+    KeyboardInterrupt ends a single-process run with the last iterate; a
+    sharded run lets it through (the other processes cannot be told).
+    """
+    flops = 2.0 * data.X.shape[0] * data.n_features * data.weight_rows
+    with cpu_threads(data.device, flops, SINGLE_THREAD_FLOPS):
+        return _solve(data, spec, x0, tol, max_iter, monitor, weights_of)
+
+
+def _solve(data, spec, x0, tol, max_iter, monitor, weights_of):
+    step = initial_step(data, spec, x0)
+    grad0 = 1.0 if spec.has_gap else gradient_scale(data, spec)
+    st = _State(data, x0)
+    rows, asked, last_report = [], "", time.monotonic()
+    code, stop, opt = K["RUNNING"], "", math.inf
+    try:
+        while True:
+            st.combine()
+            fit, S, G, (flag,) = at_point(data, spec, st.Z_y, (1.0 if asked else 0.0,))
+            objective = fit + spec.lam * penalties.value(spec.reg, st.y)
+            if not math.isfinite(objective):
+                code = K["NOT_FINITE"]
+                break
+            opt = optimality(data, spec, S, G, st.y, objective, grad0)
+            rows.append((monitor.elapsed(), objective, opt, step))
+            if not math.isfinite(opt):
+                code = K["NOT_FINITE"]
+                break
+            if flag > 0:
+                stop = asked or "stopped by another process"
+                break
+            if opt <= tol:
+                code = K["CONVERGED"]
+                break
+            if st.it >= max_iter:
+                code = K["MAX_ITER"]
+                break
+            found = line_search(data, spec, st, S, G, step)
+            if found is None:
+                code = K["STEP_UNDERFLOW"]
+                break
+            x_new, Z_new, step = found
+            st.advance(x_new, Z_new)
+            step *= GROW
+            if time.monotonic() - last_report >= CHUNK_SECONDS:
+                last_report = time.monotonic()
+                asked = asked or _report(monitor, st, objective, opt,
+                                         lambda: weights_of(st.y))
+    except KeyboardInterrupt:
+        if data.sharded:
+            raise
+        code, stop = K["RUNNING"], INTERRUPTED
+    if code in (K["CONVERGED"], K["MAX_ITER"], K["STEP_UNDERFLOW"]) and not stop:
+        final = _report(monitor, st, rows[-1][1], opt, lambda: weights_of(st.y))
+        if data.sum_scalars(1.0 if final else 0.0)[0] > 0:
+            stop = final or "stopped by another process"
+    if code == K["STEP_UNDERFLOW"] and not bool(data.torch.isfinite(G).all()):
+        code = K["NOT_FINITE"]
+    return Run(code, stop, st.y, st.it, opt, _history(rows),
+               st.x if bool(data.torch.isfinite(st.x).all()) else None)
+
+
+def _history(rows):
+    H = np.array(rows, dtype=float).reshape(-1, 4)
+    return {"time": H[:, 0].copy(), "objective": H[:, 1].copy(),
+            "optimality": H[:, 2].copy(), "step_size": H[:, 3].copy()}

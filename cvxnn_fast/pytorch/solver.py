@@ -1,0 +1,92 @@
+"""``fast_solve(problem, device=...)``: R-FISTA on a PyTorch device, one process.
+
+The problem's X, patterns and targets are copied to the device once (in the
+working dtype: float32 on a GPU unless ``dtype="float64"``, the problem's
+dtype on the CPU); the loop of :mod:`cvxnn_fast.pytorch.fista` runs there;
+the device certificate (:mod:`cvxnn_fast.pytorch.certificates`) goes into
+``sol.info["device_certificate"]`` (a dict of floats), and ``fast_solve``
+builds the Solution with :meth:`Solution.from_weights`, like every backend.
+"""
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from cvxnn.core.errors import NumericalBreakdown
+from cvxnn.core.solution import Solution
+from cvxnn.core.status import SOLVER_ERROR
+from cvxnn_fast.common.run import Result
+from cvxnn_fast.fista.solver import K, describe
+from cvxnn_fast.pytorch import fista
+from cvxnn_fast.pytorch.certificates import Spec, certificate
+from cvxnn_fast.pytorch.device import resolve_device, working_dtype
+from cvxnn_fast.pytorch.operator import DeviceData
+
+METHODS = ("auto", "fista")
+
+
+def check_method(problem, method):
+    """The method the PyTorch backend runs ("fista"), or ValueError saying why not."""
+    if problem.formulation.name != "gated_relu":
+        raise ValueError(
+            "device: the PyTorch backend runs R-FISTA on the gated_relu program; "
+            "the relu program's solvers (augmented Lagrangian, interior point) "
+            "run with device=None.")
+    if method not in METHODS:
+        raise ValueError(f"method: the PyTorch backend runs {METHODS[1:]!r}, "
+                         f"got {method!r}; use device=None for other methods.")
+    return "fista"
+
+
+def to_device(array, data):
+    """A NumPy array on the data's device and dtype."""
+    tensor = data.torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.to(device=data.device, dtype=data.dtype)
+
+
+def to_numpy(tensor, shape=None):
+    out = tensor.detach().cpu().numpy().copy()
+    return out if shape is None else out.reshape(shape)
+
+
+def run_state(run):
+    """The compiled driver's state vector for :func:`describe`."""
+    state = np.zeros(K["N_STATE"])
+    state[K["S_ITER"]], state[K["S_OPT"]] = run.n_iter, run.optimality
+    return state
+
+
+def solve(problem, U0, tol, max_iter, monitor, device, dtype=None):
+    """R-FISTA on ``device`` from U0 (c, P, d); returns a
+    :class:`~cvxnn_fast.common.run.Result` for ``fast_solve``."""
+    dev = resolve_device(device)
+    wdtype = working_dtype(problem.dtype, dev, dtype)
+    shape = problem.weight_shape
+    data = DeviceData.from_arrays(problem.X, problem.patterns, problem.y, dev, wdtype)
+    spec = Spec.of(problem)
+    x0 = to_device(U0.reshape(shape[0] * shape[1], shape[2]), data)
+    run = fista.solve(data, spec, x0, tol, max_iter, monitor,
+                      lambda y: {"U": to_numpy(y, shape)})
+    if run.code == K["NOT_FINITE"]:
+        _breakdown(problem, run, monitor.start, shape)
+    status, message = describe(run.code, run.stop, run_state(run), tol)
+    info = {"device": str(dev), "dtype": wdtype.name, "polished": False,
+            "metric_beta": 0.0,
+            "device_certificate": asdict(certificate(data, spec, run.y))}
+    return Result(status, message, {"U": to_numpy(run.y, shape)}, run.n_iter,
+                  run.history, monitor.start, info=info)
+
+
+def _breakdown(problem, run, start, shape):
+    last = None
+    if run.last_finite is not None:
+        last = Solution.from_weights(
+            problem, status=SOLVER_ERROR, solver="fast",
+            solve_time=time.monotonic() - start, n_iter=run.n_iter,
+            U=to_numpy(run.last_finite, shape))
+    raise NumericalBreakdown(
+        f"fast_solve: the objective or its gradient became NaN/inf at iteration "
+        f"{run.n_iter}; check the data scaling (build_problem(..., "
+        "standardize=True)) and lam. The last finite iterate is in the "
+        "exception's .solution.", last)

@@ -1,0 +1,157 @@
+"""The Newton-CG method against CLARABEL; its kernels against explicit matrices;
+its options, statuses, warm start and dtypes."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import LOSSES
+from test_fast_solver import build, clarabel
+
+from cvxnn.core import operator
+from cvxnn.core.certificates import lam_max
+from cvxnn.core.status import OPTIMAL, USER_LIMIT
+from cvxnn_fast import fast_solve
+from cvxnn_fast.newton import curvature
+from cvxnn_fast.newton.solver import Point
+
+TOL = {np.float64: 1e-8, np.float32: 1e-4}
+
+
+def newton(problem, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fast_solve(problem, method="newton", **kw)
+
+
+def within_gaps(sol, ref):
+    """|F - F_ref| is at most the sum of the two certified gaps."""
+    slack = sol.certificate.duality_gap + (ref.certificate.duality_gap or 0.0)
+    return abs(sol.objective - ref.objective) <= slack + 1e-6 * abs(ref.objective)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("regularizer", ["group_l1", "l2"])
+@pytest.mark.parametrize("bias,n_outputs", [(False, 1), (True, 3)])
+def test_newton_matches_clarabel(loss, regularizer, bias, n_outputs):
+    problem = build(loss, regularizer, bias=bias, n_outputs=n_outputs)
+    sol = newton(problem, tol=1e-8, max_iter=500)
+    assert sol.status == OPTIMAL, sol.message
+    assert sol.info["method"] == "newton"
+    assert sol.certificate.relative_gap <= 1e-8
+    assert within_gaps(sol, clarabel(problem))
+
+
+@pytest.mark.parametrize("regularizer", ["feature_group_l1", "l1", None])
+def test_newton_takes_the_other_penalties(regularizer):
+    problem = build("squared", regularizer, bias=True, n_outputs=2)
+    sol = newton(problem, tol=1e-8, max_iter=500)
+    assert sol.status == OPTIMAL, sol.message
+    ref = clarabel(problem)
+    assert abs(sol.objective - ref.objective) <= 1e-6 * abs(ref.objective) + 1e-9
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_newton_agrees_with_fista_in_both_dtypes(loss):
+    sols = {}
+    for dtype in (np.float64, np.float32):
+        problem = build(loss, "group_l1", bias=True, n_outputs=3, n_samples=300,
+                        n_gates=20, lam=1e-3, dtype=dtype)
+        sols[dtype] = newton(problem, tol=TOL[dtype], max_iter=500)
+        assert sols[dtype].status == OPTIMAL, sols[dtype].message
+        assert sols[dtype].U.dtype == dtype
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = fast_solve(problem, tol=TOL[dtype], method="fista",
+                             max_iter=100_000)
+        assert within_gaps(sols[dtype], ref)
+    F64, F32 = sols[np.float64].objective, sols[np.float32].objective
+    assert abs(F64 - F32) <= 1e-3 * abs(F64)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_lam_above_lam_max_gives_zeros(loss):
+    problem = build(loss, "group_l1", bias=True, n_outputs=2)
+    problem.lam = 1.01 * lam_max(problem)
+    sol = newton(problem, tol=1e-8)
+    assert sol.status == OPTIMAL and not sol.U.any()
+
+
+def test_bad_options_are_rejected_by_name():
+    relu = build("squared", "group_l1", formulation="relu")
+    with pytest.raises(ValueError, match="Newton-CG method solves gated_relu"):
+        fast_solve(relu, method="newton")
+    gated = build("squared", "group_l1")
+    with pytest.raises(ValueError, match="method"):
+        fast_solve(gated, method="newton_cg")
+    with pytest.raises(TypeError, match="cg_max_iter"):
+        fast_solve(gated, method="newton", cg_max_iter=5)
+
+
+def test_warm_start_callback_and_time_limit():
+    problem = build("logistic", "group_l1", bias=True, n_samples=200, lam=1e-3)
+    sol = newton(problem, tol=1e-8)
+    again = newton(problem, tol=1e-8, warm_start=sol)
+    assert again.status == OPTIMAL and again.n_iter == 0
+    seen = []
+
+    def stop(info):
+        seen.append(info["weights"]()["U"].shape)
+        return True
+
+    cold = build("squared", "group_l1", bias=True, n_samples=200, lam=1e-4)
+    stopped = newton(cold, tol=1e-12, callback=stop)
+    assert stopped.status == USER_LIMIT and seen == [cold.weight_shape]
+    assert newton(cold, tol=1e-14, time_limit=1e-9).status == USER_LIMIT
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_hessian_product_matches_the_explicit_matrix(loss, dtype, rng):
+    problem = build(loss, "group_l1", bias=True, n_outputs=3, dtype=dtype)
+    c, P, d = problem.weight_shape
+    U = rng.standard_normal(problem.weight_shape).astype(dtype)
+    V = rng.standard_normal(problem.weight_shape).astype(dtype)
+    Yhat = operator.predict(problem.X, problem.patterns, U)
+    apply, _ = curvature.loss_hessian(problem.loss, Yhat, problem.y)
+    A = operator.design_matrix(problem.X, problem.patterns).toarray()
+    AV = np.stack([A @ V[k].ravel() for k in range(c)], axis=1)
+    HV = np.stack([A.T @ apply(AV)[:, k] for k in range(c)]).reshape(c, P, d)
+    got = operator.adjoint(problem.X, problem.patterns, apply(operator.predict(
+        problem.X, problem.patterns, V)))
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(got, HV, rtol=rtol, atol=rtol * np.abs(HV).max())
+
+
+def test_kronecker_preconditioner_inverts_its_explicit_matrix(rng):
+    problem = build("squared", "group_l1", bias=True, n_outputs=2)
+    c, P, d = problem.weight_shape
+    kron = curvature.Kronecker(problem.X, problem.patterns)
+    h = rng.uniform(0.1, 1.0, (problem.n_samples, c))
+    free = rng.uniform(size=(c, P)) < 0.7
+    kron.update(h, free, np.array([0.3, 0.1]))
+    R = rng.standard_normal((c, P, d)) * free[:, :, None]
+    X, D = problem.X, problem.patterns.astype(float)
+    Sigma = X.T @ X / problem.n_samples
+    for k in range(c):
+        idx = np.flatnonzero(free[k])
+        C = (D[:, idx] * h[:, k:k + 1]).T @ D[:, idx] / problem.n_samples
+        M = np.kron(C, Sigma) + [0.3, 0.1][k] * np.eye(idx.size * d)
+        expected = np.linalg.solve(M, R[k, idx].ravel())
+        np.testing.assert_allclose(kron.apply(R)[k, idx].ravel(), expected,
+                                   rtol=1e-8, atol=1e-10)
+
+
+def test_point_certificate_is_the_shared_one():
+    problem = build("cross_entropy", "group_l1", bias=True, n_outputs=3)
+    U = np.random.default_rng(1).standard_normal(problem.weight_shape)
+    point = Point(problem, U)
+    from cvxnn.core.certificates import certificate
+    ref = certificate(problem, U)
+    assert point.cert.relative_gap == pytest.approx(ref.relative_gap, rel=1e-10)
+
+
+
+def test_auto_does_not_choose_newton_yet():
+    from cvxnn_fast.solve import choose_method
+    assert choose_method(build("squared", "group_l1", n_samples=20_000)) == "fista"

@@ -1,0 +1,168 @@
+"""CV estimators, early stopping and whitening (cvxnn.estimators.selection)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import cvxnn
+from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
+from cvxnn.estimators import (
+    ConvexReLUClassifier,
+    ConvexReLUClassifierCV,
+    ConvexReLURegressor,
+    ConvexReLURegressorCV,
+    expected_failed_checks,
+)
+from cvxnn.estimators.selection import validation_key, validation_splits
+
+FAST = "fast"
+
+
+@parametrize_with_checks(
+    [
+        ConvexReLURegressorCV(n_gates=5, n_lams=4, solver=FAST),
+        ConvexReLUClassifierCV(n_gates=5, n_lams=4, solver=FAST),
+        ConvexReLUClassifierCV(n_gates=5, n_lams=3, cv=3, solver=FAST, whiten=True),
+    ],
+    expected_failed_checks=expected_failed_checks,
+)
+def test_sklearn_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cvxnn.ConvergenceWarning)
+        check(estimator)
+
+
+@pytest.fixture
+def regression():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 4))
+    y = np.maximum(X @ np.array([1.0, -2.0, 0.5, 0.0]), 0) - X[:, 1]
+    return X, y + 0.5 * rng.standard_normal(120)
+
+
+@pytest.fixture
+def classification():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((150, 3))
+    y = np.digitize(X[:, 0] * X[:, 1] + 0.3 * rng.standard_normal(150), [-0.3, 0.3])
+    return X, y
+
+
+def _brute_force_lam(est, X, y, lams):
+    """The lam a grid of cold, tight solves picks on the estimator's split."""
+    X, Y, loss = est._prepare(X, y)
+    ((train, val),) = validation_splits(len(X), est.cv, est._split_labels(Y),
+                                        est.random_state)
+    keys = []
+    for lam in lams:
+        problem, _ = est._build(X[train], Y[train], loss, lam)
+        sol = problem.solve(FAST, tol=1e-9, max_iter=100000)
+        keys.append(tuple(validation_key(problem, sol.predict(X[val]), Y[val],
+                                         est._score_outputs)))
+    return lams[max(range(len(lams)), key=lambda i: (keys[i], -i))]
+
+
+@pytest.mark.parametrize("kind", ["regression", "classification"])
+def test_cv_lam_equals_brute_force_grid(kind, request):
+    X, y = request.getfixturevalue(kind)
+    cls = ConvexReLURegressorCV if kind == "regression" else ConvexReLUClassifierCV
+    est = cls(n_gates=10, n_lams=8, lam_ratio=1e-3, patience=2, solver=FAST).fit(X, y)
+    assert len(est.lams_) == len(est.scores_) <= 8
+    grid = cvxnn.lam_grid(est.problem_, 8, 1e-3, lam_max=est.lams_[0])
+    np.testing.assert_allclose(est.lams_, grid[:len(est.lams_)])
+    # the early-stopped, warm-started, loose path picks what the whole grid
+    # of cold, tight solves picks
+    assert est.lam_ == _brute_force_lam(est, X, y, grid)
+    # the refit is the certified optimum at lam_
+    assert est.problem_.lam == est.lam_
+    assert est.certificate_.relative_gap <= est.tol
+    assert est.solution_.status == OPTIMAL
+
+
+def test_cv_path_stops_when_validation_stops_improving(regression):
+    X, y = regression
+    est = ConvexReLURegressorCV(n_gates=10, n_lams=30, patience=2,
+                                solver=FAST).fit(X, y)
+    best = int(np.argmax(est.scores_))
+    assert len(est.lams_) == best + 3 < 30
+    assert est.lam_ == est.lams_[best]
+
+
+def test_cv_folds_and_save_load(classification, tmp_path):
+    X, y = classification
+    est = ConvexReLUClassifierCV(cv=3, n_gates=8, n_lams=5, solver=FAST).fit(X, y)
+    assert est.lam_ in est.lams_
+    cvxnn.save(tmp_path / "m.npz", est)
+    back = cvxnn.load(tmp_path / "m.npz")
+    assert type(back) is ConvexReLUClassifierCV and back.lam_ == est.lam_
+    np.testing.assert_array_equal(back.scores_, est.scores_)
+    np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+
+
+def test_early_stopping_returns_best_validation_iterate(classification,
+                                                        monkeypatch):
+    X, y = classification
+    offered = []
+    from cvxnn.estimators import selection as model_selection
+
+    original = model_selection.BestIterate.offer
+
+    def record(self, blocks):
+        key = original(self, blocks)
+        offered.append((key, blocks))
+        return key
+
+    monkeypatch.setattr(model_selection.BestIterate, "offer", record)
+    est = ConvexReLUClassifier(n_gates=20, lam=1e-5, early_stopping=True,
+                               n_iter_no_change=2, solver=FAST,
+                               solver_options={"max_iter": 3000}).fit(X, y)
+    best_key, best_blocks = max(offered, key=lambda kb: tuple(kb[0]))
+    for name, block in best_blocks.items():
+        np.testing.assert_array_equal(getattr(est.solution_, name), block)
+    assert est.problem_.n_samples == 135  # 10% held out
+    assert est.solution_.status in (OPTIMAL, OPTIMAL_INACCURATE, "user_limit")
+    cert = cvxnn.certificate(est.problem_, est.solution_.U)
+    assert est.certificate_.relative_gap == pytest.approx(cert.relative_gap)
+
+
+def test_early_stopping_needs_the_fast_solver(classification):
+    X, y = classification
+    with pytest.raises(ValueError, match="early_stopping"):
+        ConvexReLUClassifier(early_stopping=True, solver="CLARABEL").fit(X, y)
+
+
+@pytest.mark.parametrize("gates", ["gaussian", "spectral"])
+def test_whitening_is_exact_and_keeps_hyperplanes(regression, gates):
+    X, y = regression
+    X = X * np.array([1.0, 10.0, 0.1, 3.0]) + 5.0
+    est = ConvexReLURegressor(whiten=True, gates=gates, n_gates=12, solver=FAST,
+                              tol=1e-8).fit(X, y)
+    Z = (X - est.whiten_mean_) @ est.whiten_components_
+    np.testing.assert_allclose(Z.T @ Z / len(X), np.eye(4), atol=1e-10)
+    np.testing.assert_allclose(est.predict(X), est.solution_.predict(Z)[:, 0],
+                               rtol=1e-9, atol=1e-9)
+    plain = ConvexReLURegressor(gates=gates, n_gates=12, solver=FAST).fit(X, y)
+    # the same hyperplanes split the raw data, so the same patterns are kept
+    assert {p.tobytes() for p in plain.problem_.patterns.T} == \
+        {p.tobytes() for p in est.problem_.patterns.T}
+
+
+def test_gate_families_by_name(regression):
+    X, y = regression
+    for gates, options in [("sparse", {"order": 2}), ("spectral", None),
+                           ("conv", {"height": 2, "width": 2, "kernel_size": 1})]:
+        est = ConvexReLURegressor(gates=gates, gate_options=options, n_gates=9,
+                                  solver=FAST).fit(X, y)
+        assert est.problem_.gates.shape[0] == 5
+
+
+def test_validation_splits():
+    labels = np.repeat([0, 1, 2], 10)
+    ((train, val),) = validation_splits(30, 0.2, labels, 0)
+    assert len(val) == 6 and np.bincount(labels[val]).tolist() == [2, 2, 2]
+    folds = validation_splits(30, 3, labels, 0)
+    assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(30))
+    with pytest.raises(ValueError, match="cv"):
+        validation_splits(30, 1.5)

@@ -1,0 +1,94 @@
+"""Data-parallel R-FISTA: two Gloo processes on localhost give the
+single-process solution and certificate (float64, to 1e-10 relative)."""
+
+import socket
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import cvxnn  # noqa: E402
+from cvxnn_fast import fast_solve  # noqa: E402
+
+N_SAMPLES, N_FEATURES, N_GATES, LAM, TOL = 200, 5, 20, 1e-2, 1e-6
+
+
+def _data(loss):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((N_SAMPLES, N_FEATURES))
+    y = (rng.integers(0, 3, N_SAMPLES) if loss == "cross_entropy"
+         else X @ rng.standard_normal((N_FEATURES, 2)))
+    gates = np.random.default_rng(4).standard_normal((N_FEATURES + 1, N_GATES))
+    return X, y, gates
+
+
+def _worker(rank, world_size, port, losses, out_path):
+    import torch.distributed as dist
+
+    from cvxnn_fast.pytorch.distributed import build_sharded_problem, solve_sharded
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}",
+                            rank=rank, world_size=world_size)
+    try:
+        for loss in losses:
+            X, y, gates = _data(loss)
+
+            def load_shard(rank, world_size, X=X, y=y):  # rows 0-99 and 100-239
+                cut = [0, 100, N_SAMPLES][: world_size] + [N_SAMPLES]
+                return X[cut[rank]:cut[rank + 1]], y[cut[rank]:cut[rank + 1]]
+
+            problem = build_sharded_problem(load_shard, loss=loss, lam=LAM,
+                                            gates=gates, bias=True, device="cpu")
+            sol = solve_sharded(problem, tol=TOL)
+            cert = sol.certificate
+            np.savez(f"{out_path}-{loss}-{rank}.npz", U=sol.U, gates=problem.gates,
+                     n_iter=sol.n_iter, status=sol.status,
+                     cert=[cert.objective, cert.dual_objective, cert.duality_gap,
+                           cert.kkt_residual])
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+LOSSES = ("squared", "cross_entropy")
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory):
+    """Both losses solved by one pair of spawned Gloo processes (one start-up)."""
+    out = str(tmp_path_factory.mktemp("gloo") / "shard")
+    torch.multiprocessing.spawn(_worker, args=(2, _free_port(), LOSSES, out),
+                                nprocs=2)
+    return out
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_two_gloo_processes_match_one(two_process_runs, loss):
+    out = f"{two_process_runs}-{loss}"
+    X, y, gates = _data(loss)
+    problem = cvxnn.build_problem(X, y, loss=loss, lam=LAM, gates=gates, bias=True)
+    single = fast_solve(problem, tol=TOL, device="cpu")
+    dev_cert = single.info["device_certificate"]
+    ranks = [np.load(f"{out}-{r}.npz") for r in range(2)]
+    np.testing.assert_array_equal(ranks[0]["U"], ranks[1]["U"])  # replicated
+    for part in ranks:
+        assert str(part["status"]) == single.status == "optimal"
+        np.testing.assert_array_equal(part["gates"], problem.gates)
+        assert abs(int(part["n_iter"]) - single.n_iter) <= 1
+        scale = np.abs(single.U).max()
+        np.testing.assert_allclose(part["U"], single.U, rtol=0, atol=1e-10 * scale)
+        objective, dual, gap, kkt = part["cert"]
+        for mine, theirs in [(objective, dev_cert["objective"]),
+                             (objective, single.certificate.objective),
+                             (dual, dev_cert["dual_objective"]),
+                             (dual, single.certificate.dual_objective)]:
+            assert abs(mine - theirs) <= 1e-10 * abs(theirs)
+        assert abs(gap - single.certificate.duality_gap) <= 1e-10 * abs(objective)
+        assert abs(kkt - dev_cert["kkt_residual"]) <= 1e-10 * max(1.0, kkt)
