@@ -20,6 +20,7 @@ iterate is returned with status ``"user_limit"`` and a warning.
 """
 
 import contextlib
+import functools
 import os
 import time
 import warnings
@@ -207,7 +208,8 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         elif method == "newton":
             result = newton.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
         else:
-            result = fista.solve_gated(problem, blocks["U"], tol, max_iter, monitor)
+            result = fista.solve_gated(problem, blocks["U"], tol, max_iter, monitor,
+                                       _path_hint(problem, warm_start))
     result.info["method"] = method
     return _finish(problem, result, tol)
 
@@ -239,6 +241,38 @@ def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_lim
     return _finish(problem, result, tol)
 
 
+def _path_hint(problem, warm_start):
+    """(metric beta, step size) of a warm start on the same data, or None.
+
+    Both depend only on the smooth part (data, patterns, loss), not on lam: a
+    solution of ``with_lam(problem, other_lam)`` hands them over, and the
+    next solve of a path skips the power iterations that estimate them
+    (about 10 ms per solve on digits, most of a tiny solve).
+    """
+    if not isinstance(warm_start, Solution):
+        return None
+    previous = warm_start.problem
+    same = (previous is not None and previous.X is problem.X
+            and previous.patterns is problem.patterns
+            and previous.loss.name == problem.loss.name
+            and previous.formulation is problem.formulation)
+    beta = warm_start.info.get("metric_beta")
+    steps = warm_start.history.get("step_size", np.zeros(0))
+    steps = steps[np.isfinite(steps) & (steps > 0)]
+    if not same or beta is None or steps.size == 0:
+        return None
+    return float(beta), float(steps[-1])
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's controller of the loaded BLAS libraries, found once
+    (finding them costs ~2-4 ms, a large part of a small solve)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
 def _blas_threads(problem, method):
     """BLAS thread limits for one solve (when threadpoolctl is installed;
     otherwise BLAS keeps its own settings).
@@ -254,10 +288,9 @@ def _blas_threads(problem, method):
       each other's GEMMs (3x slower on the bench_fast ReLU problem).
     """
     try:
-        from threadpoolctl import ThreadpoolController
+        controller = _blas_controller()
     except ImportError:
         return contextlib.nullcontext()
-    controller = ThreadpoolController().select(user_api="blas")
     c, P, d = problem.weight_shape
     rows = c * P * len(problem.formulation.block_names)
     flops = (interior.estimated_flops(problem) if method == "interior_point"

@@ -150,12 +150,15 @@ def select_lam(problems, held_out, score, solver, options, *, n_lams, ratio,
         ``lam_max`` of the splits down to ``ratio`` times it.
     patience : stop once the mean score has not improved for this many lams.
 
+    The first lam is the largest lam_max, where every split's solution is
+    zero: it is scored without a solve.
+
     Returns
     -------
     lams : the lams solved (a prefix of the grid); scores : their mean
     validation scores; best : index of the best, compared by
     :func:`validation_key` (the largest lam among exact ties); solutions :
-    the first split's solution at the best lam.
+    the first split's solution at the best lam (None for the first lam).
     """
     top = max(lam_max(p) for p in problems)
     grid = lam_grid(problems[0], n_lams, ratio, lam_max=top)
@@ -167,6 +170,10 @@ def select_lam(problems, held_out, score, solver, options, *, n_lams, ratio,
         for s, (problem, (X_val, Y_val)) in enumerate(zip(problems, held_out,
                                                           strict=True)):
             sub = with_lam(problem, lam)
+            if t == 0:  # lam >= every split's lam_max: the solution is zero
+                zero = np.zeros((X_val.shape[0], sub.n_outputs), sub.dtype)
+                split_keys.append(validation_key(sub, zero, Y_val, score))
+                continue
             opts = dict(options)
             if previous[s] is not None and backends.warm_start_helps(sub, solver,
                                                                      opts):

@@ -309,13 +309,18 @@ def check_finite_run(problem, ws, code, blocks_of, start):
                   f"the gradient overflowed at iteration {it}")
 
 
-def solve_gated(problem, U0, tol, max_iter, monitor):
-    """R-FISTA on the gated ReLU program."""
+def solve_gated(problem, U0, tol, max_iter, monitor, hint=None):
+    """R-FISTA on the gated ReLU program.
+
+    ``hint``: ``(metric beta, step size)`` from a solve of the same smooth
+    part (a path's previous lam), used instead of estimating them.
+    """
     c, P, d = problem.weight_shape
-    ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter,
-                   metric_beta(problem))
-    ws.state[K["S_STEP"]] = initial_step(problem, ws.x.shape, False, 0.0, ws.beta,
-                                         start_curvature(problem, U0))
+    beta = metric_beta(problem) if hint is None else hint[0]
+    ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter, beta)
+    ws.state[K["S_STEP"]] = (
+        initial_step(problem, ws.x.shape, False, 0.0, ws.beta,
+                     start_curvature(problem, U0)) if hint is None else hint[1])
     dummy = np.zeros((1, 1), problem.dtype)
 
     def blocks_of(x):
