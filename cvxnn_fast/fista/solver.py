@@ -309,18 +309,19 @@ def check_finite_run(problem, ws, code, blocks_of, start):
                   f"the gradient overflowed at iteration {it}")
 
 
-def solve_gated(problem, U0, tol, max_iter, monitor, hint=None):
+def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None):
     """R-FISTA on the gated ReLU program.
 
-    ``hint``: ``(metric beta, step size)`` from a solve of the same smooth
-    part (a path's previous lam), used instead of estimating them.
+    ``beta`` (of the pattern-mean metric) and ``step`` (the first step size),
+    when given, replace their estimates: a path hands over those of the
+    previous lam's solve (see ``fast_solve``).
     """
     c, P, d = problem.weight_shape
-    beta = metric_beta(problem) if hint is None else hint[0]
-    ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter, beta)
+    ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter,
+                   metric_beta(problem) if beta is None else beta)
     ws.state[K["S_STEP"]] = (
         initial_step(problem, ws.x.shape, False, 0.0, ws.beta,
-                     start_curvature(problem, U0)) if hint is None else hint[1])
+                     start_curvature(problem, U0)) if step is None else step)
     dummy = np.zeros((1, 1), problem.dtype)
 
     def blocks_of(x):
