@@ -37,7 +37,7 @@ CV = {"n_gates": 50, "tol": 1e-4, "n_lams": 20, "lam_ratio": 1e-4, "patience": 3
 FAST_CV = {"path_tol": 1e-2, "n_lams": 10, "lam_ratio": 1e-3, "patience": 2,
            "tol": 1e-3}
 # The estimators' defaults (rows "CV defaults..." start from them).
-DEFAULT = {"n_gates": 16, "tol": 1e-3, "path_tol": 1e-2, "n_lams": 10,
+DEFAULT = {"n_gates": 16, "tol": 1e-3, "path_tol": 2e-2, "n_lams": 10,
            "lam_ratio": 1e-3, "patience": 2}
 ROWS = [
     ("plain tol 1e-6", False, {"tol": 1e-6}),
@@ -64,6 +64,7 @@ ROWS = [
     ("CV fast: 16 gates", True, dict(FAST_CV, n_gates=16)),
     ("CV fast: 32 gates, whiten", True, dict(FAST_CV, n_gates=32, whiten=True)),
     ("CV defaults", True, DEFAULT),
+    ("CV defaults, path_tol 1e-2", True, dict(DEFAULT, path_tol=1e-2)),
     ("CV defaults, path_tol 3e-2", True, dict(DEFAULT, path_tol=3e-2)),
     ("CV defaults, 7 lams", True, dict(DEFAULT, n_lams=7)),
     ("CV defaults, patience 1", True, dict(DEFAULT, patience=1)),

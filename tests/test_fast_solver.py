@@ -305,3 +305,35 @@ def test_problem_solve_fast_dispatches():
     assert problem.solve("fast").solver == "fast"
     with pytest.raises(TypeError, match="^problem:"):
         fast_solve("not a problem")
+
+
+def test_a_path_hands_over_its_step_and_metric():
+    problem = build("cross_entropy", "group_l1", n_outputs=3, n_samples=80, lam=0.05)
+    first = fast_solve(problem, tol=1e-2)
+    beta, step = first.info["metric_beta"], first.history["step_size"][-1]
+    nxt = fast_solve(cvxnn.with_lam(problem, 0.02), tol=1e-2, warm_start=first)
+    # starts from that step (the line search may halve it, or grow it x1.1)
+    assert step / 64 <= nxt.history["step_size"][0] <= 1.1 * step * (1 + 1e-9)
+    assert nxt.info["metric_beta"] == beta
+    # an explicit first step is used as given; the optimum does not change
+    ref = fast_solve(problem, tol=1e-8)
+    given = fast_solve(problem, tol=1e-8, step_size=3.0 * step)
+    assert given.objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+def test_step_size_is_for_r_fista_only():
+    problem = build("squared", "group_l1", n_samples=30)
+    with pytest.raises(ValueError, match="step_size: only R-FISTA"):
+        fast_solve(problem, step_size=1.0, method="interior_point")
+    with pytest.raises(ValueError, match="step_size"):
+        fast_solve(problem, step_size=-1.0)
+
+
+def test_warm_starts_help_paths_at_loose_tolerances():
+    from cvxnn.core import backends
+
+    small = build("squared", "group_l1", n_samples=30)
+    assert not backends.warm_start_helps(small, "fast", {"tol": 1e-6})
+    assert backends.warm_start_helps(small, "fast", {"tol": 1e-2})
+    assert not backends.warm_start_helps(small, "fast",
+                                         {"tol": 1e-2, "method": "interior_point"})

@@ -166,3 +166,10 @@ def test_validation_splits():
     assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(30))
     with pytest.raises(ValueError, match="cv"):
         validation_splits(30, 1.5)
+
+
+def test_cv_path_scores_lam_max_without_a_solve(regression):
+    X, y = regression
+    est = ConvexReLURegressorCV(n_gates=10, n_lams=5, solver=FAST).fit(X, y)
+    # the zero model at the largest lam_max: R^2 <= 0 on held-out rows
+    assert est.scores_[0] <= 0 and est.lams_[0] > est.lams_[-1]

@@ -316,7 +316,7 @@ class _ConvexReLUBase(BaseEstimator):
         problems, held_out = [], []
         for train, val in splits:
             problem, _ = self._build(X[train], Y[train], loss, 1.0, whitening,
-                                            gates)
+                                     gates)
             problems.append(problem)
             held_out.append((X[val] if whitening is None
                              else whitening.transform(X[val]), Y[val]))
@@ -328,6 +328,7 @@ class _ConvexReLUBase(BaseEstimator):
         problem, _ = self._build(X, Y, loss, self.lam_, whitening, gates)
         if start is not None and backends.warm_start_helps(problem, solver, options):
             options["warm_start"] = model_selection.transfer_weights(start, problem)
+            options.update(model_selection.step_hint(start, options))
         return self._set_solution(problem, self._solve(problem, solver, options),
                                   whitening)
 

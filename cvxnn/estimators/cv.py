@@ -47,7 +47,7 @@ _CV_DOC = r"""
         As for the plain estimator, for the refit at ``lam_``.
 """
 _CV_DEFAULTS = {"cv": 0.2, "n_lams": 10, "lam_ratio": 1e-3, "patience": 2,
-                "path_tol": 1e-2}
+                "path_tol": 2e-2}
 
 
 def _cv_doc(score, params, attributes):
@@ -66,7 +66,7 @@ class ConvexReLURegressorCV(ConvexReLURegressor):
                    "n_iter_, n_features_in_"))
 
     def __init__(self, *, cv=0.2, n_lams=10, lam_ratio=1e-3, patience=2,
-                 path_tol=1e-2, formulation="gated_relu", loss="squared",
+                 path_tol=2e-2, formulation="gated_relu", loss="squared",
                  regularizer="group_l1", n_gates=16, gates="gaussian",
                  gate_options=None, bias=True, whiten=False, tol=1e-3, solver="auto",
                  solver_options=None, progress=False, random_state=0, device=None):
@@ -115,7 +115,7 @@ class ConvexReLUClassifierCV(ConvexReLUClassifier):
                    "n_active_, n_iter_, n_features_in_"))
 
     def __init__(self, *, cv=0.2, n_lams=10, lam_ratio=1e-3, patience=2,
-                 path_tol=1e-2, formulation="gated_relu", loss="auto",
+                 path_tol=2e-2, formulation="gated_relu", loss="auto",
                  regularizer="group_l1", n_gates=16, gates="gaussian",
                  gate_options=None, bias=True, whiten=False, tol=1e-3, solver="auto",
                  solver_options=None, progress=False, random_state=0, device=None):

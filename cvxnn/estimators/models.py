@@ -38,7 +38,7 @@ default="group_l1"
         Gates to sample; the distinct activation patterns they induce are kept
         (one neuron per pattern and output). 16 was as accurate as 32, 50
         and 100 on scikit-learn's datasets and the fastest (see
-        docs/design/defaults.md); images want more (100 on Fashion-MNIST).
+        docs/design/defaults.md); images want more (120 on Fashion-MNIST).
     gates : str, callable or array (d, n_gates), default="gaussian"
         A gate family by name (see :data:`GATE_FAMILIES`), a sampler with the
         same signature, or fixed gate vectors (d counts the bias column).

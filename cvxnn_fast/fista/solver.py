@@ -309,13 +309,19 @@ def check_finite_run(problem, ws, code, blocks_of, start):
                   f"the gradient overflowed at iteration {it}")
 
 
-def solve_gated(problem, U0, tol, max_iter, monitor):
-    """R-FISTA on the gated ReLU program."""
+def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None):
+    """R-FISTA on the gated ReLU program.
+
+    ``beta`` (of the pattern-mean metric) and ``step`` (the first step size),
+    when given, replace their estimates: a path hands over those of the
+    previous lam's solve (see ``fast_solve``).
+    """
     c, P, d = problem.weight_shape
     ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter,
-                   metric_beta(problem))
-    ws.state[K["S_STEP"]] = initial_step(problem, ws.x.shape, False, 0.0, ws.beta,
-                                         start_curvature(problem, U0))
+                   metric_beta(problem) if beta is None else beta)
+    ws.state[K["S_STEP"]] = (
+        initial_step(problem, ws.x.shape, False, 0.0, ws.beta,
+                     start_curvature(problem, U0)) if step is None else step)
     dummy = np.zeros((1, 1), problem.dtype)
 
     def blocks_of(x):
