@@ -309,7 +309,7 @@ def test_problem_solve_fast_dispatches():
 
 def test_a_path_hands_over_its_step_and_metric():
     problem = build("cross_entropy", "group_l1", n_outputs=3, n_samples=80, lam=0.05)
-    first = fast_solve(problem, tol=1e-2)
+    first = fast_solve(problem, tol=1e-2, method="fista")
     beta, step = first.info["metric_beta"], first.history["step_size"][-1]
     nxt = fast_solve(cvxnn.with_lam(problem, 0.02), tol=1e-2, warm_start=first)
     # starts from that step (the line search may halve it, or grow it x1.1)
@@ -317,7 +317,7 @@ def test_a_path_hands_over_its_step_and_metric():
     assert nxt.info["metric_beta"] == beta
     # an explicit first step is used as given; the optimum does not change
     ref = fast_solve(problem, tol=1e-8)
-    given = fast_solve(problem, tol=1e-8, step_size=3.0 * step)
+    given = fast_solve(problem, tol=1e-8, step_size=3.0 * step, method="fista")
     assert given.objective == pytest.approx(ref.objective, rel=1e-6)
 
 
