@@ -337,3 +337,25 @@ def test_warm_starts_help_paths_at_loose_tolerances():
     assert backends.warm_start_helps(small, "fast", {"tol": 1e-2})
     assert not backends.warm_start_helps(small, "fast",
                                          {"tol": 1e-2, "method": "interior_point"})
+
+
+@pytest.mark.parametrize("formulation,method", [("gated_relu", "fista"),
+                                                ("relu", "augmented_lagrangian")])
+def test_history_grows_instead_of_holding_max_iter_rows(monkeypatch, formulation,
+                                                        method):
+    """The per-iteration history starts small and doubles: a solve whose
+    history outgrows it several times is the same solve, row for row, and a
+    huge max_iter allocates nothing up front."""
+    from cvxnn_fast.fista import solver as fista
+
+    problem = build("squared", "group_l1", formulation=formulation)
+    whole = fast_solve(problem, tol=1e-8, method=method)
+    assert whole.n_iter > 30
+    monkeypatch.setattr(fista, "HISTORY_ROWS", 8)
+    grown = fast_solve(problem, tol=1e-8, method=method)
+    assert grown.n_iter == whole.n_iter and grown.objective == whole.objective
+    for key, column in whole.history.items():
+        if key != "time":
+            np.testing.assert_array_equal(grown.history[key], column, err_msg=key)
+    ws = fista.Workspace(problem, fista.K["GATED"], np.zeros((8, 3)), 10**9)
+    assert ws.history.shape[0] == 8

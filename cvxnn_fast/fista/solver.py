@@ -23,6 +23,7 @@ from cvxnn_fast.fista import preconditioner as metric
 
 K = _fista.CONSTANTS
 CHUNK_SECONDS = 0.25
+HISTORY_ROWS = 4096  # first allocation of the per-iteration history
 # Line search: the step shrinks by BACKTRACK until the bound holds and grows by
 # GROW after every iteration (docs/design/fista.md says why these values).
 BACKTRACK = 0.5
@@ -58,7 +59,21 @@ class Workspace:
         self.metric_work = np.empty(metric.work_size(rows // c, d))
         self.state = np.zeros(K["N_STATE"])
         self.state[K["S_T"]] = 1.0
-        self.history = np.full((max_iter + 1, K["N_HISTORY"]), np.nan)
+        self.max_iter = max_iter
+        # Rows grow by doubling (history_limit): max_iter may be huge.
+        rows = min(max_iter + 1, HISTORY_ROWS)
+        self.history = np.full((rows, K["N_HISTORY"]), np.nan)
+
+    def history_limit(self, pause):
+        """The iteration the kernel may run to: ``pause``, or the last row of
+        the history, which doubles first when the iterate has reached it."""
+        it, rows = int(self.state[K["S_ITER"]]), self.history.shape[0]
+        if it >= rows - 1 and rows < self.max_iter + 1:
+            grown = np.full((min(self.max_iter + 1, 2 * rows), K["N_HISTORY"]),
+                            np.nan)
+            grown[:rows] = self.history
+            self.history = grown
+        return min(pause, self.history.shape[0] - 1)
 
     def products(self, problem, x):
         """Cached products of a point: predictions (gated) or X @ x^T (ReLU);
@@ -244,7 +259,8 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
     grad0 = _gradient_scale(problem)
     slack = 1e-6  # relative slack of the line search's bound
     while True:
-        limit = polisher.pause_at(max_iter)
+        pause = polisher.pause_at(max_iter)
+        limit = ws.history_limit(pause)
         code = _fista.run(
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
             st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,
@@ -256,7 +272,8 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
         it = int(ws.state[K["S_ITER"]])
         if code == K["MAX_ITER"] and it < max_iter:
             code = K["RUNNING"]
-            if polisher.attempt(it, ws.state[K["S_OPT"]], *polish_args(ws)):
+            if it >= pause and polisher.attempt(it, ws.state[K["S_OPT"]],
+                                                *polish_args(ws)):
                 code = K["CONVERGED"]
                 ws.record_polished(polisher.result[2], monitor.elapsed())
         stop = report(monitor, ws.state, ws.kind, lambda: blocks_of(ws.y))
