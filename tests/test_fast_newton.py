@@ -182,3 +182,11 @@ def test_time_limit_during_the_subsample_start(monkeypatch):
     problem = build("squared", "group_l1", bias=True, n_samples=2000, lam=1e-4)
     sol = newton(problem, tol=1e-14, time_limit=1e-9)
     assert sol.status == USER_LIMIT and sol.U.shape == problem.weight_shape
+
+
+def test_float32_sparse_solution_does_not_stall():
+    """lam 1e-2 zeroes many groups; short Newton steps get a proximal step."""
+    problem = build("squared", "group_l1", bias=True, n_outputs=3, n_samples=300,
+                    n_gates=20, lam=1e-2, dtype=np.float32)
+    sol = newton(problem, tol=1e-4, max_iter=100)
+    assert sol.status == OPTIMAL, sol.message

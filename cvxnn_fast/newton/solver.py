@@ -54,6 +54,8 @@ RHO_MIN = 1e-6
 SWITCH = 3e-2
 FIRST_MAX_ITER = 300
 ARMIJO = 1e-4
+# A Newton step shorter than this is followed by a proximal gradient step.
+SHORT_STEP = 0.25
 MAX_HALVINGS = 30
 # Large n from a cold start: the same program on a seeded subsample of
 # SAMPLE_FRACTION of the rows (n >= SAMPLE_MIN_N) is solved to SAMPLE_TOL first
@@ -279,9 +281,12 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts):
         rtol = min(FORCING, np.sqrt(max(point.optimality or 1.0, 1e-12)))
         delta, A_delta, cg = step.direction(rtol, CG_MAX_ITER, out_of_time)
         new, alpha = _line_search(problem, point, step, delta, A_delta)
-        if new is None:
-            new, t_prox = _prox_step(problem, point, t_prox)
+        if new is None or alpha < SHORT_STEP:
+            # Groups crossing zero cut the Newton step short: a proximal
+            # gradient step (from the Newton point, if any) moves them.
+            cleaned, t_prox = _prox_step(problem, new or point, t_prox)
             t_prox *= 2.0
+            new = cleaned or new
         rho = _damping(rho, alpha)
         counts["cg"] += cg
         counts["products"] += step.products
