@@ -71,8 +71,10 @@ def choose_method(problem, method="auto", warm_start=None):
     ``"auto"``: the interior-point method where it applies (squared or
     logistic loss; group_l1, l2 or, for ReLU, no penalty), no warm start is
     given and its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`,
-    :data:`INTERIOR_MAX_ENTRIES`); else R-FISTA (gated ReLU) or the augmented
-    Lagrangian (ReLU). An explicit ``method`` that cannot run raises
+    :data:`INTERIOR_MAX_ENTRIES`); else Newton-CG where
+    :func:`cvxnn_fast.newton.solver.preferred` (gated ReLU, squared loss,
+    group_l1, n at least 100,000 and 80 P d), else R-FISTA (gated ReLU) or
+    the augmented Lagrangian (ReLU). An explicit ``method`` that cannot run raises
     ValueError.
     """
     if method not in METHODS:
@@ -81,7 +83,9 @@ def choose_method(problem, method="auto", warm_start=None):
     first_order = "augmented_lagrangian" if relu else "fista"
     if method == "auto":
         usable = warm_start is None and not interior.unsupported(problem)
-        return "interior_point" if usable and _cheap(problem) else first_order
+        if usable and _cheap(problem):
+            return "interior_point"
+        return "newton" if newton.preferred(problem) else first_order
     if method == "newton":
         reason = newton.unsupported(problem)
         if reason:
@@ -171,7 +175,7 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         ReLU only: largest cone violation accepted as optimal (default tol).
     time_limit : float, optional
         Wall seconds; reaching it returns status ``"user_limit"``.
-    method : {"auto", "fista", "augmented_lagrangian", "interior_point"}
+    method : {"auto", "fista", "augmented_lagrangian", "interior_point", "newton"}
         See :func:`choose_method`; ``sol.info["method"]`` says which ran.
 
     Returns

@@ -152,9 +152,17 @@ def test_point_certificate_is_the_shared_one():
 
 
 
-def test_auto_does_not_choose_newton_yet():
+def test_auto_chooses_newton_only_at_large_n_with_squared_loss(monkeypatch):
+    from cvxnn_fast.newton import solver
     from cvxnn_fast.solve import choose_method
     assert choose_method(build("squared", "group_l1", n_samples=20_000)) == "fista"
+    big = build("squared", "group_l1", n_samples=100_000)
+    assert choose_method(big) == "newton"
+    assert choose_method(big, "fista") == "fista"
+    monkeypatch.setattr(solver, "SAMPLE_MIN_N", 1000)
+    for loss, reg in [("logistic", "group_l1"), ("squared", "l2")]:
+        assert choose_method(build(loss, reg, n_samples=9000)) == "fista"
+    assert choose_method(build("squared", "group_l1", n_samples=9000)) == "newton"
 
 
 @pytest.mark.parametrize("loss", LOSSES)

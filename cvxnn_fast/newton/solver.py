@@ -81,6 +81,15 @@ def unsupported(problem):
     return ""
 
 
+def preferred(problem):
+    """Whether ``method="auto"`` takes this method: the regime where it was
+    measured faster than R-FISTA (docs/design/newton.md): gated ReLU, squared
+    loss, group_l1, and rows enough for the subsampled Hessian."""
+    return (not unsupported(problem) and problem.loss.name == "squared"
+            and problem.regularizer.name == "group_l1" and problem.lam > 0
+            and _hessian_sample(problem) is not None)
+
+
 class Point:
     """Weights with their predictions, gradient and certificate."""
 
