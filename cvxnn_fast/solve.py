@@ -6,6 +6,8 @@
   cheap, relative KKT residual otherwise), in the pattern-mean metric of
   :mod:`cvxnn_fast.fista.preconditioner` where the problem has its curvature spike
   (``sol.info["metric_beta"]``).
+* Gated ReLU at large n: Newton-CG (:mod:`cvxnn_fast.newton.solver`) with a
+  subsample warm start and a subsampled Hessian.
 * ReLU: an augmented Lagrangian method (:mod:`cvxnn_fast.augmented.solver`) whose
   subproblems are solved by the same compiled loop.
 * Both: a primal-dual interior-point method (:mod:`cvxnn_fast.interior.solver`) for

@@ -16,6 +16,11 @@ Each outer step, at weights U with predictions ``A U``:
    enter and leave the support; where it finds no decrease, one proximal
    gradient step instead.
 
+A step shorter than ``SHORT_STEP`` is followed by one proximal gradient step.
+Large n (``SAMPLE_MIN_N``): the same program on a row subsample warm-starts
+the solve, and CG's Hessian products run on a row sample (the gradient, line
+search and certificate on all rows).
+
 Memory: a few arrays of the weights' size and of the predictions' size
 (n, c), plus the operator's row-block scratch; never n x P d.
 """
