@@ -67,7 +67,7 @@ MAX_HALVINGS = 30
 # and warm-starts the full solve (docs/design/newton.md has the measurements).
 SAMPLE_MIN_N = 100_000
 SAMPLE_FRACTION = 0.1
-SAMPLE_TOL = 1e-3
+SAMPLE_TOL = 1e-2
 HESSIAN_FRACTION = 0.1
 HESSIAN_ROWS_PER_WEIGHT = 20
 
