@@ -6,6 +6,8 @@
   cheap, relative KKT residual otherwise), in the pattern-mean metric of
   :mod:`cvxnn_fast.fista.preconditioner` where the problem has its curvature spike
   (``sol.info["metric_beta"]``).
+* Gated ReLU at large n: Newton-CG (:mod:`cvxnn_fast.newton.solver`) with a
+  subsample warm start and a subsampled Hessian.
 * ReLU: an augmented Lagrangian method (:mod:`cvxnn_fast.augmented.solver`) whose
   subproblems are solved by the same compiled loop.
 * Both: a primal-dual interior-point method (:mod:`cvxnn_fast.interior.solver`) for
@@ -78,11 +80,13 @@ def choose_method(problem, method="auto", warm_start=None):
     ``"auto"``: the interior-point method where no warm start is given and
     its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`,
     :data:`INTERIOR_MAX_ENTRIES`; cross-entropy: n c at most
-    :data:`INTERIOR_MAX_COUPLED`); else R-FISTA (gated ReLU) or the augmented
-    Lagrangian (ReLU). An explicit ``method`` that cannot run raises
-    ValueError. (``fast_solve`` with ``"auto"`` continues an interior-point
-    run that ends ``optimal_inaccurate`` with the first-order method, warm
-    started at its iterate; ``sol.info["fallback_from"]`` says so.)
+    :data:`INTERIOR_MAX_COUPLED`); else Newton-CG where
+    :func:`cvxnn_fast.newton.solver.preferred` (gated ReLU, squared loss,
+    group_l1, n at least 100,000 and 80 P d); else R-FISTA (gated ReLU) or
+    the augmented Lagrangian (ReLU). An explicit ``method`` that cannot run
+    raises ValueError. (``fast_solve`` with ``"auto"`` continues an
+    interior-point run that ends ``optimal_inaccurate`` with the first-order
+    method, warm started at its iterate; ``sol.info["fallback_from"]`` says so.)
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}.")
@@ -90,7 +94,9 @@ def choose_method(problem, method="auto", warm_start=None):
     first_order = "augmented_lagrangian" if relu else "fista"
     if method == "auto":
         usable = warm_start is None and not interior.unsupported(problem)
-        return "interior_point" if usable and _cheap(problem) else first_order
+        if usable and _cheap(problem):
+            return "interior_point"
+        return "newton" if newton.preferred(problem) else first_order
     if method == "newton":
         reason = newton.unsupported(problem)
         if reason:
@@ -184,7 +190,7 @@ def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         ReLU only: largest cone violation accepted as optimal (default tol).
     time_limit : float, optional
         Wall seconds; reaching it returns status ``"user_limit"``.
-    method : {"auto", "fista", "augmented_lagrangian", "interior_point"}
+    method : {"auto", "fista", "augmented_lagrangian", "interior_point", "newton"}
         See :func:`choose_method`; ``sol.info["method"]`` says which ran.
     device : None, str or torch.device
         None (or ``"cpu"`` without PyTorch installed): the compiled solvers.

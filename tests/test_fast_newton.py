@@ -152,6 +152,49 @@ def test_point_certificate_is_the_shared_one():
 
 
 
-def test_auto_does_not_choose_newton_yet():
+def test_auto_chooses_newton_only_at_large_n_with_squared_loss(monkeypatch):
+    from cvxnn_fast.newton import solver
     from cvxnn_fast.solve import choose_method
     assert choose_method(build("squared", "group_l1", n_samples=20_000)) == "fista"
+    big = build("squared", "group_l1", n_samples=100_000)
+    assert choose_method(big) == "newton"
+    assert choose_method(big, "fista") == "fista"
+    monkeypatch.setattr(solver, "SAMPLE_MIN_N", 1000)
+    for loss, reg in [("logistic", "group_l1"), ("squared", "l2")]:
+        assert choose_method(build(loss, reg, n_samples=9000)) == "fista"
+    assert choose_method(build("squared", "group_l1", n_samples=9000)) == "newton"
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_subsample_start_and_hessian_reach_the_optimum(loss, monkeypatch):
+    """Large-n path (thresholds lowered): a warm start on a row subsample, then
+    Newton steps with a subsampled Hessian; the certificate is the full one."""
+    from cvxnn_fast.newton import solver
+    monkeypatch.setattr(solver, "SAMPLE_MIN_N", 500)
+    monkeypatch.setattr(solver, "HESSIAN_ROWS_PER_WEIGHT", 1)
+    problem = build(loss, "group_l1", bias=True, n_outputs=2, n_samples=2000,
+                    n_gates=10, lam=1e-3)
+    assert solver._hessian_sample(problem) is not None
+    sol = newton(problem, tol=1e-6, max_iter=500)
+    assert sol.status == OPTIMAL, sol.message
+    assert sol.certificate.relative_gap <= 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = fast_solve(problem, tol=1e-6, method="fista", max_iter=100_000)
+    assert within_gaps(sol, ref)
+
+
+def test_time_limit_during_the_subsample_start(monkeypatch):
+    from cvxnn_fast.newton import solver
+    monkeypatch.setattr(solver, "SAMPLE_MIN_N", 500)
+    problem = build("squared", "group_l1", bias=True, n_samples=2000, lam=1e-4)
+    sol = newton(problem, tol=1e-14, time_limit=1e-9)
+    assert sol.status == USER_LIMIT and sol.U.shape == problem.weight_shape
+
+
+def test_float32_sparse_solution_does_not_stall():
+    """lam 1e-2 zeroes many groups; short Newton steps get a proximal step."""
+    problem = build("squared", "group_l1", bias=True, n_outputs=3, n_samples=300,
+                    n_gates=20, lam=1e-2, dtype=np.float32)
+    sol = newton(problem, tol=1e-4, max_iter=100)
+    assert sol.status == OPTIMAL, sol.message

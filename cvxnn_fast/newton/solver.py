@@ -16,6 +16,11 @@ Each outer step, at weights U with predictions ``A U``:
    enter and leave the support; where it finds no decrease, one proximal
    gradient step instead.
 
+A step shorter than ``SHORT_STEP`` is followed by one proximal gradient step.
+Large n (``SAMPLE_MIN_N``): the same program on a row subsample warm-starts
+the solve, and CG's Hessian products run on a row sample (the gradient, line
+search and certificate on all rows).
+
 Memory: a few arrays of the weights' size and of the predictions' size
 (n, c), plus the operator's row-block scratch; never n x P d.
 """
@@ -27,6 +32,7 @@ import numpy as np
 from cvxnn.core import operator
 from cvxnn.core.certificates import _assemble
 from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
+from cvxnn.core.problem import Problem
 from cvxnn.core.status import (
     INTERRUPTED,
     OPTIMAL,
@@ -53,7 +59,17 @@ RHO_MIN = 1e-6
 SWITCH = 3e-2
 FIRST_MAX_ITER = 300
 ARMIJO = 1e-4
+# A Newton step shorter than this is followed by a proximal gradient step.
+SHORT_STEP = 0.25
 MAX_HALVINGS = 30
+# Large n from a cold start: the same program on a seeded subsample of
+# SAMPLE_FRACTION of the rows (n >= SAMPLE_MIN_N) is solved to SAMPLE_TOL first
+# and warm-starts the full solve (docs/design/newton.md has the measurements).
+SAMPLE_MIN_N = 100_000
+SAMPLE_FRACTION = 0.1
+SAMPLE_TOL = 1e-2
+HESSIAN_FRACTION = 0.1
+HESSIAN_ROWS_PER_WEIGHT = 20
 
 
 def unsupported(problem):
@@ -68,6 +84,15 @@ def unsupported(problem):
         return (f"the Newton-CG method supports regularizer in {REGULARIZERS}, "
                 f"not {problem.regularizer.name!r}")
     return ""
+
+
+def preferred(problem):
+    """Whether ``method="auto"`` takes this method: the regime where it was
+    measured faster than R-FISTA (docs/design/newton.md): gated ReLU, squared
+    loss, group_l1, and rows enough for the subsampled Hessian."""
+    return (not unsupported(problem) and problem.loss.name == "squared"
+            and problem.regularizer.name == "group_l1" and problem.lam > 0
+            and _hessian_sample(problem) is not None)
 
 
 class Point:
@@ -101,10 +126,17 @@ class Point:
 class Step:
     """The quadratic model at a point: Hessian products, preconditioner."""
 
-    def __init__(self, problem, point, penalty, kron, rho):
+    def __init__(self, problem, point, penalty, kron, rho, sample=None):
         self.problem, self.penalty = problem, penalty
         self.r, self.free = penalty.pseudo_gradient(point.G, point.U)
         self.h_apply, h = loss_hessian(problem.loss, point.Yhat, problem.y)
+        # Subsampled Hessian: products on the rows of ``sample`` (rows, Problem).
+        self.sample = sample
+        self.hp = problem
+        if sample is not None:
+            rows, self.hp = sample
+            self.h_apply, _ = loss_hessian(problem.loss, point.Yhat[rows],
+                                           self.hp.y)
         self.pen_curv = penalty.curvature(point.U)
         self.kron = kron
         self.mu = rho * kron.scale(h)
@@ -113,7 +145,7 @@ class Step:
 
     def hessian(self, V):
         """``(H V, A V)`` on the free groups: two masked GEMMs."""
-        p = self.problem
+        p = self.hp
         AV = operator.predict(p.X, p.patterns, V)
         HV = operator.adjoint(p.X, p.patterns,
                               self.h_apply(AV).astype(p.dtype, copy=False))
@@ -129,11 +161,20 @@ class Step:
         return self.kron.apply(R) * self.free
 
     def direction(self, rtol, max_iter, out_of_time):
-        """Preconditioned CG on ``H Delta = -r``: (Delta, A Delta, iterations)."""
+        """Preconditioned CG on ``H Delta = -r``: (Delta, A Delta, iterations);
+        with a subsampled Hessian, ``A Delta`` costs one more forward product."""
+        x, Ax, it = self._cg(rtol, max_iter, out_of_time)
+        if self.sample is not None:
+            p = self.problem
+            Ax = (operator.predict(p.X, p.patterns, x) if x.any()
+                  else np.zeros(p.y.shape, p.dtype))
+        return x, Ax, it
+
+    def _cg(self, rtol, max_iter, out_of_time):
         b = -self.r * self.free
         b_norm = float(np.linalg.norm(b))
         x = np.zeros_like(b)
-        Ax = np.zeros(self.problem.y.shape, self.problem.dtype)
+        Ax = np.zeros(self.hp.y.shape, self.problem.dtype)
         if b_norm == 0:
             return x, Ax, 0
         res = b.copy()
@@ -234,6 +275,7 @@ def _record(history, it, monitor, point, alpha, cg):
 def _iterate(problem, point, tol, max_iter, monitor, history, counts):
     """The Newton loop; returns (point, status, message)."""
     penalty, kron = Penalty(problem), Kronecker(problem.X, problem.patterns)
+    sample = _hessian_sample(problem)
     t_prox = 1.0
     rho = 0.0 if problem.loss.name == "squared" else RHO_START
 
@@ -249,13 +291,16 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts):
             return point, USER_LIMIT, (
                 f"{stop} at iteration {it - 1} (optimality "
                 f"{point.optimality:.2e}).")
-        step = Step(problem, point, penalty, kron, rho)
+        step = Step(problem, point, penalty, kron, rho, sample)
         rtol = min(FORCING, np.sqrt(max(point.optimality or 1.0, 1e-12)))
         delta, A_delta, cg = step.direction(rtol, CG_MAX_ITER, out_of_time)
         new, alpha = _line_search(problem, point, step, delta, A_delta)
-        if new is None:
-            new, t_prox = _prox_step(problem, point, t_prox)
+        if new is None or alpha < SHORT_STEP:
+            # Groups crossing zero cut the Newton step short: a proximal
+            # gradient step (from the Newton point, if any) moves them.
+            cleaned, t_prox = _prox_step(problem, new or point, t_prox)
             t_prox *= 2.0
+            new = cleaned or new
         rho = _damping(rho, alpha)
         counts["cg"] += cg
         counts["products"] += step.products
@@ -275,12 +320,57 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts):
         f"tol={tol:.1e}; returning the last iterate.")
 
 
+def _hessian_sample(problem):
+    """(rows, Problem on them) for a subsampled Hessian at large n, else None."""
+    n = problem.n_samples
+    _, P, d = problem.weight_shape
+    rows = max(HESSIAN_FRACTION * n, HESSIAN_ROWS_PER_WEIGHT * P * d)
+    if n < SAMPLE_MIN_N or rows > n / 4:
+        return None
+    return _sample_rows(problem, rows / n, random_state=1)
+
+
+def _subsample(problem, fraction, random_state=0):
+    """The same program on a seeded ``fraction`` of the rows (same gates)."""
+    rows, sub = _sample_rows(problem, fraction, random_state)
+    return sub
+
+
+def _sample_rows(problem, fraction, random_state):
+    n = problem.n_samples
+    rng = np.random.default_rng(random_state)
+    rows = np.sort(rng.choice(n, max(int(fraction * n), 1), replace=False))
+    return rows, Problem(np.ascontiguousarray(problem.X[rows]), problem.y[rows],
+                   np.ascontiguousarray(problem.patterns[rows]), problem.gates,
+                   problem.loss, problem.regularizer, problem.lam,
+                   problem.formulation, problem.bias, problem.classes)
+
+
+def _sample_start(problem, tol, max_iter, monitor):
+    """Warm start: this method on a row subsample to ``max(tol, SAMPLE_TOL)``;
+    (its weights, whether the time limit or the callback stopped it)."""
+    sub = _subsample(problem, SAMPLE_FRACTION)
+    U0 = np.zeros(problem.weight_shape, problem.dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = solve_gated(sub, U0, max(tol, SAMPLE_TOL), max_iter, monitor)
+    return result.blocks["U"], result.status == USER_LIMIT
+
+
 def solve_gated(problem, U0, tol, max_iter, monitor):
     """Newton-CG on the gated ReLU program from U0 (see the module docstring)."""
     history = {k: [] for k in ("time", "objective", "optimality", "step_size",
                                "cg_iterations")}
     U0 = np.ascontiguousarray(U0, problem.dtype)
     first = None
+    if problem.n_samples >= SAMPLE_MIN_N and not U0.any():
+        U0, stopped = _sample_start(problem, tol, max_iter, monitor)
+        if stopped:  # time limit, callback or Ctrl-C during the warm start
+            return Result(USER_LIMIT, "stopped during the subsample warm start.",
+                          {"U": U0}, 0, {k: np.zeros(0) for k in history},
+                          monitor.start,
+                          info={"cg_iterations": 0, "hessian_products": 0,
+                                "first_order_iterations": 0})
     if problem.loss.name != "squared" and not U0.any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
