@@ -263,4 +263,5 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         certificate=cert, n_iter=run.n_iter, history=run.history, message=message,
         info={"tol": tol, "method": "fista", "device": str(data.device),
               "dtype": str(data.dtype).replace("torch.", ""),
+              "metric_beta": run.metric_beta,
               "world_size": import_torch().distributed.get_world_size(problem.group)})

@@ -35,7 +35,7 @@ from cvxnn_fast.fista.solver import (
     GROW,
     K,
 )
-from cvxnn_fast.pytorch import losses, penalties
+from cvxnn_fast.pytorch import losses, metric, penalties
 from cvxnn_fast.pytorch.certificates import (
     at_point,
     dual_value,
@@ -61,6 +61,7 @@ class Run:
     optimality: float
     history: dict = field(default_factory=dict)
     last_finite: object = None
+    metric_beta: float = 0.0
 
 
 def start_curvature(spec, x0):
@@ -70,21 +71,17 @@ def start_curvature(spec, x0):
     return CURVATURE[spec.loss]
 
 
-def initial_step(data, spec, x0):
-    """1 / (power-iteration estimate of the smooth part's Lipschitz constant),
+def initial_step(data, spec, x0, beta=0.0):
+    """1 / (power-iteration estimate of the smooth part's Lipschitz constant
+    in the metric ``M = I + beta Pi``: the largest eigenvalue of ``M^{-1} H``),
     over all rows (sums over processes); seeded as the compiled driver."""
-    torch = data.torch
-    shape = (data.weight_rows, data.n_features)
-    r = torch.from_numpy(np.random.default_rng(0).standard_normal(shape))
-    r = r.to(device=data.device, dtype=data.dtype)
-    curvature, L = start_curvature(spec, x0), 1.0
-    for _ in range(POWER_ITERATIONS):
-        norm = float(r.double().norm())
-        if norm == 0:
-            return 1.0
-        r = r / norm
-        r = data.adjoint(data.forward(r)) * (curvature / data.n_samples)
-        L = float(r.double().norm())
+    c = data.n_outputs
+
+    def inverse_metric(v):
+        return v - beta / (1.0 + beta) * metric.block_mean(v, c) if beta > 0 else v
+
+    L = metric.largest_curvature(data, start_curvature(spec, x0), inverse_metric,
+                                 POWER_ITERATIONS)
     if not math.isfinite(L):
         raise NumericalBreakdown(
             "fast_solve: the estimate of the gradient's Lipschitz constant overflows "
@@ -96,7 +93,10 @@ def initial_step(data, spec, x0):
 class _State:
     """Iterates, their products and the momentum of one run."""
 
-    def __init__(self, data, x0):
+    def __init__(self, data, x0, metric_beta=0.0):
+        self.metric_beta = metric_beta  # of the pattern-mean metric (0: none)
+        self.m = data.torch.zeros((data.n_outputs, data.n_features),
+                                  dtype=data.torch.float64, device=data.device)
         self.x = x0.clone()
         self.y = x0.clone()
         self.Z_x = (data.forward(x0) if bool(x0.any())
@@ -130,16 +130,29 @@ def line_search(data, spec, st, S, G, step):
     """(x_new, Z_new, step) satisfying the quadratic upper bound; None when the
     step underflows."""
     while step > MIN_STEP:
-        x_new = penalties.prox(spec.reg, st.y - step * G, step * spec.lam)
+        x_new = _candidate(data, spec, st, G, step)
         Z_new = data.forward(x_new)
         local = losses.bregman_sum(spec.loss, Z_new, st.Z_y, S, data.Y)
         div = data.sum_scalars(local)[0] / data.n_samples
-        delta = (x_new - st.y).double()
-        quad = float((delta * delta).sum())
+        if st.metric_beta > 0:
+            quad = metric.squared_distance(x_new, st.y, st.metric_beta,
+                                           data.n_outputs)
+        else:
+            delta = (x_new - st.y).double()
+            quad = float((delta * delta).sum())
         if math.isfinite(div) and div <= quad / (2 * step) * (1 + SLACK):
             return x_new, Z_new, step
         step *= BACKTRACK
     return None
+
+
+def _candidate(data, spec, st, G, step):
+    """The proximal gradient step from y: in the metric M where it is on."""
+    if st.metric_beta > 0:
+        c, beta = data.n_outputs, st.metric_beta
+        return metric.prox(spec.reg, metric.step(st.y, G, step, beta, c),
+                           step * spec.lam, beta, c, st.m)
+    return penalties.prox(spec.reg, st.y - step * G, step * spec.lam)
 
 
 def optimality(data, spec, S, G, y, objective, grad0):
@@ -155,22 +168,27 @@ def _report(monitor, st, objective, opt, weights):
     return monitor.check(info)
 
 
-def solve(data, spec, x0, tol, max_iter, monitor, weights_of):
+def solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta=None):
     """Run R-FISTA from x0 (c P, d) on the device; return a :class:`Run`.
 
-    ``weights_of(y)`` gives the callback's copy of an iterate. A
+    ``weights_of(y)`` gives the callback's copy of an iterate. ``metric_beta``:
+    beta of the pattern-mean metric (None: :func:`metric.beta`'s rule; 0:
+    the Euclidean metric). A
     KeyboardInterrupt ends a single-process run with the last iterate; a
     sharded run lets it through (the other processes cannot be told).
     """
     flops = 2.0 * data.X.shape[0] * data.n_features * data.weight_rows
     with cpu_threads(data.device, flops, SINGLE_THREAD_FLOPS):
-        return _solve(data, spec, x0, tol, max_iter, monitor, weights_of)
+        if metric_beta is None:
+            metric_beta = metric.beta(data, spec)
+        return _solve(data, spec, x0, tol, max_iter, monitor, weights_of,
+                      metric_beta)
 
 
-def _solve(data, spec, x0, tol, max_iter, monitor, weights_of):
-    step = initial_step(data, spec, x0)
+def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta):
+    step = initial_step(data, spec, x0, metric_beta)
     grad0 = 1.0 if spec.has_gap else gradient_scale(data, spec)
-    st = _State(data, x0)
+    st = _State(data, x0, metric_beta)
     rows, asked, last_report = [], "", time.monotonic()
     code, stop, opt = K["RUNNING"], "", math.inf
     try:
@@ -217,7 +235,7 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of):
     if code == K["STEP_UNDERFLOW"] and not bool(data.torch.isfinite(G).all()):
         code = K["NOT_FINITE"]
     return Run(code, stop, st.y, st.it, opt, _history(rows),
-               st.x if bool(data.torch.isfinite(st.x).all()) else None)
+               st.x if bool(data.torch.isfinite(st.x).all()) else None, metric_beta)
 
 
 def _history(rows):

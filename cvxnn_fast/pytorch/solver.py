@@ -72,7 +72,7 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None):
         _breakdown(problem, run, monitor.start, shape)
     status, message = describe(run.code, run.stop, run_state(run), tol)
     info = {"device": str(dev), "dtype": wdtype.name, "polished": False,
-            "metric_beta": 0.0,
+            "metric_beta": run.metric_beta,
             "device_certificate": asdict(certificate(data, spec, run.y))}
     return Result(status, message, {"U": to_numpy(run.y, shape)}, run.n_iter,
                   run.history, monitor.start, info=info)

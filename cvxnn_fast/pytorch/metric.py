@@ -1,0 +1,237 @@
+r"""The pattern-mean metric on a device: ``cvxnn_fast/fista/_metric.pxd`` in torch.
+
+R-FISTA on gated ReLU runs in ``M = I + beta Pi``, ``Pi`` the projector onto
+the weights that repeat one vector over the P neurons of an output (see
+:mod:`cvxnn_fast.fista.preconditioner` for why). On (c P, d) weights viewed
+as (c, P, d):
+
+* step: ``y - t M^{-1} g = y - t (g - beta / (1 + beta) mean_k(g))``;
+* norm: ``||x||_M^2 = ||x||^2 + beta P sum_k ||mean_k(x)||^2``;
+* prox of ``t R`` in M (group_l1, l1, l2): ``x_i = prox_tR(z_i - beta m_k)``
+  with ``m_k`` the root of ``F(m) = m - mean_i(x_i - z_i)``, found by damped
+  diagonal quasi-Newton steps, then inexact Newton (Jacobi-preconditioned CG
+  on ``I + (beta / P) (diag + W^T W)``) for the outputs where they stall;
+  the same steps, tests and constants as the compiled kernel, batched over
+  the c outputs, in float64 whatever the working dtype (c P d entries per
+  evaluation, against n c P d for a product).
+
+Everything here acts on replicated weights and gradients: no communication.
+The beta rule (:func:`beta`) is that of
+:func:`cvxnn_fast.fista.solver.metric_beta`, on all rows: its d x d Gram
+matrix is one all-reduce, its power iterations one adjoint each.
+"""
+
+import numpy as np
+
+from cvxnn_fast.fista import preconditioner
+from cvxnn_fast.fista.solver import CURVATURE
+from cvxnn_fast.pytorch.device import import_torch
+
+NEWTON_STEPS = 50  # as _metric.pxd
+HALVINGS = 30
+CG_STEPS = 20
+OFF_SPIKE_ITERATIONS = 5  # power iterations of metric_beta
+
+
+def applies(spec, n_patterns):
+    """True where the compiled loop may use the metric (see preconditioner)."""
+    return spec.reg in preconditioner.REGULARIZERS and n_patterns > 1
+
+
+def block_mean(x, c):
+    """Pi x: each output's mean over its neurons, repeated (x is (c P, d))."""
+    rows, d = x.shape
+    mean = x.view(c, rows // c, d).mean(dim=1, keepdim=True)
+    return mean.expand(c, rows // c, d).reshape(rows, d)
+
+
+def step(y, g, t, beta, c):
+    """``y - t M^{-1} g``."""
+    return y - t * (g - beta / (1.0 + beta) * block_mean(g, c))
+
+
+def squared_distance(x, y, beta, c):
+    """``||x - y||_M^2`` (float, accumulated in float64)."""
+    delta = (x - y).double()
+    P = x.shape[0] // c
+    mean = delta.view(c, P, -1).mean(dim=1)
+    return float((delta * delta).sum() + beta * P * (mean * mean).sum())
+
+
+def spike_curvature(data):
+    """``lambda_max(X^T diag(counts^2) X) / (n P)`` over all rows (one d x d
+    all-reduce), as :func:`cvxnn_fast.fista.preconditioner.spike_curvature`."""
+    torch = data.torch
+    gram = data.X.new_zeros((data.n_features, data.n_features), dtype=torch.float64)
+    for start in range(0, data.X.shape[0], data.block):
+        Xb = data.X[start:start + data.block].double()
+        counts = data.D[start:start + data.block].sum(dim=1, dtype=torch.float64)
+        gram.addmm_(Xb.T, counts[:, None] ** 2 * Xb)
+    gram = data.sum(gram)
+    if not bool(torch.isfinite(gram).all()):
+        return np.inf
+    top = float(np.linalg.eigvalsh(gram.cpu().numpy())[-1])
+    return top / (data.n_samples * data.n_patterns)
+
+
+def largest_curvature(data, curvature, transform, iterations):
+    """Power iterations on ``T H``, ``H = curvature A^T A / n``, from the
+    compiled driver's seeded start (T: ``transform``)."""
+    torch = data.torch
+    shape = (data.weight_rows, data.n_features)
+    r = torch.from_numpy(np.random.default_rng(0).standard_normal(shape))
+    r = transform(r.to(device=data.device, dtype=data.dtype))
+    L = 1.0
+    for _ in range(iterations):
+        norm = float(r.double().norm())
+        if norm == 0:
+            return 0.0
+        r = r / norm
+        r = transform(data.adjoint(data.forward(r)) * (curvature / data.n_samples))
+        L = float(r.double().norm())
+    return L
+
+
+def beta(data, spec):
+    """beta of the metric: :data:`preconditioner.BETA` where the curvature
+    along repeated weights is at least ``MIN_RATIO`` times the largest off
+    them, else 0 (as :func:`cvxnn_fast.fista.solver.metric_beta`)."""
+    if not applies(spec, data.n_patterns):
+        return 0.0
+    c = data.n_outputs
+    spike = CURVATURE[spec.loss] * spike_curvature(data)
+    rest = largest_curvature(data, CURVATURE[spec.loss],
+                             lambda v: v - block_mean(v, c), OFF_SPIKE_ITERATIONS)
+    if not (np.isfinite(spike) and np.isfinite(rest)) or rest <= 0:
+        return 0.0
+    return preconditioner.BETA if spike >= preconditioner.MIN_RATIO * rest else 0.0
+
+
+def _row_prox(reg, w, t):
+    """Rows' prox at w (c, P, d); the diagonal of its Jacobian summed over
+    rows (c, d) and the low-rank factor W (c, P, d; zero off active rows)."""
+    torch = import_torch()
+    if reg == "group_l1":
+        norm = w.norm(dim=2, keepdim=True)
+        on = norm > t
+        safe = torch.where(on, norm, 1.0)
+        s = torch.where(on, 1.0 - t / safe, 0.0)
+        W = torch.where(on, torch.sqrt(t / safe) / safe * w, 0.0)
+        return s * w, s.sum(dim=1).expand(-1, w.shape[2]), W
+    if reg == "l1":
+        size = w.abs()
+        on = size > t
+        x = torch.where(on, (1.0 - t / torch.where(on, size, 1.0)) * w, 0.0)
+        return x, on.sum(dim=1, dtype=w.dtype), None
+    diag = w.new_full((w.shape[0], w.shape[2]), w.shape[1] / (1.0 + t))
+    return w / (1.0 + t), diag, None  # l2
+
+
+def _evaluate(reg, z, m, beta, t):
+    """The rows' prox at m (c, d), F(m), the Jacobian's pieces and ||F||^2 (c,)."""
+    x, diag, W = _row_prox(reg, z - beta * m[:, None, :], t)
+    F = m - (x - z).mean(dim=1)
+    return x, F, diag, W, (F * F).sum(dim=1)
+
+
+def _dot(a, b):
+    return (a * b).sum(dim=1)
+
+
+def _newton_direction(F, diag, W, coef):
+    """Solve ``(I + coef (diag + W^T W)) delta = F`` per output by
+    Jacobi-preconditioned CG (at most CG_STEPS steps, to 1e-8 relative
+    residual), matrix-free; outputs stop one by one, as the compiled kernel."""
+    torch = import_torch()
+    base = 1.0 + coef * diag
+    prec = base + coef * (W * W).sum(dim=1) if W is not None else base
+    delta, r = torch.zeros_like(F), F.clone()
+    p = r / prec
+    rz, r0 = _dot(r, p), _dot(r, r)
+    live = torch.ones_like(r0, dtype=torch.bool)
+    for _ in range(CG_STEPS):
+        q = base * p
+        if W is not None:
+            q = q + coef * torch.einsum("kpd,kp->kd", W,
+                                        torch.einsum("kpd,kd->kp", W, p))
+        pq = _dot(p, q)
+        live = live & (pq > 0)
+        alpha = torch.where(live, rz / torch.where(live, pq, 1.0), 0.0)
+        delta = delta + alpha[:, None] * p
+        r = r - alpha[:, None] * q
+        rz_new = _dot(r, r / prec)
+        live = live & (_dot(r, r) > 1e-16 * r0)
+        if not bool(live.any()):
+            break
+        p = r / prec + torch.where(live, rz_new / rz, 0.0)[:, None] * p
+        rz = torch.where(live, rz_new, rz)
+    return delta
+
+
+def prox(reg, v, t, beta, c, m):
+    """The prox of ``t R`` at v (c P, d) in M (a new tensor); ``m`` (c, d),
+    float64, holds each output's shift: the start, updated in place."""
+    if reg is None or t == 0:
+        return v.clone()
+    torch = import_torch()
+    z = v.double().view(c, -1, v.shape[1])
+    coef = beta / z.shape[1]
+    scale = 1e-26 * ((z * z).sum(dim=(1, 2)) / z.shape[1] + 1e-300)
+    _, F, diag, W, sq = _evaluate(reg, z, m, beta, t)
+    running = sq > scale
+    full = torch.zeros_like(running)
+    for _ in range(NEWTON_STEPS):
+        if not bool(running.any()):
+            break
+        delta = F / (1.0 + coef * diag)
+        if bool((full & running).any()):
+            delta = torch.where(full[:, None],
+                                _newton_direction(F, diag, W, coef), delta)
+        m_new, F_new, diag_new, W_new, sq_new, accepted = _halvings(
+            reg, z, m, delta, sq, running, beta, t)
+        full = full | (accepted & (sq_new > 1e-2 * sq))
+        m.copy_(torch.where(accepted[:, None], m_new, m))
+        F = torch.where(accepted[:, None], F_new, F)
+        diag = torch.where(accepted[:, None], diag_new, diag)
+        if W is not None:
+            W = torch.where(accepted[:, None, None], W_new, W)
+        sq = torch.where(accepted, sq_new, sq)
+        running = accepted & (sq > scale)
+    x = _evaluate(reg, z, m, beta, t)[0]
+    return x.reshape(v.shape).to(v.dtype)
+
+
+def _halvings(reg, z, m, delta, sq, running, beta, t):
+    """Backtrack ``m - alpha delta`` (alpha halved per output) until ||F||^2
+    decreases; returns (m, F, diag, W, ||F||^2, accepted) of
+    the outputs that found a decrease (the others give up: rounding level)."""
+    torch = import_torch()
+    alpha = torch.ones_like(sq)
+    done = ~running
+    best = [m.clone(), None, None, None, sq.clone()]
+    accepted = torch.zeros_like(running)
+    for _ in range(HALVINGS):
+        trial = m - alpha[:, None] * delta
+        _, F, diag, W, new_sq = _evaluate(reg, z, trial, beta, t)
+        ok = ~done & (new_sq < sq)
+        best = _keep(best, ok, trial, F, diag, W, new_sq)
+        accepted, done = accepted | ok, done | ok
+        if bool(done.all()):
+            break
+        alpha = torch.where(done, alpha, 0.5 * alpha)
+    return (*best, accepted)
+
+
+def _keep(best, ok, m, F, diag, W, sq):
+    """Where ``ok``, the trial's values replace those in ``best``."""
+    torch = import_torch()
+    if best[1] is None:
+        best[1], best[2] = F.clone(), diag.clone()
+        best[3] = None if W is None else W.clone()
+    best[0] = torch.where(ok[:, None], m, best[0])
+    best[1] = torch.where(ok[:, None], F, best[1])
+    best[2] = torch.where(ok[:, None], diag, best[2])
+    if W is not None:
+        best[3] = torch.where(ok[:, None, None], W, best[3])
+    best[4] = torch.where(ok, sq, best[4])
+    return best
