@@ -168,12 +168,15 @@ def _report(monitor, st, objective, opt, weights):
     return monitor.check(info)
 
 
-def solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta=None):
+def solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta=None,
+          polish=None):
     """Run R-FISTA from x0 (c P, d) on the device; return a :class:`Run`.
 
     ``weights_of(y)`` gives the callback's copy of an iterate. ``metric_beta``:
     beta of the pattern-mean metric (None: :func:`metric.beta`'s rule; 0:
-    the Euclidean metric). A
+    the Euclidean metric). ``polish(it, optimality, y)``, where given, is
+    asked at every iteration before the step; True (it certified a polished
+    point, which the caller keeps) ends the run as converged. A
     KeyboardInterrupt ends a single-process run with the last iterate; a
     sharded run lets it through (the other processes cannot be told).
     """
@@ -182,10 +185,10 @@ def solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta=None):
         if metric_beta is None:
             metric_beta = metric.beta(data, spec)
         return _solve(data, spec, x0, tol, max_iter, monitor, weights_of,
-                      metric_beta)
+                      metric_beta, polish)
 
 
-def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta):
+def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, polish):
     step = initial_step(data, spec, x0, metric_beta)
     grad0 = 1.0 if spec.has_gap else gradient_scale(data, spec)
     st = _State(data, x0, metric_beta)
@@ -212,6 +215,9 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta):
                 break
             if st.it >= max_iter:
                 code = K["MAX_ITER"]
+                break
+            if polish is not None and polish(st.it, opt, st.y):
+                code = K["CONVERGED"]
                 break
             found = line_search(data, spec, st, S, G, step)
             if found is None:

@@ -16,6 +16,7 @@ import numpy as np
 from cvxnn.core.errors import NumericalBreakdown
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import SOLVER_ERROR
+from cvxnn_fast.common.polish import Polisher
 from cvxnn_fast.common.run import Result
 from cvxnn_fast.fista.solver import K, describe
 from cvxnn_fast.pytorch import fista
@@ -66,16 +67,42 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None):
     data = DeviceData.from_arrays(problem.X, problem.patterns, problem.y, dev, wdtype)
     spec = Spec.of(problem)
     x0 = to_device(U0.reshape(shape[0] * shape[1], shape[2]), data)
+    polisher = Polisher(problem, tol, np.inf)
     run = fista.solve(data, spec, x0, tol, max_iter, monitor,
-                      lambda y: {"U": to_numpy(y, shape)})
+                      lambda y: {"U": to_numpy(y, shape)},
+                      polish=_polish_hook(problem, polisher, max_iter))
     if run.code == K["NOT_FINITE"]:
         _breakdown(problem, run, monitor.start, shape)
     status, message = describe(run.code, run.stop, run_state(run), tol)
-    info = {"device": str(dev), "dtype": wdtype.name, "polished": False,
-            "metric_beta": run.metric_beta,
-            "device_certificate": asdict(certificate(data, spec, run.y))}
-    return Result(status, message, {"U": to_numpy(run.y, shape)}, run.n_iter,
+    U = run.y
+    if polisher.result is not None:
+        U = to_device(polisher.result[0]["U"].reshape(run.y.shape), data)
+        cert = polisher.result[2]
+        run.history["objective"][-1] = cert.objective
+        run.history["optimality"][-1] = cert.optimality
+    info = {"device": str(dev), "dtype": wdtype.name,
+            "polished": polisher.result is not None, "metric_beta": run.metric_beta,
+            "device_certificate": asdict(certificate(data, spec, U))}
+    return Result(status, message, {"U": to_numpy(U, shape)}, run.n_iter,
                   run.history, monitor.start, info=info)
+
+
+def _polish_hook(problem, polisher, max_iter):
+    """The group-scaling polish (:mod:`cvxnn_fast.common.polish`, host NumPy
+    on the whole problem) of the device iterate, at the compiled loop's
+    pauses; True when the polished point certifies (it is in
+    ``polisher.result``)."""
+    if not polisher.enabled:
+        return None
+    shape = problem.weight_shape
+
+    def polish(it, optimality, y):
+        if it < polisher.pause_at(max_iter):
+            return False
+        U = to_numpy(y, shape).astype(problem.dtype)
+        return polisher.attempt(it, optimality, {"U": U})
+
+    return polish
 
 
 def _breakdown(problem, run, start, shape):
