@@ -52,7 +52,7 @@ def step(y, g, t, beta, c):
 
 def squared_distance(x, y, beta, c):
     """``||x - y||_M^2`` (float, accumulated in float64)."""
-    delta = (x - y).double()
+    delta = x.double() - y.double()
     P = x.shape[0] // c
     mean = delta.view(c, P, -1).mean(dim=1)
     return float((delta * delta).sum() + beta * P * (mean * mean).sum())
