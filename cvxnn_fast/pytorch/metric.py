@@ -107,53 +107,67 @@ def beta(data, spec):
     return preconditioner.BETA if spike >= preconditioner.MIN_RATIO * rest else 0.0
 
 
-def _row_prox(reg, w, t):
-    """Rows' prox at w (c, P, d); the diagonal of its Jacobian summed over
-    rows (c, d) and the low-rank factor W (c, P, d; zero off active rows)."""
-    torch = import_torch()
-    if reg == "group_l1":
-        norm = w.norm(dim=2, keepdim=True)
-        on = norm > t
-        safe = torch.where(on, norm, 1.0)
-        s = torch.where(on, 1.0 - t / safe, 0.0)
-        W = torch.where(on, torch.sqrt(t / safe) / safe * w, 0.0)
-        return s * w, s.sum(dim=1).expand(-1, w.shape[2]), W
-    if reg == "l1":
-        size = w.abs()
-        on = size > t
-        x = torch.where(on, (1.0 - t / torch.where(on, size, 1.0)) * w, 0.0)
-        return x, on.sum(dim=1, dtype=w.dtype), None
-    diag = w.new_full((w.shape[0], w.shape[2]), w.shape[1] / (1.0 + t))
-    return w / (1.0 + t), diag, None  # l2
+class _Rows:
+    """The rows' prox at m: mean over rows (c, d), diagonal part of its
+    Jacobian summed over rows (c, d), and (group_l1) the shifted rows w and
+    the factors f (c, P) of the low-rank part ``W_i = f_i w_i`` (with
+    ``f_i^2 = t / ||w_i||^3`` on active rows); the prox itself is not formed
+    (see :func:`_prox_rows`): the mean comes from one contraction."""
+
+    def __init__(self, reg, z, z_mean, m, beta, t):
+        torch = import_torch()
+        self.reg, self.t, P, d = reg, t, z.shape[1], z.shape[2]
+        self.w, self.factor = None, None
+        if reg == "l2":  # linear: the mean in closed form, no pass over rows
+            self.mean = (z_mean - beta * m) / (1.0 + t)
+            self.diag = torch.full_like(m, P / (1.0 + t))
+            return
+        self.w = z - beta * m[:, None, :]
+        if reg == "group_l1":
+            norm = self.w.norm(dim=2)
+            on = norm > t
+            safe = torch.where(on, norm, 1.0)
+            self.scale = torch.where(on, 1.0 - t / safe, 0.0)
+            self.factor = torch.where(on, torch.sqrt(t / safe) / safe, 0.0)
+            self.mean = torch.einsum("kp,kpd->kd", self.scale, self.w) / P
+            self.diag = self.scale.sum(dim=1, keepdim=True).expand(-1, d)
+        else:  # l1
+            size = self.w.abs()
+            on = size > t
+            self.scale = torch.where(on, 1.0 - t / torch.where(on, size, 1.0), 0.0)
+            self.mean = (self.scale * self.w).mean(dim=1)
+            self.diag = on.sum(dim=1, dtype=m.dtype)
 
 
-def _evaluate(reg, z, m, beta, t):
-    """The rows' prox at m (c, d), F(m), the Jacobian's pieces and ||F||^2 (c,)."""
-    x, diag, W = _row_prox(reg, z - beta * m[:, None, :], t)
-    F = m - (x - z).mean(dim=1)
-    return x, F, diag, W, (F * F).sum(dim=1)
+def _evaluate(reg, z, z_mean, m, beta, t):
+    """The rows at m, F(m) = m - mean_i(x_i - z_i) and ||F||^2 per output."""
+    rows = _Rows(reg, z, z_mean, m, beta, t)
+    F = m - (rows.mean - z_mean)
+    return rows, F, (F * F).sum(dim=1)
 
 
 def _dot(a, b):
     return (a * b).sum(dim=1)
 
 
-def _newton_direction(F, diag, W, coef):
+def _newton_direction(F, rows, coef):
     """Solve ``(I + coef (diag + W^T W)) delta = F`` per output by
     Jacobi-preconditioned CG (at most CG_STEPS steps, to 1e-8 relative
     residual), matrix-free; outputs stop one by one, as the compiled kernel."""
     torch = import_torch()
-    base = 1.0 + coef * diag
-    prec = base + coef * (W * W).sum(dim=1) if W is not None else base
+    base = 1.0 + coef * rows.diag
+    prec = base
+    if rows.factor is not None:
+        prec = base + coef * torch.einsum("kp,kpd->kd", rows.factor**2, rows.w**2)
     delta, r = torch.zeros_like(F), F.clone()
     p = r / prec
     rz, r0 = _dot(r, p), _dot(r, r)
     live = torch.ones_like(r0, dtype=torch.bool)
     for _ in range(CG_STEPS):
         q = base * p
-        if W is not None:
-            q = q + coef * torch.einsum("kpd,kp->kd", W,
-                                        torch.einsum("kpd,kd->kp", W, p))
+        if rows.factor is not None:
+            Wp = rows.factor**2 * torch.einsum("kpd,kd->kp", rows.w, p)
+            q = q + coef * torch.einsum("kpd,kp->kd", rows.w, Wp)
         pq = _dot(p, q)
         live = live & (pq > 0)
         alpha = torch.where(live, rz / torch.where(live, pq, 1.0), 0.0)
@@ -175,63 +189,57 @@ def prox(reg, v, t, beta, c, m):
         return v.clone()
     torch = import_torch()
     z = v.double().view(c, -1, v.shape[1])
-    coef = beta / z.shape[1]
+    z_mean, coef = z.mean(dim=1), beta / z.shape[1]
     scale = 1e-26 * ((z * z).sum(dim=(1, 2)) / z.shape[1] + 1e-300)
-    _, F, diag, W, sq = _evaluate(reg, z, m, beta, t)
-    running = sq > scale
+    rows, F, sq = _evaluate(reg, z, z_mean, m, beta, t)
+    diag, running = rows.diag, sq > scale
     full = torch.zeros_like(running)
     for _ in range(NEWTON_STEPS):
         if not bool(running.any()):
             break
         delta = F / (1.0 + coef * diag)
         if bool((full & running).any()):
-            delta = torch.where(full[:, None],
-                                _newton_direction(F, diag, W, coef), delta)
-        m_new, F_new, diag_new, W_new, sq_new, accepted = _halvings(
-            reg, z, m, delta, sq, running, beta, t)
+            rows = _Rows(reg, z, z_mean, m, beta, t)  # W at m
+            delta = torch.where(full[:, None], _newton_direction(F, rows, coef),
+                                delta)
+        m_new, F_new, diag_new, sq_new, accepted = _halvings(
+            reg, z, z_mean, m, delta, sq, running, beta, t)
         full = full | (accepted & (sq_new > 1e-2 * sq))
         m.copy_(torch.where(accepted[:, None], m_new, m))
         F = torch.where(accepted[:, None], F_new, F)
         diag = torch.where(accepted[:, None], diag_new, diag)
-        if W is not None:
-            W = torch.where(accepted[:, None, None], W_new, W)
         sq = torch.where(accepted, sq_new, sq)
         running = accepted & (sq > scale)
-    x = _evaluate(reg, z, m, beta, t)[0]
-    return x.reshape(v.shape).to(v.dtype)
+    return _prox_rows(reg, z, z_mean, m, beta, t).reshape(v.shape).to(v.dtype)
 
 
-def _halvings(reg, z, m, delta, sq, running, beta, t):
+def _prox_rows(reg, z, z_mean, m, beta, t):
+    """``prox_tR(z_i - beta m)`` for every row, (c, P, d)."""
+    if reg == "l2":
+        return (z - beta * m[:, None, :]) / (1.0 + t)
+    rows = _Rows(reg, z, z_mean, m, beta, t)
+    scale = rows.scale[:, :, None] if reg == "group_l1" else rows.scale
+    return scale * rows.w
+
+
+def _halvings(reg, z, z_mean, m, delta, sq, running, beta, t):
     """Backtrack ``m - alpha delta`` (alpha halved per output) until ||F||^2
-    decreases; returns (m, F, diag, W, ||F||^2, accepted) of
-    the outputs that found a decrease (the others give up: rounding level)."""
+    decreases; returns (m, F, diag, ||F||^2, accepted) of the outputs that
+    found a decrease (the others give up: m is at rounding level)."""
     torch = import_torch()
     alpha = torch.ones_like(sq)
     done = ~running
-    best = [m.clone(), None, None, None, sq.clone()]
+    best = [m.clone(), torch.zeros_like(m), torch.zeros_like(m), sq.clone()]
     accepted = torch.zeros_like(running)
     for _ in range(HALVINGS):
         trial = m - alpha[:, None] * delta
-        _, F, diag, W, new_sq = _evaluate(reg, z, trial, beta, t)
+        rows, F, new_sq = _evaluate(reg, z, z_mean, trial, beta, t)
         ok = ~done & (new_sq < sq)
-        best = _keep(best, ok, trial, F, diag, W, new_sq)
+        for i, value in enumerate((trial, F, rows.diag)):
+            best[i] = torch.where(ok[:, None], value, best[i])
+        best[3] = torch.where(ok, new_sq, best[3])
         accepted, done = accepted | ok, done | ok
         if bool(done.all()):
             break
         alpha = torch.where(done, alpha, 0.5 * alpha)
     return (*best, accepted)
-
-
-def _keep(best, ok, m, F, diag, W, sq):
-    """Where ``ok``, the trial's values replace those in ``best``."""
-    torch = import_torch()
-    if best[1] is None:
-        best[1], best[2] = F.clone(), diag.clone()
-        best[3] = None if W is None else W.clone()
-    best[0] = torch.where(ok[:, None], m, best[0])
-    best[1] = torch.where(ok[:, None], F, best[1])
-    best[2] = torch.where(ok[:, None], diag, best[2])
-    if W is not None:
-        best[3] = torch.where(ok[:, None, None], W, best[3])
-    best[4] = torch.where(ok, sq, best[4])
-    return best
