@@ -1,12 +1,13 @@
 r"""R-FISTA on a device: the loop of ``cvxnn_fast/fista/_fista.pyx`` in PyTorch.
 
-Same method as the compiled loop (gated ReLU, Euclidean metric):
+Same method as the compiled loop (gated ReLU; in the pattern-mean metric of
+:mod:`cvxnn_fast.pytorch.metric` where the compiled loop uses it):
 
 * the products (predictions) of the momentum point are combined from those
   of the last two iterates, ``Z_y = Z_new + beta (Z_new - Z_x)``, so an
   iteration costs two GEMM passes: the adjoint at y and the forward product
   at the candidate (plus one forward per backtrack);
-* backtracking line search on ``bregman(x_new, y) <= ||x_new - y||^2 /
+* backtracking line search on ``bregman(x_new, y) <= ||x_new - y||_M^2 /
   (2 step) (1 + slack)``, step shrunk by ``BACKTRACK`` and grown by ``GROW``
   after every iteration;
 * restart when ``<x_new - x, y - x_new> > 0``;
