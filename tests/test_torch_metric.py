@@ -1,6 +1,7 @@
 """The pattern-mean metric and the polish on the device: the metric's kernels
-against the compiled ones, the beta rule, and R-FISTA on the device taking the
-compiled loop's iterations on the small problems of test_torch_backend."""
+against the compiled ones, the beta rule, the sharded path's polish against
+the host's, and R-FISTA on the device taking the compiled loop's iterations
+on the small problems of test_torch_backend."""
 
 import numpy as np
 import pytest
@@ -10,10 +11,12 @@ torch = pytest.importorskip("torch")
 
 import cvxnn  # noqa: E402
 from cvxnn_fast import fast_solve  # noqa: E402
+from cvxnn_fast.common import polish as host_polish  # noqa: E402
 from cvxnn_fast.common.polish import Polisher  # noqa: E402
 from cvxnn_fast.fista import _fista  # noqa: E402
 from cvxnn_fast.fista import solver as engine  # noqa: E402
 from cvxnn_fast.pytorch import metric  # noqa: E402
+from cvxnn_fast.pytorch import polish as device_polish  # noqa: E402
 from cvxnn_fast.pytorch.certificates import Spec  # noqa: E402
 from cvxnn_fast.pytorch.operator import DeviceData  # noqa: E402
 
@@ -115,3 +118,19 @@ def test_iterations_match_the_compiled_loop(loss, reg, dtype, polish, monkeypatc
     if reg is None:  # no gap: the KKT residual bounds the difference loosely
         slack *= 1e3
     assert abs(device.objective - compiled.objective) <= gaps + slack
+
+
+@pytest.mark.parametrize("reg", ["group_l1", "l1", "feature_group_l1"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_device_polish_matches_the_host_polish(loss, reg):
+    # The sharded path's polish on one process (its sums are then local).
+    problem = build(loss, reg, np.float64)
+    U = fast_solve(problem, tol=1e-3, method="fista").U  # where polishing starts
+    expected = host_polish.polish(problem, {"U": U})["U"]
+    data = DeviceData.from_arrays(problem.X, problem.patterns, problem.y, "cpu",
+                                  np.float64)
+    c, P, d = problem.weight_shape
+    out = device_polish.polish(data, Spec.of(problem), torch.from_numpy(
+        U.reshape(c * P, d)), host_polish.group_axes(problem))
+    np.testing.assert_allclose(out.numpy().reshape(c, P, d), expected, rtol=1e-10,
+                               atol=1e-12)

@@ -51,6 +51,7 @@ from cvxnn_fast.pytorch.device import (
     working_dtype,
 )
 from cvxnn_fast.pytorch.operator import BLOCK_ENTRIES, DeviceData
+from cvxnn_fast.pytorch.polish import ShardedPolisher
 from cvxnn_fast.pytorch.solver import run_state, to_device, to_numpy
 
 DEFAULT_MAX_ITER = 10_000
@@ -227,6 +228,17 @@ def _start(problem, warm_start):
     return to_device(U0.reshape(c * P, d), problem.data)
 
 
+def _polish_hook(polisher, max_iter):
+    """The polish over the sharded rows at the compiled loop's pauses."""
+    if not polisher.enabled:
+        return None
+
+    def polish(it, optimality, y):
+        return it >= polisher.pause_at(max_iter) and polisher.attempt(it, optimality, y)
+
+    return polish
+
+
 def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
                   verbose=False, callback=None, time_limit=None):
     """R-FISTA on a :class:`ShardedProblem`, called by every process.
@@ -246,8 +258,10 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     rank = import_torch().distributed.get_rank(problem.group)
     monitor = Monitor(verbose and rank == 0, callback, time_limit)
     shape = problem.weight_shape
+    polisher = ShardedPolisher(problem, data, spec, tol)
     run = fista.solve(data, spec, _start(problem, warm_start), tol, max_iter, monitor,
-                      lambda y: {"U": to_numpy(y, shape)})
+                      lambda y: {"U": to_numpy(y, shape)},
+                      polish=_polish_hook(polisher, max_iter))
     if run.code == K["NOT_FINITE"]:
         raise NumericalBreakdown(
             f"solve_sharded: the objective or its gradient became NaN/inf at "
@@ -255,8 +269,13 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     status, message = describe(run.code, run.stop, run_state(run), tol)
     if status != OPTIMAL:
         warnings.warn(f"solve_sharded: {message}", ConvergenceWarning, stacklevel=2)
-    cert = certificate(data, spec, run.y)
-    U = to_numpy(run.y, shape).astype(problem.dtype)
+    U, cert = run.y, None
+    if polisher.result is not None:
+        U, _, cert = polisher.result
+        run.history["objective"][-1] = cert.objective
+        run.history["optimality"][-1] = cert.optimality
+    cert = cert or certificate(data, spec, U)
+    U = to_numpy(U, shape).astype(problem.dtype)
     return Solution(
         problem=problem, status=status, objective=cert.objective, U=U, V=None,
         W=None, solver="fast", solve_time=time.monotonic() - monitor.start,
@@ -264,4 +283,5 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         info={"tol": tol, "method": "fista", "device": str(data.device),
               "dtype": str(data.dtype).replace("torch.", ""),
               "metric_beta": run.metric_beta,
+              "polished": polisher.result is not None,
               "world_size": import_torch().distributed.get_world_size(problem.group)})
