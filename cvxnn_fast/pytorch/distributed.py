@@ -8,7 +8,9 @@ exchange one all-reduce of the gradient (c P d floats) and a few float64
 scalars (loss sums, dual value, one per line-search trial); the weights, the
 prox and every decision are replicated, so all processes take the same steps
 and return the same solution and certificate, equal to the single-process
-solve of the same problem to rounding.
+solve of the same problem to rounding. Once per solve the pattern-mean
+metric's beta rule all-reduces a d x d Gram matrix; at the polish's pauses
+(:mod:`cvxnn_fast.pytorch.polish`) its Newton sums are all-reduced.
 
 Setup is global where it must be: the sample count is summed, the label set
 (classification) and the pattern deduplication are agreed through
