@@ -31,26 +31,29 @@ def _hessian_factors(name, S, Y):
     return p, p
 
 
-def _contributions(data, U, axes, reg):
-    """Predictions of each non-zero group of U (c P, d) alone, (m, c, groups),
-    float64, with the groups' norms and mask."""
+def _groups(U3, axes, reg):
+    """Norms of U's groups (flat) and the mask of the non-zero ones."""
+    if axes == (2,):
+        norms = (U3.abs().sum(dim=2) if reg == "l1" else U3.norm(dim=2)).flatten()
+    else:
+        norms = U3.norm(dim=(0, 1))
+    return norms, norms > 0
+
+
+def _contributions(data, U3, axes, mask):
+    """Predictions of each non-zero group of U (c, P, d) alone over the rows
+    held here, (m, c, groups), float64."""
     torch = data.torch
     c, P = data.n_outputs, data.n_patterns
-    U3 = U.double().view(c, P, -1)
     X, D = data.X.double(), data.D.double()
     if axes == (2,):
-        norms = U3.abs().sum(dim=2) if reg == "l1" else U3.norm(dim=2)
-        mask = norms.flatten() > 0
-        Z = (X @ U3.reshape(c * P, -1).T).view(-1, c, P) * D[:, None, :]
-        B = torch.zeros((X.shape[0], c, c, P), dtype=torch.float64,
-                        device=X.device)
-        for k in range(c):
-            B[:, k, k, :] = Z[:, k, :]
-        return B.reshape(X.shape[0], c, c * P)[:, :, mask], norms.flatten()[mask], mask
-    norms = U3.norm(dim=(0, 1))
-    mask = norms > 0
+        index = torch.nonzero(mask).flatten()  # neuron k P + i, of output k
+        Z = (X @ U3.reshape(c * P, -1)[index].T) * D[:, index % P]
+        B = X.new_zeros((X.shape[0], c, index.numel()))
+        B[:, index // P, torch.arange(index.numel(), device=X.device)] = Z
+        return B
     B = torch.einsum("jp,kpf->jkf", D, U3) * X[:, None, :]
-    return B[:, :, mask], norms[mask], mask
+    return B[:, :, mask]
 
 
 class _Phi:
@@ -117,12 +120,14 @@ def scales(phi, groups):
 def polish(data, spec, U, axes):
     """U (c P, d) with each group rescaled to minimize Phi, or None where
     the host polish would not run (no non-zero group, too many)."""
-    B, norms, mask = _contributions(data, U, axes, spec.reg)
+    U3 = U.double().view(data.n_outputs, data.n_patterns, -1)
+    norms, mask = _groups(U3, axes, spec.reg)
     groups = int(mask.sum())
     if groups == 0 or groups > host.MAX_GROUPS or \
             data.n_samples * data.n_outputs * groups > host.MAX_ENTRIES:
         return None
-    s = scales(_Phi(data, spec, B, norms), groups)
+    B = _contributions(data, U3, axes, mask)
+    s = scales(_Phi(data, spec, B, norms[mask]), groups)
     full = s.new_ones(mask.shape)
     full[mask] = s
     c, P = data.n_outputs, data.n_patterns
