@@ -19,9 +19,17 @@ Problems (``--problems``, comma-separated):
 * ``synthetic-1m``: n = 1,000,000 rows, d = 50 Gaussian features with
   covariance spectrum ``j^-1`` in a random basis, a seeded teacher (ReLU
   network of 10 units) plus noise, squared loss, P = 100, float32.
+* ``relu-synthetic-20k``: the same generator at n = 20,000, ReLU formulation
+  (cone constraints), squared loss, P = 100, float32; ``relu-fmnist-pca-sq``
+  and ``relu-fmnist-pca-ce``: the Fashion-MNIST PCA-100 programs in the ReLU
+  formulation. Run them with ``--methods augmented_lagrangian``; a gap
+  threshold counts as reached once the cone violation is below it too.
 
-``--lams`` (default 1e-3), ``--methods`` (``newton``, ``fista``), ``--tol``
-(default 1e-4) and ``--time-limit`` per solve (default 120 s).
+``--lams`` (default 1e-3), ``--methods`` (``newton``, ``fista``,
+``augmented_lagrangian``, ``auto``), ``--tol`` (default 1e-4) and
+``--time-limit`` per solve (default 120 s). Each solve runs in a fresh
+subprocess that builds its own problem, so the peak resident memory it
+reports (getrusage) is that solve's, data and problem included.
 
 Usage (from the repository root)::
 
@@ -29,6 +37,10 @@ Usage (from the repository root)::
 """
 
 import argparse
+import json
+import resource
+import subprocess
+import sys
 import time
 import warnings
 
@@ -43,16 +55,17 @@ from cvxnn_fast import fast_solve
 THRESHOLDS = (1e-1, 1e-2, 1e-3, 1e-4)
 
 
-def fmnist(features, loss, lam, n_gates=100):
+def fmnist(features, loss, lam, n_gates=100, formulation="gated_relu"):
     X, y, _, _ = load_fashion_mnist(DEFAULT_DIR)
     X = X.astype(np.float32)
     Z = Features(X, 100 if features == "pca" else 0)(X)
     target = y if loss == "cross_entropy" else np.eye(10, dtype=np.float32)[y]
-    return cvxnn.build_problem(Z, target, loss=loss, lam=lam, n_gates=n_gates,
-                               bias=True, random_state=0)
+    return cvxnn.build_problem(Z, target, formulation=formulation, loss=loss,
+                               lam=lam, n_gates=n_gates, bias=True, random_state=0)
 
 
-def synthetic(lam, n=1_000_000, d=50, n_gates=100, seed=0):
+def synthetic(lam, n=1_000_000, d=50, n_gates=100, seed=0,
+              formulation="gated_relu"):
     rng = np.random.default_rng(seed)
     Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
     scale = (Q * np.arange(1, d + 1) ** -0.5).astype(np.float32)
@@ -65,15 +78,20 @@ def synthetic(lam, n=1_000_000, d=50, n_gates=100, seed=0):
     y = np.maximum(X @ W1, 0) @ rng.standard_normal(10)
     y += 0.1 * y.std() * rng.standard_normal(n)
     y = ((y - y.mean()) / y.std()).astype(np.float32)
-    return cvxnn.build_problem(X, y, loss="squared", lam=lam, n_gates=n_gates,
-                               bias=True, random_state=0)
+    return cvxnn.build_problem(X, y, formulation=formulation, loss="squared",
+                               lam=lam, n_gates=n_gates, bias=True, random_state=0)
 
 
 def build(name, lam):
-    if name == "synthetic-1m":
-        return synthetic(lam)
+    formulation = "gated_relu"
+    if name.startswith("relu-"):
+        formulation, name = "relu", name[len("relu-"):]
+    if name.startswith("synthetic-"):
+        n = {"synthetic-1m": 1_000_000, "synthetic-20k": 20_000}[name]
+        return synthetic(lam, n=n, formulation=formulation)
     _, features, loss = name.split("-")
-    return fmnist(features, "cross_entropy" if loss == "ce" else "squared", lam)
+    return fmnist(features, "cross_entropy" if loss == "ce" else "squared", lam,
+                  formulation=formulation)
 
 
 def run(problem, method, tol, time_limit):
@@ -85,13 +103,32 @@ def run(problem, method, tol, time_limit):
     wall = time.perf_counter() - start
     hist_t = np.asarray(sol.history["time"])
     hist_g = np.asarray(sol.history["optimality"], float)
+    if problem.formulation.has_cones:
+        cone = np.asarray(sol.history["cone_violation"], float)
+        hist_g = np.maximum(hist_g, np.nan_to_num(cone, nan=np.inf))
     reached = [float(hist_t[np.argmax(hist_g <= th)]) if np.any(hist_g <= th)
                else None for th in THRESHOLDS]
     cert = sol.certificate
     return {"method": method, "reached": reached, "gap": cert.relative_gap,
             "objective": cert.objective, "dual": cert.dual_objective,
             "n_iter": sol.n_iter, "wall": wall, "status": sol.status,
-            "products": sol.info.get("hessian_products")}
+            "products": sol.info.get("hessian_products"),
+            "cone": cert.cone_violation if problem.formulation.has_cones else None}
+
+
+def run_isolated(name, lam, method, tol, time_limit):
+    """One solve in a fresh interpreter; adds its peak RSS (GB) to the row."""
+    cmd = [sys.executable, __file__, "--child", json.dumps(
+        [name, lam, method, tol, time_limit])]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def child(spec):
+    name, lam, method, tol, time_limit = json.loads(spec)
+    row = run(build(name, lam), method, tol, time_limit)
+    row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps(row))
 
 
 def table(name, lam, rows):
@@ -99,13 +136,15 @@ def table(name, lam, rows):
     lower = max(r["dual"] for r in rows)
     print(f"\n{name}  lam={lam:g}  F_ref={ref:.10g}  (best dual {lower:.10g})")
     head = "".join(f"  gap<={t:g}" for t in THRESHOLDS)
-    print(f"{'method':8s}{head}  final gap  F-F_ref    iters  wall s  status")
+    print(f"{'method':8s}{head}  final gap  F-F_ref    iters  wall s  peak GB"
+          "  cone viol  status")
     for r in rows:
         cells = "".join(f"{'-' if t is None else f'{t:.1f}s':>10s}"
                         for t in r["reached"])
-        print(f"{r['method']:8s}{cells}  {r['gap']:9.2e}  "
+        cone = "-" if r["cone"] is None else f"{r['cone']:.2e}"
+        print(f"{r['method'][:8]:8s}{cells}  {r['gap']:9.2e}  "
               f"{r['objective'] - ref:9.2e}  {r['n_iter']:5d}  {r['wall']:6.1f}  "
-              f"{r['status']}", flush=True)
+              f"{r['peak_gb']:7.2f}  {cone:>9s}  {r['status']}", flush=True)
 
 
 def parse(argv=None):
@@ -115,18 +154,22 @@ def parse(argv=None):
     p.add_argument("--methods", default="newton,fista")
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--time-limit", type=float, default=120.0)
+    p.add_argument("--child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse(argv)
-    print(machine_header(), f"load average {load_average()}", flush=True)
+    if args.child:
+        return child(args.child)
+    print(machine_header(), flush=True)
     for name in args.problems.split(","):
         for lam in (float(v) for v in args.lams.split(",")):
-            problem = build(name, lam)
-            print(f"\n[{name}] {problem!r}", flush=True)
-            rows = [run(problem, m, args.tol, args.time_limit)
-                    for m in args.methods.split(",")]
+            rows = []
+            for m in args.methods.split(","):
+                rows.append(run_isolated(name, lam, m, args.tol, args.time_limit))
+                print(f"[{name} lam={lam:g}] {m} done, "
+                      f"{load_average()}", flush=True)
             table(name, lam, rows)
 
 
