@@ -12,7 +12,7 @@ Importing this package registers it as the ``"fast"`` backend of
 """
 
 from cvxnn.solvers import register_backend
-from cvxnn_fast.solve import choose_method, fast_solve
+from cvxnn_fast.solve import DEFAULT_TOL, choose_method, fast_solve
 
 
 def _solve(problem, _name, **options):
@@ -34,7 +34,7 @@ def _warm_start_helps(problem, options):
     method = options.get("method", "auto")
     if choose_method(problem, method) != "interior_point":
         return True
-    return method == "auto" and options.get("tol", 1e-6) >= LOOSE_TOL
+    return method == "auto" and options.get("tol", DEFAULT_TOL) >= LOOSE_TOL
 
 
 register_backend("fast", _solve, warm_start_helps=_warm_start_helps)

@@ -46,6 +46,7 @@ from cvxnn_fast.fista import solver as fista
 from cvxnn_fast.interior import solver as interior
 from cvxnn_fast.newton import solver as newton
 
+DEFAULT_TOL = 1e-6
 DEFAULT_MAX_ITER = 10_000
 SINGLE_THREAD_FLOPS = 2e8
 METHODS = ("auto", "fista", "augmented_lagrangian", "interior_point", "newton")
@@ -156,7 +157,7 @@ def _warm_blocks(problem, warm_start):
             for k, g in zip(names, warm_start, strict=True)}, None
 
 
-def fast_solve(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
+def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=None,
                verbose=False, callback=None, cone_tol=None, time_limit=None,
                method="auto", device=None, dtype=None, step_size=None):
     """Solve a cvxnn problem with the compiled first-order solvers.
