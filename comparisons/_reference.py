@@ -86,8 +86,10 @@ class Prepared:
     order: np.ndarray
 
 
-def prepare(problem, max_iter=10_000, tol=1e-12):
-    """Build pyscnn's model, solver, regularizer and internal model."""
+def prepare(problem, max_iter=10_000, tol=1e-12, device="cpu"):
+    """Build pyscnn's model, solver, regularizer and internal model.
+
+    ``device`` is pyscnn's: "cpu" (its NumPy backend) or "cuda" (torch)."""
     import scnn.regularizers as regs
     from scnn.models import ConvexGatedReLU, ConvexReLU
     from scnn.private.interface import build_internal_model, process_data, set_device
@@ -97,7 +99,9 @@ def prepare(problem, max_iter=10_000, tol=1e-12):
     if why:
         raise ValueError(f"problem: {why}.")
     c = problem.n_outputs
-    set_device("cpu", problem.dtype.name, 0)
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device: pyscnn runs on 'cpu' or 'cuda', got {device!r}.")
+    set_device(device, problem.dtype.name, 0)
     reg = getattr(regs, REGULARIZERS[problem.regularizer.name])(their_lam(problem))
     G = np.array(problem.gates, dtype=np.float64)
     if problem.formulation.has_cones:
@@ -171,7 +175,8 @@ class _TimeUp(Exception):
     """Raised from the callback to stop pyscnn at the time limit."""
 
 
-def solve(problem, max_iter=10_000, tol=1e-12, max_records=20_000, time_limit=None):
+def solve(problem, max_iter=10_000, tol=1e-12, max_records=20_000, time_limit=None,
+          device="cpu", objective_every=None):
     """Run pyscnn; returns (history dict, final cvxnn blocks, its exit status).
 
     ``history`` has ``time`` (seconds, callback time excluded), ``objective``
@@ -179,27 +184,51 @@ def solve(problem, max_iter=10_000, tol=1e-12, max_records=20_000, time_limit=No
     iterates (at most ``max_records`` of them, evenly thinned). pyscnn has
     no time limit of its own: past ``time_limit`` the callback raises and
     the last recorded iterate is returned with status ``"time limit"``.
+
+    ``objective_every=k`` (gated ReLU only) instead records, every k-th
+    iteration, pyscnn's own objective of the iterate evaluated where it runs
+    (times ``n_outputs``, which is cvxnn's objective: :func:`check_objective`
+    is asserted below 1e-6 first). That is the mode for large problems and
+    GPUs, where evaluating cvxnn's objective on the host for every record
+    would take longer than the solve. On "cuda" the callback synchronizes
+    the device before reading the clock, so the time it excludes is its own.
     """
     from scnn.metrics import Metrics
     from scnn.private.interface import build_metrics_tuple, build_optimizer
     from scnn.private.interface.utils import get_logger
 
-    prep = prepare(problem, max_iter, tol)
+    prep = prepare(problem, max_iter, tol, device)
+    relu = problem.formulation.has_cones
+    if objective_every is not None:
+        if relu:
+            raise ValueError("objective_every: only for gated ReLU problems.")
+        mismatch = check_objective(problem, prep)
+        if mismatch > 1e-6:
+            raise RuntimeError(f"pyscnn's objective differs from cvxnn's by "
+                               f"{mismatch:.1e} (relative): not the same problem.")
+    sync = _synchronizer(device)
     metrics = Metrics(metric_freq=10**9, objective=False, grad_norm=False)
     procedure = build_optimizer(prep.solver, prep.regularizer, metrics)
     procedure.metric_freq = 10**9
-    relu = problem.formulation.has_cones
-    times, weights, spent = [], [], [0.0]
+    times, weights, objective, spent, calls = [], [], [], [0.0], [0]
     start = time.perf_counter()
 
     def record(model, X, y):
+        sync()
         entered = time.perf_counter()
-        times.append(entered - start - spent[0])
-        weights.append(_np(model.weights).copy())
-        if len(weights) > max_records:  # thin: keep every other record
-            del weights[1::2], times[1::2]
+        now = entered - start - spent[0]
+        calls[0] += 1
+        if objective_every is None:
+            times.append(now)
+            weights.append(_np(model.weights).copy())
+            if len(weights) > max_records:  # thin: keep every other record
+                del weights[1::2], times[1::2]
+        elif calls[0] % objective_every == 0 or calls[0] == 1:
+            times.append(now)
+            objective.append(problem.n_outputs * float(model.objective(X, y)))
+            weights[:] = [model.weights]
         spent[0] += time.perf_counter() - entered
-        if time_limit is not None and times[-1] >= time_limit:
+        if time_limit is not None and now >= time_limit:
             raise _TimeUp
         return model
 
@@ -211,8 +240,21 @@ def solve(problem, max_iter=10_000, tol=1e-12, max_records=20_000, time_limit=No
         final = model.weights
     except _TimeUp:
         status, final = "time limit", weights[-1]
-    return _history(problem, prep, times, weights, relu), \
-        to_ours(prep, final, relu), status
+    if objective_every is not None:
+        history = {"time": np.array(times), "objective": np.array(objective),
+                   "iterations": calls[0]}
+    else:
+        history = _history(problem, prep, times, weights, relu)
+    return history, to_ours(prep, final, relu), status
+
+
+def _synchronizer(device):
+    """A function that waits for the device's queued work (a no-op on "cpu")."""
+    if device == "cpu":
+        return lambda: None
+    import torch
+
+    return torch.cuda.synchronize
 
 
 def _history(problem, prep, times, weights, relu):

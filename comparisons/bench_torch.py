@@ -9,11 +9,24 @@ Sections (``--sections``, comma-separated):
 * ``gap``: time to relative duality gap 1e-3 (``tol=1e-3``; setup = copy to
   the device + power iterations, included) for 1000 and 2000 Gaussian gates,
   squared (one-hot) and cross-entropy losses, lam ``--lam``.
+* ``pyscnn``: the paper's reference code (``pip install pyscnn``) on the
+  same squared problems and device (same data, gates and patterns; its
+  objective is checked equal to cvxnn's first): its time to the objective
+  that cvxnn's solve certified, against cvxnn's time to it.
+* ``check``: correctness on the device before timing anything: small
+  problems of every loss (group_l1, l1) solved on the device and by the
+  compiled CPU backend, objectives within the two certified gaps; float64
+  and float32; and, on a GPU, a one-process NCCL sharded solve against the
+  one-process device solve.
 * ``distributed``: the same solve by two Gloo processes on this machine
   (``torch.multiprocessing.spawn``, each loading its half of the rows) and by
   one process; times and the largest difference of the solutions.
 
-GPU (see comparisons/README.md):
+``--budget`` seconds (from the start) bounds the whole run: a section that
+would not fit in what is left is skipped and says so.
+
+GPU (see comparisons/README.md; comparisons/device_bench.sh is the prepared
+device run):
     PYTHONPATH=. python comparisons/bench_torch.py --device cuda
 CPU, reduced for a 2-core machine:
     PYTHONPATH=. python comparisons/bench_torch.py --device cpu --n-train 5000 \
@@ -38,9 +51,9 @@ from cvxnn_fast import fast_solve  # noqa: E402
 from cvxnn_fast.pytorch.operator import DeviceData  # noqa: E402
 
 
-def fashion(args):
+def fashion(args, n_rows=None):
     X, y, _, _ = load_fashion_mnist(args.data)
-    rows = np.random.default_rng(0).permutation(len(X))[: args.n_train]
+    rows = np.random.default_rng(0).permutation(len(X))[: n_rows or args.n_train]
     return np.ascontiguousarray(X[np.sort(rows)]), y[np.sort(rows)]
 
 
@@ -89,22 +102,161 @@ def section_iteration(X, y, args):
               f"{per_iter / gemms:.2f}x |", flush=True)
 
 
-def section_gap(X, y, args):
-    print(f"\n## time to relative gap 1e-3 (lam {args.lam:g}, n {len(X)})")
-    print("| loss | gates | P | setup | to gap 1e-3 | iterations | status | gap |")
+def section_gap(X, y, args, solved, n_gates):
+    """Fills ``solved[(loss, n_gates)] = (problem, solution)`` for ``pyscnn``."""
+    print(f"\n## time to relative gap 1e-3 (lam {args.lam:g}, n {len(X)}, "
+          f"time limit {args.time_limit:g} s)")
+    print("| loss | gates | P | setup | solve | iterations | status | gap |")
     print("|---|---|---|---|---|---|---|---|")
     for loss in ("squared", "cross_entropy"):
-        for n_gates in args.gates:
-            problem = problem_for(X, y, loss, n_gates, args.lam)
-            start = time.perf_counter()
-            sol = fast_solve(problem, tol=1e-3, max_iter=args.max_iter,
-                             device=args.device, dtype=args.dtype)
-            wall = time.perf_counter() - start
-            hist = sol.history
-            setup = wall - hist["time"][-1] if len(hist["time"]) else wall
-            print(f"| {loss} | {n_gates} | {problem.n_patterns} | {setup:.2f} s | "
-                  f"{hist['time'][-1]:.2f} s | {sol.n_iter} | {sol.status} | "
-                  f"{sol.certificate.optimality:.2e} |", flush=True)
+        if not args.clock.fits(args.time_limit + 20, f"gap {loss} {n_gates}"):
+            continue
+        problem = problem_for(X, y, loss, n_gates, args.lam)
+        start = time.perf_counter()
+        sol = fast_solve(problem, tol=1e-3, max_iter=args.max_iter,
+                         device=args.device, dtype=args.dtype,
+                         time_limit=args.time_limit)
+        wall = time.perf_counter() - start
+        hist = sol.history
+        setup = wall - hist["time"][-1] if len(hist["time"]) else wall
+        solved[(loss, n_gates)] = (problem, sol)
+        save(args, f"cvxnn_{loss}_{n_gates}", time=hist["time"],
+             objective=hist["objective"], optimality=hist["optimality"])
+        print(f"| {loss} | {n_gates} | {problem.n_patterns} | {setup:.2f} s | "
+              f"{hist['time'][-1]:.2f} s | {sol.n_iter} | {sol.status} | "
+              f"{sol.certificate.optimality:.2e} |", flush=True)
+
+
+def time_to(history, target):
+    """First recorded time at which the objective is <= target (None if never)."""
+    hit = np.flatnonzero(np.asarray(history["objective"]) <= target)
+    return float(history["time"][hit[0]]) if len(hit) else None
+
+
+def section_pyscnn(args, solved, n_gates):
+    """pyscnn's R-FISTA on the squared problems that ``gap`` solved."""
+    import _reference
+
+    print(f"\n## pyscnn on the same problems (squared one-hot, lam {args.lam:g}, "
+          f"time limit {args.pyscnn_time_limit:g} s)")
+    if not _reference.available():
+        print("pyscnn is not installed (pip install pyscnn): skipped.")
+        return
+    their_device = "cuda" if torch.device(args.device).type == "cuda" else "cpu"
+    print("target = the objective cvxnn certified (relative gap <= 1e-3 when it "
+          "got there); times exclude setup on both sides.")
+    print("| gates | cvxnn gap | cvxnn to target | pyscnn to target | pyscnn "
+          "iterations | pyscnn final objective - target (rel.) | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    if ("squared", n_gates) not in solved or \
+            not args.clock.fits(args.pyscnn_time_limit + 30, f"pyscnn {n_gates}"):
+        return
+    problem, sol = solved[("squared", n_gates)]
+    target = float(sol.history["objective"][-1])
+    ours = time_to(sol.history, target)
+    hist, _, status = _reference.solve(
+        problem, max_iter=10**6, tol=1e-12, time_limit=args.pyscnn_time_limit,
+        device=their_device, objective_every=args.pyscnn_every)
+    save(args, f"pyscnn_squared_{n_gates}", time=hist["time"],
+         objective=hist["objective"])
+    theirs = time_to(hist, target * (1 + 1e-7))
+    rel = (hist["objective"][-1] - target) / abs(target)
+    shown = f"{theirs:.2f} s" if theirs is not None else \
+        f"> {hist['time'][-1]:.1f} s"
+    ratio = f"{theirs / ours:.1f}x" if theirs is not None else \
+        f"> {hist['time'][-1] / ours:.1f}x"
+    print(f"| {n_gates} | {sol.certificate.optimality:.1e} | {ours:.2f} s | "
+          f"{shown} | {hist['iterations']} | {rel:+.1e} | {ratio} |", flush=True)
+
+
+def section_check(args):
+    """Device solves against the compiled CPU backend on small problems."""
+    print("\n## check: device against the compiled backend (n 1500, d 12, P 20); "
+          "allowed = the two certified gaps + 100 eps of the dtype, relative")
+    print("| loss | penalty | dtype | device objective | CPU objective | "
+          "difference / allowed |")
+    print("|---|---|---|---|---|---|")
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((1500, 12))
+    labels = (X[:, :3] @ rng.standard_normal((3, 3))).argmax(1)
+    worst = 0.0
+    for dtype, tol in (("float64", 1e-8), ("float32", 1e-5)):
+        Xd = X.astype(dtype)
+        for loss, target in (("squared", np.eye(3, dtype=dtype)[labels]),
+                             ("logistic", (labels == 0).astype(dtype)),
+                             ("cross_entropy", labels)):
+            for reg in ("group_l1", "l1"):
+                problem = cvxnn.build_problem(Xd, target, loss=loss, regularizer=reg,
+                                              lam=1e-3, n_gates=20, bias=True,
+                                              random_state=0)
+                dev = fast_solve(problem, tol=tol, max_iter=20000,
+                                 device=args.device, dtype=dtype)
+                cpu = fast_solve(problem, tol=tol, max_iter=20000)
+                # the two certified gaps, plus the rounding of objectives
+                # evaluated in the working dtype (~1e-5 relative in float32)
+                rounding = 100 * np.finfo(dtype).eps
+                allowed = (dev.certificate.optimality + cpu.certificate.optimality
+                           + rounding) * abs(cpu.objective)
+                ratio = abs(dev.objective - cpu.objective) / allowed
+                worst = max(worst, ratio)
+                print(f"| {loss} | {reg} | {dtype} | {dev.objective:.10g} | "
+                      f"{cpu.objective:.10g} | {ratio:.2f} |", flush=True)
+    print(f"worst difference / allowed: {worst:.2f} "
+          f"({'PASS' if worst <= 1 else 'FAIL'})")
+    if torch.device(args.device).type == "cuda":
+        nccl_check(X, labels, args.device)
+
+
+def nccl_check(X, labels, device):
+    """A one-process NCCL sharded solve equals the one-process device solve."""
+    import torch.distributed as dist
+
+    from cvxnn_fast.pytorch.distributed import build_sharded_problem, solve_sharded
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}",
+                            rank=0, world_size=1)
+    try:
+        sharded = build_sharded_problem(lambda rank, world: (X, labels),
+                                        loss="cross_entropy", lam=1e-3, n_gates=20,
+                                        bias=True, random_state=0, device=device,
+                                        dtype="float64")
+        two = solve_sharded(sharded, tol=1e-8, max_iter=20000)
+    finally:
+        dist.destroy_process_group()
+    problem = cvxnn.build_problem(X, labels, loss="cross_entropy", lam=1e-3,
+                                  n_gates=20, bias=True, random_state=0)
+    one = fast_solve(problem, tol=1e-8, max_iter=20000, device=device,
+                     dtype="float64")
+    diff = np.abs(two.U - one.U).max() / np.abs(one.U).max()
+    print(f"NCCL sharded (1 process) against one-process {device}: largest "
+          f"weight difference {diff:.1e} relative, objectives {two.objective:.12g} "
+          f"/ {one.objective:.12g} ({'PASS' if diff <= 1e-8 else 'FAIL'})")
+
+
+def save(args, name, **arrays):
+    """Adds ``name_key`` arrays to ``--save``'s one .npz (rewritten each time)."""
+    if not args.save:
+        return
+    args.records.update({f"{name}_{k}": np.asarray(v) for k, v in arrays.items()})
+    np.savez(args.save, **args.records)
+
+
+class Clock:
+    """What is left of ``--budget`` seconds; sections ask before they start."""
+
+    def __init__(self, budget):
+        self.start, self.budget = time.perf_counter(), budget
+
+    def fits(self, seconds, what):
+        left = self.budget - (time.perf_counter() - self.start)
+        if seconds <= left:
+            return True
+        print(f"(skipped {what}: needs ~{seconds:.0f} s, {left:.0f} s of the "
+              "budget left)", flush=True)
+        return False
 
 
 def _worker(rank, world_size, port, args, out):
@@ -117,34 +269,36 @@ def _worker(rank, world_size, port, args, out):
                             rank=rank, world_size=world_size)
 
     def load_shard(rank, world_size):  # each process reads only its rows
-        X, y = fashion(args)
+        X, y = fashion(args, args.distributed_n)
         cut = np.linspace(0, len(X), world_size + 1).astype(int)
         return X[cut[rank]:cut[rank + 1]], y[cut[rank]:cut[rank + 1]]
 
     start = time.perf_counter()
     problem = build_sharded_problem(load_shard, loss="cross_entropy", lam=args.lam,
-                                    n_gates=args.iteration_gates, bias=True,
+                                    n_gates=args.distributed_gates, bias=True,
                                     random_state=0, device="cpu")
-    sol = solve_sharded(problem, tol=1e-3, max_iter=args.max_iter)
+    sol = solve_sharded(problem, tol=1e-3, max_iter=args.distributed_iter)
     if rank == 0:
         np.savez(out, U=sol.U, time=sol.history["time"][-1],
                  wall=time.perf_counter() - start, n_iter=sol.n_iter)
     dist.destroy_process_group()
 
 
-def section_distributed(X, y, args):
-    print("\n## two Gloo processes against one (CPU, cross-entropy, tol 1e-3)")
+def section_distributed(args):
+    X, y = fashion(args, args.distributed_n)
+    print(f"\n## two Gloo processes against one (CPU, cross-entropy, tol 1e-3, "
+          f"n {len(X)}, {args.distributed_gates} gates)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = f"/tmp/bench_torch_{os.getpid()}.npz"
     torch.multiprocessing.spawn(_worker, args=(2, port, args, out), nprocs=2)
     two = np.load(out)
-    problem = problem_for(X, y, "cross_entropy", args.iteration_gates, args.lam)
+    problem = problem_for(X, y, "cross_entropy", args.distributed_gates, args.lam)
     torch.set_num_threads(1)
-    one = fast_solve(problem, tol=1e-3, max_iter=args.max_iter, device="cpu")
+    one = fast_solve(problem, tol=1e-3, max_iter=args.distributed_iter, device="cpu")
     torch.set_num_threads(2)
-    one2 = fast_solve(problem, tol=1e-3, max_iter=args.max_iter, device="cpu")
+    one2 = fast_solve(problem, tol=1e-3, max_iter=args.distributed_iter, device="cpu")
     diff = np.abs(two["U"] - one.U).max() / np.abs(one.U).max()
     print("| run | iterations | solve time |")
     print("|---|---|---|")
@@ -166,25 +320,51 @@ def main(argv=None):
     p.add_argument("--iteration-gates", type=int, default=1000)
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--lam", type=float, default=1e-4)
-    p.add_argument("--max-iter", type=int, default=2000)
-    p.add_argument("--sections", default="iteration,gap,distributed")
+    p.add_argument("--max-iter", type=int, default=20000)
+    p.add_argument("--time-limit", type=float, default=60.0,
+                   help="seconds for each cvxnn solve in the gap section")
+    p.add_argument("--pyscnn-time-limit", type=float, default=60.0)
+    p.add_argument("--pyscnn-every", type=int, default=5,
+                   help="pyscnn's objective is evaluated every k iterations")
+    p.add_argument("--budget", type=float, default=float("inf"),
+                   help="seconds for the whole run; sections that do not fit "
+                        "are skipped")
+    p.add_argument("--distributed-n", type=int, default=None,
+                   help="rows for the distributed section (default --n-train)")
+    p.add_argument("--distributed-gates", type=int, default=None,
+                   help="gates for the distributed section (default "
+                        "--iteration-gates)")
+    p.add_argument("--distributed-iter", type=int, default=200)
+    p.add_argument("--save", default=None,
+                   help=".npz file for every solve's time/objective/gap records")
+    p.add_argument("--sections", default="iteration,gap,pyscnn,distributed")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (CPU; default torch's)")
     args = p.parse_args(argv)
     args.gates = [int(g) for g in args.gates.split(",")]
+    args.distributed_gates = args.distributed_gates or args.iteration_gates
     if args.threads:
         torch.set_num_threads(args.threads)
     print(machine_header())
     print(f"torch {torch.__version__}, device {args.device}, load {load_average()}")
-    X, y = fashion(args)
+    args.clock, args.records = Clock(args.budget), {}
     sections = args.sections.split(",")
+    unknown = set(sections) - {"check", "iteration", "gap", "pyscnn", "distributed"}
+    if unknown:
+        p.error(f"--sections: unknown {sorted(unknown)}")
+    if "check" in sections:
+        section_check(args)
+    X, y = fashion(args)
     if "iteration" in sections:
         section_iteration(X, y, args)
-    if "gap" in sections:
-        section_gap(X, y, args)
-    if "distributed" in sections:
-        section_distributed(X, y, args)
-    print("\npyscnn: not compared in this script (see comparisons/README.md).")
+    solved = {}
+    for n_gates in args.gates:  # per gate count: cvxnn's solves, then pyscnn's
+        if "gap" in sections or "pyscnn" in sections:
+            section_gap(X, y, args, solved, n_gates)
+        if "pyscnn" in sections:
+            section_pyscnn(args, solved, n_gates)
+    if "distributed" in sections and args.clock.fits(90, "distributed"):
+        section_distributed(args)
 
 
 if __name__ == "__main__":
