@@ -181,7 +181,8 @@ def solve(problem, max_iter=10_000, tol=1e-12, max_records=20_000, time_limit=No
 
     ``history`` has ``time`` (seconds, callback time excluded), ``objective``
     and, for ReLU, ``cone_violation``, all computed by cvxnn on pyscnn's
-    iterates (at most ``max_records`` of them, evenly thinned). pyscnn has
+    iterates (at most ``max_records`` of them, evenly thinned), ``weights``
+    (those iterates as cvxnn blocks) and ``iterations`` (pyscnn's count). pyscnn has
     no time limit of its own: past ``time_limit`` the callback raises and
     the last recorded iterate is returned with status ``"time limit"``.
 
@@ -245,6 +246,7 @@ def solve(problem, max_iter=10_000, tol=1e-12, max_records=20_000, time_limit=No
                    "iterations": calls[0]}
     else:
         history = _history(problem, prep, times, weights, relu)
+        history["iterations"] = calls[0]
     return history, to_ours(prep, final, relu), status
 
 
@@ -258,13 +260,15 @@ def _synchronizer(device):
 
 
 def _history(problem, prep, times, weights, relu):
-    objective, violation = [], []
+    objective, violation, ours = [], [], []
     for W in weights:
         blocks = to_ours(prep, W, relu)
+        ours.append(blocks)
         objective.append(problem.objective(**blocks))
         if relu:
             violation.append(problem.formulation.cone_violation(problem, blocks))
-    out = {"time": np.array(times), "objective": np.array(objective)}
+    out = {"time": np.array(times), "objective": np.array(objective),
+           "weights": ours}
     if relu:
         out["cone_violation"] = np.array(violation)
     return out
