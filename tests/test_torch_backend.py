@@ -100,6 +100,36 @@ def test_problem_from_torch_tensors():
     assert a.objective == b.objective
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bias, standardize", [(False, False), (True, False),
+                                               (True, True)])
+def test_patterns_formed_where_the_tensor_lives(dtype, bias, standardize,
+                                                monkeypatch):
+    from cvxnn.core import patterns
+
+    monkeypatch.setattr(patterns, "_BLOCK_ENTRIES", 64)  # several row blocks
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((300, 5)) * [1, 2, 5, 0.1, 3]).astype(dtype)
+    X[:, 2] += 4  # off-centre, so standardize and the bias matter
+    y = rng.standard_normal(300)
+    kw = dict(n_gates=30, bias=bias, standardize=standardize, random_state=4)
+    from_numpy = cvxnn.build_problem(X, y, **kw)
+    raw = patterns.raw_patterns
+    monkeypatch.setattr(patterns, "raw_patterns",
+                        lambda *a: pytest.fail("patterns formed on the host"))
+    from_torch = cvxnn.build_problem(torch.from_numpy(X), torch.from_numpy(y), **kw)
+    np.testing.assert_array_equal(from_numpy.patterns, from_torch.patterns)
+    np.testing.assert_array_equal(from_numpy.gates, from_torch.gates)
+    assert from_torch.X.dtype == dtype
+    # the same boolean matrix as X @ G > 0 on the data as the problem uses it
+    np.testing.assert_array_equal(
+        raw(from_torch.X, from_torch.gates), from_torch.patterns)
+    ints = torch.from_numpy(rng.integers(-3, 4, (200, 3)))  # integer tensor
+    p = cvxnn.build_problem(ints, torch.ones(200), n_gates=10, bias=True)
+    assert p.X.dtype == np.float64
+    np.testing.assert_array_equal(raw(p.X, p.gates), p.patterns)
+
+
 def test_max_iter_time_limit_and_callback():
     problem = build("logistic", "group_l1", lam=1e-4, n_samples=120, n_gates=30)
     with pytest.warns(ConvergenceWarning, match="max_iter"):

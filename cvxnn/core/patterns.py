@@ -32,6 +32,34 @@ def raw_patterns(X, G):
     return out
 
 
+def tensor_patterns(T, G, dtype, column_scale=None, bias=False):
+    """``X @ G > 0`` formed where the PyTorch tensor ``T`` lives (a GPU, say).
+
+    ``X`` is the data as the problem uses it: ``T`` (n, d) divided by
+    ``column_scale[:d]`` when given, with a column of ones appended when
+    ``bias``; so ``X @ G = T @ (G[:d] / column_scale[:d]) + G[d]``, in row
+    blocks, in ``dtype`` (float32 or float64, the problem's). Only the
+    boolean result (n x n_gates bytes) comes back to the host. Entries of
+    ``X @ G`` within rounding of zero may come out the other way than in
+    :func:`raw_patterns` (another summation order); the problem is whatever
+    patterns it holds. Duck-typed: torch is not imported here.
+    """
+    d = T.shape[1]
+    T = T.detach().float() if np.dtype(dtype) == np.float32 else T.detach().double()
+    W = G[:d] if column_scale is None else G[:d] / column_scale[:d, None]
+    Wt = T.new_tensor(np.ascontiguousarray(W))
+    offset = T.new_tensor(G[d]) if bias else None
+    n = T.shape[0]
+    out = np.empty((n, G.shape[1]), dtype=bool)
+    step = max(1, _BLOCK_ENTRIES // max(1, G.shape[1]))
+    for start in range(0, n, step):
+        Z = T[start:start + step] @ Wt
+        if offset is not None:
+            Z += offset
+        out[start:start + step] = (Z > 0).cpu().numpy()
+    return out
+
+
 def unique_patterns(D):
     """Indices of the columns of D kept: first occurrences, non-zero, in order.
 
@@ -45,7 +73,7 @@ def unique_patterns(D):
     return first[D[:, first].any(axis=0)]
 
 
-def activation_patterns(X, G):
+def activation_patterns(X, G, D_all=None):
     """Distinct non-empty activation patterns of the gates G on the data X.
 
     Parameters
@@ -57,7 +85,11 @@ def activation_patterns(X, G):
     -------
     D : bool ndarray (n_samples, P), ``D[j, i] = 1[X[j] @ G[:, i] > 0]``
     kept : int ndarray (P,), the column of G behind each kept pattern.
+
+    ``D_all``, when given, is ``X @ G > 0`` already formed (by
+    :func:`tensor_patterns`); only its deduplication is done here.
     """
-    D_all = raw_patterns(X, G)
+    if D_all is None:
+        D_all = raw_patterns(X, G)
     kept = unique_patterns(D_all)
     return np.ascontiguousarray(D_all[:, kept]), kept

@@ -17,7 +17,11 @@ import numpy as np
 from cvxnn.core import backends, operator
 from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
-from cvxnn.core.patterns import activation_patterns, standard_normal_gates
+from cvxnn.core.patterns import (
+    activation_patterns,
+    standard_normal_gates,
+    tensor_patterns,
+)
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.validation import (
     as_float_array,
@@ -28,6 +32,7 @@ from cvxnn.core.validation import (
     check_random_state,
     check_weights,
     check_X,
+    is_tensor,
 )
 
 
@@ -266,6 +271,7 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
     lam = check_lam(lam)
     bias = _check_bool(bias, "bias")
     standardize = _check_bool(standardize, "standardize")
+    tensor = X if is_tensor(X) else None  # patterns are formed where it lives
     X = check_X(X)
     Y, classes = loss.prepare_targets(y, X.shape[0], X.dtype)
     if not bias and not X.any():
@@ -282,7 +288,9 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
     else:  # raw-space gates give the same patterns on the scaled data
         G = gates if scale is None else np.ascontiguousarray(
             gates * scale[:, None], dtype=X.dtype)
-    D, kept = activation_patterns(X, G)
+    D_all = None if tensor is None else tensor_patterns(tensor, G, X.dtype, scale,
+                                                         bias)
+    D, kept = activation_patterns(X, G, D_all)
     if D.shape[1] == 0:
         raise ValueError(
             "gates: no gate activates any sample (every pattern X @ g > 0 is empty); "

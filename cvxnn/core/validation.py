@@ -20,13 +20,18 @@ def check_choice(value, name, choices):
     return value
 
 
+def is_tensor(A):
+    """True for a PyTorch tensor (duck typing: torch is never imported here)."""
+    return type(A).__module__.split(".")[0] == "torch" and hasattr(A, "detach")
+
+
 def host_array(A):
     """A PyTorch tensor (on any device) as a NumPy array; anything else as is.
 
     Tested by duck typing, so torch is never imported here: problems can be
     built from tensors, converted once at this boundary.
     """
-    if type(A).__module__.split(".")[0] == "torch" and hasattr(A, "detach"):
+    if is_tensor(A):
         return A.detach().cpu().numpy()
     return A
 
