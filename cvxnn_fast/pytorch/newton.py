@@ -16,6 +16,7 @@ R-FISTA phase of the non-quadratic losses runs on the device
 (:func:`cvxnn_fast.pytorch.solver.solve`) on the same device data.
 """
 
+import contextlib
 from dataclasses import asdict
 
 import numpy as np
@@ -103,10 +104,23 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None):
         ops.set_gradient_at_zero()
     c, P, d = host.weight_shape
     flops = 2.0 * host.n_samples * d * c * P
-    with cpu_threads(dev, flops, SINGLE_THREAD_FLOPS):
+    with cpu_threads(dev, flops, SINGLE_THREAD_FLOPS), _host_blas(dev):
         result = newton.solve_gated(host, np.asarray(U0, wdtype), tol, max_iter,
                                     monitor, ops)
         cert = newton.Point(host, result.blocks["U"], ops=ops).cert
     result.info.update(device=str(dev), dtype=wdtype.name,
                        device_certificate=asdict(cert))
     return result
+
+
+def _host_blas(device):
+    """On a CPU device, the host's BLAS (NumPy's and SciPy's OpenBLAS) at one
+    thread: its pools spin after each call on the cores torch's threads
+    need (docs/design/newton.md, "On devices"). Needs threadpoolctl."""
+    if device.type != "cpu":
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
