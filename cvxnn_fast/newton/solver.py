@@ -95,7 +95,7 @@ def preferred(problem):
     loss, group_l1, and rows enough for the subsampled Hessian."""
     return (not unsupported(problem) and problem.loss.name == "squared"
             and problem.regularizer.name == "group_l1" and problem.lam > 0
-            and _hessian_sample(problem) is not None)
+            and _hessian_rows(problem) is not None)
 
 
 class Point:
@@ -326,14 +326,20 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts, ops):
         f"tol={tol:.1e}; returning the last iterate.")
 
 
-def _hessian_sample(problem):
-    """(rows, Problem on them) for a subsampled Hessian at large n, else None."""
+def _hessian_rows(problem):
+    """Rows of the subsampled Hessian at large n, else None."""
     n = problem.n_samples
     _, P, d = problem.weight_shape
     rows = max(HESSIAN_FRACTION * n, HESSIAN_ROWS_PER_WEIGHT * P * d)
-    if n < SAMPLE_MIN_N or rows > n / 4:
+    return None if n < SAMPLE_MIN_N or rows > n / 4 else rows
+
+
+def _hessian_sample(problem):
+    """(rows, Problem on them) for a subsampled Hessian at large n, else None."""
+    rows = _hessian_rows(problem)
+    if rows is None:
         return None
-    return _sample_rows(problem, rows / n, random_state=1)
+    return _sample_rows(problem, rows / problem.n_samples, random_state=1)
 
 
 def _sample_rows(problem, fraction, random_state):
