@@ -28,7 +28,8 @@ Problems (``--problems``, comma-separated):
 ``--lams`` (default 1e-3), ``--methods`` (``newton``, ``fista``,
 ``augmented_lagrangian``, ``auto``, and ``pyscnn``: the paper's reference
 code on the squared problems, gated ReLU, its iterates judged by cvxnn's
-certificate after the clock stops), ``--tol`` (default 1e-4) and
+certificate after the clock stops; ``method@device``, e.g. ``newton@cpu``
+or ``newton@cuda``, runs it on that PyTorch device), ``--tol`` (default 1e-4) and
 ``--time-limit`` per solve (default 120 s). Each solve runs in a fresh
 subprocess that builds its own problem, so the peak resident memory it
 reports (getrusage) is that solve's, data and problem included.
@@ -98,11 +99,12 @@ def build(name, lam):
 
 
 def run(problem, method, tol, time_limit):
+    name, _, device = method.partition("@")
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sol = fast_solve(problem, tol=tol, method=method, time_limit=time_limit,
-                         max_iter=1_000_000)
+        sol = fast_solve(problem, tol=tol, method=name, time_limit=time_limit,
+                         max_iter=1_000_000, device=device or None)
     wall = time.perf_counter() - start
     hist_t = np.asarray(sol.history["time"])
     hist_g = np.asarray(sol.history["optimality"], float)
@@ -185,7 +187,7 @@ def table(name, lam, rows):
     lower = max(r["dual"] for r in ran)
     print(f"\n{name}  lam={lam:g}  F_ref={ref:.10g}  (best dual {lower:.10g})")
     head = "".join(f"  gap<={t:g}" for t in THRESHOLDS)
-    print(f"{'method':8s}{head}  final gap  F-F_ref    iters  wall s  peak GB"
+    print(f"{'method':11s}{head}  final gap  F-F_ref    iters  wall s  peak GB"
           "  cone viol  status")
     for r in [r for r in rows if "skipped" in r]:
         print(f"{r['method']}: not run ({r['skipped']})")
@@ -196,7 +198,7 @@ def table(name, lam, rows):
         cells = "".join(f"{'-' if t is None else f'{t:.1f}s':>10s}"
                         for t in r["reached"])
         cone = "-" if r["cone"] is None else f"{r['cone']:.2e}"
-        print(f"{r['method'][:8]:8s}{cells}  {r['gap']:9.2e}  "
+        print(f"{r['method'][:11]:11s}{cells}  {r['gap']:9.2e}  "
               f"{r['objective'] - ref:9.2e}  {r['n_iter']:5d}  {r['wall']:6.1f}  "
               f"{r['peak_gb']:7.2f}  {cone:>9s}  {r['status']}", flush=True)
 

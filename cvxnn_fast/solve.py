@@ -195,9 +195,12 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         See :func:`choose_method`; ``sol.info["method"]`` says which ran.
     device : None, str or torch.device
         None (or ``"cpu"`` without PyTorch installed): the compiled solvers.
-        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``: R-FISTA on
-        that PyTorch device (gated ReLU; :mod:`cvxnn_fast.pytorch`), same
-        statuses, callback, time limit and certificate;
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``: R-FISTA
+        (``method="fista"``) or Newton-CG (``"newton"``; its data products on
+        the device) on that PyTorch device (gated ReLU;
+        :mod:`cvxnn_fast.pytorch`; ``"auto"``: Newton-CG where it would run
+        with device=None, else R-FISTA), same statuses, callback, time limit
+        and certificate;
         ``sol.info["device_certificate"]`` holds the one computed on the
         device (a dict of the Certificate's fields).
     dtype : None, "float32" or "float64"
@@ -304,8 +307,14 @@ def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_lim
     method = torch_solver.check_method(problem, method)
     blocks, _ = _warm_blocks(problem, warm_start)
     monitor = Monitor(verbose, callback, time_limit)
-    result = torch_solver.solve(problem, blocks["U"], tol, max_iter, monitor,
-                                device, dtype)
+    if method == "newton":
+        from cvxnn_fast.pytorch import newton as torch_newton
+
+        result = torch_newton.solve(problem, blocks["U"], tol, max_iter, monitor,
+                                    device, dtype)
+    else:
+        result = torch_solver.solve(problem, blocks["U"], tol, max_iter, monitor,
+                                    device, dtype)
     result.info["method"] = method
     return _finish(problem, result, tol)
 

@@ -23,13 +23,16 @@ search and certificate on all rows).
 
 Memory: a few arrays of the weights' size and of the predictions' size
 (n, c), plus the operator's row-block scratch; never n x P d.
+
+The products with the data come from ``ops``
+(:class:`cvxnn_fast.newton.products.Products`: the host's compiled operator
+by default; :mod:`cvxnn_fast.pytorch.newton` runs them on a PyTorch device).
 """
 
 import warnings
 
 import numpy as np
 
-from cvxnn.core import operator
 from cvxnn.core.certificates import _assemble
 from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
 from cvxnn.core.problem import Problem
@@ -40,8 +43,8 @@ from cvxnn.core.status import (
     USER_LIMIT,
 )
 from cvxnn_fast.common.run import Result
-from cvxnn_fast.fista import solver as fista
 from cvxnn_fast.newton.curvature import Kronecker, Penalty, loss_hessian
+from cvxnn_fast.newton.products import Products
 
 LOSSES = ("squared", "logistic", "cross_entropy")
 REGULARIZERS = ("group_l1", "feature_group_l1", "l1", "l2", None)
@@ -92,20 +95,21 @@ def preferred(problem):
     loss, group_l1, and rows enough for the subsampled Hessian."""
     return (not unsupported(problem) and problem.loss.name == "squared"
             and problem.regularizer.name == "group_l1" and problem.lam > 0
-            and _hessian_sample(problem) is not None)
+            and _hessian_rows(problem) is not None)
 
 
 class Point:
     """Weights with their predictions, gradient and certificate."""
 
-    def __init__(self, problem, U, Yhat=None):
+    def __init__(self, problem, U, Yhat=None, ops=None):
+        ops = ops or Products(problem)
         self.U = U
         if Yhat is None:
-            Yhat = (operator.predict(problem.X, problem.patterns, U) if U.any()
+            Yhat = (ops.predict(U) if U.any()
                     else np.zeros(problem.y.shape, problem.dtype))
         self.Yhat = Yhat
         self.S = problem.loss.gradient(Yhat, problem.y).astype(problem.dtype)
-        self.G = operator.adjoint(problem.X, problem.patterns, self.S)
+        self.G = ops.adjoint(self.S)
         self.G /= problem.n_samples
         self.cert = _assemble(problem, {"U": U}, [self.G], self.S, None, Yhat=Yhat)
         if not np.isfinite(self.cert.objective):
@@ -126,15 +130,17 @@ class Point:
 class Step:
     """The quadratic model at a point: Hessian products, preconditioner."""
 
-    def __init__(self, problem, point, penalty, kron, rho, sample=None):
+    def __init__(self, problem, point, penalty, kron, rho, sample=None, ops=None):
         self.problem, self.penalty = problem, penalty
+        self.ops = self.hops = ops or Products(problem)
         self.r, self.free = penalty.pseudo_gradient(point.G, point.U)
         self.h_apply, h = loss_hessian(problem.loss, point.Yhat, problem.y)
-        # Subsampled Hessian: products on the rows of ``sample`` (rows, Problem).
+        # Subsampled Hessian: products on the rows of ``sample`` (rows, Problem,
+        # its products).
         self.sample = sample
         self.hp = problem
         if sample is not None:
-            rows, self.hp = sample
+            rows, self.hp, self.hops = sample
             self.h_apply, _ = loss_hessian(problem.loss, point.Yhat[rows],
                                            self.hp.y)
         self.pen_curv = penalty.curvature(point.U)
@@ -146,9 +152,8 @@ class Step:
     def hessian(self, V):
         """``(H V, A V)`` on the free groups: two masked GEMMs."""
         p = self.hp
-        AV = operator.predict(p.X, p.patterns, V)
-        HV = operator.adjoint(p.X, p.patterns,
-                              self.h_apply(AV).astype(p.dtype, copy=False))
+        AV = self.hops.predict(V)
+        HV = self.hops.adjoint(self.h_apply(AV).astype(p.dtype, copy=False))
         HV /= p.n_samples
         HV += self.pen_curv(V)
         if self.mu:
@@ -166,7 +171,7 @@ class Step:
         x, Ax, it = self._cg(rtol, max_iter, out_of_time)
         if self.sample is not None:
             p = self.problem
-            Ax = (operator.predict(p.X, p.patterns, x) if x.any()
+            Ax = (self.ops.predict(x) if x.any()
                   else np.zeros(p.y.shape, p.dtype))
         return x, Ax, it
 
@@ -221,7 +226,7 @@ def _damping(rho, alpha):
     return rho * 4.0 if alpha < 0.25 else rho
 
 
-def _line_search(problem, point, step, delta, A_delta):
+def _line_search(problem, point, step, delta, A_delta, ops):
     """Backtracking along ``delta`` with the orthant projection; the accepted
     Point and step length, or (None, 0) when no decrease is found."""
     pen = step.penalty
@@ -232,17 +237,16 @@ def _line_search(problem, point, step, delta, A_delta):
     for _ in range(MAX_HALVINGS):
         T, projected = pen.project(point.U + alpha * delta, xi)
         T = T.astype(problem.dtype, copy=False)
-        Yt = (operator.predict(problem.X, problem.patterns, T) if projected
-              else point.Yhat + alpha * A_delta)
+        Yt = ops.predict(T) if projected else point.Yhat + alpha * A_delta
         Ft = problem.data_fit(Yt) + problem.penalty({"U": T})
         bound = F0 + ARMIJO * float(np.vdot(step.r, T - point.U))
         if np.isfinite(Ft) and Ft <= bound + slack:
-            return Point(problem, T, Yt), alpha
+            return Point(problem, T, Yt, ops), alpha
         alpha *= 0.5
     return None, 0.0
 
 
-def _prox_step(problem, point, t):
+def _prox_step(problem, point, t, ops):
     """One proximal gradient step with backtracking from step t; (Point, t)."""
     reg, lam = problem.regularizer, problem.lam
     f0 = problem.data_fit(point.Yhat)
@@ -250,12 +254,12 @@ def _prox_step(problem, point, t):
         T = (point.U - t * point.G).astype(problem.dtype)
         if lam > 0:
             T = reg.prox(T, t * lam)
-        Yt = operator.predict(problem.X, problem.patterns, T)
+        Yt = ops.predict(T)
         diff = T - point.U
         bound = f0 + float(np.vdot(point.G, diff)) + float(np.vdot(diff, diff)) / (
             2 * t)
         if problem.data_fit(Yt) <= bound * (1 + 1e-12):
-            return Point(problem, T, Yt), t
+            return Point(problem, T, Yt, ops), t
         t *= 0.5
     return None, t
 
@@ -272,10 +276,12 @@ def _record(history, it, monitor, point, alpha, cg):
     return monitor.check(info)
 
 
-def _iterate(problem, point, tol, max_iter, monitor, history, counts):
+def _iterate(problem, point, tol, max_iter, monitor, history, counts, ops):
     """The Newton loop; returns (point, status, message)."""
     penalty, kron = Penalty(problem), Kronecker(problem.X, problem.patterns)
     sample = _hessian_sample(problem)
+    if sample is not None:
+        sample = (*sample, ops.rows(*sample))
     t_prox = 1.0
     rho = 0.0 if problem.loss.name == "squared" else RHO_START
 
@@ -291,14 +297,14 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts):
             return point, USER_LIMIT, (
                 f"{stop} at iteration {it - 1} (optimality "
                 f"{point.optimality:.2e}).")
-        step = Step(problem, point, penalty, kron, rho, sample)
+        step = Step(problem, point, penalty, kron, rho, sample, ops)
         rtol = min(FORCING, np.sqrt(max(point.optimality or 1.0, 1e-12)))
         delta, A_delta, cg = step.direction(rtol, CG_MAX_ITER, out_of_time)
-        new, alpha = _line_search(problem, point, step, delta, A_delta)
+        new, alpha = _line_search(problem, point, step, delta, A_delta, ops)
         if new is None or alpha < SHORT_STEP:
             # Groups crossing zero cut the Newton step short: a proximal
             # gradient step (from the Newton point, if any) moves them.
-            cleaned, t_prox = _prox_step(problem, new or point, t_prox)
+            cleaned, t_prox = _prox_step(problem, new or point, t_prox, ops)
             t_prox *= 2.0
             new = cleaned or new
         rho = _damping(rho, alpha)
@@ -320,23 +326,25 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts):
         f"tol={tol:.1e}; returning the last iterate.")
 
 
-def _hessian_sample(problem):
-    """(rows, Problem on them) for a subsampled Hessian at large n, else None."""
+def _hessian_rows(problem):
+    """Rows of the subsampled Hessian at large n, else None."""
     n = problem.n_samples
     _, P, d = problem.weight_shape
     rows = max(HESSIAN_FRACTION * n, HESSIAN_ROWS_PER_WEIGHT * P * d)
-    if n < SAMPLE_MIN_N or rows > n / 4:
+    return None if n < SAMPLE_MIN_N or rows > n / 4 else rows
+
+
+def _hessian_sample(problem):
+    """(rows, Problem on them) for a subsampled Hessian at large n, else None."""
+    rows = _hessian_rows(problem)
+    if rows is None:
         return None
-    return _sample_rows(problem, rows / n, random_state=1)
-
-
-def _subsample(problem, fraction, random_state=0):
-    """The same program on a seeded ``fraction`` of the rows (same gates)."""
-    rows, sub = _sample_rows(problem, fraction, random_state)
-    return sub
+    return _sample_rows(problem, rows / problem.n_samples, random_state=1)
 
 
 def _sample_rows(problem, fraction, random_state):
+    """(rows, the same program on them): a seeded ``fraction`` of the rows,
+    sorted, with the same gates."""
     n = problem.n_samples
     rng = np.random.default_rng(random_state)
     rows = np.sort(rng.choice(n, max(int(fraction * n), 1), replace=False))
@@ -346,25 +354,28 @@ def _sample_rows(problem, fraction, random_state):
                    problem.formulation, problem.bias, problem.classes)
 
 
-def _sample_start(problem, tol, max_iter, monitor):
+def _sample_start(problem, tol, max_iter, monitor, ops):
     """Warm start: this method on a row subsample to ``max(tol, SAMPLE_TOL)``;
     (its weights, whether the time limit or the callback stopped it)."""
-    sub = _subsample(problem, SAMPLE_FRACTION)
+    rows, sub = _sample_rows(problem, SAMPLE_FRACTION, random_state=0)
     U0 = np.zeros(problem.weight_shape, problem.dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        result = solve_gated(sub, U0, max(tol, SAMPLE_TOL), max_iter, monitor)
+        result = solve_gated(sub, U0, max(tol, SAMPLE_TOL), max_iter, monitor,
+                             ops.rows(rows, sub))
     return result.blocks["U"], result.status == USER_LIMIT
 
 
-def solve_gated(problem, U0, tol, max_iter, monitor):
-    """Newton-CG on the gated ReLU program from U0 (see the module docstring)."""
+def solve_gated(problem, U0, tol, max_iter, monitor, ops=None):
+    """Newton-CG on the gated ReLU program from U0 (see the module docstring);
+    the products with the data from ``ops`` (default: the host's)."""
+    ops = ops or Products(problem)
     history = {k: [] for k in ("time", "objective", "optimality", "step_size",
                                "cg_iterations")}
     U0 = np.ascontiguousarray(U0, problem.dtype)
     first = None
     if problem.n_samples >= SAMPLE_MIN_N and not U0.any():
-        U0, stopped = _sample_start(problem, tol, max_iter, monitor)
+        U0, stopped = _sample_start(problem, tol, max_iter, monitor, ops)
         if stopped:  # time limit, callback or Ctrl-C during the warm start
             return Result(USER_LIMIT, "stopped during the subsample warm start.",
                           {"U": U0}, 0, {k: np.zeros(0) for k in history},
@@ -374,17 +385,17 @@ def solve_gated(problem, U0, tol, max_iter, monitor):
     if problem.loss.name != "squared" and not U0.any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            first = fista.solve_gated(problem, U0, max(tol, SWITCH),
-                                      min(max_iter, FIRST_MAX_ITER), monitor)
+            first = ops.first_order(problem, U0, max(tol, SWITCH),
+                                    min(max_iter, FIRST_MAX_ITER), monitor)
         if first.status == USER_LIMIT or (first.status == OPTIMAL and tol >= SWITCH):
             first.info["first_order_iterations"] = first.n_iter
             return first
         U0 = first.blocks["U"]
-    point = Point(problem, U0)
+    point = Point(problem, U0, ops=ops)
     counts = {"cg": 0, "products": 0, "point": point}
     try:
         point, status, message = _iterate(problem, point, tol, max_iter, monitor,
-                                          history, counts)
+                                          history, counts, ops)
     except KeyboardInterrupt:
         point, status, message = counts["point"], USER_LIMIT, INTERRUPTED
     n_iter = max(len(history["time"]) - 1, 0)

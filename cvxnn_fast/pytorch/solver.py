@@ -1,4 +1,5 @@
-"""``fast_solve(problem, device=...)``: R-FISTA on a PyTorch device, one process.
+"""``fast_solve(problem, device=...)``: R-FISTA on a PyTorch device, one process
+(Newton-CG: :mod:`cvxnn_fast.pytorch.newton`).
 
 The problem's X, patterns and targets are copied to the device once (in the
 working dtype: float32 on a GPU unless ``dtype="float64"``, the problem's
@@ -19,25 +20,34 @@ from cvxnn.core.status import SOLVER_ERROR
 from cvxnn_fast.common.polish import Polisher
 from cvxnn_fast.common.run import Result
 from cvxnn_fast.fista.solver import K, describe
+from cvxnn_fast.newton import solver as newton
 from cvxnn_fast.pytorch import fista
 from cvxnn_fast.pytorch.certificates import Spec, certificate
 from cvxnn_fast.pytorch.device import resolve_device, working_dtype
 from cvxnn_fast.pytorch.operator import DeviceData
 
-METHODS = ("auto", "fista")
+METHODS = ("auto", "fista", "newton")
 
 
 def check_method(problem, method):
-    """The method the PyTorch backend runs ("fista"), or ValueError saying why not."""
+    """The method the PyTorch backend runs ("fista" or "newton"), or
+    ValueError saying why not. ``"auto"``: Newton-CG where
+    :func:`cvxnn_fast.newton.solver.preferred` (as with ``device=None``),
+    else R-FISTA (the interior-point method has no device version)."""
     if problem.formulation.name != "gated_relu":
         raise ValueError(
-            "device: the PyTorch backend runs R-FISTA on the gated_relu program; "
-            "the relu program's solvers (augmented Lagrangian, interior point) "
-            "run with device=None.")
+            "device: the PyTorch backend runs R-FISTA and Newton-CG on the "
+            "gated_relu program; the relu program's solvers (augmented "
+            "Lagrangian, interior point) run with device=None.")
     if method not in METHODS:
         raise ValueError(f"method: the PyTorch backend runs {METHODS[1:]!r}, "
                          f"got {method!r}; use device=None for other methods.")
-    return "fista"
+    if method == "newton":
+        reason = newton.unsupported(problem)
+        if reason:
+            raise ValueError(f"method: {reason}; use 'fista'.")
+        return method
+    return "newton" if method == "auto" and newton.preferred(problem) else "fista"
 
 
 def to_device(array, data):
@@ -58,13 +68,16 @@ def run_state(run):
     return state
 
 
-def solve(problem, U0, tol, max_iter, monitor, device, dtype=None):
+def solve(problem, U0, tol, max_iter, monitor, device, dtype=None, data=None):
     """R-FISTA on ``device`` from U0 (c, P, d); returns a
-    :class:`~cvxnn_fast.common.run.Result` for ``fast_solve``."""
+    :class:`~cvxnn_fast.common.run.Result` for ``fast_solve``. ``data``: the
+    problem's DeviceData when already on the device (Newton-CG's first phase)."""
     dev = resolve_device(device)
     wdtype = working_dtype(problem.dtype, dev, dtype)
     shape = problem.weight_shape
-    data = DeviceData.from_arrays(problem.X, problem.patterns, problem.y, dev, wdtype)
+    if data is None:
+        data = DeviceData.from_arrays(problem.X, problem.patterns, problem.y, dev,
+                                      wdtype)
     spec = Spec.of(problem)
     x0 = to_device(U0.reshape(shape[0] * shape[1], shape[2]), data)
     polisher = Polisher(problem, tol, np.inf)

@@ -1,0 +1,39 @@
+r"""Where Newton-CG's products with the data run: the host (NumPy) default.
+
+The method's expensive work is its products with ``A = [D_1 X, ..., D_P X]``:
+``predict(U) = A U`` (n, c) and ``adjoint(S) = A^T S`` (c, P, d), two masked
+GEMMs over row blocks each. The solver takes them from an object with the
+interface of :class:`Products`; everything else it does is weights-sized or
+prediction-sized NumPy on the host. :class:`Products` runs them through
+:mod:`cvxnn.core.operator` (the compiled kernels);
+:class:`cvxnn_fast.pytorch.newton.DeviceProducts` runs them on a PyTorch
+device. Both also say how to solve on a subset of the rows (the subsampled
+Hessian and the subsample warm start) and which first-order method starts
+the non-quadratic losses.
+"""
+
+from cvxnn.core import operator
+from cvxnn_fast.fista import solver as fista
+
+
+class Products:
+    """The data products of ``problem`` on the host, in its dtype."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def predict(self, U):
+        """``A U``: predictions (n, c) of weights U (c, P, d)."""
+        return operator.predict(self.problem.X, self.problem.patterns, U)
+
+    def adjoint(self, S):
+        """``A^T S``: (c, P, d) for S (n, c) (not divided by n)."""
+        return operator.adjoint(self.problem.X, self.problem.patterns, S)
+
+    def rows(self, rows, sub):
+        """The products of ``sub``: the problem on ``rows`` (sorted indices)."""
+        return Products(sub)
+
+    def first_order(self, problem, U0, tol, max_iter, monitor):
+        """R-FISTA on ``problem`` (this object's) from U0: a Result."""
+        return fista.solve_gated(problem, U0, tol, max_iter, monitor)

@@ -1,0 +1,126 @@
+r"""Newton-CG (:mod:`cvxnn_fast.newton.solver`) with its data products on a
+PyTorch device.
+
+The solver's loop, line search, CG, certificate, preconditioner and
+subsample choices run on the host exactly as with ``device=None``; only its
+products with the data ``A U`` (n, c) and ``A^T S`` (c, P, d), two masked
+GEMMs over row blocks each, run on the device through
+:class:`cvxnn_fast.pytorch.operator.DeviceData` (X and the patterns uploaded
+once, in the working dtype). Per product the weights (c P d) or the loss
+gradient (n c) go up and the predictions (n c) or the gradient (c P d) come
+down. The host side works in the working dtype too (a cast copy of the
+problem where it differs from the problem's), so a float32 device solve
+takes the steps of a float32 NumPy one. Row subsets (subsampled Hessian,
+subsample warm start) index the device copy: no second upload. The first
+R-FISTA phase of the non-quadratic losses runs on the device
+(:func:`cvxnn_fast.pytorch.solver.solve`) on the same device data.
+"""
+
+import contextlib
+from dataclasses import asdict
+
+import numpy as np
+
+from cvxnn.core.problem import Problem
+from cvxnn_fast.newton import solver as newton
+from cvxnn_fast.pytorch.device import cpu_threads, resolve_device, working_dtype
+from cvxnn_fast.pytorch.fista import SINGLE_THREAD_FLOPS
+from cvxnn_fast.pytorch.operator import DeviceData
+
+
+class DeviceProducts:
+    """The products of ``problem`` (host, working dtype) on ``data``, the
+    same rows on the device; the interface of
+    :class:`cvxnn_fast.newton.products.Products`."""
+
+    def __init__(self, problem, data):
+        self.problem, self.data = problem, data
+        self.torch = data.torch
+        self.shape = problem.weight_shape
+        self.dtype = problem.dtype
+
+    def _up(self, array):
+        tensor = self.torch.from_numpy(np.ascontiguousarray(array))
+        return tensor.to(device=self.data.device, dtype=self.data.dtype)
+
+    def _down(self, tensor):
+        # forward and adjoint return fresh tensors (not the data's scratch)
+        return tensor.cpu().numpy().astype(self.dtype, copy=False)
+
+    def predict(self, U):
+        c, P, d = self.shape
+        return self._down(self.data.forward(self._up(U).reshape(c * P, d)))
+
+    def adjoint(self, S):
+        return self._down(self.data.adjoint(self._up(S))).reshape(self.shape)
+
+    def rows(self, rows, sub):
+        """The products of ``sub`` (``problem`` on ``rows``): device rows
+        indexed on the device; its gradient at zero computed there too."""
+        data = self.data
+        index = self.torch.from_numpy(np.asarray(rows, np.int64)).to(data.device)
+        sub_data = DeviceData(data.X[index], data.D[index], data.Y[index],
+                              len(rows))
+        ops = DeviceProducts(sub, sub_data)
+        ops.set_gradient_at_zero()
+        return ops
+
+    def set_gradient_at_zero(self):
+        """Fill the problem's cached ``gradient_at_zero`` from the device."""
+        p = self.problem
+        S = p.loss.gradient(np.zeros_like(p.y), p.y).astype(p.dtype, copy=False)
+        p.__dict__["gradient_at_zero"] = self.adjoint(S) / p.n_samples
+
+    def first_order(self, problem, U0, tol, max_iter, monitor):
+        """R-FISTA on the device, on this object's data."""
+        from cvxnn_fast.pytorch import solver as torch_solver
+
+        return torch_solver.solve(problem, U0, tol, max_iter, monitor,
+                                  self.data.device, self.data.dtype, data=self.data)
+
+
+def host_problem(problem, dtype):
+    """``problem`` itself in its dtype, else a copy with X and y cast (the
+    patterns and gates shared)."""
+    if problem.dtype == dtype:
+        return problem
+    return Problem(np.ascontiguousarray(problem.X, dtype), problem.y.astype(dtype),
+                   problem.patterns, problem.gates, problem.loss,
+                   problem.regularizer, problem.lam, problem.formulation,
+                   problem.bias, problem.classes, problem.input_scale)
+
+
+def solve(problem, U0, tol, max_iter, monitor, device, dtype=None):
+    """Newton-CG with its products on ``device``; a
+    :class:`~cvxnn_fast.common.run.Result` for ``fast_solve``, with
+    ``info["device_certificate"]``: the certificate (the shared formulas) of
+    the returned weights from the device's predictions and gradient."""
+    dev = resolve_device(device)
+    wdtype = working_dtype(problem.dtype, dev, dtype)
+    host = host_problem(problem, wdtype)
+    data = DeviceData.from_arrays(host.X, host.patterns, host.y, dev, wdtype)
+    ops = DeviceProducts(host, data)
+    if host is not problem:
+        ops.set_gradient_at_zero()
+    c, P, d = host.weight_shape
+    flops = 2.0 * host.n_samples * d * c * P
+    with cpu_threads(dev, flops, SINGLE_THREAD_FLOPS), _host_blas(dev):
+        result = newton.solve_gated(host, np.asarray(U0, wdtype), tol, max_iter,
+                                    monitor, ops)
+        cert = newton.Point(host, result.blocks["U"], ops=ops).cert
+    result.info.update(device=str(dev), dtype=wdtype.name,
+                       device_certificate=asdict(cert))
+    return result
+
+
+def _host_blas(device):
+    """On a CPU device, the host's BLAS (NumPy's and SciPy's OpenBLAS) at one
+    thread: its pools spin after each call on the cores torch's threads
+    need (docs/design/newton.md, "On devices"). Needs threadpoolctl."""
+    if device.type != "cpu":
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
