@@ -123,3 +123,44 @@ def test_solution_matches_clarabel_and_compiled(loss, reg, dtype):
         assert abs(sol.objective - reference) <= slack
     compiled = fast_solve(problem, tol=TOL[dtype])
     assert abs(sol.objective - compiled.objective) <= slack + compiled.certificate.duality_gap
+
+
+@pytest.mark.parametrize("reg", ["group_l1", "l2"])
+def test_prox_with_the_spike_part_satisfies_its_optimality_condition(rng, reg):
+    # M = (I + beta Pi) (x) diag(m): m * ((x_i - z_i) + beta mean_i(x - z))
+    # + t dR(x_i) contains 0 for every row i of every output.
+    c, P, d, beta, t = 2, 15, 6, 5.0, 0.4
+    fm = feature_metric.FeatureMetric.__new__(feature_metric.FeatureMetric)
+    fm.m = torch.from_numpy(np.logspace(-2, 1, d))
+    fm.beta, fm.c, fm.root, fm.shift = beta, c, None, None
+    Z = rng.standard_normal((c * P, d)) * np.logspace(-1.5, 0.5, c * P)[:, None]
+    X = fm.prox(reg, torch.from_numpy(Z), t).numpy()
+    m = fm.m.numpy()
+    mean = (X - Z).reshape(c, P, d).mean(axis=1)
+    smooth = m * ((X - Z).reshape(c, P, d) + beta * mean[:, None, :])
+    smooth = smooth.reshape(c * P, d)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    scale = np.abs(m * Z).max()
+    if reg == "l2":
+        np.testing.assert_allclose(smooth + t * X, 0.0, atol=1e-12 * scale)
+        return
+    on = norms[:, 0] > 0
+    assert on.any() and (~on).any()
+    r = smooth[on] + t * X[on] / norms[on]
+    assert np.abs(r).max() <= 1e-8 * scale
+    assert (np.linalg.norm(smooth[~on], axis=1) <= t * (1 + 1e-8)).all()
+
+
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
+def test_solution_with_the_spike_part_matches_clarabel(loss, monkeypatch):
+    from cvxnn_fast.pytorch import fista
+
+    monkeypatch.setattr(fista, "SPIKE_MIN_SAMPLES", 0)
+    X, y = correlated(loss)
+    problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-2, n_gates=12, bias=True,
+                                  random_state=0)
+    sol = fast_solve(problem, tol=TOL[np.float64], device="cpu")
+    assert sol.info["feature_metric"] and sol.info["metric_beta"] > 0
+    reference = problem.solve(solver="CLARABEL").objective
+    slack = sol.certificate.duality_gap + SLACK[np.float64] * abs(sol.objective)
+    assert abs(sol.objective - reference) <= slack

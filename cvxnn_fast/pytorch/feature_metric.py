@@ -33,6 +33,9 @@ MIN_SPREAD = 10.0  # max(m) / min(m) below this: Sigma is near a multiple of I
 DAMPING = 1e-3  # delta = DAMPING * mean(lam_j)
 NEWTON_STEPS = 60
 NEWTON_RTOL = 1e-14
+SHIFT_STEPS = 50
+SHIFT_RTOL = 1e-10  # ||F|| relative to the rows' size
+HALVINGS = 30
 
 
 def gram(data):
@@ -54,6 +57,8 @@ class FeatureMetric:
         self.m = torch.from_numpy(m).to(device=data.device, dtype=torch.float64)
         self.spread = float(m.max() / m.min())
         self.root = None  # the group prox's last roots: the next one's start
+        self.beta, self.c = 0.0, data.n_outputs  # spike part: (I + beta Pi) (x) .
+        self.shift = None  # each output's shift (c, d): the next prox's start
 
     @classmethod
     def of(cls, data, damping=DAMPING):
@@ -84,27 +89,94 @@ class FeatureMetric:
 
     def inverse(self, v):
         """``M^{-1} v``."""
-        return (v.double() / self.m).to(v.dtype)
+        g = v.double()
+        if self.beta > 0:
+            g = g - self.beta / (1.0 + self.beta) * _block_mean(g, self.c)
+        return (g / self.m).to(v.dtype)
 
     def step(self, y, g, t):
         """``y - t M^{-1} g``."""
-        return (y.double() - t * g.double() / self.m).to(y.dtype)
+        return (y.double() - t * self.inverse(g.double())).to(y.dtype)
 
     def squared_distance(self, x, y):
         """``||x - y||_M^2`` (float, accumulated in float64)."""
         delta = x.double() - y.double()
-        return float((delta * delta * self.m).sum())
+        value = (delta * delta * self.m).sum()
+        if self.beta > 0:
+            P = delta.shape[0] // self.c
+            mean = delta.view(self.c, P, -1).mean(dim=1)
+            value = value + self.beta * P * (mean * mean * self.m).sum()
+        return float(value)
 
     def prox(self, reg, v, t):
         """The prox of ``t R`` at v (c P, d) in M (a new tensor)."""
         if reg is None or t == 0:
             return v.clone()
-        z = v.double()
-        if reg == "l2":
-            return (self.m * z / (self.m + t)).to(v.dtype)
+        z, m, beta = v.double(), self.m, self.beta
+        if reg == "l2":  # linear: the shift in closed form
+            if beta > 0:
+                z3 = z.view(self.c, -1, z.shape[1])
+                shift = -t * z3.mean(dim=1, keepdim=True) / (m + t + beta * m)
+                z = (z3 - beta * shift).view(z.shape)
+            return (m * z / (m + t)).to(v.dtype)
         if self.root is None or self.root.shape[0] != z.shape[0]:
             self.root = z.new_zeros(z.shape[0])
-        return group_prox(z, self.m, t, self.root).to(v.dtype)
+        if beta == 0:
+            return group_prox(z, m, t, self.root).to(v.dtype)
+        if self.shift is None:
+            self.shift = z.new_zeros((self.c, z.shape[1]))
+        return _shifted_prox(z.view(self.c, -1, z.shape[1]), m, t, beta, self.shift,
+                             self.root).view(v.shape).to(v.dtype)
+
+
+def _block_mean(x, c):
+    rows, d = x.shape
+    mean = x.view(c, rows // c, d).mean(dim=1, keepdim=True)
+    return mean.expand(c, rows // c, d).reshape(rows, d)
+
+
+def _shifted_rows(z, m, t, beta, shift, root):
+    """Rows ``x_i = prox(z_i - beta shift)`` (c, P, d) at a shift (c, d),
+    ``F = shift - mean_i(x_i - z_i)``, ``||F||^2`` and the diagonal of the
+    prox's Jacobian (the part ``u m / (1 + u m)``) summed over rows (c, d)."""
+    c, P, d = z.shape
+    x = group_prox((z - beta * shift[:, None, :]).view(c * P, d), m, t, root)
+    x = x.view(c, P, d)
+    F = shift - (x - z).mean(dim=1)
+    um = root.view(c, P, 1) * m
+    return x, F, (F * F).sum(dim=1), (um / (1.0 + um)).sum(dim=1)
+
+
+def _shifted_prox(z, m, t, beta, shift, root):
+    """The prox in ``(I + beta Pi) (x) diag(m)``: ``x_i = prox(z_i - beta s)``
+    with s the root of ``F(s) = s - mean_i(x_i - z_i)`` (per output), by
+    diagonal quasi-Newton steps ``F / (1 + beta / P diag)`` with halvings on
+    ``||F||^2`` (as the first phase of :mod:`cvxnn_fast.pytorch.metric`);
+    ``shift`` (c, d) is the start, updated in place."""
+    torch = import_torch()
+    P = z.shape[1]
+    floor = SHIFT_RTOL**2 * ((z * z).sum(dim=(1, 2)) / P + 1e-300)
+    x, F, sq, diag = _shifted_rows(z, m, t, beta, shift, root)
+    for _ in range(SHIFT_STEPS):
+        running = sq > floor
+        if not bool(running.any()):
+            break
+        delta = F / (1.0 + beta / P * diag)
+        alpha, moved = torch.ones_like(sq), torch.zeros_like(running)
+        for _ in range(HALVINGS):
+            trial = shift - alpha[:, None] * delta
+            xt, Ft, sqt, dt = _shifted_rows(z, m, t, beta, trial, root)
+            ok = running & ~moved & (sqt < sq)
+            shift.copy_(torch.where(ok[:, None], trial, shift))
+            x = torch.where(ok[:, None, None], xt, x)
+            F, diag = (torch.where(ok[:, None], a, b) for a, b in ((Ft, F), (dt, diag)))
+            sq, moved = torch.where(ok, sqt, sq), moved | ok
+            if bool((moved | ~running).all()):
+                break
+            alpha = torch.where(moved, alpha, 0.5 * alpha)
+        if not bool(moved.any()):
+            break
+    return x
 
 
 def group_prox(z, m, t, u=None):

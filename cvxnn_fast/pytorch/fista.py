@@ -50,6 +50,8 @@ SINGLE_THREAD_FLOPS = 2e7  # as cvxnn_fast.solve: per product, below: one thread
 SLACK = 1e-6  # relative slack of the line search's bound (as the compiled loop)
 MIN_STEP = 1e-30
 POWER_ITERATIONS = 3
+SPIKE_BETA = 5.0  # beta of the pattern-mean part in the feature metric ...
+SPIKE_MIN_SAMPLES = 10_000  # ... from this many rows (its prox costs ~10 plain ones)
 
 
 @dataclass
@@ -203,8 +205,17 @@ def solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta=None,
                 metric_beta = metric.beta(data, spec)
             return _solve(data, spec, x0, tol, max_iter, monitor, weights_of,
                           metric_beta, polish)
+        fm.beta = spike_beta(data, spec) if metric_beta is None else metric_beta
         return _in_basis(fm, data, spec, x0, tol, max_iter, monitor, weights_of,
                          polish)
+
+
+def spike_beta(data, spec):
+    """beta of the pattern-mean part of the feature metric: SPIKE_BETA where
+    the pattern-mean metric applies and the products outweigh its prox."""
+    if metric.applies(spec, data.n_patterns) and data.n_samples >= SPIKE_MIN_SAMPLES:
+        return SPIKE_BETA
+    return 0.0
 
 
 def _in_basis(fm, data, spec, x0, tol, max_iter, monitor, weights_of, polish):
@@ -213,7 +224,7 @@ def _in_basis(fm, data, spec, x0, tol, max_iter, monitor, weights_of, polish):
     back = fm.from_basis
     hook = None if polish is None else (lambda it, opt, y: polish(it, opt, back(y)))
     run = _solve(fm.rotated(data), spec, fm.to_basis(x0), tol, max_iter, monitor,
-                 lambda y: weights_of(back(y)), 0.0, hook, fm)
+                 lambda y: weights_of(back(y)), fm.beta, hook, fm)
     run.y = back(run.y)
     run.last_finite = None if run.last_finite is None else back(run.last_finite)
     run.feature_metric = True
