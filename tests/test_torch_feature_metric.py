@@ -155,7 +155,7 @@ def test_prox_with_the_spike_part_satisfies_its_optimality_condition(rng, reg):
 def test_solution_with_the_spike_part_matches_clarabel(loss, monkeypatch):
     from cvxnn_fast.pytorch import fista
 
-    monkeypatch.setattr(fista, "SPIKE_MIN_SAMPLES", 0)
+    monkeypatch.setattr(fista, "SPIKE_BETA", 5.0)
     X, y = correlated(loss)
     problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-2, n_gates=12, bias=True,
                                   random_state=0)

@@ -50,8 +50,10 @@ SINGLE_THREAD_FLOPS = 2e7  # as cvxnn_fast.solve: per product, below: one thread
 SLACK = 1e-6  # relative slack of the line search's bound (as the compiled loop)
 MIN_STEP = 1e-30
 POWER_ITERATIONS = 3
-SPIKE_BETA = 5.0  # beta of the pattern-mean part in the feature metric ...
-SPIKE_MIN_SAMPLES = 10_000  # ... from this many rows (its prox costs ~10 plain ones)
+# beta of the pattern-mean part of the feature metric by default: 0 (off), as
+# its prox costs ~10 plain ones (docs/design/feature-metric.md); metric_beta=
+# turns it on.
+SPIKE_BETA = 0.0
 
 
 @dataclass
@@ -212,10 +214,8 @@ def solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta=None,
 
 def spike_beta(data, spec):
     """beta of the pattern-mean part of the feature metric: SPIKE_BETA where
-    the pattern-mean metric applies and the products outweigh its prox."""
-    if metric.applies(spec, data.n_patterns) and data.n_samples >= SPIKE_MIN_SAMPLES:
-        return SPIKE_BETA
-    return 0.0
+    the pattern-mean metric applies."""
+    return SPIKE_BETA if metric.applies(spec, data.n_patterns) else 0.0
 
 
 def _in_basis(fm, data, spec, x0, tol, max_iter, monitor, weights_of, polish):
