@@ -15,6 +15,11 @@ correlated features (see ``docs/design/feature-metric.md``):
   function of u: Newton from ``u = 0`` increases monotonically to it, and
   is exact in one step when m is constant); l2: ``w = m z / (m + t)``.
 
+With ``beta > 0`` the metric is ``(I + beta Pi) (x) diag(m)`` (the
+pattern-mean part of :mod:`cvxnn_fast.pytorch.metric`): ``x_i =
+prox(z_i - beta s)`` with each output's shift s found by diagonal
+quasi-Newton steps; off by default (see the design note).
+
 Only for the rotation-invariant regularizers (group_l1, l2, none). The cost
 is one ``n d^2`` GEMM for Sigma and one for ``X Q`` at setup, a copy of X,
 and ``O(c P d)`` per prox (against ``n c P d`` per product).
@@ -55,7 +60,12 @@ class FeatureMetric:
         torch = data.torch
         self.Q = torch.from_numpy(Q).to(device=data.device, dtype=torch.float64)
         self.m = torch.from_numpy(m).to(device=data.device, dtype=torch.float64)
-        self.spread = float(m.max() / m.min())
+        if data.sharded:  # one basis for all (eigh may differ across hosts in signs)
+            dist = torch.distributed
+            src = 0 if data.group is None else dist.get_global_rank(data.group, 0)
+            for tensor in (self.Q, self.m):
+                dist.broadcast(tensor, src=src, group=data.group)
+        self.spread = float(self.m.max() / self.m.min())
         self.root = None  # the group prox's last roots: the next one's start
         self.beta, self.c = 0.0, data.n_outputs  # spike part: (I + beta Pi) (x) .
         self.shift = None  # each output's shift (c, d): the next prox's start
