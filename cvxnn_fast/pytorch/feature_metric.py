@@ -34,8 +34,8 @@ from cvxnn_fast.pytorch.operator import DeviceData
 
 REGULARIZERS = ("group_l1", "l2", None)
 MIN_FEATURES = 16  # below: the Euclidean metric (products are cheap anyway)
-MIN_SPREAD = 10.0  # max(m) / min(m) below this: Sigma is near a multiple of I
-DAMPING = 1e-3  # delta = DAMPING * mean(lam_j)
+MIN_SPREAD = 4.0  # max(m) / min(m) = 1 + lam_max / mean(lam) below this: Sigma ~ c I
+DAMPING = 1.0  # delta = DAMPING * mean(lam_j) (measured: 1e-4 .. 10)
 NEWTON_STEPS = 60
 NEWTON_RTOL = 1e-14
 SHIFT_STEPS = 50
@@ -71,8 +71,10 @@ class FeatureMetric:
         self.shift = None  # each output's shift (c, d): the next prox's start
 
     @classmethod
-    def of(cls, data, damping=DAMPING):
-        """From the eigendecomposition of the data's Gram matrix."""
+    def of(cls, data, damping=None):
+        """From the eigendecomposition of the data's Gram matrix (damping:
+        delta / mean(lam), default DAMPING)."""
+        damping = DAMPING if damping is None else damping
         lam, Q = np.linalg.eigh(gram(data))
         lam = np.clip(lam, 0.0, None)
         m = lam + damping * max(float(lam.mean()), np.finfo(float).tiny)
