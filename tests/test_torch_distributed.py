@@ -26,7 +26,7 @@ def _data(case):
     d = 4 * N_FEATURES if correlated else N_FEATURES
     X = rng.standard_normal((N_SAMPLES, d))
     if correlated:
-        X = X @ (rng.standard_normal((d, d)) * np.logspace(1, -2, d)).T + 2.0
+        X = X @ (rng.standard_normal((d, d)) * np.logspace(0, -2, d)).T
     y = (rng.integers(0, 3, N_SAMPLES) if loss == "cross_entropy"
          else X @ rng.standard_normal((d, 2)))
     gates = np.random.default_rng(4).standard_normal((d + 1, N_GATES))

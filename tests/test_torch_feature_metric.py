@@ -23,8 +23,8 @@ def correlated(loss, n_samples=200, n_features=20, n_outputs=3, seed=0,
                dtype=np.float64):
     """Features with covariance spread over four decades (the metric's case)."""
     rng = np.random.default_rng(seed)
-    A = rng.standard_normal((n_features, n_features)) * np.logspace(1, -2, n_features)
-    X = (rng.standard_normal((n_samples, n_features)) @ A.T + 2.0).astype(dtype)
+    A = rng.standard_normal((n_features, n_features)) * np.logspace(0, -2, n_features)
+    X = (rng.standard_normal((n_samples, n_features)) @ A.T + 0.3).astype(dtype)
     return X, make_targets(rng, X, loss, n_outputs)
 
 
