@@ -1,5 +1,6 @@
 """Data-parallel R-FISTA: two Gloo processes on localhost give the
-single-process solution and certificate (float64, to 1e-10 relative)."""
+single-process solution and certificate (float64, to 1e-10 relative), in the
+pattern-mean metric and (correlated features) in the feature metric."""
 
 import socket
 
@@ -14,13 +15,22 @@ from cvxnn_fast import fast_solve  # noqa: E402
 N_SAMPLES, N_FEATURES, N_GATES, LAM, TOL = 200, 5, 20, 1e-2, 1e-6
 
 
-def _data(loss):
+# case: (loss, features correlated, so that the feature metric runs)
+CASES = {"squared": ("squared", False), "cross_entropy": ("cross_entropy", False),
+         "correlated": ("squared", True)}
+
+
+def _data(case):
+    loss, correlated = CASES[case]
     rng = np.random.default_rng(3)
-    X = rng.standard_normal((N_SAMPLES, N_FEATURES))
+    d = 4 * N_FEATURES if correlated else N_FEATURES
+    X = rng.standard_normal((N_SAMPLES, d))
+    if correlated:
+        X = X @ (rng.standard_normal((d, d)) * np.logspace(0, -2, d)).T
     y = (rng.integers(0, 3, N_SAMPLES) if loss == "cross_entropy"
-         else X @ rng.standard_normal((N_FEATURES, 2)))
-    gates = np.random.default_rng(4).standard_normal((N_FEATURES + 1, N_GATES))
-    return X, y, gates
+         else X @ rng.standard_normal((d, 2)))
+    gates = np.random.default_rng(4).standard_normal((d + 1, N_GATES))
+    return loss, X, y, gates
 
 
 def _worker(rank, world_size, port, losses, out_path):
@@ -32,8 +42,8 @@ def _worker(rank, world_size, port, losses, out_path):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}",
                             rank=rank, world_size=world_size)
     try:
-        for loss in losses:
-            X, y, gates = _data(loss)
+        for case in losses:
+            loss, X, y, gates = _data(case)
 
             def load_shard(rank, world_size, X=X, y=y):  # rows 0-99 and 100-239
                 cut = [0, 100, N_SAMPLES][: world_size] + [N_SAMPLES]
@@ -43,9 +53,10 @@ def _worker(rank, world_size, port, losses, out_path):
                                             gates=gates, bias=True, device="cpu")
             sol = solve_sharded(problem, tol=TOL)
             cert = sol.certificate
-            np.savez(f"{out_path}-{loss}-{rank}.npz", U=sol.U, gates=problem.gates,
+            np.savez(f"{out_path}-{case}-{rank}.npz", U=sol.U, gates=problem.gates,
                      n_iter=sol.n_iter, status=sol.status,
                      beta=sol.info["metric_beta"], polished=sol.info["polished"],
+                     feature_metric=sol.info["feature_metric"],
                      cert=[cert.objective, cert.dual_objective, cert.duality_gap,
                            cert.kkt_residual])
     finally:
@@ -58,7 +69,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-LOSSES = ("squared", "cross_entropy")
+LOSSES = tuple(CASES)
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +83,15 @@ def two_process_runs(tmp_path_factory):
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_two_gloo_processes_match_one(two_process_runs, loss):
-    out = f"{two_process_runs}-{loss}"
-    X, y, gates = _data(loss)
+    case, (loss, correlated) = loss, CASES[loss]
+    out = f"{two_process_runs}-{case}"
+    _, X, y, gates = _data(case)
     problem = cvxnn.build_problem(X, y, loss=loss, lam=LAM, gates=gates, bias=True)
     single = fast_solve(problem, tol=TOL, device="cpu")
-    # the metric and the polish (over the shards' all-reduced sums) both ran
-    assert single.info["polished"] and single.info["metric_beta"] > 0
+    # the metric (pattern-mean or feature) and the polish (over the shards'
+    # all-reduced sums) both ran
+    assert single.info["feature_metric"] == correlated
+    assert single.info["polished"] and (correlated or single.info["metric_beta"] > 0)
     dev_cert = single.info["device_certificate"]
     ranks = [np.load(f"{out}-{r}.npz") for r in range(2)]
     np.testing.assert_array_equal(ranks[0]["U"], ranks[1]["U"])  # replicated
@@ -85,6 +99,7 @@ def test_two_gloo_processes_match_one(two_process_runs, loss):
         assert str(part["status"]) == single.status == "optimal"
         np.testing.assert_array_equal(part["gates"], problem.gates)
         assert float(part["beta"]) == single.info["metric_beta"]
+        assert bool(part["feature_metric"]) == correlated
         assert bool(part["polished"])
         assert abs(int(part["n_iter"]) - single.n_iter) <= 1
         scale = np.abs(single.U).max()

@@ -285,5 +285,6 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         info={"tol": tol, "method": "fista", "device": str(data.device),
               "dtype": str(data.dtype).replace("torch.", ""),
               "metric_beta": run.metric_beta,
+              "feature_metric": run.feature_metric,
               "polished": polisher.result is not None,
               "world_size": import_torch().distributed.get_world_size(problem.group)})

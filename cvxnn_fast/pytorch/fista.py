@@ -44,11 +44,16 @@ from cvxnn_fast.pytorch.certificates import (
     relative_gap,
 )
 from cvxnn_fast.pytorch.device import cpu_threads
+from cvxnn_fast.pytorch.feature_metric import choose as choose_feature_metric
 
 SINGLE_THREAD_FLOPS = 2e7  # as cvxnn_fast.solve: per product, below: one thread
 SLACK = 1e-6  # relative slack of the line search's bound (as the compiled loop)
 MIN_STEP = 1e-30
 POWER_ITERATIONS = 3
+# beta of the pattern-mean part of the feature metric by default: 0 (off), as
+# its prox costs ~10 plain ones (docs/design/feature-metric.md); metric_beta=
+# turns it on.
+SPIKE_BETA = 0.0
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Run:
     history: dict = field(default_factory=dict)
     last_finite: object = None
     metric_beta: float = 0.0
+    feature_metric: bool = False
 
 
 def start_curvature(spec, x0):
@@ -72,13 +78,16 @@ def start_curvature(spec, x0):
     return CURVATURE[spec.loss]
 
 
-def initial_step(data, spec, x0, beta=0.0):
+def initial_step(data, spec, x0, beta=0.0, fm=None):
     """1 / (power-iteration estimate of the smooth part's Lipschitz constant
-    in the metric ``M = I + beta Pi``: the largest eigenvalue of ``M^{-1} H``),
-    over all rows (sums over processes); seeded as the compiled driver."""
+    in the metric (``M = I + beta Pi``, or the feature metric ``fm``): the
+    largest eigenvalue of ``M^{-1} H``), over all rows (sums over processes);
+    seeded as the compiled driver."""
     c = data.n_outputs
 
     def inverse_metric(v):
+        if fm is not None:
+            return fm.inverse(v)
         return v - beta / (1.0 + beta) * metric.block_mean(v, c) if beta > 0 else v
 
     L = metric.largest_curvature(data, start_curvature(spec, x0), inverse_metric,
@@ -94,8 +103,9 @@ def initial_step(data, spec, x0, beta=0.0):
 class _State:
     """Iterates, their products and the momentum of one run."""
 
-    def __init__(self, data, x0, metric_beta=0.0):
+    def __init__(self, data, x0, metric_beta=0.0, fm=None):
         self.metric_beta = metric_beta  # of the pattern-mean metric (0: none)
+        self.fm = fm  # the feature metric (None: none)
         self.m = data.torch.zeros((data.n_outputs, data.n_features),
                                   dtype=data.torch.float64, device=data.device)
         self.x = x0.clone()
@@ -135,7 +145,9 @@ def line_search(data, spec, st, S, G, step):
         Z_new = data.forward(x_new)
         local = losses.bregman_sum(spec.loss, Z_new, st.Z_y, S, data.Y)
         div = data.sum_scalars(local)[0] / data.n_samples
-        if st.metric_beta > 0:
+        if st.fm is not None:
+            quad = st.fm.squared_distance(x_new, st.y)
+        elif st.metric_beta > 0:
             quad = metric.squared_distance(x_new, st.y, st.metric_beta,
                                            data.n_outputs)
         else:
@@ -149,6 +161,8 @@ def line_search(data, spec, st, S, G, step):
 
 def _candidate(data, spec, st, G, step):
     """The proximal gradient step from y: in the metric M where it is on."""
+    if st.fm is not None:
+        return st.fm.prox(spec.reg, st.fm.step(st.y, G, step), step * spec.lam)
     if st.metric_beta > 0:
         c, beta = data.n_outputs, st.metric_beta
         return metric.prox(spec.reg, metric.step(st.y, G, step, beta, c),
@@ -170,7 +184,7 @@ def _report(monitor, st, objective, opt, weights):
 
 
 def solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta=None,
-          polish=None):
+          polish=None, feature_metric=None):
     """Run R-FISTA from x0 (c P, d) on the device; return a :class:`Run`.
 
     ``weights_of(y)`` gives the callback's copy of an iterate. ``metric_beta``:
@@ -180,19 +194,48 @@ def solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta=None,
     point, which the caller keeps) ends the run as converged. A
     KeyboardInterrupt ends a single-process run with the last iterate; a
     sharded run lets it through (the other processes cannot be told).
+    ``feature_metric``: run in the eigenbasis feature metric of
+    :mod:`cvxnn_fast.pytorch.feature_metric` (None: its rule; False: never;
+    True: wherever the regularizer allows); there the pattern-mean metric
+    is off. The Run's iterates are in the original basis.
     """
     flops = 2.0 * data.X.shape[0] * data.n_features * data.weight_rows
     with cpu_threads(data.device, flops, SINGLE_THREAD_FLOPS):
-        if metric_beta is None:
-            metric_beta = metric.beta(data, spec)
-        return _solve(data, spec, x0, tol, max_iter, monitor, weights_of,
-                      metric_beta, polish)
+        fm = choose_feature_metric(data, spec, feature_metric)
+        if fm is None:
+            if metric_beta is None:
+                metric_beta = metric.beta(data, spec)
+            return _solve(data, spec, x0, tol, max_iter, monitor, weights_of,
+                          metric_beta, polish)
+        fm.beta = spike_beta(data, spec) if metric_beta is None else metric_beta
+        return _in_basis(fm, data, spec, x0, tol, max_iter, monitor, weights_of,
+                         polish)
 
 
-def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, polish):
-    step = initial_step(data, spec, x0, metric_beta)
+def spike_beta(data, spec):
+    """beta of the pattern-mean part of the feature metric: SPIKE_BETA where
+    the pattern-mean metric applies."""
+    return SPIKE_BETA if metric.applies(spec, data.n_patterns) else 0.0
+
+
+def _in_basis(fm, data, spec, x0, tol, max_iter, monitor, weights_of, polish):
+    """R-FISTA on ``X Q`` from ``x0 Q`` in the feature metric; hooks and the
+    returned iterates see weights in the original basis."""
+    back = fm.from_basis
+    hook = None if polish is None else (lambda it, opt, y: polish(it, opt, back(y)))
+    run = _solve(fm.rotated(data), spec, fm.to_basis(x0), tol, max_iter, monitor,
+                 lambda y: weights_of(back(y)), fm.beta, hook, fm)
+    run.y = back(run.y)
+    run.last_finite = None if run.last_finite is None else back(run.last_finite)
+    run.feature_metric = True
+    return run
+
+
+def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, polish,
+           fm=None):
+    step = initial_step(data, spec, x0, metric_beta, fm)
     grad0 = 1.0 if spec.has_gap else gradient_scale(data, spec)
-    st = _State(data, x0, metric_beta)
+    st = _State(data, x0, metric_beta, fm)
     rows, asked, last_report = [], "", time.monotonic()
     code, stop, opt = K["RUNNING"], "", math.inf
     try:

@@ -95,6 +95,7 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None, data=None):
         run.history["optimality"][-1] = cert.optimality
     info = {"device": str(dev), "dtype": wdtype.name,
             "polished": polisher.result is not None, "metric_beta": run.metric_beta,
+            "feature_metric": run.feature_metric,
             "device_certificate": asdict(certificate(data, spec, U))}
     return Result(status, message, {"U": to_numpy(U, shape)}, run.n_iter,
                   run.history, monitor.start, info=info)

@@ -1,0 +1,167 @@
+"""The eigenbasis feature metric of the device R-FISTA: its prox against a
+direct minimization, the rotation round trip, the rule, and solves on
+correlated features against CLARABEL and the compiled backend."""
+
+import numpy as np
+import pytest
+from conftest import make_targets
+from scipy.optimize import minimize
+
+torch = pytest.importorskip("torch")
+
+import cvxnn  # noqa: E402
+from cvxnn_fast import fast_solve  # noqa: E402
+from cvxnn_fast.pytorch import feature_metric  # noqa: E402
+from cvxnn_fast.pytorch.certificates import Spec  # noqa: E402
+from cvxnn_fast.pytorch.operator import DeviceData  # noqa: E402
+
+TOL = {np.float64: 1e-7, np.float32: 1e-4}
+SLACK = {np.float64: 1e-9, np.float32: 1e-5}  # relative, on top of the gap
+
+
+def correlated(loss, n_samples=200, n_features=20, n_outputs=3, seed=0,
+               dtype=np.float64):
+    """Features with covariance spread over four decades (the metric's case)."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n_features, n_features)) * np.logspace(0, -2, n_features)
+    X = (rng.standard_normal((n_samples, n_features)) @ A.T + 0.3).astype(dtype)
+    return X, make_targets(rng, X, loss, n_outputs)
+
+
+def _direct_prox(z, m, t):
+    """argmin t ||w|| + 0.5 sum m (w - z)^2 by BFGS on a smoothed norm, then
+    the better of that and 0."""
+    def f(w):
+        return t * np.sqrt(w @ w + 1e-30) + 0.5 * np.sum(m * (w - z) ** 2)
+
+    w = minimize(f, z * m / (m + t), method="BFGS", options={"gtol": 1e-14}).x
+    return w if f(w) < f(np.zeros_like(z)) else np.zeros_like(z)
+
+
+def test_group_prox_matches_a_direct_minimization(rng):
+    rows, d, t = 12, 6, 0.7
+    m = np.logspace(-2, 1, d)
+    Z = rng.standard_normal((rows, d)) * np.logspace(-1, 1, rows)[:, None]
+    W = feature_metric.group_prox(torch.from_numpy(Z), torch.from_numpy(m), t).numpy()
+    for z, w in zip(Z, W, strict=True):
+        if np.linalg.norm(m * z) <= t:
+            assert not w.any()
+            continue
+        # optimality: m (w - z) + t w / ||w|| = 0, to rounding
+        r = m * (w - z) + t * w / np.linalg.norm(w)
+        assert np.linalg.norm(r) <= 1e-12 * np.linalg.norm(m * z)
+        np.testing.assert_allclose(w, _direct_prox(z, m, t), atol=1e-6)
+
+
+def test_group_prox_warm_start_and_constant_metric(rng):
+    Z, t = rng.standard_normal((8, 5)), 0.5
+    m = np.full(5, 2.0)  # constant metric: the Euclidean prox of t / 2
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    expected = np.maximum(0.0, 1.0 - t / (2.0 * norms)) * Z
+    u = torch.full((8,), 10.0, dtype=torch.float64)  # right of every root
+    for start in (None, u):
+        W = feature_metric.group_prox(torch.from_numpy(Z), torch.from_numpy(m), t,
+                                      start).numpy()
+        np.testing.assert_allclose(W, expected, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rotation_round_trip_and_products(rng, dtype):
+    X, y = correlated("squared", n_samples=50, n_features=7, dtype=dtype)
+    problem = cvxnn.build_problem(X, y, loss="squared", lam=1e-2, n_gates=6,
+                                  bias=True, random_state=0)
+    data = DeviceData.from_arrays(problem.X, problem.patterns, problem.y, "cpu",
+                                  problem.dtype)
+    fm = feature_metric.FeatureMetric.of(data)
+    U = torch.from_numpy(rng.standard_normal((data.weight_rows, 8)).astype(dtype))
+    atol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(fm.from_basis(fm.to_basis(U)).numpy(), U.numpy(),
+                               atol=atol)
+    rotated = fm.rotated(data)
+    np.testing.assert_allclose(rotated.forward(fm.to_basis(U)).numpy(),
+                               data.forward(U).numpy(), atol=100 * atol)
+    S = torch.from_numpy(rng.standard_normal((50, 3)).astype(dtype))
+    np.testing.assert_allclose(fm.from_basis(rotated.adjoint(S)).numpy(),
+                               data.adjoint(S).numpy(), atol=100 * atol)
+
+
+def test_rule_picks_correlated_features_only():
+    spec = Spec("squared", "group_l1", 1e-2, 3)
+    X, y = correlated("squared")
+    problem = cvxnn.build_problem(X, y, loss="squared", lam=1e-2, n_gates=5,
+                                  bias=True, random_state=0)
+    data = DeviceData.from_arrays(problem.X, problem.patterns, problem.y, "cpu",
+                                  problem.dtype)
+    assert feature_metric.choose(data, spec) is not None
+    assert feature_metric.choose(data, spec, False) is None
+    assert feature_metric.choose(data, Spec("squared", "l1", 1e-2, 3), True) is None
+    white = np.random.default_rng(1).standard_normal((2000, 20))
+    problem = cvxnn.build_problem(white, white[:, :3], loss="squared", lam=1e-2,
+                                  n_gates=5, bias=False, random_state=0)
+    data = DeviceData.from_arrays(problem.X, problem.patterns, problem.y, "cpu",
+                                  problem.dtype)
+    assert feature_metric.choose(data, spec) is None  # Sigma near I
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss,reg", [("squared", "group_l1"),
+                                      ("logistic", "group_l1"),
+                                      ("cross_entropy", "group_l1"),
+                                      ("squared", "l2"),
+                                      ("cross_entropy", "l2")])
+def test_solution_matches_clarabel_and_compiled(loss, reg, dtype):
+    X, y = correlated(loss, dtype=dtype)
+    problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-2, n_gates=12, bias=True,
+                                  random_state=0, regularizer=reg)
+    sol = fast_solve(problem, tol=TOL[dtype], device="cpu")
+    assert sol.info["feature_metric"] and sol.status == "optimal"
+    gap = sol.certificate.duality_gap
+    assert gap <= 2 * TOL[dtype] * abs(sol.objective)
+    slack = gap + SLACK[dtype] * abs(sol.objective)
+    if dtype == np.float64:
+        reference = problem.solve(solver="CLARABEL").objective
+        assert abs(sol.objective - reference) <= slack
+    compiled = fast_solve(problem, tol=TOL[dtype])
+    slack += compiled.certificate.duality_gap
+    assert abs(sol.objective - compiled.objective) <= slack
+
+
+@pytest.mark.parametrize("reg", ["group_l1", "l2"])
+def test_prox_with_the_spike_part_satisfies_its_optimality_condition(rng, reg):
+    # M = (I + beta Pi) (x) diag(m): m * ((x_i - z_i) + beta mean_i(x - z))
+    # + t dR(x_i) contains 0 for every row i of every output.
+    c, P, d, beta, t = 2, 15, 6, 5.0, 0.4
+    fm = feature_metric.FeatureMetric.__new__(feature_metric.FeatureMetric)
+    fm.m = torch.from_numpy(np.logspace(-2, 1, d))
+    fm.beta, fm.c, fm.root, fm.shift = beta, c, None, None
+    Z = rng.standard_normal((c * P, d)) * np.logspace(-1.5, 0.5, c * P)[:, None]
+    X = fm.prox(reg, torch.from_numpy(Z), t).numpy()
+    m = fm.m.numpy()
+    mean = (X - Z).reshape(c, P, d).mean(axis=1)
+    smooth = m * ((X - Z).reshape(c, P, d) + beta * mean[:, None, :])
+    smooth = smooth.reshape(c * P, d)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    scale = np.abs(m * Z).max()
+    if reg == "l2":
+        np.testing.assert_allclose(smooth + t * X, 0.0, atol=1e-12 * scale)
+        return
+    on = norms[:, 0] > 0
+    assert on.any() and (~on).any()
+    r = smooth[on] + t * X[on] / norms[on]
+    assert np.abs(r).max() <= 1e-8 * scale
+    assert (np.linalg.norm(smooth[~on], axis=1) <= t * (1 + 1e-8)).all()
+
+
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
+def test_solution_with_the_spike_part_matches_clarabel(loss, monkeypatch):
+    from cvxnn_fast.pytorch import fista
+
+    monkeypatch.setattr(fista, "SPIKE_BETA", 5.0)
+    X, y = correlated(loss)
+    problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-2, n_gates=12, bias=True,
+                                  random_state=0)
+    sol = fast_solve(problem, tol=TOL[np.float64], device="cpu")
+    assert sol.info["feature_metric"] and sol.info["metric_beta"] > 0
+    reference = problem.solve(solver="CLARABEL").objective
+    slack = sol.certificate.duality_gap + SLACK[np.float64] * abs(sol.objective)
+    assert abs(sol.objective - reference) <= slack
