@@ -3,7 +3,7 @@
 # CUDA GPU, PyTorch and a C compiler but no package registry.
 #
 # Expects, in the repository root:
-#   .whl/     cp312 wheels of what the machine lacks (cvxpy 1.9.3, clarabel,
+#   .whl/     cp312 wheels of what the machine lacks (cvxpy 1.9.3, clarabel, qdldl,
 #             osqp, highspy, pyscnn, linalg_backends), made with
 #             `pip download --no-deps --only-binary=:all: --python-version 3.12 ...`
 #   .fmnist/  the four Fashion-MNIST IDX files (the Debian package's .gz files)
