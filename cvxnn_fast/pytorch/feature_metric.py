@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from cvxnn_fast.pytorch.device import import_torch
+from cvxnn_fast.pytorch.metric import block_mean
 from cvxnn_fast.pytorch.operator import DeviceData
 
 REGULARIZERS = ("group_l1", "l2", None)
@@ -103,7 +104,7 @@ class FeatureMetric:
         """``M^{-1} v``."""
         g = v.double()
         if self.beta > 0:
-            g = g - self.beta / (1.0 + self.beta) * _block_mean(g, self.c)
+            g = g - self.beta / (1.0 + self.beta) * block_mean(g, self.c)
         return (g / self.m).to(v.dtype)
 
     def step(self, y, g, t):
@@ -139,12 +140,6 @@ class FeatureMetric:
             self.shift = z.new_zeros((self.c, z.shape[1]))
         return _shifted_prox(z.view(self.c, -1, z.shape[1]), m, t, beta, self.shift,
                              self.root).view(v.shape).to(v.dtype)
-
-
-def _block_mean(x, c):
-    rows, d = x.shape
-    mean = x.view(c, rows // c, d).mean(dim=1, keepdim=True)
-    return mean.expand(c, rows // c, d).reshape(rows, d)
 
 
 def _shifted_rows(z, m, t, beta, shift, root):
