@@ -161,7 +161,7 @@ def section_pyscnn(args, solved, n_gates):
     problem, sol = solved[("squared", n_gates)]
     target = float(sol.history["objective"][-1])
     ours = time_to(sol.history, target)
-    hist, _, status = _reference.solve(
+    hist, _, _ = _reference.solve(
         problem, max_iter=10**6, tol=1e-12, time_limit=args.pyscnn_time_limit,
         device=their_device, objective_every=args.pyscnn_every)
     save(args, f"pyscnn_squared_{n_gates}", time=hist["time"],
