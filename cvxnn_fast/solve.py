@@ -51,10 +51,13 @@ DEFAULT_MAX_ITER = 10_000
 SINGLE_THREAD_FLOPS = 2e8
 METHODS = ("auto", "fista", "augmented_lagrangian", "interior_point", "newton")
 # "auto" takes the interior-point method for a problem it supports when one
-# of its iterations costs at most this many flops (about 0.3 s here) and its
-# n x n matrices and (2 n_outputs P, n) arrays at most INTERIOR_MAX_ENTRIES
-# entries in all.
+# of its iterations costs at most this many flops (about 0.3 s here; ReLU:
+# INTERIOR_MAX_FLOPS_RELU, about 4 s, since its first-order alternative, the
+# augmented Lagrangian, is far slower: docs/design/interior-point.md) and
+# its largest matrices (n x n, or P d x P d in weight space) and
+# (2 n_outputs P, n) arrays at most INTERIOR_MAX_ENTRIES entries in all.
 INTERIOR_MAX_FLOPS = 3e10
+INTERIOR_MAX_FLOPS_RELU = 3e11
 INTERIOR_MAX_ENTRIES = 2**25
 # Cross-entropy couples the outputs: one (n c) x (n c) factor per step. Its
 # interior point is taken only up to n c = INTERIOR_MAX_COUPLED (the campaign's
@@ -79,8 +82,8 @@ def choose_method(problem, method="auto", warm_start=None):
     """The solver ``fast_solve`` runs.
 
     ``"auto"``: the interior-point method where no warm start is given and
-    its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`,
-    :data:`INTERIOR_MAX_ENTRIES`; cross-entropy: n c at most
+    its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`, ReLU
+    :data:`INTERIOR_MAX_FLOPS_RELU`, :data:`INTERIOR_MAX_ENTRIES`; cross-entropy: n c at most
     :data:`INTERIOR_MAX_COUPLED`); else Newton-CG where
     :func:`cvxnn_fast.newton.solver.preferred` (gated ReLU, squared loss,
     group_l1, n at least 100,000 and 80 P d); else R-FISTA (gated ReLU) or
@@ -121,15 +124,13 @@ def choose_method(problem, method="auto", warm_start=None):
 
 def _cheap(problem):
     """Whether the interior-point method's iterations fit the limits."""
-    n = problem.n_samples
-    c, P, _ = problem.weight_shape
-    coupled = problem.loss.name == "cross_entropy"  # one (n c)^2 matrix
-    if coupled and n * c > INTERIOR_MAX_COUPLED:
+    n, (c, _, _) = problem.n_samples, problem.weight_shape
+    if problem.loss.name == "cross_entropy" and n * c > INTERIOR_MAX_COUPLED:
         return False
-    entries = (c * c if coupled else c) * n * n \
-        + (2 * c * P * n if problem.formulation.has_cones else 0)
-    return (interior.estimated_flops(problem) <= INTERIOR_MAX_FLOPS
-            and entries <= INTERIOR_MAX_ENTRIES)
+    limit = (INTERIOR_MAX_FLOPS_RELU if problem.formulation.has_cones
+             else INTERIOR_MAX_FLOPS)
+    return (interior.estimated_flops(problem) <= limit
+            and interior.estimated_entries(problem) <= INTERIOR_MAX_ENTRIES)
 
 
 def _warm_blocks(problem, warm_start):

@@ -12,7 +12,7 @@ from cvxnn.core.errors import ConvergenceWarning
 from cvxnn_fast import fast_solve
 from cvxnn_fast.interior import conic, newton_system
 from cvxnn_fast.interior import solver as interior
-from cvxnn_fast.solve import _blas_threads, choose_method
+from cvxnn_fast.solve import INTERIOR_MAX_FLOPS_RELU, _blas_threads, choose_method
 
 
 def soc_points(rng, n_cones, m, margin=0.5):
@@ -68,13 +68,18 @@ def test_max_steps_reach_the_cone_boundary(rng):
     ("relu", "logistic", "group_l1", 2), ("relu", "logistic", None, 1),
     ("gated_relu", "squared", "group_l1", 2), ("gated_relu", "squared", "l2", 1),
     ("gated_relu", "logistic", "group_l1", 2)])
+@pytest.mark.parametrize("weight_space", [False, True])
 def test_newton_system_solves_the_explicit_matrix(rng, formulation, loss, regularizer,
-                                                  n_outputs):
+                                                  n_outputs, weight_space, monkeypatch):
     lam = 0.0 if regularizer is None else 0.05
     problem = build(loss, regularizer, formulation=formulation, lam=lam,
                     n_outputs=n_outputs, n_samples=12, n_gates=4)
     relu = formulation == "relu"
+    if weight_space and not relu:
+        return  # gated group_l1 and l2: no dense blocks, no weight-space path
+    monkeypatch.setattr(newton_system, "use_weight_space", lambda p: weight_space)
     system = (newton_system.ReluSystem if relu else newton_system.GatedSystem)(problem)
+    assert getattr(system, "weight_space", False) == weight_space
     B, n, d, o = system.n_blocks, system.n, system.d, system.offset
     w = rng.random((B, n if relu else 0)) + 0.1
     scaling = None
@@ -125,6 +130,49 @@ def test_interior_point_matches_clarabel(loss, regularizer, lam, bias, n_outputs
     assert fast.certificate.cone_violation <= 1e-8
     assert all(np.all(m >= 0) for m in fast.multipliers)
     assert fast.n_iter < 60
+
+
+@pytest.mark.parametrize("formulation,loss,regularizer,lam,n_outputs", [
+    ("relu", "squared", "group_l1", 1e-3, 2), ("relu", "logistic", "group_l1", 0.02, 1),
+    ("relu", "squared", "l1", 0.02, 1), ("relu", "squared", "l2", 0.02, 2),
+    ("relu", "squared", None, 0.0, 1), ("gated_relu", "squared", "l1", 0.02, 2),
+    ("gated_relu", "logistic", "l1", 1e-3, 1)])
+def test_weight_space_takes_the_n_space_steps(formulation, loss, regularizer, lam,
+                                              n_outputs, monkeypatch):
+    """The P d x P d Woodbury solve and the n x n one: the same steps to
+    rounding, and both CLARABEL's optimum."""
+    problem = build(loss, regularizer, formulation=formulation, lam=lam,
+                    n_outputs=n_outputs, n_gates=6)
+    sols = []
+    for weight_space in (False, True):
+        monkeypatch.setattr(newton_system, "use_weight_space",
+                            lambda p, w=weight_space: w)
+        sols.append(fast_solve(problem, tol=1e-8, method="interior_point"))
+    n_space, weights = sols
+    assert weights.status == n_space.status == "optimal"
+    assert weights.n_iter == n_space.n_iter
+    assert weights.objective == pytest.approx(n_space.objective, rel=1e-9)
+    assert_matches(weights, clarabel(problem), 1e-8)
+
+
+def test_weight_space_is_chosen_where_the_weights_are_fewer_than_the_rows(rng):
+    """ReLU at n = 20,000, P d = 5000: an n x n step would cost ~7e12 flops,
+    in weight space ~2e11, so ``auto`` takes the interior point there."""
+    X = rng.standard_normal((20_000, 50))
+    y = np.maximum(X[:, :3], 0).sum(axis=1)
+    big = cvxnn.build_problem(X, y, formulation="relu", n_gates=100, lam=1e-3)
+    assert newton_system.use_weight_space(big)
+    assert newton_system.step_flops(big, False) > 20 * newton_system.step_flops(
+        big, True)
+    assert interior.estimated_flops(big) == newton_system.step_flops(big, True)
+    assert interior.estimated_entries(big) == 5000**2 + 2 * 100 * 20_000
+    assert choose_method(big) == "interior_point"
+    small = build("squared", "group_l1", formulation="relu", n_samples=30,
+                  n_gates=20)
+    assert not newton_system.use_weight_space(small)  # P d = 80 > n = 30
+    ce = cvxnn.build_problem(X[:2000], (y[:2000] > 1).astype(int), loss="cross_entropy",
+                             formulation="relu", n_gates=10)
+    assert not newton_system.use_weight_space(ce)  # outputs coupled
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
@@ -181,8 +229,8 @@ def test_auto_chooses_the_interior_point_method_where_it_applies():
         assert choose_method(gated) == "interior_point"
         assert choose_method(gated, warm_start=gated.weight_shape) == "fista"
     X, y = make_data("squared", n_samples=3000, n_features=30)
-    big = cvxnn.build_problem(X, y, formulation="relu", n_gates=400)
-    assert interior.estimated_flops(big) > 1e10
+    big = cvxnn.build_problem(X, y, formulation="relu", n_gates=1000)
+    assert interior.estimated_flops(big) > INTERIOR_MAX_FLOPS_RELU
     assert choose_method(big) == "augmented_lagrangian"
 
 

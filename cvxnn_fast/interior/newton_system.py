@@ -28,6 +28,13 @@ What differs is ``H`` and how ``A Q A^T = sum_i D_i X Q_i X^T D_i`` is formed:
 
   two GEMMs of ``n x n x P`` instead of ``n x n x P d``: d times cheaper.
 
+Where the data's weights are fewer than the samples (P d << n) the dense
+blocks' systems (ReLU; gated ReLU with l1) are solved in weight space
+instead (:func:`use_weight_space`): the same Woodbury identity with the
+Cholesky root ``F`` of ``A^T diag(h) A / n`` (P d x P d, formed once for
+squared loss) in place of ``h^{1/2} A / sqrt(n)``, so a step costs
+``O(c (P d)^3)`` instead of ``O(c n^2 P d + c n^3)``, whatever n is.
+
 Blocks are the rows of ``x`` (B, o + d): ``[t_b, u_b]`` with ``o = 1`` for
 group_l1 (the cone's scalar), ``o = d`` for l1 (one t per entry), ``o = 0``
 otherwise. Three cases leave that pattern:
@@ -58,6 +65,9 @@ REFINE_MAX, REFINE_TOL = 4, 1e-14
 # matrix is PROX I instead (a proximal, Levenberg-Marquardt damping of the
 # Newton step; the data are equilibrated first, cvxnn_fast.interior.reduction).
 PROX = 1e-8
+# Row chunks of the blocks' outer products x_j x_j^T and of the weight-space
+# Gram matrix hold at most this many entries (32 MB).
+OUTER_MAX_ENTRIES = 2**22
 
 
 class _System:
@@ -230,6 +240,8 @@ class _System:
         return sla.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
 
     def _solve_once(self, b):
+        if getattr(self, "weight_space", False):
+            return self._solve_weights(b)
         o = self.block_offset
         y = self._apply_Q(b)
         Ay = self._scale_h(self.predict(y[:, o:]))
@@ -292,6 +304,38 @@ class _System:
         return x
 
 
+def use_weight_space(problem):
+    """Whether the dense-block system is solved in weight space: outputs not
+    coupled (not cross-entropy), no feature_group_l1 cones, and fewer flops
+    per step than the n x n Woodbury matrices (:func:`step_flops`)."""
+    reg = problem.regularizer.name if problem.lam > 0 else None
+    if problem.loss.name == "cross_entropy" or reg == "feature_group_l1":
+        return False
+    return step_flops(problem, True) < step_flops(problem, False)
+
+
+def step_flops(problem, weight_space):
+    """Flops of one dense-block step's factorization: per output, the n x n
+    Woodbury matrix and its factor, or in weight space ``I + L^T N L`` and
+    its factor plus ``N`` itself (formed once for squared loss: counted as
+    a tenth)."""
+    n = problem.n_samples
+    c, P, d = problem.weight_shape
+    blocks = 4.0 * c * P * n * d * d
+    if not weight_space:
+        return c * (2.0 * n * n * P * d + n**3 / 3.0) + blocks
+    m = P * d
+    gram = (n * m * m + m**3 / 3.0) * (0.1 if problem.loss.name == "squared" else c)
+    return c * (4.0 * m**3 / 3.0 + 2.0 * m * m * d) + gram + blocks
+
+
+def _block_right(M, R, P, d):
+    """``M @ blockdiag(R_1, ..., R_P)`` for M (m, P d) and R (P, d, d)."""
+    m = M.shape[0]
+    out = np.matmul(M.reshape(m, P, d).transpose(1, 0, 2), R)  # (P, m, d)
+    return np.ascontiguousarray(out.transpose(1, 0, 2).reshape(m, P * d))
+
+
 def _invert_blocks(H):
     """Inverses of the SPD blocks H (B, m, m), statically regularized."""
     Q = H.copy()
@@ -305,14 +349,40 @@ def _invert_blocks(H):
 
 
 class _DenseBlocks(_System):
-    """Dense (o + d) blocks ``H``, inverted one by one; ``A Q A^T`` as one
-    GEMM of ``n x n x P d`` per output from the roots of the u-parts of Q."""
+    """Dense (o + d) blocks ``H``, inverted one by one; then either ``A Q A^T``
+    as one GEMM of ``n x n x P d`` per output from the roots of the u-parts
+    of Q (the n x n Woodbury matrix), or, where the weights are fewer than
+    the samples, the same solve in weight space (:meth:`_factor_weights`)."""
+
+    def _init_dense(self, problem):
+        self.mask = self.D[:, :, None].astype(np.float64)
+        self.weight_space = use_weight_space(problem)
+        self.data_root = None  # F^T F = A^T A / n (squared loss: for all steps)
+        if self.weight_space or self.n * self.d * self.d > OUTER_MAX_ENTRIES:
+            self.outer = None
+        else:
+            self.outer = (self.X[:, :, None] * self.X[:, None, :]).reshape(
+                self.n, self.d * self.d)
+
+    def _cone_blocks(self, w):
+        """``X^T diag(w_b) X`` per block b for row weights w (B, n): one GEMM,
+        over row chunks where the (n, d^2) outer products would be large."""
+        d = self.d
+        if self.outer is not None:
+            return (w @ self.outer).reshape(-1, d, d)
+        out = np.zeros((len(w), d * d))
+        step = max(1, OUTER_MAX_ENTRIES // (d * d))
+        for lo in range(0, self.n, step):
+            Xc = self.X[lo:lo + step]
+            outer = (Xc[:, :, None] * Xc[:, None, :]).reshape(len(Xc), d * d)
+            out += w[:, lo:lo + step] @ outer
+        return out.reshape(-1, d, d)
 
     def _block_hessian(self, w_lin, scaling):
         d, o = self.d, self.block_offset
         H = np.zeros((self.n_blocks, d + o, d + o))
         if self.n_data_rows:
-            H[:, o:, o:] = (w_lin[:, :self.n_data_rows] @ self.outer).reshape(-1, d, d)
+            H[:, o:, o:] = self._cone_blocks(w_lin[:, :self.n_data_rows])
         if self.l1:
             idx = np.arange(d)
             H[:, idx, idx] += self.l1_diagonal(w_lin[:, self.n_data_rows:])
@@ -332,8 +402,78 @@ class _DenseBlocks(_System):
         self.Q = _invert_blocks(self.H)
         o = self.block_offset
         R = np.linalg.cholesky(Q_uu_of(self.Q[:, o:, o:]))
+        if self.weight_space:
+            self._factor_weights(R)
+            return
         self._factor_outputs([self._gram(R[k * self.P:(k + 1) * self.P])
                               for k in range(self.c)])
+
+    # Weight space. With ``E`` taking a point's blocks to the data's weights
+    # (ReLU: u_V - u_W; gated: u), the data term is ``E^T N E`` with
+    # ``N_k = A_k^T diag(h_k) A_k / n = F_k^T F_k`` (P d x P d per output, F_k
+    # its Cholesky root), and ``S = E Q E^T = L L^T`` is block diagonal (L:
+    # the blocks' roots R). Then
+    #   (H + E^T N E)^-1 = Q - Q E^T F^T (I + F S F^T)^-1 F E Q,
+    # the n x n Woodbury solve with F in place of h^(1/2) A / sqrt(n): one
+    # Cholesky factor of size P d per output. (Expanding (N^-1 + S)^-1 by
+    # Woodbury instead, N - N L (I + L^T N L)^-1 L^T N, is cheaper but
+    # cancels once S reaches 1e20 late in a solve: residuals of 1e9 on a
+    # lam = 0 ReLU problem.)
+
+    def _data_roots(self):
+        """``F_k`` (c, P d, P d) with ``F_k^T F_k = N_k`` (+ a relative
+        1e-13 on the diagonal, which refinement removes); squared loss: one
+        for all outputs, formed once."""
+        if self.root_h is None and self.data_root is not None:
+            return self.data_root
+        n, P, d = self.n, self.P, self.d
+        outputs = 1 if self.root_h is None else self.c
+        N = np.zeros((outputs, P * d, P * d))
+        step = max(1, OUTER_MAX_ENTRIES // (P * d))
+        for lo in range(0, n, step):
+            F = (self.mask[lo:lo + step] * self.X[lo:lo + step, None, :]).reshape(
+                -1, P * d)
+            for k in range(outputs):
+                Fk = F if self.root_h is None else F * self.root_h[lo:lo + step, k,
+                                                                    None]
+                N[k] += Fk.T @ Fk
+        N /= n
+        roots = np.empty_like(N)
+        for k in range(outputs):
+            diag = np.einsum("ii->i", N[k])
+            diag += REGULARIZATION * diag.max(initial=0.0) + 1e-300
+            roots[k] = np.linalg.cholesky(N[k]).T
+        if self.root_h is None:
+            roots = np.broadcast_to(roots, (self.c, P * d, P * d))
+            self.data_root = roots
+        return roots
+
+    def _factor_weights(self, R):
+        """Factors ``I + (F L)(F L)^T`` per output for the block roots R
+        (c P, d, d)."""
+        P, d = self.P, self.d
+        self.F = self._data_roots()
+        self.K = []
+        for k in range(self.c):
+            FL = _block_right(self.F[k], R[k * P:(k + 1) * P], P, d)
+            C = FL @ FL.T
+            C.flat[:: P * d + 1] += 1.0
+            # NumPy's LAPACK: the one fast_solve leaves threaded for this
+            # method; its lower factor's transpose is SciPy's upper one.
+            self.K.append((np.linalg.cholesky(C).T, False))
+
+    def _solve_weights(self, b):
+        """The weight-space Woodbury solve of ``_solve_once``."""
+        o, d = self.block_offset, self.d
+        y = self._apply_Q(b)
+        g = self.data_weights(y[:, o:]).reshape(self.c, -1)
+        t = np.empty_like(g)
+        for k in range(self.c):
+            s = sla.cho_solve(self.K[k], self.F[k] @ g[k], check_finite=False)
+            t[k] = self.F[k].T @ s
+        correction = np.zeros_like(b)
+        correction[:, o:] = self.data_weights_adjoint(t.reshape(-1, d))
+        return y - self._apply_Q(correction)
 
     def _gram(self, R):
         """``sum_i D_i X R_i R_i^T X^T D_i`` for one output's roots R (P, d, d)."""
@@ -360,9 +500,14 @@ class ReluSystem(_DenseBlocks):
         self.n_data_rows = self.n  # cone constraints per block
         signs = (2.0 * self.D - 1.0).T  # (P, n)
         self.signs = np.ascontiguousarray(np.tile(signs, (2 * self.c, 1)))
-        d = self.d
-        self.outer = (self.X[:, :, None] * self.X[:, None, :]).reshape(self.n, d * d)
-        self.mask = self.D[:, :, None].astype(np.float64)
+        self._init_dense(problem)
+
+    def data_weights(self, u):
+        """``E u``: the data's weights (c P, d) of blocks u (B, d): V - W."""
+        return u[: self.half] - u[self.half:]
+
+    def data_weights_adjoint(self, g):
+        return np.concatenate([g, -g])
 
     def predict(self, u):
         U = (u[: self.half] - u[self.half:]).reshape(self.c, self.P, self.d)
@@ -401,7 +546,13 @@ class _DenseGated(_DenseBlocks):
     def __init__(self, problem):
         c, P, _ = problem.weight_shape
         super().__init__(problem, c * P)
-        self.mask = self.D[:, :, None].astype(np.float64)
+        self._init_dense(problem)
+
+    def data_weights(self, u):
+        return u
+
+    def data_weights_adjoint(self, g):
+        return g
 
     def predict(self, u):
         return operator.predict(self.X, self.D, u.reshape(self.c, self.P, self.d))

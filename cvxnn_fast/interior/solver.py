@@ -23,7 +23,8 @@ current point, as in a Newton method, with steps that move no prediction by
 more than :data:`TRUST_REGION`. What is specific here is the Newton
 system, never formed (:mod:`cvxnn_fast.interior.newton_system`): block diagonal plus
 rank n, solved through one n x n Cholesky factor per output (cross-entropy:
-one n c x n c). One step costs :func:`estimated_flops`; :func:`unsupported`
+one n c x n c), or, where P d is below n, one P d x P d factor per output in
+weight space. One step costs :func:`estimated_flops`; :func:`unsupported`
 and that estimate let ``fast_solve`` choose. Rank-deficient or (lam = 0)
 badly scaled data are solved in other coordinates
 (:mod:`cvxnn_fast.interior.reduction`).
@@ -58,7 +59,13 @@ from cvxnn.core.status import (
 from cvxnn_fast.common.polish import Polisher, best_multipliers, polish
 from cvxnn_fast.common.run import Result
 from cvxnn_fast.interior import reduction
-from cvxnn_fast.interior.newton_system import REFINE_TOL, GatedSystem, ReluSystem
+from cvxnn_fast.interior.newton_system import (
+    REFINE_TOL,
+    GatedSystem,
+    ReluSystem,
+    step_flops,
+    use_weight_space,
+)
 from cvxnn_fast.interior.step import Iterate, Newton
 
 MAX_ITER = 200
@@ -106,7 +113,27 @@ def estimated_flops(problem):
     dense = problem.lam > 0 and problem.regularizer.name in ("l1", "feature_group_l1")
     if not problem.formulation.has_cones and not dense:
         return c * 4.0 * n * n * P + factor + 4.0 * c * P * n * d
+    if use_weight_space(problem):
+        return step_flops(problem, True)
     return c * 2.0 * n * n * P * d + factor + 4.0 * c * P * n * d * d
+
+
+def estimated_entries(problem):
+    """Entries of one iteration's largest arrays: the Woodbury matrices (n x n
+    per output, (n c)^2 for cross-entropy; P d x P d per output in weight
+    space) and, for ReLU, the (2 c P, n) slacks of the cone constraints."""
+    n = problem.n_samples
+    c, P, d = problem.weight_shape
+    relu = problem.formulation.has_cones
+    dense = relu or (problem.lam > 0 and problem.regularizer.name
+                     in ("l1", "feature_group_l1"))
+    if dense and use_weight_space(problem):
+        matrices = c * (P * d) ** 2
+    elif problem.loss.name == "cross_entropy":
+        matrices = (n * c) ** 2
+    else:
+        matrices = c * n * n
+    return matrices + (2 * c * P * n if relu else 0)
 
 
 def _trust_step(system, dx):
