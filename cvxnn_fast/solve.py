@@ -83,8 +83,8 @@ def choose_method(problem, method="auto", warm_start=None):
 
     ``"auto"``: the interior-point method where no warm start is given and
     its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`, ReLU
-    :data:`INTERIOR_MAX_FLOPS_RELU`, :data:`INTERIOR_MAX_ENTRIES`; cross-entropy: n c at most
-    :data:`INTERIOR_MAX_COUPLED`); else Newton-CG where
+    :data:`INTERIOR_MAX_FLOPS_RELU`, :data:`INTERIOR_MAX_ENTRIES`;
+    cross-entropy: n c at most :data:`INTERIOR_MAX_COUPLED`); else Newton-CG where
     :func:`cvxnn_fast.newton.solver.preferred` (gated ReLU, squared loss,
     group_l1, n at least 100,000 and 80 P d); else R-FISTA (gated ReLU) or
     the augmented Lagrangian (ReLU). An explicit ``method`` that cannot run
