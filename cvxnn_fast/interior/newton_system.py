@@ -106,6 +106,7 @@ class _System:
         self.dense_K = self.coupled or self.fgl1  # one (n c [+ cones]) factor
         self.root_L = None  # (n, c, c) roots of the cross-entropy Hessians
         self.n_data_rows = 0  # orthant rows of the data cones (ReLU: n)
+        self.weight_space = False  # P d x P d solves (dense blocks only)
 
     @property
     def n_cone_rows(self):
@@ -240,7 +241,7 @@ class _System:
         return sla.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
 
     def _solve_once(self, b):
-        if getattr(self, "weight_space", False):
+        if self.weight_space:
             return self._solve_weights(b)
         o = self.block_offset
         y = self._apply_Q(b)
@@ -316,9 +317,9 @@ def use_weight_space(problem):
 
 def step_flops(problem, weight_space):
     """Flops of one dense-block step's factorization: per output, the n x n
-    Woodbury matrix and its factor, or in weight space ``I + L^T N L`` and
-    its factor plus ``N`` itself (formed once for squared loss: counted as
-    a tenth)."""
+    Woodbury matrix and its factor, or in weight space ``I + F S F^T`` and
+    its factor plus ``N`` and its root F (formed once for squared loss:
+    counted as a tenth); both with the blocks ``X^T diag(z / s) X``."""
     n = problem.n_samples
     c, P, d = problem.weight_shape
     blocks = 4.0 * c * P * n * d * d
@@ -442,7 +443,7 @@ class _DenseBlocks(_System):
         for k in range(outputs):
             diag = np.einsum("ii->i", N[k])
             diag += REGULARIZATION * diag.max(initial=0.0) + 1e-300
-            roots[k] = np.linalg.cholesky(N[k]).T
+            roots[k] = sla.cholesky(N[k], lower=False, check_finite=False)
         if self.root_h is None:
             roots = np.broadcast_to(roots, (self.c, P * d, P * d))
             self.data_root = roots
@@ -458,9 +459,8 @@ class _DenseBlocks(_System):
             FL = _block_right(self.F[k], R[k * P:(k + 1) * P], P, d)
             C = FL @ FL.T
             C.flat[:: P * d + 1] += 1.0
-            # NumPy's LAPACK: the one fast_solve leaves threaded for this
-            # method; its lower factor's transpose is SciPy's upper one.
-            self.K.append((np.linalg.cholesky(C).T, False))
+            self.K.append(sla.cho_factor(C, lower=True, overwrite_a=True,
+                                         check_finite=False))
 
     def _solve_weights(self, b):
         """The weight-space Woodbury solve of ``_solve_once``."""
