@@ -121,36 +121,42 @@ class Kronecker:
     """Inverse of ``C^{(k)} \\otimes Sigma + delta I`` per output, restricted
     to the neurons free in that output (see the module docstring)."""
 
-    def __init__(self, X, D, random_state=0):
+    def __init__(self, X, D, random_state=0, rows=SUBSAMPLE_ROWS):
         n = X.shape[0]
-        if n > SUBSAMPLE_ROWS:
+        if n > rows:
             rng = np.random.default_rng(random_state)
-            self.rows = np.sort(rng.choice(n, SUBSAMPLE_ROWS, replace=False))
+            self.rows = np.sort(rng.choice(n, rows, replace=False))
             Xs, Ds = X[self.rows], D[self.rows]
         else:
             self.rows, Xs, Ds = None, X, D
         Xs = np.asarray(Xs, np.float64)
         self.D = np.asarray(Ds, np.float64)
-        self.b, self.Qs = np.linalg.eigh(Xs.T @ Xs / Xs.shape[0])
+        # Rows of the subsample over all processes (sharded subclass: summed).
+        self.m = self._sum(np.array(float(Xs.shape[0])))
+        self.b, self.Qs = np.linalg.eigh(self._sum(Xs.T @ Xs) / self.m)
         self.b = np.maximum(self.b, 0.0)
         self.factors = []
+
+    def _sum(self, array):
+        """Sum over the processes holding the rows (here: one)."""
+        return array
 
     def scale(self, h):
         """Mean diagonal entry of the preconditioner's data term."""
         hs = h if self.rows is None else h[self.rows]
-        diag_c = float(np.mean(hs.mean(axis=1) * self.D.mean(axis=1)))
+        diag_c = float(self._sum(np.sum(hs.mean(axis=1) * self.D.mean(axis=1)))
+                       / self.m)
         return diag_c * float(np.mean(self.b))
 
     def update(self, h, free_neurons, delta):
         """Factor the preconditioner for loss-Hessian diagonal ``h`` (n, c),
         free neurons (c, P) bool and shifts ``delta`` (c,)."""
         hs = h if self.rows is None else h[self.rows]
-        m = self.D.shape[0]
         self.factors = []
         for k in range(h.shape[1]):
             idx = np.flatnonzero(free_neurons[k])
             Dk = self.D[:, idx]
-            C = (Dk * hs[:, k:k + 1]).T @ Dk / m
+            C = self._sum((Dk * hs[:, k:k + 1]).T @ Dk) / self.m
             a, Qc = np.linalg.eigh(C)
             a = np.maximum(a, 0.0)
             denom = np.outer(a, self.b) + delta[k]

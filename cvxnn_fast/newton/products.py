@@ -14,13 +14,35 @@ the non-quadratic losses.
 
 from cvxnn.core import operator
 from cvxnn_fast.fista import solver as fista
+from cvxnn_fast.newton.curvature import Kronecker
 
 
 class Products:
-    """The data products of ``problem`` on the host, in its dtype."""
+    """The data products of ``problem`` on the host, in its dtype.
+
+    Where the rows are sharded over processes
+    (:class:`cvxnn_fast.pytorch.newton.ShardedProducts`) the object also sums
+    the preconditioner's factors over them, makes every stop decision a
+    common one (:meth:`agree`, :meth:`agree_stop`), and offers no row
+    subsamples (``can_sample``).
+    """
+
+    can_sample = True
 
     def __init__(self, problem):
         self.problem = problem
+
+    def kronecker(self, problem):
+        """The Kronecker preconditioner's factors for ``problem``'s rows."""
+        return Kronecker(problem.X, problem.patterns)
+
+    def agree(self, flag):
+        """``flag`` as every process sees it (any process's True)."""
+        return flag
+
+    def agree_stop(self, stop):
+        """A stop (a message, or None) that every process takes together."""
+        return stop
 
     def predict(self, U):
         """``A U``: predictions (n, c) of weights U (c, P, d)."""

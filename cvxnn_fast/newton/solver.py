@@ -43,7 +43,7 @@ from cvxnn.core.status import (
     USER_LIMIT,
 )
 from cvxnn_fast.common.run import Result
-from cvxnn_fast.newton.curvature import Kronecker, Penalty, loss_hessian
+from cvxnn_fast.newton.curvature import Penalty, loss_hessian
 from cvxnn_fast.newton.products import Products
 
 LOSSES = ("squared", "logistic", "cross_entropy")
@@ -278,18 +278,18 @@ def _record(history, it, monitor, point, alpha, cg):
 
 def _iterate(problem, point, tol, max_iter, monitor, history, counts, ops):
     """The Newton loop; returns (point, status, message)."""
-    penalty, kron = Penalty(problem), Kronecker(problem.X, problem.patterns)
-    sample = _hessian_sample(problem)
+    penalty, kron = Penalty(problem), ops.kronecker(problem)
+    sample = _hessian_sample(problem) if ops.can_sample else None
     if sample is not None:
         sample = (*sample, ops.rows(*sample))
     t_prox = 1.0
     rho = 0.0 if problem.loss.name == "squared" else RHO_START
 
     def out_of_time():
-        return (monitor.time_limit is not None
-                and monitor.elapsed() >= monitor.time_limit)
+        return ops.agree(monitor.time_limit is not None
+                         and monitor.elapsed() >= monitor.time_limit)
 
-    stop = _record(history, 0, monitor, point, 0.0, 0)
+    stop = ops.agree_stop(_record(history, 0, monitor, point, 0.0, 0))
     for it in range(1, max_iter + 1):
         if point.optimality is not None and point.optimality <= tol:
             return point, OPTIMAL, ""
@@ -316,7 +316,7 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts, ops):
                 f"{point.optimality:.2e}): tol={tol:.1e} is likely below the "
                 "precision reachable in this dtype; returning the last iterate.")
         point = counts["point"] = new
-        stop = _record(history, it, monitor, point, alpha, cg)
+        stop = ops.agree_stop(_record(history, it, monitor, point, alpha, cg))
     if point.optimality is not None and point.optimality <= tol:
         return point, OPTIMAL, ""
     if stop:
@@ -374,7 +374,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor, ops=None):
                                "cg_iterations")}
     U0 = np.ascontiguousarray(U0, problem.dtype)
     first = None
-    if problem.n_samples >= SAMPLE_MIN_N and not U0.any():
+    if problem.n_samples >= SAMPLE_MIN_N and not U0.any() and ops.can_sample:
         U0, stopped = _sample_start(problem, tol, max_iter, monitor, ops)
         if stopped:  # time limit, callback or Ctrl-C during the warm start
             return Result(USER_LIMIT, "stopped during the subsample warm start.",

@@ -42,7 +42,7 @@ from cvxnn.core.validation import (
     check_random_state,
     check_weights,
 )
-from cvxnn_fast.common.run import Monitor
+from cvxnn_fast.common.run import Monitor, Result
 from cvxnn_fast.fista.solver import K, describe
 from cvxnn_fast.pytorch import fista
 from cvxnn_fast.pytorch.certificates import Spec, certificate
@@ -54,7 +54,7 @@ from cvxnn_fast.pytorch.device import (
 )
 from cvxnn_fast.pytorch.operator import BLOCK_ENTRIES, DeviceData
 from cvxnn_fast.pytorch.polish import ShardedPolisher
-from cvxnn_fast.pytorch.solver import run_state, to_device, to_numpy
+from cvxnn_fast.pytorch.solver import check_method, run_state, to_device, to_numpy
 
 DEFAULT_MAX_ITER = 10_000
 
@@ -241,27 +241,12 @@ def _polish_hook(polisher, max_iter):
     return polish
 
 
-def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
-                  verbose=False, callback=None, time_limit=None):
-    """R-FISTA on a :class:`ShardedProblem`, called by every process.
-
-    Same options, statuses and history as ``fast_solve``; ``verbose`` prints
-    on rank 0 only; ``callback`` runs on every process (a stop asked by any
-    process stops all of them at the next iteration). Every process returns
-    the same Solution; its certificate is the device certificate (the same
-    formulas as :mod:`cvxnn.core.certificates`, sums all-reduced), as no
-    process holds the whole data. Ctrl-C is left to the launcher.
-    """
-    tol = check_positive_float(tol, "tol")
-    max_iter = check_positive_int(max_iter, "max_iter")
-    if time_limit is not None:
-        time_limit = check_positive_float(time_limit, "time_limit")
-    data, spec = problem.data, Spec.of(problem)
-    rank = import_torch().distributed.get_rank(problem.group)
-    monitor = Monitor(verbose and rank == 0, callback, time_limit)
-    shape = problem.weight_shape
+def _fista(problem, x0, tol, max_iter, monitor):
+    """Sharded R-FISTA from x0 (c P, d) on the device: (run, status,
+    message, U on the device, its certificate or None)."""
+    data, spec, shape = problem.data, Spec.of(problem), problem.weight_shape
     polisher = ShardedPolisher(problem, data, spec, tol)
-    run = fista.solve(data, spec, _start(problem, warm_start), tol, max_iter, monitor,
+    run = fista.solve(data, spec, x0, tol, max_iter, monitor,
                       lambda y: {"U": to_numpy(y, shape)},
                       polish=_polish_hook(polisher, max_iter))
     if run.code == K["NOT_FINITE"]:
@@ -269,22 +254,75 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
             f"solve_sharded: the objective or its gradient became NaN/inf at "
             f"iteration {run.n_iter}; check the data scaling and lam.", None)
     status, message = describe(run.code, run.stop, run_state(run), tol)
-    if status != OPTIMAL:
-        warnings.warn(f"solve_sharded: {message}", ConvergenceWarning, stacklevel=2)
     U, cert = run.y, None
     if polisher.result is not None:
         U, _, cert = polisher.result
         run.history["objective"][-1] = cert.objective
         run.history["optimality"][-1] = cert.optimality
+    return run, status, message, U, cert
+
+
+def fista_result(problem, U0, tol, max_iter, monitor):
+    """Sharded R-FISTA from U0 (c, P, d) as a
+    :class:`~cvxnn_fast.common.run.Result` (Newton-CG's first phase)."""
+    run, status, message, U, _ = _fista(
+        problem, to_device(np.reshape(U0, (-1, problem.n_features)), problem.data),
+        tol, max_iter, monitor)
+    return Result(status, message, {"U": to_numpy(U, problem.weight_shape)},
+                  run.n_iter, run.history, monitor.start)
+
+
+def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
+                  verbose=False, callback=None, time_limit=None, method="fista"):
+    """R-FISTA or Newton-CG on a :class:`ShardedProblem`, called by every
+    process.
+
+    Same options, statuses and history as ``fast_solve``; ``verbose`` prints
+    on rank 0 only; ``callback`` runs on every process (a stop asked by any
+    process stops all of them at the next iteration). ``method``: "fista"
+    or "newton" (:func:`cvxnn_fast.pytorch.newton.solve_sharded`: its
+    products and sums over the shards, its CG and line search replicated;
+    no row subsamples), or "auto" (R-FISTA). Every process
+    returns the same Solution; its certificate is the device certificate
+    (the same formulas as :mod:`cvxnn.core.certificates`, sums
+    all-reduced), as no process holds the whole data. Ctrl-C is left to the
+    launcher.
+    """
+    tol = check_positive_float(tol, "tol")
+    max_iter = check_positive_int(max_iter, "max_iter")
+    if time_limit is not None:
+        time_limit = check_positive_float(time_limit, "time_limit")
+    # auto: R-FISTA, since the sharded Newton-CG has no row subsamples, which
+    # are what make it the faster method at large n (docs/design/newton.md).
+    method = "fista" if method == "auto" else check_method(problem, method)
+    data, spec = problem.data, Spec.of(problem)
+    rank = import_torch().distributed.get_rank(problem.group)
+    monitor = Monitor(verbose and rank == 0, callback, time_limit)
+    shape = problem.weight_shape
+    info = {}
+    if method == "newton":
+        from cvxnn_fast.pytorch import newton
+
+        result = newton.solve_sharded(problem, to_numpy(_start(problem, warm_start),
+                                                        shape), tol, max_iter, monitor)
+        status, message, n_iter, history = (result.status, result.message,
+                                            result.n_iter, result.history)
+        U, cert = to_device(result.blocks["U"].reshape(-1, shape[2]), data), None
+        info.update(result.info)
+    else:
+        run, status, message, U, cert = _fista(problem, _start(problem, warm_start),
+                                               tol, max_iter, monitor)
+        n_iter, history = run.n_iter, run.history
+        info.update(metric_beta=run.metric_beta, feature_metric=run.feature_metric,
+                    polished=cert is not None)
+    if status != OPTIMAL:
+        warnings.warn(f"solve_sharded: {message}", ConvergenceWarning, stacklevel=2)
     cert = cert or certificate(data, spec, U)
     U = to_numpy(U, shape).astype(problem.dtype)
     return Solution(
         problem=problem, status=status, objective=cert.objective, U=U, V=None,
         W=None, solver="fast", solve_time=time.monotonic() - monitor.start,
-        certificate=cert, n_iter=run.n_iter, history=run.history, message=message,
-        info={"tol": tol, "method": "fista", "device": str(data.device),
-              "dtype": str(data.dtype).replace("torch.", ""),
-              "metric_beta": run.metric_beta,
-              "feature_metric": run.feature_metric,
-              "polished": polisher.result is not None,
+        certificate=cert, n_iter=n_iter, history=history, message=message,
+        info={"tol": tol, "method": method, "device": str(data.device),
+              "dtype": str(data.dtype).replace("torch.", ""), **info,
               "world_size": import_torch().distributed.get_world_size(problem.group)})

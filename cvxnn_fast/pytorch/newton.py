@@ -21,20 +21,24 @@ from dataclasses import asdict
 
 import numpy as np
 
+from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.problem import Problem
 from cvxnn_fast.newton import solver as newton
+from cvxnn_fast.newton.curvature import SUBSAMPLE_ROWS, Kronecker
+from cvxnn_fast.newton.products import Products
 from cvxnn_fast.pytorch.device import cpu_threads, resolve_device, working_dtype
 from cvxnn_fast.pytorch.fista import SINGLE_THREAD_FLOPS
 from cvxnn_fast.pytorch.operator import DeviceData
 
 
-class DeviceProducts:
+class DeviceProducts(Products):
     """The products of ``problem`` (host, working dtype) on ``data``, the
     same rows on the device; the interface of
     :class:`cvxnn_fast.newton.products.Products`."""
 
     def __init__(self, problem, data):
-        self.problem, self.data = problem, data
+        super().__init__(problem)
+        self.data = data
         self.torch = data.torch
         self.shape = problem.weight_shape
         self.dtype = problem.dtype
@@ -77,6 +81,103 @@ class DeviceProducts:
 
         return torch_solver.solve(problem, U0, tol, max_iter, monitor,
                                   self.data.device, self.data.dtype, data=self.data)
+
+
+class ShardedProducts(DeviceProducts):
+    """The products of one process's rows of a
+    :class:`~cvxnn_fast.pytorch.distributed.ShardedProblem`: adjoints and
+    loss sums all-reduced (``DeviceData`` with ``sharded``), the Kronecker
+    factors summed over the processes' subsamples, stop decisions agreed,
+    no row subsamples, and the first R-FISTA phase sharded too."""
+
+    can_sample = False
+
+    def __init__(self, host, sharded):
+        super().__init__(host, sharded.data)
+        self.sharded = sharded
+        self.world = self.torch.distributed.get_world_size(sharded.group)
+
+    def _sum_array(self, array):
+        tensor = self.torch.from_numpy(np.array(array, np.float64))
+        return self.data.sum(tensor.to(self.data.device)).cpu().numpy()
+
+    def kronecker(self, problem):
+        return _ShardedKronecker(problem.X, problem.patterns, self._sum_array,
+                                 rows=max(1, SUBSAMPLE_ROWS // self.world))
+
+    def agree(self, flag):
+        return self.data.sum_scalars(1.0 if flag else 0.0)[0] > 0
+
+    def agree_stop(self, stop):
+        if not self.agree(bool(stop)):
+            return None
+        return stop or "stopped by another process"
+
+    def first_order(self, problem, U0, tol, max_iter, monitor):
+        from cvxnn_fast.pytorch import distributed
+
+        return distributed.fista_result(self.sharded, U0, tol, max_iter, monitor)
+
+
+class _ShardedKronecker(Kronecker):
+    """The Kronecker factors from every process's subsample of its rows."""
+
+    def __init__(self, X, D, sum_array, rows):
+        self._sum = sum_array
+        super().__init__(X, D, rows=rows)
+
+
+class _SummedLoss:
+    """A loss whose sums over samples (value, conjugate) run over all the
+    processes' rows; per-sample quantities are the loss's own."""
+
+    def __init__(self, loss, data):
+        self._loss, self._data = loss, data
+
+    def __getattr__(self, name):
+        return getattr(self._loss, name)
+
+    def value(self, Yhat, Y):
+        return self._data.sum_scalars(float(self._loss.value(Yhat, Y)))[0]
+
+    def conjugate(self, S, Y):
+        return self._data.sum_scalars(float(self._loss.conjugate(S, Y)))[0]
+
+
+class ShardHost(Problem):
+    """One process's rows as the host problem of Newton-CG: its X, targets
+    and patterns (working dtype), the sample count of all processes, and
+    the loss sums over all of them (so ``data_fit`` and the certificate's
+    dual value are the whole problem's)."""
+
+    def __init__(self, sharded):
+        data = sharded.data
+        X = data.X.cpu().numpy()
+        super().__init__(
+            X, data.Y.cpu().numpy(), data.D.cpu().numpy(),
+            sharded.gates.astype(X.dtype), _SummedLoss(sharded.loss, data),
+            sharded.regularizer, sharded.lam, FORMULATIONS["gated_relu"],
+            sharded.bias, sharded.classes)
+        self._n_samples = data.n_samples
+
+    @property
+    def n_samples(self):
+        return self._n_samples
+
+
+def solve_sharded(sharded, U0, tol, max_iter, monitor):
+    """Newton-CG on a :class:`~cvxnn_fast.pytorch.distributed.ShardedProblem`,
+    called by every process; a :class:`~cvxnn_fast.common.run.Result` whose
+    weights are the same on every process."""
+    host = ShardHost(sharded)
+    ops = ShardedProducts(host, sharded)
+    ops.set_gradient_at_zero()
+    c, P, d = host.weight_shape
+    flops = 2.0 * sharded.data.X.shape[0] * d * c * P
+    device = sharded.data.device
+    with cpu_threads(device, flops, SINGLE_THREAD_FLOPS), _host_blas(device):
+        return newton.solve_gated(host, np.asarray(U0, host.dtype), tol, max_iter,
+                                  monitor, ops)
 
 
 def host_problem(problem, dtype):
