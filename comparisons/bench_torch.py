@@ -277,43 +277,53 @@ def _worker(rank, world_size, port, args, out):
 
     def load_shard(rank, world_size):  # each process reads only its rows
         X, y = fashion(args, args.distributed_n)
+        if args.distributed_loss == "squared":
+            y = np.eye(10, dtype=X.dtype)[y]  # one-hot, as problem_for
         cut = np.linspace(0, len(X), world_size + 1).astype(int)
         return X[cut[rank]:cut[rank + 1]], y[cut[rank]:cut[rank + 1]]
 
     start = time.perf_counter()
-    problem = build_sharded_problem(load_shard, loss="cross_entropy", lam=args.lam,
-                                    n_gates=args.distributed_gates, bias=True,
-                                    random_state=0, device="cpu")
-    sol = solve_sharded(problem, tol=1e-3, max_iter=args.distributed_iter)
+    problem = build_sharded_problem(load_shard, loss=args.distributed_loss,
+                                    lam=args.lam, n_gates=args.distributed_gates,
+                                    bias=True, random_state=0, device="cpu")
+    sol = solve_sharded(problem, tol=1e-3, max_iter=args.distributed_iter,
+                        method=args.distributed_method)
     if rank == 0:
         np.savez(out, U=sol.U, time=sol.history["time"][-1],
-                 wall=time.perf_counter() - start, n_iter=sol.n_iter)
+                 wall=time.perf_counter() - start, n_iter=sol.n_iter,
+                 products=sol.info.get("hessian_products", 0))
     dist.destroy_process_group()
 
 
 def section_distributed(args):
     X, y = fashion(args, args.distributed_n)
-    print(f"\n## two Gloo processes against one (CPU, cross-entropy, tol 1e-3, "
-          f"n {len(X)}, {args.distributed_gates} gates)")
+    method, loss = args.distributed_method, args.distributed_loss
+    print(f"\n## two Gloo processes against one (CPU, {method}, {loss}, "
+          f"tol 1e-3, n {len(X)}, {args.distributed_gates} gates)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = f"/tmp/bench_torch_{os.getpid()}.npz"
     torch.multiprocessing.spawn(_worker, args=(2, port, args, out), nprocs=2)
     two = np.load(out)
-    problem = problem_for(X, y, "cross_entropy", args.distributed_gates, args.lam)
+    problem = problem_for(X, y, loss, args.distributed_gates, args.lam)
     torch.set_num_threads(1)
-    one = fast_solve(problem, tol=1e-3, max_iter=args.distributed_iter, device="cpu")
+    one = fast_solve(problem, tol=1e-3, max_iter=args.distributed_iter, device="cpu",
+                     method=method)
     torch.set_num_threads(2)
-    one2 = fast_solve(problem, tol=1e-3, max_iter=args.distributed_iter, device="cpu")
+    one2 = fast_solve(problem, tol=1e-3, max_iter=args.distributed_iter,
+                      device="cpu", method=method)
     diff = np.abs(two["U"] - one.U).max() / np.abs(one.U).max()
-    print("| run | iterations | solve time |")
-    print("|---|---|---|")
-    print(f"| 1 process, 1 thread | {one.n_iter} | {one.history['time'][-1]:.2f} s |")
-    print(f"| 1 process, 2 threads | {one2.n_iter} | "
-          f"{one2.history['time'][-1]:.2f} s |")
-    print(f"| 2 processes (Gloo), 1 thread each | {int(two['n_iter'])} | "
-          f"{float(two['time']):.2f} s |")
+    print("| run | iterations | Hessian products (Newton) | solve time |")
+    print("|---|---|---|---|")
+    for name, n_iter, products, seconds in [
+            ("1 process, 1 thread", one.n_iter, one.info.get("hessian_products", 0),
+             one.history["time"][-1]),
+            ("1 process, 2 threads", one2.n_iter,
+             one2.info.get("hessian_products", 0), one2.history["time"][-1]),
+            ("2 processes (Gloo), 1 thread each", int(two["n_iter"]),
+             int(two["products"]), float(two["time"]))]:
+        print(f"| {name} | {n_iter} | {products} | {seconds:.2f} s |")
     print(f"largest difference of the solutions, relative: {diff:.1e}")
 
 
@@ -342,6 +352,11 @@ def main(argv=None):
                    help="gates for the distributed section (default "
                         "--iteration-gates)")
     p.add_argument("--distributed-iter", type=int, default=200)
+    p.add_argument("--distributed-loss", default="cross_entropy",
+                   choices=("squared", "cross_entropy"))
+    p.add_argument("--distributed-method", default="fista",
+                   choices=("fista", "newton"),
+                   help="the method of the distributed section")
     p.add_argument("--save", default=None,
                    help=".npz file for every solve's time/objective/gap records")
     p.add_argument("--sections", default="iteration,gap,pyscnn,distributed")

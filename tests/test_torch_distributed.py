@@ -68,8 +68,8 @@ def _worker(rank, world_size, port, losses, out_path):
                 sol = solve_sharded(problem, tol=NEWTON_TOL, method="newton")
                 cert = sol.certificate
                 np.savez(f"{out_path}-{case}-newton-{rank}.npz", U=sol.U,
-                         n_iter=sol.n_iter, status=sol.status, method=sol.info["method"],
-                         cg=sol.info["cg_iterations"],
+                         n_iter=sol.n_iter, status=sol.status,
+                         method=sol.info["method"], cg=sol.info["cg_iterations"],
                          first=sol.info["first_order_iterations"],
                          cert=[cert.objective, cert.dual_objective, cert.duality_gap,
                                cert.kkt_residual])
