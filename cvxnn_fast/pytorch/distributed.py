@@ -1,4 +1,5 @@
-r"""Data-parallel R-FISTA over ``torch.distributed`` processes.
+r"""Data-parallel R-FISTA (and Newton-CG, :mod:`cvxnn_fast.pytorch.newton`)
+over ``torch.distributed`` processes.
 
 The rows of X, y and the patterns are sharded over the processes of a
 process group (one per GPU with NCCL, one per CPU node with Gloo; launched by
