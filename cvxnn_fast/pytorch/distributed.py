@@ -45,7 +45,7 @@ from cvxnn.core.validation import (
 )
 from cvxnn_fast.common.run import Monitor, Result
 from cvxnn_fast.fista.solver import K, describe
-from cvxnn_fast.pytorch import fista
+from cvxnn_fast.pytorch import fista, newton
 from cvxnn_fast.pytorch.certificates import Spec, certificate
 from cvxnn_fast.pytorch.device import (
     import_torch,
@@ -302,10 +302,9 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     shape = problem.weight_shape
     info = {}
     if method == "newton":
-        from cvxnn_fast.pytorch import newton
-
         result = newton.solve_sharded(problem, to_numpy(_start(problem, warm_start),
-                                                        shape), tol, max_iter, monitor)
+                                                        shape), tol, max_iter, monitor,
+                                      fista_result)
         status, message, n_iter, history = (result.status, result.message,
                                             result.n_iter, result.history)
         U, cert = to_device(result.blocks["U"].reshape(-1, shape[2]), data), None

@@ -92,9 +92,9 @@ class ShardedProducts(DeviceProducts):
 
     can_sample = False
 
-    def __init__(self, host, sharded):
+    def __init__(self, host, sharded, first_order):
         super().__init__(host, sharded.data)
-        self.sharded = sharded
+        self.sharded, self._first_order = sharded, first_order
         self.world = self.torch.distributed.get_world_size(sharded.group)
 
     def _sum_array(self, array):
@@ -114,9 +114,7 @@ class ShardedProducts(DeviceProducts):
         return stop or "stopped by another process"
 
     def first_order(self, problem, U0, tol, max_iter, monitor):
-        from cvxnn_fast.pytorch import distributed
-
-        return distributed.fista_result(self.sharded, U0, tol, max_iter, monitor)
+        return self._first_order(self.sharded, U0, tol, max_iter, monitor)
 
 
 class _ShardedKronecker(Kronecker):
@@ -165,12 +163,14 @@ class ShardHost(Problem):
         return self._n_samples
 
 
-def solve_sharded(sharded, U0, tol, max_iter, monitor):
+def solve_sharded(sharded, U0, tol, max_iter, monitor, first_order):
     """Newton-CG on a :class:`~cvxnn_fast.pytorch.distributed.ShardedProblem`,
     called by every process; a :class:`~cvxnn_fast.common.run.Result` whose
-    weights are the same on every process."""
+    weights are the same on every process. ``first_order(sharded, U0, tol,
+    max_iter, monitor)``: the sharded R-FISTA that starts the non-quadratic
+    losses (:func:`cvxnn_fast.pytorch.distributed.fista_result`)."""
     host = ShardHost(sharded)
-    ops = ShardedProducts(host, sharded)
+    ops = ShardedProducts(host, sharded, first_order)
     ops.set_gradient_at_zero()
     c, P, d = host.weight_shape
     flops = 2.0 * sharded.data.X.shape[0] * d * c * P
