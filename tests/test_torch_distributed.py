@@ -64,6 +64,11 @@ def _worker(rank, world_size, port, losses, out_path):
                      feature_metric=sol.info["feature_metric"],
                      cert=[cert.objective, cert.dual_objective, cert.duality_gap,
                            cert.kkt_residual])
+            if case == "squared":  # a bad method is refused, naming the argument
+                try:
+                    solve_sharded(problem, method="interior_point")
+                except ValueError as exc:
+                    np.save(f"{out_path}-refused-{rank}.npy", str(exc))
             if case in NEWTON_CASES:
                 sol = solve_sharded(problem, tol=NEWTON_TOL, method="newton")
                 cert = sol.certificate
@@ -156,3 +161,9 @@ def test_two_gloo_processes_match_one_with_newton(two_process_runs, case):
         assert abs(objective - single.certificate.objective) <= 1e-10 * objective
         assert abs(dual - single.certificate.dual_objective) <= 1e-10 * objective
         assert gap <= NEWTON_TOL * objective
+
+
+def test_sharded_solve_refuses_other_methods(two_process_runs):
+    for rank in range(2):
+        message = str(np.load(f"{two_process_runs}-refused-{rank}.npy"))
+        assert message.startswith("method: the PyTorch backend runs")
