@@ -14,6 +14,13 @@ takes the steps of a float32 NumPy one. Row subsets (subsampled Hessian,
 subsample warm start) index the device copy: no second upload. The first
 R-FISTA phase of the non-quadratic losses runs on the device
 (:func:`cvxnn_fast.pytorch.solver.solve`) on the same device data.
+
+Across processes (:func:`solve_sharded`, reached by
+``solve_sharded(problem, method="newton")`` of
+:mod:`cvxnn_fast.pytorch.distributed`) every process runs the same loop on
+its own rows: :class:`ShardHost` gives it the sample count and loss sums of
+all processes, :class:`ShardedProducts` the all-reduced products, summed
+Kronecker factors and agreed stops (docs/design/newton.md).
 """
 
 import contextlib
