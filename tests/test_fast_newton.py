@@ -174,7 +174,7 @@ def test_subsample_start_and_hessian_reach_the_optimum(loss, monkeypatch):
     monkeypatch.setattr(solver, "HESSIAN_ROWS_PER_WEIGHT", 1)
     problem = build(loss, "group_l1", bias=True, n_outputs=2, n_samples=2000,
                     n_gates=10, lam=1e-3)
-    assert solver._hessian_sample(problem) is not None
+    assert solver._hessian_rows(problem) is not None
     sol = newton(problem, tol=1e-6, max_iter=500)
     assert sol.status == OPTIMAL, sol.message
     assert sol.certificate.relative_gap <= 1e-6

@@ -167,3 +167,70 @@ def test_sharded_solve_refuses_other_methods(two_process_runs):
     for rank in range(2):
         message = str(np.load(f"{two_process_runs}-refused-{rank}.npy"))
         assert message.startswith("method: the PyTorch backend runs")
+
+
+# Newton-CG's row subsamples over the shards: n above SAMPLE_MIN_N (lowered
+# to 5000 for the test) draws the subsample warm start and the subsampled
+# Hessian on every shard.
+SAMPLED_N, SAMPLED_MIN_N = 12_000, 5000
+
+
+def _sampled_data():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((SAMPLED_N, N_FEATURES))
+    y = X @ rng.standard_normal((N_FEATURES, 2)) + np.maximum(X[:, :2], 0)
+    gates = np.random.default_rng(4).standard_normal((N_FEATURES + 1, N_GATES))
+    return X, y, gates
+
+
+def _sampled_worker(rank, world_size, port, out_path):
+    import torch.distributed as dist
+
+    from cvxnn_fast.newton import solver as newton
+    from cvxnn_fast.pytorch.distributed import build_sharded_problem, solve_sharded
+
+    newton.SAMPLE_MIN_N = SAMPLED_MIN_N
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}",
+                            rank=rank, world_size=world_size)
+    try:
+        X, y, gates = _sampled_data()
+
+        def load_shard(rank, world_size):  # rows 0-4999 and 5000-11999
+            cut = [0, 5000, SAMPLED_N]
+            return X[cut[rank]:cut[rank + 1]], y[cut[rank]:cut[rank + 1]]
+
+        problem = build_sharded_problem(load_shard, lam=1e-3, gates=gates,
+                                        bias=True, device="cpu")
+        sol = solve_sharded(problem, tol=NEWTON_TOL, method="auto")
+        np.savez(f"{out_path}-{rank}.npz", U=sol.U, n_iter=sol.n_iter,
+                 status=sol.status, method=sol.info["method"],
+                 cert=[sol.certificate.objective, sol.certificate.duality_gap])
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sharded_newton_samples_rows_on_every_shard(tmp_path, monkeypatch):
+    """``auto`` takes Newton-CG at large n when sharded too; each shard draws
+    its own rows for the warm start and the Hessian, so the steps differ
+    from one process's, but the optimum is the same to 1e-10."""
+    from cvxnn_fast.newton import solver as newton
+
+    out = str(tmp_path / "sampled")
+    torch.multiprocessing.spawn(_sampled_worker, args=(2, _free_port(), out),
+                                nprocs=2)
+    monkeypatch.setattr(newton, "SAMPLE_MIN_N", SAMPLED_MIN_N)
+    X, y, gates = _sampled_data()
+    problem = cvxnn.build_problem(X, y, lam=1e-3, gates=gates, bias=True)
+    assert newton.preferred(problem)
+    single = fast_solve(problem, tol=NEWTON_TOL, method="newton", device="cpu")
+    ranks = [np.load(f"{out}-{r}.npz") for r in range(2)]
+    np.testing.assert_array_equal(ranks[0]["U"], ranks[1]["U"])
+    scale = np.abs(single.U).max()
+    for part in ranks:
+        assert str(part["status"]) == single.status == "optimal"
+        assert str(part["method"]) == "newton"
+        np.testing.assert_allclose(part["U"], single.U, rtol=0, atol=1e-10 * scale)
+        objective, gap = part["cert"]
+        assert abs(objective - single.certificate.objective) <= 1e-10 * objective
+        assert gap <= NEWTON_TOL * objective

@@ -12,7 +12,10 @@ Hessian and the subsample warm start) and which first-order method starts
 the non-quadratic losses.
 """
 
+import numpy as np
+
 from cvxnn.core import operator
+from cvxnn.core.problem import Problem
 from cvxnn_fast.fista import solver as fista
 from cvxnn_fast.newton.curvature import Kronecker
 
@@ -23,11 +26,9 @@ class Products:
     Where the rows are sharded over processes
     (:class:`cvxnn_fast.pytorch.newton.ShardedProducts`) the object also sums
     the preconditioner's factors over them, makes every stop decision a
-    common one (:meth:`agree`, :meth:`agree_stop`), and offers no row
-    subsamples (``can_sample``).
+    common one (:meth:`agree`, :meth:`agree_stop`), and samples each
+    process's rows (:meth:`sample`).
     """
-
-    can_sample = True
 
     def __init__(self, problem):
         self.problem = problem
@@ -52,6 +53,13 @@ class Products:
         """``A^T S``: (c, P, d) for S (n, c) (not divided by n)."""
         return operator.adjoint(self.problem.X, self.problem.patterns, S)
 
+    def sample(self, problem, fraction, random_state):
+        """(rows, the program on them, their products): a seeded ``fraction``
+        of ``problem``'s rows (the subsample warm start, the subsampled
+        Hessian)."""
+        rows, sub = sample_rows(problem, fraction, random_state)
+        return rows, sub, self.rows(rows, sub)
+
     def rows(self, rows, sub):
         """The products of ``sub``: the problem on ``rows`` (sorted indices)."""
         return Products(sub)
@@ -59,3 +67,15 @@ class Products:
     def first_order(self, problem, U0, tol, max_iter, monitor):
         """R-FISTA on ``problem`` (this object's) from U0: a Result."""
         return fista.solve_gated(problem, U0, tol, max_iter, monitor)
+
+
+def sample_rows(problem, fraction, random_state):
+    """(rows, the same program on them): a seeded ``fraction`` of the rows,
+    sorted, with the same gates."""
+    n = problem.n_samples
+    rng = np.random.default_rng(random_state)
+    rows = np.sort(rng.choice(n, max(int(fraction * n), 1), replace=False))
+    return rows, Problem(np.ascontiguousarray(problem.X[rows]), problem.y[rows],
+                         np.ascontiguousarray(problem.patterns[rows]), problem.gates,
+                         problem.loss, problem.regularizer, problem.lam,
+                         problem.formulation, problem.bias, problem.classes)

@@ -35,7 +35,6 @@ import numpy as np
 
 from cvxnn.core.certificates import _assemble
 from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
-from cvxnn.core.problem import Problem
 from cvxnn.core.status import (
     INTERRUPTED,
     OPTIMAL,
@@ -279,9 +278,7 @@ def _record(history, it, monitor, point, alpha, cg):
 def _iterate(problem, point, tol, max_iter, monitor, history, counts, ops):
     """The Newton loop; returns (point, status, message)."""
     penalty, kron = Penalty(problem), ops.kronecker(problem)
-    sample = _hessian_sample(problem) if ops.can_sample else None
-    if sample is not None:
-        sample = (*sample, ops.rows(*sample))
+    sample = _hessian_sample(problem, ops)
     t_prox = 1.0
     rho = 0.0 if problem.loss.name == "squared" else RHO_START
 
@@ -334,35 +331,24 @@ def _hessian_rows(problem):
     return None if n < SAMPLE_MIN_N or rows > n / 4 else rows
 
 
-def _hessian_sample(problem):
-    """(rows, Problem on them) for a subsampled Hessian at large n, else None."""
+def _hessian_sample(problem, ops):
+    """(rows, the program on them, their products) for a subsampled Hessian
+    at large n, else None."""
     rows = _hessian_rows(problem)
     if rows is None:
         return None
-    return _sample_rows(problem, rows / problem.n_samples, random_state=1)
-
-
-def _sample_rows(problem, fraction, random_state):
-    """(rows, the same program on them): a seeded ``fraction`` of the rows,
-    sorted, with the same gates."""
-    n = problem.n_samples
-    rng = np.random.default_rng(random_state)
-    rows = np.sort(rng.choice(n, max(int(fraction * n), 1), replace=False))
-    return rows, Problem(np.ascontiguousarray(problem.X[rows]), problem.y[rows],
-                   np.ascontiguousarray(problem.patterns[rows]), problem.gates,
-                   problem.loss, problem.regularizer, problem.lam,
-                   problem.formulation, problem.bias, problem.classes)
+    return ops.sample(problem, rows / problem.n_samples, random_state=1)
 
 
 def _sample_start(problem, tol, max_iter, monitor, ops):
     """Warm start: this method on a row subsample to ``max(tol, SAMPLE_TOL)``;
     (its weights, whether the time limit or the callback stopped it)."""
-    rows, sub = _sample_rows(problem, SAMPLE_FRACTION, random_state=0)
+    _, sub, sub_ops = ops.sample(problem, SAMPLE_FRACTION, random_state=0)
     U0 = np.zeros(problem.weight_shape, problem.dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = solve_gated(sub, U0, max(tol, SAMPLE_TOL), max_iter, monitor,
-                             ops.rows(rows, sub))
+                             sub_ops)
     return result.blocks["U"], result.status == USER_LIMIT
 
 
@@ -374,7 +360,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor, ops=None):
                                "cg_iterations")}
     U0 = np.ascontiguousarray(U0, problem.dtype)
     first = None
-    if problem.n_samples >= SAMPLE_MIN_N and not U0.any() and ops.can_sample:
+    if problem.n_samples >= SAMPLE_MIN_N and not U0.any():
         U0, stopped = _sample_start(problem, tol, max_iter, monitor, ops)
         if stopped:  # time limit, callback or Ctrl-C during the warm start
             return Result(USER_LIMIT, "stopped during the subsample warm start.",

@@ -274,18 +274,20 @@ def fista_result(problem, U0, tol, max_iter, monitor):
 
 
 def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
-                  verbose=False, callback=None, time_limit=None, method="fista"):
+                  verbose=False, callback=None, time_limit=None, method="auto"):
     """R-FISTA or Newton-CG on a :class:`ShardedProblem`, called by every
     process.
 
     Same options, statuses and history as ``fast_solve``; ``verbose`` prints
     on rank 0 only; ``callback`` runs on every process (a stop asked by any
-    process stops all of them at the next iteration). ``method``: "fista"
-    or "newton" (:func:`cvxnn_fast.pytorch.newton.solve_sharded`: its
-    products and sums over the shards, its CG and line search replicated;
-    no row subsamples), or "auto" (R-FISTA). Every process
-    returns the same Solution; its certificate is the device certificate
-    (the same formulas as :mod:`cvxnn.core.certificates`, sums
+    process stops all of them at the next iteration). ``method``: "fista",
+    "newton" (:func:`cvxnn_fast.pytorch.newton.solve_sharded`: its
+    products and sums over the shards, its CG and line search replicated,
+    its row subsamples drawn on every shard), or "auto" (Newton-CG where
+    :func:`cvxnn_fast.newton.solver.preferred` says so, as in one process;
+    the default).
+    Every process returns the same Solution; its certificate is the device
+    certificate (the same formulas as :mod:`cvxnn.core.certificates`, sums
     all-reduced), as no process holds the whole data. Ctrl-C is left to the
     launcher.
     """
@@ -293,9 +295,7 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     max_iter = check_positive_int(max_iter, "max_iter")
     if time_limit is not None:
         time_limit = check_positive_float(time_limit, "time_limit")
-    # auto: R-FISTA, since the sharded Newton-CG has no row subsamples, which
-    # are what make it the faster method at large n (docs/design/newton.md).
-    method = "fista" if method == "auto" else check_method(problem, method)
+    method = check_method(problem, method)
     data, spec = problem.data, Spec.of(problem)
     rank = import_torch().distributed.get_rank(problem.group)
     monitor = Monitor(verbose and rank == 0, callback, time_limit)

@@ -95,9 +95,8 @@ class ShardedProducts(DeviceProducts):
     :class:`~cvxnn_fast.pytorch.distributed.ShardedProblem`: adjoints and
     loss sums all-reduced (``DeviceData`` with ``sharded``), the Kronecker
     factors summed over the processes' subsamples, stop decisions agreed,
-    no row subsamples, and the first R-FISTA phase sharded too."""
-
-    can_sample = False
+    row subsamples drawn per process, and the first R-FISTA phase sharded
+    too."""
 
     def __init__(self, host, sharded, first_order):
         super().__init__(host, sharded.data)
@@ -122,6 +121,27 @@ class ShardedProducts(DeviceProducts):
 
     def first_order(self, problem, U0, tol, max_iter, monitor):
         return self._first_order(self.sharded, U0, tol, max_iter, monitor)
+
+    def sample(self, problem, fraction, random_state):
+        """A seeded ``fraction`` of this process's rows (seeded by the rank
+        too), indexed on the device: (local rows, their ShardHost, its
+        products); the sample's size is summed over the processes."""
+        data, s = self.data, self.sharded
+        rank = self.torch.distributed.get_rank(s.group)
+        m = data.X.shape[0]
+        rng = np.random.default_rng([random_state, rank])
+        rows = np.sort(rng.choice(m, min(m, max(int(fraction * m), 1)),
+                                  replace=False))
+        index = self.torch.from_numpy(rows.astype(np.int64)).to(data.device)
+        count = data.sum_scalars(float(len(rows)))[0]
+        sub_data = DeviceData(data.X[index], data.D[index], data.Y[index],
+                              int(count), data.group, sharded=True)
+        sub_sharded = type(s)(sub_data, s.gates, s.loss, s.regularizer, s.lam,
+                              s.bias, s.classes, s.dtype, s.group)
+        sub = ShardHost(sub_sharded)
+        ops = ShardedProducts(sub, sub_sharded, self._first_order)
+        ops.set_gradient_at_zero()
+        return rows, sub, ops
 
 
 class _ShardedKronecker(Kronecker):
