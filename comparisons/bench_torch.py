@@ -16,8 +16,8 @@ Sections (``--sections``, comma-separated):
 * ``check``: correctness on the device before timing anything: small
   problems of every loss (group_l1, l1) solved on the device and by the
   compiled CPU backend, objectives within the two certified gaps; float64
-  and float32; and, on a GPU, a one-process NCCL sharded solve against the
-  one-process device solve.
+  and float32; and a one-process sharded solve (NCCL on a GPU, Gloo on the
+  CPU) against the one-process device solve, R-FISTA and Newton-CG.
 * ``distributed``: the same solve by two Gloo processes on this machine
   (``torch.multiprocessing.spawn``, each loading its half of the rows) and by
   one process; times and the largest difference of the solutions.
@@ -210,37 +210,42 @@ def section_check(args):
                       f"{cpu.objective:.10g} | {ratio:.2f} |", flush=True)
     print(f"worst difference / allowed: {worst:.2f} "
           f"({'PASS' if worst <= 1 else 'FAIL'})")
-    if torch.device(args.device).type == "cuda":
-        nccl_check(X, labels, args.device)
+    sharded_check(X, labels, args.device)
 
 
-def nccl_check(X, labels, device):
-    """A one-process NCCL sharded solve equals the one-process device solve."""
+def sharded_check(X, labels, device):
+    """A one-process sharded solve (NCCL on a GPU, Gloo on the CPU) equals the
+    one-process device solve, for R-FISTA and Newton-CG."""
     import torch.distributed as dist
 
     from cvxnn_fast.pytorch.distributed import build_sharded_problem, solve_sharded
 
+    backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}",
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}",
                             rank=0, world_size=1)
+    methods = {"fista": 1e-8, "newton": 1e-12}  # Newton-CG converges to rounding
     try:
         sharded = build_sharded_problem(lambda rank, world: (X, labels),
                                         loss="cross_entropy", lam=1e-3, n_gates=20,
                                         bias=True, random_state=0, device=device,
                                         dtype="float64")
-        two = solve_sharded(sharded, tol=1e-8, max_iter=20000)
+        two = {m: solve_sharded(sharded, tol=tol, max_iter=20000, method=m)
+               for m, tol in methods.items()}
     finally:
         dist.destroy_process_group()
     problem = cvxnn.build_problem(X, labels, loss="cross_entropy", lam=1e-3,
                                   n_gates=20, bias=True, random_state=0)
-    one = fast_solve(problem, tol=1e-8, max_iter=20000, device=device,
-                     dtype="float64")
-    diff = np.abs(two.U - one.U).max() / np.abs(one.U).max()
-    print(f"NCCL sharded (1 process) against one-process {device}: largest "
-          f"weight difference {diff:.1e} relative, objectives {two.objective:.12g} "
-          f"/ {one.objective:.12g} ({'PASS' if diff <= 1e-8 else 'FAIL'})")
+    for method, tol in methods.items():
+        one = fast_solve(problem, tol=tol, max_iter=20000, device=device,
+                         dtype="float64", method=method)
+        diff = np.abs(two[method].U - one.U).max() / np.abs(one.U).max()
+        print(f"{backend.upper()} sharded {method} (1 process) against one-process "
+              f"{device}: largest weight difference {diff:.1e} relative, objectives "
+              f"{two[method].objective:.12g} / {one.objective:.12g} "
+              f"({'PASS' if diff <= 1e-8 else 'FAIL'})")
 
 
 def save(args, name, **arrays):
