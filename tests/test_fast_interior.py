@@ -75,11 +75,9 @@ def test_newton_system_solves_the_explicit_matrix(rng, formulation, loss, regula
     problem = build(loss, regularizer, formulation=formulation, lam=lam,
                     n_outputs=n_outputs, n_samples=12, n_gates=4)
     relu = formulation == "relu"
-    if weight_space and not relu:
-        return  # gated group_l1 and l2: no dense blocks, no weight-space path
     monkeypatch.setattr(newton_system, "use_weight_space", lambda p: weight_space)
     system = (newton_system.ReluSystem if relu else newton_system.GatedSystem)(problem)
-    assert getattr(system, "weight_space", False) == weight_space
+    assert system.weight_space == weight_space
     B, n, d, o = system.n_blocks, system.n, system.d, system.offset
     w = rng.random((B, n if relu else 0)) + 0.1
     scaling = None
@@ -136,7 +134,9 @@ def test_interior_point_matches_clarabel(loss, regularizer, lam, bias, n_outputs
     ("relu", "squared", "group_l1", 1e-3, 2), ("relu", "logistic", "group_l1", 0.02, 1),
     ("relu", "squared", "l1", 0.02, 1), ("relu", "squared", "l2", 0.02, 2),
     ("relu", "squared", None, 0.0, 1), ("gated_relu", "squared", "l1", 0.02, 2),
-    ("gated_relu", "logistic", "l1", 1e-3, 1)])
+    ("gated_relu", "logistic", "l1", 1e-3, 1),
+    ("gated_relu", "squared", "group_l1", 1e-3, 2),
+    ("gated_relu", "logistic", "l2", 0.02, 1), ("gated_relu", "squared", None, 0.0, 1)])
 def test_weight_space_takes_the_n_space_steps(formulation, loss, regularizer, lam,
                                               n_outputs, monkeypatch):
     """The P d x P d Woodbury solve and the n x n one: the same steps to

@@ -306,9 +306,9 @@ class _System:
 
 
 def use_weight_space(problem):
-    """Whether the dense-block system is solved in weight space: outputs not
-    coupled (not cross-entropy), no feature_group_l1 cones, and fewer flops
-    per step than the n x n Woodbury matrices (:func:`step_flops`)."""
+    """Whether the system is solved in weight space (dense blocks): outputs
+    not coupled (not cross-entropy), no feature_group_l1 cones, and fewer
+    flops per step than the n x n Woodbury matrices (:func:`step_flops`)."""
     reg = problem.regularizer.name if problem.lam > 0 else None
     if problem.loss.name == "cross_entropy" or reg == "feature_group_l1":
         return False
@@ -322,9 +322,12 @@ def step_flops(problem, weight_space):
     counted as a tenth); both with the blocks ``X^T diag(z / s) X``."""
     n = problem.n_samples
     c, P, d = problem.weight_shape
-    blocks = 4.0 * c * P * n * d * d
+    relu = problem.formulation.has_cones
+    blocks = 4.0 * c * P * n * d * d if relu else 0.0
     if not weight_space:
-        return c * (2.0 * n * n * P * d + n**3 / 3.0) + blocks
+        # gated ReLU without dense blocks: two n x n x P products (GatedSystem)
+        dense = relu or (problem.lam > 0 and problem.regularizer.name == "l1")
+        return c * ((2.0 * d if dense else 4.0) * n * n * P + n**3 / 3.0) + blocks
     m = P * d
     gram = (n * m * m + m**3 / 3.0) * (0.1 if problem.loss.name == "squared" else c)
     return c * (4.0 * m**3 / 3.0 + 2.0 * m * m * d) + gram + blocks
@@ -393,8 +396,8 @@ class _DenseBlocks(_System):
             diag, self.G = self.fgl1_terms(scaling)
             idx = np.arange(d)
             H[:, idx, idx] += diag
-        if self.ridge:
-            H[:, o:, o:] += self.ridge * np.eye(d)
+        if self.ridge or self.prox:
+            H[:, o:, o:] += (self.ridge + self.prox) * np.eye(d)
         return H
 
     def _factor_blocks(self, w_lin, scaling, Yhat, Q_uu_of):
@@ -539,9 +542,9 @@ class ReluSystem(_DenseBlocks):
 
 
 class _DenseGated(_DenseBlocks):
-    """Gated ReLU with l1 or feature_group_l1: their blocks are not a
-    multiple of the identity plus rank one, so they take the dense-block
-    path."""
+    """Gated ReLU with l1 or feature_group_l1 (their blocks are not a
+    multiple of the identity plus rank one), or solved in weight space:
+    the dense-block path."""
 
     def __init__(self, problem):
         c, P, _ = problem.weight_shape
@@ -564,7 +567,8 @@ class _DenseGated(_DenseBlocks):
         return self.l1_rows(x) if self.l1 else np.zeros((len(x), 0))
 
     def cone_adjoint(self, z):
-        return self.l1_adjoint(z) if self.l1 else np.zeros((len(z), self.d))
+        return (self.l1_adjoint(z) if self.l1
+                else np.zeros((len(z), self.offset + self.d)))
 
     def factor(self, w_lin, scaling, Yhat):
         self._factor_blocks(w_lin, scaling, Yhat, lambda Q: Q)
@@ -574,8 +578,9 @@ class GatedSystem(_System):
     """Blocks: the ``n_outputs * P`` rows of U; no cone constraints."""
 
     def __new__(cls, problem):
-        if (cls is GatedSystem and problem.lam > 0
-                and problem.regularizer.name in ("l1", "feature_group_l1")):
+        dense = problem.lam > 0 and problem.regularizer.name in (
+            "l1", "feature_group_l1")
+        if cls is GatedSystem and (dense or use_weight_space(problem)):
             return _DenseGated(problem)
         return super().__new__(cls)
 

@@ -103,9 +103,16 @@ def unsupported(problem):
     return ""
 
 
-def estimated_flops(problem):
-    """Flops of one iteration (the Woodbury matrices and their factors;
-    cross-entropy factors one (n c) matrix instead of c of size n)."""
+def estimated_flops(problem, weight_space=None):
+    """Flops of one iteration: in weight space where that is cheaper
+    (:func:`~cvxnn_fast.interior.newton_system.use_weight_space`), else the
+    n x n Woodbury matrices and their factors (cross-entropy factors one
+    (n c) matrix instead of c of size n). ``weight_space=False``: the n x n
+    form's flops."""
+    if weight_space is None:
+        weight_space = use_weight_space(problem)
+    if weight_space:
+        return step_flops(problem, True)
     n = problem.n_samples
     c, P, d = problem.weight_shape
     factor = (n * c) ** 3 / 3.0 if problem.loss.name == "cross_entropy" \
@@ -113,21 +120,19 @@ def estimated_flops(problem):
     dense = problem.lam > 0 and problem.regularizer.name in ("l1", "feature_group_l1")
     if not problem.formulation.has_cones and not dense:
         return c * 4.0 * n * n * P + factor + 4.0 * c * P * n * d
-    if use_weight_space(problem):
-        return step_flops(problem, True)
     return c * 2.0 * n * n * P * d + factor + 4.0 * c * P * n * d * d
 
 
-def estimated_entries(problem):
+def estimated_entries(problem, weight_space=None):
     """Entries of one iteration's largest arrays: the Woodbury matrices (n x n
     per output, (n c)^2 for cross-entropy; P d x P d per output in weight
     space) and, for ReLU, the (2 c P, n) slacks of the cone constraints."""
     n = problem.n_samples
     c, P, d = problem.weight_shape
     relu = problem.formulation.has_cones
-    dense = relu or (problem.lam > 0 and problem.regularizer.name
-                     in ("l1", "feature_group_l1"))
-    if dense and use_weight_space(problem):
+    if weight_space is None:
+        weight_space = use_weight_space(problem)
+    if weight_space:
         matrices = c * (P * d) ** 2
     elif problem.loss.name == "cross_entropy":
         matrices = (n * c) ** 2
