@@ -316,18 +316,24 @@ def use_weight_space(problem):
 
 
 def step_flops(problem, weight_space):
-    """Flops of one dense-block step's factorization: per output, the n x n
-    Woodbury matrix and its factor, or in weight space ``I + F S F^T`` and
-    its factor plus ``N`` and its root F (formed once for squared loss:
-    counted as a tenth); both with the blocks ``X^T diag(z / s) X``."""
+    """Flops of one step: the n x n Woodbury matrices and their factors
+    (cross-entropy: one (n c) factor; gated ReLU without dense blocks: two
+    n x n x P products, :class:`GatedSystem`), or in weight space
+    ``I + F S F^T`` and its factor per output plus ``N`` and its root F
+    (formed once for squared loss: counted as a tenth); ReLU adds the blocks
+    ``X^T diag(z / s) X``."""
     n = problem.n_samples
     c, P, d = problem.weight_shape
     relu = problem.formulation.has_cones
-    blocks = 4.0 * c * P * n * d * d if relu else 0.0
     if not weight_space:
-        # gated ReLU without dense blocks: two n x n x P products (GatedSystem)
-        dense = relu or (problem.lam > 0 and problem.regularizer.name == "l1")
-        return c * ((2.0 * d if dense else 4.0) * n * n * P + n**3 / 3.0) + blocks
+        factor = ((n * c) ** 3 if problem.loss.name == "cross_entropy"
+                  else c * n**3) / 3.0
+        dense = relu or (problem.lam > 0 and problem.regularizer.name
+                         in ("l1", "feature_group_l1"))
+        if not dense:
+            return c * 4.0 * n * n * P + factor + 4.0 * c * P * n * d
+        return c * 2.0 * n * n * P * d + factor + 4.0 * c * P * n * d * d
+    blocks = 4.0 * c * P * n * d * d if relu else 0.0
     m = P * d
     gram = (n * m * m + m**3 / 3.0) * (0.1 if problem.loss.name == "squared" else c)
     return c * (4.0 * m**3 / 3.0 + 2.0 * m * m * d) + gram + blocks

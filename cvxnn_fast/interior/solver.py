@@ -104,23 +104,14 @@ def unsupported(problem):
 
 
 def estimated_flops(problem, weight_space=None):
-    """Flops of one iteration: in weight space where that is cheaper
+    """Flops of one iteration (:func:`~cvxnn_fast.interior.newton_system.step_flops`):
+    in weight space where that is cheaper
     (:func:`~cvxnn_fast.interior.newton_system.use_weight_space`), else the
-    n x n Woodbury matrices and their factors (cross-entropy factors one
-    (n c) matrix instead of c of size n). ``weight_space=False``: the n x n
-    form's flops."""
+    n x n Woodbury matrices and their factors. ``weight_space=False``: the
+    n x n form's flops."""
     if weight_space is None:
         weight_space = use_weight_space(problem)
-    if weight_space:
-        return step_flops(problem, True)
-    n = problem.n_samples
-    c, P, d = problem.weight_shape
-    factor = (n * c) ** 3 / 3.0 if problem.loss.name == "cross_entropy" \
-        else c * n**3 / 3.0
-    dense = problem.lam > 0 and problem.regularizer.name in ("l1", "feature_group_l1")
-    if not problem.formulation.has_cones and not dense:
-        return c * 4.0 * n * n * P + factor + 4.0 * c * P * n * d
-    return c * 2.0 * n * n * P * d + factor + 4.0 * c * P * n * d * d
+    return step_flops(problem, weight_space)
 
 
 def estimated_entries(problem, weight_space=None):
