@@ -33,7 +33,12 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cvxnn.core._blas cimport dot
 from cvxnn_fast.common._loss cimport bregman_sum, conjugate_sum, hessian_factors, loss_sum
 from cvxnn_fast.fista._augmented cimport al_candidate, al_prepare
-from cvxnn_fast.fista._metric cimport metric_prox, metric_squared_distance, metric_step
+from cvxnn_fast.fista._metric cimport (
+    metric_prox,
+    metric_squared_distance,
+    metric_step,
+    output_scale,
+)
 from cvxnn.core._operator cimport adjoint, adjoint_block, forward_block, forward_rows
 from cvxnn_fast.common._penalty cimport (
     FEATURE_GROUP_L1,
@@ -92,6 +97,12 @@ cdef struct Setting:
     double metric   # GATED: beta of the pattern-mean metric (0: Euclidean)
     double* metric_m  # GATED with metric: each output's prox shift m, (c, d)
     double* metric_work  # scratch of its prox, step and norm
+    # GATED, per_output: output k's step is w_k times the global one, i.e. the
+    # metric (of the pattern mean, or Euclidean) divided by w_k on its block.
+    bint per_output
+    double* out_scale  # (c,) the w_k
+    double max_scale   # largest w_k
+    Py_ssize_t scale_every  # iterations between updates of the w_k
 
 
 cdef double now() noexcept nogil:
@@ -194,6 +205,39 @@ cdef double optimality(
     return kkt / s.grad0
 
 
+cdef void update_output_scale(
+    Setting* s, const floating* S, const floating* Y,
+    floating* Wd, floating* Q,  # scratch (n, c)
+) noexcept nogil:
+    """Per-output step multipliers from the loss curvature at the point whose
+    loss gradient is S: ``w_k = sqrt(max_l h_l / h_k)`` (at most
+    ``s.max_scale``), ``h_k`` output k's summed diagonal loss curvature
+    ``sum_j (Wd - Q^2)_jk``.
+
+    The output with the largest curvature keeps the global step; the others
+    take longer ones (the square root of the ratio: measured faster than the
+    ratio itself, docs/design/fista.md).
+    """
+    cdef Py_ssize_t j, k
+    cdef double top = 0, h
+    hessian_factors(s.loss, S, Y, s.n, s.c, Wd, Q)
+    for k in range(s.c):
+        h = 0
+        for j in range(s.n):
+            h += <double> Wd[j * s.c + k] - <double> Q[j * s.c + k] * Q[j * s.c + k]
+        s.out_scale[k] = h
+        if h > top:
+            top = h
+    for k in range(s.c):
+        h = s.out_scale[k]
+        if top <= 0:  # no curvature anywhere (or NaN): plain steps
+            s.out_scale[k] = 1.0
+        elif h * s.max_scale * s.max_scale <= top:
+            s.out_scale[k] = s.max_scale
+        else:
+            s.out_scale[k] = sqrt(top / h)
+
+
 cdef double squared_distance(
     const floating* a, const floating* b, Py_ssize_t size,
 ) noexcept nogil:
@@ -240,33 +284,45 @@ cdef double line_search(
     quadratic upper bound with f(y) and <grad, x_new - y> moved to the left
     and computed without cancellation (see bregman_sum). With the
     pattern-mean metric (``s.metric > 0``) the step, the prox and the norm are
-    those of M (see _metric.pxd).
+    those of M (see _metric.pxd). With per-output scales (``s.per_output``)
+    output k's block takes the step ``step * w_k`` and its norm is divided by
+    ``w_k``: the metric ``M / w_k`` on that block.
     """
-    cdef Py_ssize_t i, size = s.rows * s.d
-    cdef double quad, delta, div
+    cdef Py_ssize_t i, k, block, size = s.rows * s.d
+    cdef double quad, part, delta, div, w
     cdef const floating* py = &y[0, 0]
     cdef const floating* pg = &grad[0, 0]
     cdef floating* px = &x_new[0, 0]
+    cdef const double* scale = s.out_scale if s.per_output else NULL
+    # Without per-output scales the whole point is one block.
+    cdef Py_ssize_t blocks = s.c if s.per_output else 1
+    block = size // blocks
     while step[0] > 1e-30:
         if s.metric > 0:
-            metric_step(py, pg, step[0], s.metric, s.c, s.P, s.d, s.metric_work,
-                        px)
+            metric_step(py, pg, step[0], s.metric, s.c, s.P, s.d, scale,
+                        s.metric_work, px)
             metric_prox(s.reg, px, step[0] * s.lam, s.metric, s.c, s.P, s.d,
-                        s.metric_m, s.metric_work)
+                        scale, s.metric_m, s.metric_work)
         else:
-            for i in range(size):
-                px[i] = py[i] - step[0] * pg[i]
-            penalty_prox(s.reg, px, step[0] * s.lam, s.rows, s.d, s.n_halves, px)
+            for k in range(blocks):
+                w = step[0] * output_scale(scale, k)
+                for i in range(k * block, (k + 1) * block):
+                    px[i] = py[i] - w * pg[i]
+                penalty_prox(s.reg, px + k * block, w * s.lam, block // s.d, s.d,
+                             s.n_halves, px + k * block)
         model_forward(s, &X[0, 0], &D[0, 0], px, &work[0, 0], Z_new)
         div = bregman(s, D, Y, Z_new, Z_y, mult, S_y, Yhat_y, Yhat_new)
         if s.metric > 0:
-            quad = metric_squared_distance(px, py, s.metric, s.c, s.P, s.d,
+            quad = metric_squared_distance(px, py, s.metric, s.c, s.P, s.d, scale,
                                            s.metric_work)
         else:
             quad = 0
-            for i in range(size):
-                delta = px[i] - py[i]
-                quad += delta * delta
+            for k in range(blocks):
+                part = 0
+                for i in range(k * block, (k + 1) * block):
+                    delta = px[i] - py[i]
+                    part += delta * delta
+                quad += part / output_scale(scale, k)
         if isfinite(div) and div <= quad / (2 * step[0]) * (1 + s.slack):
             return step[0]
         step[0] *= s.backtrack
@@ -279,6 +335,8 @@ def run(
     double backtrack, double grow, double slack, double metric,
     double[:, ::1] metric_m,  # in/out (c, d): prox shifts of the metric
     double[::1] metric_work,  # scratch of the metric's prox (metric.work_size)
+    int per_output, double max_scale, Py_ssize_t scale_every,
+    double[::1] out_scale,    # in/out (c,): per-output step multipliers
     const floating[:, ::1] X,
     const unsigned char[:, ::1] D,
     const floating[:, ::1] Y,
@@ -290,7 +348,8 @@ def run(
     floating[:, ::1] Z_x,     # products of x
     floating[:, ::1] Z_y,     # products of y
     floating[:, ::1] Z_new,   # scratch: products of the candidate
-    floating[:, ::1] Yhat,    # scratch (n, c), AUGMENTED: predictions at y
+    floating[:, ::1] Yhat,    # scratch (n, c), AUGMENTED: predictions at y;
+                              # GATED with per_output: loss curvature
     floating[:, ::1] Yhat_new,  # scratch (n, c), AUGMENTED: at the candidate
     floating[:, ::1] S,       # out: unscaled loss gradient at y, (n, c)
     floating[:, ::1] work,    # scratch: GEMM blocks (GATED) or (n, 2cP) (AUGMENTED)
@@ -328,6 +387,11 @@ def run(
     s.metric = metric if kind == GATED and reg != FEATURE_GROUP_L1 else 0.0
     s.metric_m = &metric_m[0, 0]
     s.metric_work = &metric_work[0]
+    s.per_output = per_output and kind == GATED and reg != FEATURE_GROUP_L1 \
+        and s.c > 1
+    s.out_scale = &out_scale[0]
+    s.max_scale = max_scale
+    s.scale_every = scale_every
     cdef int code = RUNNING
     cdef Py_ssize_t size = s.rows * s.d, it = <Py_ssize_t> state[S_ITER]
     cdef Py_ssize_t z_size = Z_x.shape[0] * Z_x.shape[1]
@@ -372,6 +436,9 @@ def run(
             if it >= max_iter:
                 code = MAX_ITER
                 break
+            if s.per_output and it % s.scale_every == 0:
+                update_output_scale(&s, &S[0, 0], &Y[0, 0], &Yhat[0, 0],
+                                    &Yhat_new[0, 0])
             if line_search(&s, X, D, Y, mult, y, grad, z_y, S, Yhat, Yhat_new,
                            x_new, z_new, work, &step) < 0:
                 code = STEP_UNDERFLOW
@@ -393,6 +460,9 @@ def run(
             beta = 0.0
             if restart_product(&x[0, 0], &x_new[0, 0], &y[0, 0], size) > 0:
                 t = 1.0
+                if s.per_output:  # no momentum to carry: the metric may change
+                    update_output_scale(&s, &S[0, 0], &Y[0, 0], &Yhat[0, 0],
+                                        &Yhat_new[0, 0])
             else:
                 t_next = 0.5 * (1.0 + sqrt(1.0 + 4.0 * t * t))
                 beta = (t - 1.0) / t_next
@@ -447,30 +517,41 @@ def regularizer_prox(int reg, const floating[:, ::1] v, double t, Py_ssize_t n_h
     penalty_prox(reg, &v[0, 0], t, v.shape[0], v.shape[1], n_halves, &out[0, 0])
 
 
+cdef const double* scale_pointer(object scale):
+    """The data of a (c,) float64 array of per-output multipliers, or NULL."""
+    cdef const double[::1] view
+    if scale is None:
+        return NULL
+    view = scale
+    return &view[0]
+
+
 def metric_proximal(int reg, floating[:, ::1] v, double t, double beta,
-                    Py_ssize_t c, double[:, ::1] m):
-    """v <- prox of t * R at v in the pattern-mean metric (in place); m (c, d)
-    holds the shifts (start and result). Returns the Newton steps taken."""
+                    Py_ssize_t c, double[:, ::1] m, scale=None):
+    """v <- prox of t * R at v in the pattern-mean metric (in place), divided
+    by ``scale[k]`` on output k's block where given; m (c, d) holds the
+    shifts (start and result). Returns the Newton steps taken."""
     cdef Py_ssize_t P = v.shape[0] // c, d = v.shape[1]
     cdef double[::1] work = np.empty(work_size(P, d))
-    return metric_prox(reg, &v[0, 0], t, beta, c, P, d, &m[0, 0], &work[0])
+    return metric_prox(reg, &v[0, 0], t, beta, c, P, d, scale_pointer(scale),
+                       &m[0, 0], &work[0])
 
 
 def metric_distance(const floating[:, ::1] x, const floating[:, ::1] y, double beta,
-                    Py_ssize_t c):
-    """||x - y||_M^2."""
+                    Py_ssize_t c, scale=None):
+    """||x - y||_M^2 (output k's block divided by ``scale[k]`` where given)."""
     cdef double[::1] mean = np.empty(x.shape[1])
     return metric_squared_distance(&x[0, 0], &y[0, 0], beta, c, x.shape[0] // c,
-                                   x.shape[1], &mean[0])
+                                   x.shape[1], scale_pointer(scale), &mean[0])
 
 
 def metric_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
                          double step, double beta, Py_ssize_t c,
-                         floating[:, ::1] out):
-    """out = y - step * M^{-1} g."""
+                         floating[:, ::1] out, scale=None):
+    """out = y - step * M^{-1} g (times ``scale[k]`` on output k's block)."""
     cdef double[::1] mean = np.empty(y.shape[1])
     metric_step(&y[0, 0], &g[0, 0], step, beta, c, y.shape[0] // c, y.shape[1],
-                &mean[0], &out[0, 0])
+                scale_pointer(scale), &mean[0], &out[0, 0])
 
 
 def regularizer_dual_norm(int reg, const floating[:, ::1] g, Py_ssize_t n_halves):

@@ -40,43 +40,52 @@ cdef inline void block_mean(
         out[a] /= P
 
 
+cdef inline double output_scale(const double* scale, Py_ssize_t k) noexcept nogil:
+    """Output k's step multiplier w_k (1 without per-output scales)."""
+    return 1.0 if scale == NULL else scale[k]
+
+
 cdef inline void metric_step(
     const floating* y, const floating* g, double step, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
+    const double* scale,  # (c,) per-output step multipliers w_k, or NULL
     double* mean,   # scratch (d,)
     floating* out,  # out: y - step * M^{-1} g
 ) noexcept nogil:
     cdef Py_ssize_t k, i, a, r
-    cdef double coef = beta / (1.0 + beta)
+    cdef double coef = beta / (1.0 + beta), t
     for k in range(c):
+        t = step * output_scale(scale, k)
         block_mean(g + k * P * d, P, d, mean)
         for i in range(P):
             r = (k * P + i) * d
             for a in range(d):
-                out[r + a] = y[r + a] - step * (g[r + a] - coef * mean[a])
+                out[r + a] = y[r + a] - t * (g[r + a] - coef * mean[a])
 
 
 cdef inline double metric_squared_distance(
     const floating* x, const floating* y, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
+    const double* scale,  # (c,) per-output step multipliers w_k, or NULL
     double* mean,  # scratch (d,)
 ) noexcept nogil:
-    """||x - y||_M^2, summed term by term."""
+    """||x - y||_M^2 (output k's block divided by w_k), summed term by term."""
     cdef Py_ssize_t k, i, a, r
-    cdef double total = 0, delta, block
+    cdef double total = 0, delta, block, squares
     for k in range(c):
+        squares = 0
         for a in range(d):
             mean[a] = 0
         for i in range(P):
             r = (k * P + i) * d
             for a in range(d):
                 delta = <double> x[r + a] - y[r + a]
-                total += delta * delta
+                squares += delta * delta
                 mean[a] += delta
         block = 0
         for a in range(d):
             block += mean[a] * mean[a]
-        total += beta * block / P
+        total += (squares + beta * block / P) / output_scale(scale, k)
     return total
 
 
@@ -217,11 +226,13 @@ cdef inline void newton_direction(
 cdef inline Py_ssize_t metric_prox(
     int code, floating* v, double t, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
+    const double* scale,  # (c,) per-output step multipliers w_k, or NULL
     double* m_state,  # in/out (c, d): each block's m, the next call's start
     double* work,     # scratch: 3 P d + 8 d + P doubles (metric.work_size)
 ) noexcept nogil:
-    """v <- prox of t * R at v in the metric M (in place), block by block;
-    returns the Newton steps taken.
+    """v <- prox of t * R at v in the metric M (in place), block by block
+    (block k with t * w_k: the metric ``M / w_k``); returns the Newton steps
+    taken.
 
     The scratch is the caller's: a malloc of its ~3 P d doubles per call is
     an mmap/munmap pair (with page faults and TLB shootdowns on the core
@@ -229,7 +240,7 @@ cdef inline Py_ssize_t metric_prox(
     """
     cdef Py_ssize_t k, i, a, it, half, active, steps = 0
     cdef bint full
-    cdef double alpha, norm_sq, new_sq, scale, coef = beta / P
+    cdef double alpha, norm_sq, new_sq, tiny, coef = beta / P, t_k
     cdef double *z, *x, *W, *cg, *diag, *F, *delta, *trial, *m
     if code == NONE or t == 0:
         return 0  # prox is the identity and F(m) = (1 + beta) m: m = 0
@@ -243,16 +254,17 @@ cdef inline Py_ssize_t metric_prox(
     trial = delta + d
     for k in range(c):
         m = m_state + k * d
-        scale = 0
+        t_k = t * output_scale(scale, k)
+        tiny = 0
         for i in range(P * d):
             z[i] = v[k * P * d + i]
-            scale += z[i] * z[i]
+            tiny += z[i] * z[i]
         # Stop when ||F|| is at rounding level of the rows' size.
-        scale = 1e-26 * (scale / P + 1e-300)
-        norm_sq = evaluate(code, z, m, beta, t, P, d, x, F, diag, W, &active)
+        tiny = 1e-26 * (tiny / P + 1e-300)
+        norm_sq = evaluate(code, z, m, beta, t_k, P, d, x, F, diag, W, &active)
         full = False
         for it in range(NEWTON_STEPS):
-            if norm_sq <= scale:
+            if norm_sq <= tiny:
                 break
             steps += 1
             if full:
@@ -266,7 +278,7 @@ cdef inline Py_ssize_t metric_prox(
             for half in range(HALVINGS):
                 for a in range(d):
                     trial[a] = m[a] - alpha * delta[a]
-                new_sq = evaluate(code, z, trial, beta, t, P, d, x, F, diag, W,
+                new_sq = evaluate(code, z, trial, beta, t_k, P, d, x, F, diag, W,
                                   &active)
                 if new_sq < norm_sq:
                     break
@@ -274,7 +286,7 @@ cdef inline Py_ssize_t metric_prox(
             else:
                 # No decrease: m is at rounding level; x holds a rejected
                 # trial, so take the prox at m again.
-                evaluate(code, z, m, beta, t, P, d, x, F, diag, W, &active)
+                evaluate(code, z, m, beta, t_k, P, d, x, F, diag, W, &active)
                 break
             # A diagonal step that shrinks ||F||^2 less than 100x: Newton next.
             full = full or new_sq > 1e-2 * norm_sq

@@ -28,6 +28,10 @@ HISTORY_ROWS = 4096  # first allocation of the per-iteration history
 # GROW after every iteration (docs/design/fista.md says why these values).
 BACKTRACK = 0.5
 GROW = 1.1
+# Per-output steps (cross-entropy; docs/design/fista.md, "Per-output steps"):
+# at most this ratio between two outputs' steps.
+MAX_OUTPUT_SCALE = 10.0
+SCALE_EVERY = 10  # iterations between updates (and at every restart)
 # Largest second derivative of each loss (for the initial step size).
 CURVATURE = {"squared": 1.0, "logistic": 0.25, "cross_entropy": 0.5}
 
@@ -35,7 +39,7 @@ CURVATURE = {"squared": 1.0, "logistic": 0.25, "cross_entropy": 0.5}
 class Workspace:
     """Every array the compiled loop touches, allocated once per solve."""
 
-    def __init__(self, problem, kind, x0, max_iter, beta=0.0):
+    def __init__(self, problem, kind, x0, max_iter, beta=0.0, per_output=False):
         n, c = problem.y.shape
         rows, d = x0.shape
         dtype = problem.dtype
@@ -49,7 +53,8 @@ class Workspace:
         self.Z_new = np.empty_like(self.Z_x)
         self.S = np.empty((n, c), dtype)
         gated = kind == K["GATED"]
-        self.Yhat = np.empty((1, 1) if gated else (n, c), dtype)
+        # GATED: scratch of the per-output scales' loss curvature.
+        self.Yhat = np.empty((n, c) if per_output or not gated else (1, 1), dtype)
         self.Yhat_new = np.empty_like(self.Yhat)
         self.work = np.empty(
             (operator.block_rows(n, rows, self.x.itemsize) if gated else n, rows),
@@ -57,6 +62,8 @@ class Workspace:
         self.beta = beta  # of the pattern-mean metric (GATED; 0: Euclidean)
         self.metric_m = np.zeros((c, d))
         self.metric_work = np.empty(metric.work_size(rows // c, d))
+        self.per_output = bool(per_output)
+        self.out_scale = np.ones(c)
         self.state = np.zeros(K["N_STATE"])
         self.state[K["S_T"]] = 1.0
         self.max_iter = max_iter
@@ -264,7 +271,8 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
         code = _fista.run(
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
             st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,
-            ws.beta, ws.metric_m, ws.metric_work, problem.X,
+            ws.beta, ws.metric_m, ws.metric_work, int(ws.per_output),
+            MAX_OUTPUT_SCALE, SCALE_EVERY, ws.out_scale, problem.X,
             problem.patterns.view(np.uint8),
             problem.y, mult, ws.x, ws.y,
             ws.x_new, ws.grad, ws.Z_x, ws.Z_y, ws.Z_new, ws.Yhat, ws.Yhat_new, ws.S,
@@ -326,16 +334,29 @@ def check_finite_run(problem, ws, code, blocks_of, start):
                   f"the gradient overflowed at iteration {it}")
 
 
-def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None):
+def per_output_applies(problem):
+    """True where R-FISTA takes per-output steps: cross-entropy (the only loss
+    whose outputs' curvatures differ) with several outputs and a penalty
+    whose prox is separable over the outputs."""
+    reg = problem.regularizer.name if problem.lam > 0 else None
+    return (problem.loss.name == "cross_entropy" and problem.n_outputs > 1
+            and reg != "feature_group_l1")
+
+
+def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
+                per_output=None):
     """R-FISTA on the gated ReLU program.
 
     ``beta`` (of the pattern-mean metric) and ``step`` (the first step size),
     when given, replace their estimates: a path hands over those of the
-    previous lam's solve (see ``fast_solve``).
+    previous lam's solve (see ``fast_solve``). ``per_output`` (default
+    :func:`per_output_applies`) turns the per-output steps on or off.
     """
     c, P, d = problem.weight_shape
+    if per_output is None:
+        per_output = per_output_applies(problem)
     ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter,
-                   metric_beta(problem) if beta is None else beta)
+                   metric_beta(problem) if beta is None else beta, per_output)
     ws.state[K["S_STEP"]] = (
         initial_step(problem, ws.x.shape, False, 0.0, ws.beta,
                      start_curvature(problem, U0)) if step is None else step)
