@@ -155,3 +155,95 @@ def test_metric_and_euclidean_runs_reach_the_same_optimum(monkeypatch, loss,
     assert plain.info["metric_beta"] == 0.0
     assert with_metric.status == plain.status == "optimal"
     assert with_metric.objective == pytest.approx(plain.objective, rel=1e-6)
+
+
+# --- Per-output steps (cross-entropy) -----------------------------------------
+
+def explicit_scaled_metric(c, P, d, beta, scale):
+    """M with output k's block divided by scale[k], dense."""
+    weights = np.repeat(1.0 / np.asarray(scale), P * d)
+    return weights[:, None] * explicit_metric(c, P, d, beta)
+
+
+@pytest.mark.parametrize("beta", [0.0, 3.0])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaled_step_and_distance_match_the_explicit_metric(rng, dtype, beta):
+    c, P, d, step = 3, 4, 2, 0.4
+    scale = np.array([1.0, 2.5, 7.0])
+    M = explicit_scaled_metric(c, P, d, beta, scale)
+    y, g = (rng.standard_normal((c * P, d)).astype(dtype) for _ in range(2))
+    out = np.empty_like(y)
+    _fista.metric_gradient_step(y, g, step, beta, c, out, scale)
+    expected = y.ravel() - step * np.linalg.solve(M, g.ravel().astype(np.float64))
+    np.testing.assert_allclose(out.ravel(), expected, rtol=TOL[dtype], atol=TOL[dtype])
+    delta = (y - g).ravel().astype(np.float64)
+    assert _fista.metric_distance(y, g, beta, c, scale) == pytest.approx(
+        delta @ M @ delta, rel=TOL[dtype])
+
+
+@pytest.mark.parametrize("reg", ["group_l1", "l1", "l2"])
+def test_scaled_prox_is_each_block_s_prox_with_its_longer_step(rng, reg):
+    # The prox of t R in M / w_k on block k is the prox of t w_k R in M.
+    c, P, d, beta, t = 3, 6, 4, 5.0, 0.5
+    scale = np.array([1.0, 3.0, 0.5])
+    Z = rng.standard_normal((c * P, d))
+    x = Z.copy()
+    _fista.metric_proximal(REG[reg], x, t, beta, c, np.zeros((c, d)), scale)
+    for k in range(c):
+        block = Z[k * P:(k + 1) * P].copy()
+        _fista.metric_proximal(REG[reg], block, t * scale[k], beta, 1, np.zeros((1, d)))
+        np.testing.assert_allclose(x[k * P:(k + 1) * P], block, atol=1e-13)
+    if reg == "group_l1":  # at beta = 0 that is the plain prox, block by block
+        x0 = Z.copy()
+        _fista.metric_proximal(REG[reg], x0, t, 0.0, c, np.zeros((c, d)), scale)
+        expected = plain_prox(reg, Z.reshape(c, P, d), t * scale[:, None, None])
+        np.testing.assert_allclose(x0, expected.reshape(c * P, d), atol=1e-14)
+
+
+def test_output_scales_are_the_square_root_of_the_curvature_ratio():
+    np.testing.assert_allclose(engine.output_scales([4.0, 1.0, 0.25]), [1.0, 2.0, 4.0])
+    # Capped at MAX_OUTPUT_SCALE; an output without curvature gets the cap.
+    cap = engine.MAX_OUTPUT_SCALE
+    np.testing.assert_allclose(engine.output_scales([1.0, 1e-6, 0.0]), [1.0, cap, cap])
+    np.testing.assert_array_equal(engine.output_scales([0.0, 0.0]), [1.0, 1.0])
+
+
+def softmax(Z):
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def test_kernel_scales_are_those_of_the_softmax_curvature(rng, monkeypatch):
+    X, y = make_data("cross_entropy", n_samples=80, n_features=4, n_outputs=4, seed=1)
+    problem = cvxnn.build_problem(X, y, loss="cross_entropy", lam=1e-3, n_gates=6,
+                                  bias=True, random_state=0)
+    U0 = rng.standard_normal(problem.weight_shape)
+    seen = []
+
+    class Capture(engine.Workspace):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self)
+
+    monkeypatch.setattr(engine, "Workspace", Capture)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast_solve(problem, method="fista", warm_start=U0, max_iter=1)
+    # One iteration, no restart: the scales are those of the start point.
+    p = softmax(operator.predict(problem.X, problem.patterns, U0))
+    expected = engine.output_scales((p * (1 - p)).sum(axis=0))
+    assert seen[0].per_output and not np.allclose(expected, 1.0)
+    np.testing.assert_allclose(seen[0].out_scale, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("reg", ["group_l1", "l1", "l2"])
+def test_per_output_steps_reach_the_cvxpy_optimum(reg):
+    X, y = make_data("cross_entropy", n_samples=70, n_features=3, n_outputs=3, seed=2)
+    problem = cvxnn.build_problem(X, y, loss="cross_entropy", regularizer=reg,
+                                  lam=1e-2, n_gates=8, bias=True, random_state=0)
+    assert engine.per_output_applies(problem)
+    sol = fast_solve(problem, method="fista", tol=1e-8)
+    ref = problem.solve(solver="CLARABEL")
+    assert sol.status == "optimal"
+    assert abs(sol.objective - ref.objective) <= \
+        sol.certificate.duality_gap + 1e-7 * abs(ref.objective)

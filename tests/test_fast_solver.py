@@ -359,3 +359,24 @@ def test_history_grows_instead_of_holding_max_iter_rows(monkeypatch, formulation
             np.testing.assert_array_equal(grown.history[key], column, err_msg=key)
     ws = fista.Workspace(problem, fista.K["GATED"], np.zeros((8, 3)), 10**9)
     assert ws.history.shape[0] == 8
+
+
+@pytest.mark.parametrize("formulation,method", [
+    ("gated_relu", "fista"), ("gated_relu", "newton"),
+    ("relu", "augmented_lagrangian")])
+def test_warm_start_is_never_written_to(rng, formulation, method):
+    # The compiled loop once iterated in the caller's warm-start array.
+    X, y = rng.standard_normal((50, 3)), rng.standard_normal(50)
+    problem = cvxnn.build_problem(X, y, lam=1e-2, n_gates=5, formulation=formulation)
+    start = fast_solve(problem, method=method, max_iter=5)
+    given = [b.copy() for b in start.blocks.values()]
+    arrays = [b.copy() for b in given]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast_solve(problem, method=method, warm_start=start, max_iter=5)
+        fast_solve(problem, method=method, max_iter=5,
+                   warm_start=arrays[0] if len(arrays) == 1 else tuple(arrays))
+    for before, solution_block, array in zip(given, start.blocks.values(), arrays,
+                                             strict=True):
+        np.testing.assert_array_equal(solution_block, before)
+        np.testing.assert_array_equal(array, before)

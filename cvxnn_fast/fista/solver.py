@@ -44,7 +44,7 @@ class Workspace:
         rows, d = x0.shape
         dtype = problem.dtype
         self.kind = kind
-        self.x = np.ascontiguousarray(x0, dtype=dtype)
+        self.x = np.array(x0, dtype=dtype, order="C")  # a copy: never the caller's
         self.y = self.x.copy()
         self.x_new = np.empty_like(self.x)
         self.grad = np.empty_like(self.x)
@@ -334,13 +334,32 @@ def check_finite_run(problem, ws, code, blocks_of, start):
                   f"the gradient overflowed at iteration {it}")
 
 
-def per_output_applies(problem):
+def per_output_steps(loss, reg, n_outputs):
     """True where R-FISTA takes per-output steps: cross-entropy (the only loss
     whose outputs' curvatures differ) with several outputs and a penalty
-    whose prox is separable over the outputs."""
+    whose prox is separable over the outputs (``reg`` the name, None for no
+    penalty)."""
+    return loss == "cross_entropy" and n_outputs > 1 and reg != "feature_group_l1"
+
+
+def per_output_applies(problem):
+    """:func:`per_output_steps` for a problem."""
     reg = problem.regularizer.name if problem.lam > 0 else None
-    return (problem.loss.name == "cross_entropy" and problem.n_outputs > 1
-            and reg != "feature_group_l1")
+    return per_output_steps(problem.loss.name, reg, problem.n_outputs)
+
+
+def output_scales(curvature, max_scale=MAX_OUTPUT_SCALE):
+    """Per-output step multipliers from the outputs' summed loss curvature
+    (c,), as the compiled kernel's ``update_output_scale``:
+    ``sqrt(max h / h_k)``, at most ``max_scale``; ones where no output has
+    curvature."""
+    h = np.asarray(curvature, dtype=np.float64)
+    top = h.max() if h.size else 0.0
+    if not top > 0:
+        return np.ones_like(h)
+    with np.errstate(divide="ignore"):
+        return np.where(h * max_scale * max_scale <= top, max_scale,
+                        np.sqrt(top / np.maximum(h, np.finfo(float).tiny)))
 
 
 def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,

@@ -11,6 +11,10 @@ Same method as the compiled loop (gated ReLU; in the pattern-mean metric of
   (2 step) (1 + slack)``, step shrunk by ``BACKTRACK`` and grown by ``GROW``
   after every iteration;
 * restart when ``<x_new - x, y - x_new> > 0``;
+* cross-entropy: per-output steps (output k's metric divided by ``w_k``,
+  :func:`cvxnn_fast.fista.solver.output_scales` of the outputs' loss
+  curvature, all rows), updated every ``SCALE_EVERY`` iterations and at
+  restarts, as the compiled loop; not in the feature metric;
 * stopped on the certificate at y (relative duality gap where a dual point
   is cheap, else relative KKT residual), the point returned.
 
@@ -35,6 +39,9 @@ from cvxnn_fast.fista.solver import (
     CURVATURE,
     GROW,
     K,
+    SCALE_EVERY,
+    output_scales,
+    per_output_steps,
 )
 from cvxnn_fast.pytorch import losses, metric, penalties
 from cvxnn_fast.pytorch.certificates import (
@@ -103,9 +110,14 @@ def initial_step(data, spec, x0, beta=0.0, fm=None):
 class _State:
     """Iterates, their products and the momentum of one run."""
 
-    def __init__(self, data, x0, metric_beta=0.0, fm=None):
+    def __init__(self, data, spec, x0, metric_beta=0.0, fm=None):
         self.metric_beta = metric_beta  # of the pattern-mean metric (0: none)
         self.fm = fm  # the feature metric (None: none)
+        # Per-output step multipliers (c,), float64 (None: off).
+        self.scale = None
+        if fm is None and per_output_steps(spec.loss, spec.reg, data.n_outputs):
+            self.scale = data.torch.ones(data.n_outputs, dtype=data.torch.float64,
+                                         device=data.device)
         self.m = data.torch.zeros((data.n_outputs, data.n_features),
                                   dtype=data.torch.float64, device=data.device)
         self.x = x0.clone()
@@ -123,11 +135,18 @@ class _State:
             self.Z_y = self.Z_new + self.beta * (self.Z_new - self.Z_x)
             self.Z_x, self.pending = self.Z_new, False
 
-    def advance(self, x_new, Z_new):
+    def rescale(self, data, spec, S):
+        """Per-output step multipliers from the loss curvature at gradient S."""
+        h = data.sum(losses.curvature_sums(spec.loss, S, data.Y))
+        self.scale.copy_(data.torch.from_numpy(output_scales(h.cpu().numpy())))
+
+    def advance(self, data, spec, S, x_new, Z_new):
         """Restart test, momentum, and y <- x_new + beta (x_new - x)."""
         step = x_new - self.x
         if float((step.double() * (self.y - x_new).double()).sum()) > 0:
             self.t, self.beta = 1.0, 0.0
+            if self.scale is not None:  # no momentum to carry: the metric may change
+                self.rescale(data, spec, S)
         else:
             t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * self.t * self.t))
             self.t, self.beta = t_next, (self.t - 1.0) / t_next
@@ -147,12 +166,9 @@ def line_search(data, spec, st, S, G, step):
         div = data.sum_scalars(local)[0] / data.n_samples
         if st.fm is not None:
             quad = st.fm.squared_distance(x_new, st.y)
-        elif st.metric_beta > 0:
+        else:  # M = I where metric_beta is 0
             quad = metric.squared_distance(x_new, st.y, st.metric_beta,
-                                           data.n_outputs)
-        else:
-            delta = (x_new - st.y).double()
-            quad = float((delta * delta).sum())
+                                           data.n_outputs, st.scale)
         if math.isfinite(div) and div <= quad / (2 * step) * (1 + SLACK):
             return x_new, Z_new, step
         step *= BACKTRACK
@@ -163,11 +179,15 @@ def _candidate(data, spec, st, G, step):
     """The proximal gradient step from y: in the metric M where it is on."""
     if st.fm is not None:
         return st.fm.prox(spec.reg, st.fm.step(st.y, G, step), step * spec.lam)
-    if st.metric_beta > 0:
-        c, beta = data.n_outputs, st.metric_beta
-        return metric.prox(spec.reg, metric.step(st.y, G, step, beta, c),
-                           step * spec.lam, beta, c, st.m)
-    return penalties.prox(spec.reg, st.y - step * G, step * spec.lam)
+    c, beta = data.n_outputs, st.metric_beta
+    if beta > 0:
+        return metric.prox(spec.reg, metric.step(st.y, G, step, beta, c, st.scale),
+                           step * spec.lam, beta, c, st.m, st.scale)
+    if st.scale is None:
+        return penalties.prox(spec.reg, st.y - step * G, step * spec.lam)
+    t = step * metric.per_row(st.scale, st.y.shape[0])
+    return penalties.prox(spec.reg, metric.step(st.y, G, step, 0.0, c, st.scale),
+                          t * spec.lam)
 
 
 def optimality(data, spec, S, G, y, objective, grad0):
@@ -235,7 +255,7 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
            fm=None):
     step = initial_step(data, spec, x0, metric_beta, fm)
     grad0 = 1.0 if spec.has_gap else gradient_scale(data, spec)
-    st = _State(data, x0, metric_beta, fm)
+    st = _State(data, spec, x0, metric_beta, fm)
     rows, asked, last_report = [], "", time.monotonic()
     code, stop, opt = K["RUNNING"], "", math.inf
     try:
@@ -260,6 +280,8 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
             if st.it >= max_iter:
                 code = K["MAX_ITER"]
                 break
+            if st.scale is not None and st.it % SCALE_EVERY == 0:
+                st.rescale(data, spec, S)
             if polish is not None and polish(st.it, opt, st.y):
                 code = K["CONVERGED"]
                 break
@@ -268,7 +290,7 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
                 code = K["STEP_UNDERFLOW"]
                 break
             x_new, Z_new, step = found
-            st.advance(x_new, Z_new)
+            st.advance(data, spec, S, x_new, Z_new)
             step *= GROW
             if time.monotonic() - last_report >= CHUNK_SECONDS:
                 last_report = time.monotonic()

@@ -72,6 +72,22 @@ def bregman_sum(name, Z_new, Z_y, S_y, Y):
     return (t.log1p(acc) - lin).sum()
 
 
+def curvature_sums(name, S, Y):
+    """Each output's summed diagonal loss curvature over the rows held here
+    (c,), float64, from the gradient S (as ``update_output_scale`` in
+    ``_fista.pyx``: squared 1, logistic ``sig (1 - sig)``, cross-entropy
+    ``p (1 - p)`` with ``p = s + y`` formed in the working dtype)."""
+    t = _torch()
+    if name == "squared":
+        return t.full((S.shape[1],), float(S.shape[0]), dtype=t.float64,
+                      device=S.device)
+    if name == "logistic":
+        sig = (-Y * S).double()
+        return (sig * (1.0 - sig)).sum(dim=0)
+    p = (S + Y).double()
+    return (p - p * p).sum(dim=0)
+
+
 def gradient_at_zero(name, Y):
     """Loss gradient at zero predictions, (m, c)."""
     return value_and_gradient(name, Y.new_zeros(Y.shape), Y)[1]

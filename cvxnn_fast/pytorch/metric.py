@@ -45,17 +45,30 @@ def block_mean(x, c):
     return mean.expand(c, rows // c, d).reshape(rows, d)
 
 
-def step(y, g, t, beta, c):
-    """``y - t M^{-1} g``."""
-    return y - t * (g - beta / (1.0 + beta) * block_mean(g, c))
+def per_row(scale, rows):
+    """Per-output multipliers (c,) repeated over each output's rows, (rows, 1)."""
+    return scale.repeat_interleave(rows // scale.shape[0])[:, None]
 
 
-def squared_distance(x, y, beta, c):
-    """``||x - y||_M^2`` (float, accumulated in float64)."""
+def step(y, g, t, beta, c, scale=None):
+    """``y - t M^{-1} g``; with per-output ``scale`` (c,) output k's block
+    takes ``t * scale[k]`` (the metric ``M / scale[k]`` there)."""
+    direction = g - beta / (1.0 + beta) * block_mean(g, c)
+    if scale is None:
+        return y - t * direction
+    return (y.double() - t * per_row(scale, y.shape[0]) * direction.double()).to(
+        y.dtype)
+
+
+def squared_distance(x, y, beta, c, scale=None):
+    """``||x - y||_M^2`` (float, accumulated in float64), output k's block
+    divided by ``scale[k]`` where given."""
     delta = x.double() - y.double()
     P = x.shape[0] // c
     mean = delta.view(c, P, -1).mean(dim=1)
-    return float((delta * delta).sum() + beta * P * (mean * mean).sum())
+    blocks = (delta * delta).view(c, -1).sum(dim=1) + beta * P * (mean * mean).sum(
+        dim=1)
+    return float((blocks if scale is None else blocks / scale).sum())
 
 
 def spike_curvature(data):
@@ -119,11 +132,12 @@ class _Rows:
         self.reg, self.t, P, d = reg, t, z.shape[1], z.shape[2]
         self.w, self.factor = None, None
         if reg == "l2":  # linear: the mean in closed form, no pass over rows
-            self.mean = (z_mean - beta * m) / (1.0 + t)
-            self.diag = torch.full_like(m, P / (1.0 + t))
+            self.mean = (z_mean - beta * m) / (1.0 + _shaped(t, 2))
+            self.diag = (P / (1.0 + _shaped(t, 2))) * torch.ones_like(m)
             return
         self.w = z - beta * m[:, None, :]
         if reg == "group_l1":
+            t = _shaped(t, 2)
             norm = self.w.norm(dim=2)
             on = norm > t
             safe = torch.where(on, norm, 1.0)
@@ -132,6 +146,7 @@ class _Rows:
             self.mean = torch.einsum("kp,kpd->kd", self.scale, self.w) / P
             self.diag = self.scale.sum(dim=1, keepdim=True).expand(-1, d)
         else:  # l1
+            t = _shaped(t, 3)
             size = self.w.abs()
             on = size > t
             self.scale = torch.where(on, 1.0 - t / torch.where(on, size, 1.0), 0.0)
@@ -144,6 +159,11 @@ def _evaluate(reg, z, z_mean, m, beta, t):
     rows = _Rows(reg, z, z_mean, m, beta, t)
     F = m - (rows.mean - z_mean)
     return rows, F, (F * F).sum(dim=1)
+
+
+def _shaped(t, ndim):
+    """A threshold: a float, or per output (c, 1) broadcast to ``ndim`` axes."""
+    return t if isinstance(t, float) else t.view(-1, *([1] * (ndim - 1)))
 
 
 def _dot(a, b):
@@ -182,11 +202,14 @@ def _newton_direction(F, rows, coef):
     return delta
 
 
-def prox(reg, v, t, beta, c, m):
+def prox(reg, v, t, beta, c, m, scale=None):
     """The prox of ``t R`` at v (c P, d) in M (a new tensor); ``m`` (c, d),
-    float64, holds each output's shift: the start, updated in place."""
+    float64, holds each output's shift: the start, updated in place. With
+    per-output ``scale`` (c,) output k's block takes ``t * scale[k]``."""
     if reg is None or t == 0:
         return v.clone()
+    if scale is not None:
+        t = t * scale
     torch = import_torch()
     z = v.double().view(c, -1, v.shape[1])
     z_mean, coef = z.mean(dim=1), beta / z.shape[1]
@@ -216,7 +239,7 @@ def prox(reg, v, t, beta, c, m):
 def _prox_rows(reg, z, z_mean, m, beta, t):
     """``prox_tR(z_i - beta m)`` for every row, (c, P, d)."""
     if reg == "l2":
-        return (z - beta * m[:, None, :]) / (1.0 + t)
+        return (z - beta * m[:, None, :]) / (1.0 + _shaped(t, 3))
     rows = _Rows(reg, z, z_mean, m, beta, t)
     scale = rows.scale[:, :, None] if reg == "group_l1" else rows.scale
     return scale * rows.w
