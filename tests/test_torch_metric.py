@@ -134,3 +134,37 @@ def test_device_polish_matches_the_host_polish(loss, reg):
         U.reshape(c * P, d)), host_polish.group_axes(problem))
     np.testing.assert_allclose(out.numpy().reshape(c, P, d), expected, rtol=1e-10,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.0, 5.0])
+@pytest.mark.parametrize("reg", ["group_l1", "l1", "l2"])
+def test_per_output_scaled_kernels_match_the_compiled_ones(rng, reg, beta):
+    c, P, d, t = 3, 7, 4, 0.6
+    scale = np.array([1.0, 2.0, 4.5])
+    tscale = torch.from_numpy(scale)
+    Z, g = rng.standard_normal((c * P, d)), rng.standard_normal((c * P, d))
+    expected = np.empty_like(Z)
+    _fista.metric_gradient_step(Z, g, t, beta, c, expected, scale)
+    stepped = metric.step(torch.from_numpy(Z), torch.from_numpy(g), t, beta, c, tscale)
+    np.testing.assert_allclose(stepped.numpy(), expected, atol=1e-12)
+    assert metric.squared_distance(torch.from_numpy(Z), torch.from_numpy(g), beta, c,
+                                   tscale) == pytest.approx(
+        _fista.metric_distance(Z, g, beta, c, scale), rel=1e-12)
+    expected = Z.copy()
+    _fista.metric_proximal(REG[reg], expected, t, beta, c, np.zeros((c, d)), scale)
+    out = metric.prox(reg, torch.from_numpy(Z), t, beta, c,
+                      torch.zeros((c, d), dtype=torch.float64), tscale)
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-10)
+
+
+def test_device_scales_are_those_of_the_compiled_rule(rng):
+    from cvxnn_fast.pytorch import losses
+    X, y = make_data("cross_entropy", n_samples=50, n_features=3, n_outputs=4, seed=3)
+    problem = cvxnn.build_problem(X, y, loss="cross_entropy", lam=1e-3, n_gates=5,
+                                  random_state=0)
+    Z = rng.standard_normal((50, 4))
+    p = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+    S = torch.from_numpy(p - problem.y)
+    h = losses.curvature_sums("cross_entropy", S, torch.from_numpy(problem.y))
+    np.testing.assert_allclose(h.numpy(), (p * (1 - p)).sum(axis=0), rtol=1e-12)
+    assert not np.allclose(engine.output_scales(h.numpy()), 1.0)
