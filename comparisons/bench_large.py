@@ -32,7 +32,9 @@ Problems (``--problems``, comma-separated):
 ``augmented_lagrangian``, ``auto``, and ``pyscnn``: the paper's reference
 code on the squared problems, gated ReLU, its iterates judged by cvxnn's
 certificate after the clock stops; ``method@device``, e.g. ``newton@cpu``
-or ``newton@cuda``, runs it on that PyTorch device), ``--tol`` (default 1e-4) and
+or ``newton@cuda``, runs it on that PyTorch device; ``fista-uniform``:
+R-FISTA with one step for all outputs, as before the per-output steps of
+cross-entropy, for the side-by-side ratio), ``--tol`` (default 1e-4) and
 ``--time-limit`` per solve (default 120 s). Each solve runs in a fresh
 subprocess that builds its own problem, so the peak resident memory it
 reports (getrusage) is that solve's, data and problem included.
@@ -105,6 +107,10 @@ def build(name, lam):
 
 def run(problem, method, tol, time_limit):
     name, _, device = method.partition("@")
+    if name == "fista-uniform":  # this child process only
+        from cvxnn_fast.fista import solver as fista_solver
+        fista_solver.per_output_applies = lambda problem: False
+        name = "fista"
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

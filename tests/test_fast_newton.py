@@ -8,6 +8,7 @@ import pytest
 from conftest import LOSSES
 from test_fast_solver import build, clarabel
 
+import cvxnn
 from cvxnn.core import operator
 from cvxnn.core.certificates import lam_max
 from cvxnn.core.status import OPTIMAL, USER_LIMIT
@@ -198,3 +199,22 @@ def test_float32_sparse_solution_does_not_stall():
                     n_gates=20, lam=1e-2, dtype=np.float32)
     sol = newton(problem, tol=1e-4, max_iter=100)
     assert sol.status == OPTIMAL, sol.message
+
+
+def test_float32_optimal_means_the_returned_certificate_meets_tol():
+    # The accepted points' predictions are accumulated (Yhat + alpha A delta);
+    # in float32 their rounding drifted far enough that the loop stopped on
+    # gap 1.2e-7 while the returned weights' certificate was 2.4e-6 > tol.
+    rng = np.random.default_rng(0)
+    n, d = 20000, 50
+    basis, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    X = (rng.standard_normal((n, d)) @ (basis * np.arange(1, d + 1) ** -0.5).T)
+    X /= X.std(axis=0)
+    y = np.maximum(X @ rng.standard_normal((d, 10)) / np.sqrt(d), 0) @ \
+        rng.standard_normal(10)
+    y = (y - y.mean()) / y.std() + 0.1 * rng.standard_normal(n)
+    problem = cvxnn.build_problem(X.astype(np.float32), y.astype(np.float32),
+                                  lam=1e-3, n_gates=100, bias=True, random_state=0)
+    sol = fast_solve(problem, method="newton", tol=1e-6)
+    assert sol.status == OPTIMAL
+    assert sol.certificate.relative_gap <= 1e-6
