@@ -249,6 +249,8 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     with _blas_threads(problem, method):
         if auto and method == "interior_point":
             result = _interior_then_first_order(problem, blocks, args)
+        elif auto and method == "newton":
+            result = _newton_then_fista(problem, blocks, args)
         else:
             beta, step = _path_hint(problem, warm_start)
             result = _run(method, blocks, multipliers, *args,
@@ -274,6 +276,23 @@ def _interior_then_first_order(problem, blocks, args):
         pass
     result = _run(first_order, blocks, multipliers, *args)
     result.info.update(method=first_order, fallback_from="interior_point")
+    return result
+
+
+def _newton_then_fista(problem, blocks, args):
+    """``method="auto"``'s Newton-CG; where it stalls (see
+    :data:`cvxnn_fast.newton.solver.STALL_STEPS`), R-FISTA goes on from its
+    iterate."""
+    problem, tol, _, max_iter, monitor = args
+    result = newton.solve_gated(problem, blocks["U"], tol, max_iter, monitor,
+                                stall=True)
+    result.info["method"] = "newton"
+    if not result.info.get("stalled"):
+        return result
+    steps = result.n_iter
+    result = fista.solve_gated(problem, np.ascontiguousarray(result.blocks["U"]),
+                               tol, max_iter, monitor)
+    result.info.update(method="fista", fallback_from="newton", newton_steps=steps)
     return result
 
 
@@ -310,14 +329,20 @@ def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_lim
     """fast_solve on a PyTorch device (imports torch)."""
     from cvxnn_fast.pytorch import solver as torch_solver
 
-    method = torch_solver.check_method(problem, method)
+    auto, method = method == "auto", torch_solver.check_method(problem, method)
     blocks, _ = _warm_blocks(problem, warm_start)
     monitor = Monitor(verbose, callback, time_limit)
     if method == "newton":
         from cvxnn_fast.pytorch import newton as torch_newton
 
         result = torch_newton.solve(problem, blocks["U"], tol, max_iter, monitor,
-                                    device, dtype)
+                                    device, dtype, stall=auto)
+        if result.info.get("stalled"):  # as _newton_then_fista
+            steps = result.n_iter
+            result = torch_solver.solve(problem, result.blocks["U"], tol, max_iter,
+                                        monitor, device, dtype)
+            result.info.update(fallback_from="newton", newton_steps=steps)
+            method = "fista"
     else:
         result = torch_solver.solve(problem, blocks["U"], tol, max_iter, monitor,
                                     device, dtype)

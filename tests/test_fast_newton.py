@@ -218,3 +218,36 @@ def test_float32_optimal_means_the_returned_certificate_meets_tol():
     sol = fast_solve(problem, method="newton", tol=1e-6)
     assert sol.status == OPTIMAL
     assert sol.certificate.relative_gap <= 1e-6
+
+
+def test_stall_test_compares_with_the_optimality_stall_steps_before():
+    from cvxnn_fast.newton.solver import STALL_FACTOR, STALL_STEPS, _stalled
+    opt = [1.0] * STALL_STEPS + [0.9]
+    assert _stalled({"optimality": opt})
+    assert not _stalled({"optimality": opt[:-1]})  # too few steps yet
+    opt[-1] = 0.99 * STALL_FACTOR
+    assert not _stalled({"optimality": opt})
+
+
+def test_auto_goes_on_with_fista_where_newton_stalls(monkeypatch):
+    """Newton-CG made little progress on Fashion-MNIST features from zero
+    (optimality 0.997 -> 0.935 in 10 steps); ``auto`` then hands its iterate
+    to R-FISTA. Forced here by an unreachable stall factor."""
+    from cvxnn_fast import solve as solve_module
+    from cvxnn_fast.newton import solver
+    monkeypatch.setattr(solver, "SAMPLE_MIN_N", 500)
+    monkeypatch.setattr(solver, "HESSIAN_ROWS_PER_WEIGHT", 1)
+    monkeypatch.setattr(solver, "STALL_STEPS", 2)
+    monkeypatch.setattr(solver, "STALL_FACTOR", 1e-30)
+    monkeypatch.setattr(solve_module, "INTERIOR_MAX_FLOPS", 0)  # not this size
+    problem = build("squared", "group_l1", bias=True, n_samples=2000, n_gates=10,
+                    lam=1e-3)
+    assert solver.preferred(problem)
+    sol = fast_solve(problem, tol=1e-8)
+    assert sol.info["method"] == "fista" and sol.info["fallback_from"] == "newton"
+    assert sol.status == OPTIMAL and sol.certificate.relative_gap <= 1e-8
+    assert within_gaps(sol, clarabel(problem))
+    # An explicit method="newton" never hands over.
+    explicit = fast_solve(problem, tol=1e-8, method="newton")
+    assert explicit.info["method"] == "newton" and not explicit.info["stalled"]
+    assert explicit.status == OPTIMAL

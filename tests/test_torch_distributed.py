@@ -205,9 +205,18 @@ def _sampled_worker(rank, world_size, port, out_path):
         problem = build_sharded_problem(load_shard, lam=1e-3, gates=gates,
                                         bias=True, device="cpu")
         sol = solve_sharded(problem, tol=NEWTON_TOL, method="auto")
+        # A Newton-CG that stalls (forced: an unreachable factor) hands over
+        # to the sharded R-FISTA, as in one process.
+        newton.STALL_STEPS, newton.STALL_FACTOR = 1, 1e-30
+        handed = solve_sharded(problem, tol=1e-8, method="auto")
         np.savez(f"{out_path}-{rank}.npz", U=sol.U, n_iter=sol.n_iter,
                  status=sol.status, method=sol.info["method"],
-                 cert=[sol.certificate.objective, sol.certificate.duality_gap])
+                 cert=[sol.certificate.objective, sol.certificate.duality_gap],
+                 handed_U=handed.U, handed_status=handed.status,
+                 handed_method=handed.info["method"],
+                 handed_from=handed.info.get("fallback_from", ""),
+                 handed_cert=[handed.certificate.objective,
+                              handed.certificate.duality_gap])
     finally:
         dist.destroy_process_group()
 
@@ -236,3 +245,10 @@ def test_sharded_newton_samples_rows_on_every_shard(tmp_path, monkeypatch):
         objective, gap = part["cert"]
         assert abs(objective - single.certificate.objective) <= 1e-10 * objective
         assert gap <= NEWTON_TOL * objective
+        assert str(part["handed_status"]) == "optimal"
+        assert (str(part["handed_method"]), str(part["handed_from"])) == (
+            "fista", "newton")
+        objective, gap = part["handed_cert"]
+        assert gap <= 1e-8 * objective
+        assert abs(objective - single.certificate.objective) <= gap + 1e-12
+    np.testing.assert_array_equal(ranks[0]["handed_U"], ranks[1]["handed_U"])

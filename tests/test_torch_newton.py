@@ -155,3 +155,20 @@ def test_methods_on_devices(monkeypatch):
     monkeypatch.setattr(solver, "HESSIAN_ROWS_PER_WEIGHT", 1)
     assert check_method(gated, "auto") == "newton"  # as newton.preferred says
     assert check_method(small("logistic", "group_l1"), "auto") == "fista"
+
+
+def test_auto_on_a_device_goes_on_with_fista_where_newton_stalls(monkeypatch):
+    # As fast_solve on the host (test_fast_newton): forced by an unreachable
+    # stall factor; an explicit method="newton" never hands over.
+    monkeypatch.setattr(solver, "SAMPLE_MIN_N", 500)
+    monkeypatch.setattr(solver, "HESSIAN_ROWS_PER_WEIGHT", 1)
+    monkeypatch.setattr(solver, "STALL_STEPS", 2)
+    monkeypatch.setattr(solver, "STALL_FACTOR", 1e-30)
+    problem = build("squared", "group_l1", bias=True, n_samples=2000, n_gates=10,
+                    lam=1e-3)
+    assert check_method(problem, "auto") == "newton"
+    sol = fast_solve(problem, tol=1e-8, device="cpu")
+    assert sol.info["method"] == "fista" and sol.info["fallback_from"] == "newton"
+    assert sol.status == OPTIMAL and sol.certificate.relative_gap <= 1e-8
+    assert within_gaps(sol, clarabel(problem), np.float64)
+    assert newton(problem, tol=1e-8, device="cpu").info["method"] == "newton"

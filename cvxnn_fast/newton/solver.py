@@ -72,6 +72,12 @@ SAMPLE_FRACTION = 0.1
 SAMPLE_TOL = 1e-2
 HESSIAN_FRACTION = 0.1
 HESSIAN_ROWS_PER_WEIGHT = 20
+# With ``stall=True`` (``method="auto"``) a solve whose optimality has not
+# fallen by STALL_FACTOR over the last STALL_STEPS Newton steps ends with
+# info["stalled"], and R-FISTA goes on from its iterate (docs/design/newton.md:
+# on Fashion-MNIST features Newton-CG from zero makes little progress).
+STALL_STEPS = 10
+STALL_FACTOR = 0.5
 
 
 def unsupported(problem):
@@ -287,8 +293,19 @@ def _converged(problem, point, tol, ops):
     return fresh, fresh.optimality is not None and fresh.optimality <= tol
 
 
-def _iterate(problem, point, tol, max_iter, monitor, history, counts, ops):
-    """The Newton loop; returns (point, status, message)."""
+def _stalled(history):
+    """Whether the optimality fell by less than STALL_FACTOR over the last
+    STALL_STEPS steps."""
+    opt = history["optimality"]
+    return (len(opt) > STALL_STEPS and opt[-1] is not None
+            and opt[-1 - STALL_STEPS] is not None
+            and opt[-1] > STALL_FACTOR * opt[-1 - STALL_STEPS])
+
+
+def _iterate(problem, point, tol, max_iter, monitor, history, counts, ops,
+             stall=False):
+    """The Newton loop; returns (point, status, message). With ``stall``, a
+    stalled solve ends (``counts["stalled"]``; see STALL_STEPS)."""
     penalty, kron = Penalty(problem), ops.kronecker(problem)
     sample = _hessian_sample(problem, ops)
     t_prox = 1.0
@@ -327,6 +344,12 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts, ops):
                 "precision reachable in this dtype; returning the last iterate.")
         point = counts["point"] = new
         stop = ops.agree_stop(_record(history, it, monitor, point, alpha, cg))
+        if stall and not stop and _stalled(history):
+            counts["stalled"] = True
+            return point, OPTIMAL_INACCURATE, (
+                f"stalled at iteration {it} (optimality {point.optimality:.2e}, "
+                f"{history['optimality'][-1 - STALL_STEPS]:.2e} "
+                f"{STALL_STEPS} steps before).")
     point, done = _converged(problem, point, tol, ops)
     if done:
         return point, OPTIMAL, ""
@@ -354,34 +377,42 @@ def _hessian_sample(problem, ops):
     return ops.sample(problem, rows / problem.n_samples, random_state=1)
 
 
-def _sample_start(problem, tol, max_iter, monitor, ops):
+def _sample_start(problem, tol, max_iter, monitor, ops, stall=False):
     """Warm start: this method on a row subsample to ``max(tol, SAMPLE_TOL)``;
-    (its weights, whether the time limit or the callback stopped it)."""
+    (its weights, whether the time limit or the callback stopped it, whether
+    it stalled)."""
     _, sub, sub_ops = ops.sample(problem, SAMPLE_FRACTION, random_state=0)
     U0 = np.zeros(problem.weight_shape, problem.dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = solve_gated(sub, U0, max(tol, SAMPLE_TOL), max_iter, monitor,
-                             sub_ops)
-    return result.blocks["U"], result.status == USER_LIMIT
+                             sub_ops, stall)
+    return (result.blocks["U"], result.status == USER_LIMIT,
+            bool(result.info.get("stalled")))
 
 
-def solve_gated(problem, U0, tol, max_iter, monitor, ops=None):
+def solve_gated(problem, U0, tol, max_iter, monitor, ops=None, stall=False):
     """Newton-CG on the gated ReLU program from U0 (see the module docstring);
-    the products with the data from ``ops`` (default: the host's)."""
+    the products with the data from ``ops`` (default: the host's). With
+    ``stall``, a solve that stalls (here or in its subsample start) ends with
+    ``info["stalled"]`` (see STALL_STEPS)."""
     ops = ops or Products(problem)
     history = {k: [] for k in ("time", "objective", "optimality", "step_size",
                                "cg_iterations")}
     U0 = np.ascontiguousarray(U0, problem.dtype)
     first = None
     if problem.n_samples >= SAMPLE_MIN_N and not U0.any():
-        U0, stopped = _sample_start(problem, tol, max_iter, monitor, ops)
-        if stopped:  # time limit, callback or Ctrl-C during the warm start
-            return Result(USER_LIMIT, "stopped during the subsample warm start.",
-                          {"U": U0}, 0, {k: np.zeros(0) for k in history},
-                          monitor.start,
+        U0, stopped, stalled = _sample_start(problem, tol, max_iter, monitor, ops,
+                                             stall)
+        if stopped or stalled:  # time limit, callback or Ctrl-C; or stalled
+            status, message = ((USER_LIMIT, "stopped during the subsample warm start.")
+                               if stopped else (OPTIMAL_INACCURATE,
+                                                "stalled in the subsample warm start."))
+            return Result(status, message, {"U": U0}, 0,
+                          {k: np.zeros(0) for k in history}, monitor.start,
                           info={"cg_iterations": 0, "hessian_products": 0,
-                                "first_order_iterations": 0})
+                                "first_order_iterations": 0,
+                                "stalled": bool(stalled and not stopped)})
     if problem.loss.name != "squared" and not U0.any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -395,13 +426,13 @@ def solve_gated(problem, U0, tol, max_iter, monitor, ops=None):
     counts = {"cg": 0, "products": 0, "point": point}
     try:
         point, status, message = _iterate(problem, point, tol, max_iter, monitor,
-                                          history, counts, ops)
+                                          history, counts, ops, stall)
     except KeyboardInterrupt:
         point, status, message = counts["point"], USER_LIMIT, INTERRUPTED
     n_iter = max(len(history["time"]) - 1, 0)
     history = {k: np.asarray(v) for k, v in history.items()}
     info = {"cg_iterations": counts["cg"], "hessian_products": counts["products"],
-            "first_order_iterations": 0}
+            "first_order_iterations": 0, "stalled": bool(counts.get("stalled"))}
     if first is not None:
         info["first_order_iterations"] = first.n_iter
         history = {k: np.concatenate([first.history.get(k, np.zeros(

@@ -295,7 +295,7 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     max_iter = check_positive_int(max_iter, "max_iter")
     if time_limit is not None:
         time_limit = check_positive_float(time_limit, "time_limit")
-    method = check_method(problem, method)
+    auto, method = method == "auto", check_method(problem, method)
     data, spec = problem.data, Spec.of(problem)
     rank = import_torch().distributed.get_rank(problem.group)
     monitor = Monitor(verbose and rank == 0, callback, time_limit)
@@ -304,14 +304,17 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     if method == "newton":
         result = newton.solve_sharded(problem, to_numpy(_start(problem, warm_start),
                                                         shape), tol, max_iter, monitor,
-                                      fista_result)
+                                      fista_result, stall=auto)
         status, message, n_iter, history = (result.status, result.message,
                                             result.n_iter, result.history)
         U, cert = to_device(result.blocks["U"].reshape(-1, shape[2]), data), None
         info.update(result.info)
-    else:
-        run, status, message, U, cert = _fista(problem, _start(problem, warm_start),
-                                               tol, max_iter, monitor)
+        if result.info.get("stalled"):  # as fast_solve: R-FISTA goes on
+            method = "fista"
+            info = {"fallback_from": "newton", "newton_steps": n_iter}
+    if method == "fista":
+        start = U if info.get("fallback_from") else _start(problem, warm_start)
+        run, status, message, U, cert = _fista(problem, start, tol, max_iter, monitor)
         n_iter, history = run.n_iter, run.history
         info.update(metric_beta=run.metric_beta, feature_metric=run.feature_metric,
                     polished=cert is not None)

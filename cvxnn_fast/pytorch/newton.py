@@ -190,12 +190,13 @@ class ShardHost(Problem):
         return self._n_samples
 
 
-def solve_sharded(sharded, U0, tol, max_iter, monitor, first_order):
+def solve_sharded(sharded, U0, tol, max_iter, monitor, first_order, stall=False):
     """Newton-CG on a :class:`~cvxnn_fast.pytorch.distributed.ShardedProblem`,
     called by every process; a :class:`~cvxnn_fast.common.run.Result` whose
     weights are the same on every process. ``first_order(sharded, U0, tol,
     max_iter, monitor)``: the sharded R-FISTA that starts the non-quadratic
-    losses (:func:`cvxnn_fast.pytorch.distributed.fista_result`)."""
+    losses (:func:`cvxnn_fast.pytorch.distributed.fista_result`). ``stall``:
+    as :func:`cvxnn_fast.newton.solver.solve_gated`'s."""
     host = ShardHost(sharded)
     ops = ShardedProducts(host, sharded, first_order)
     ops.set_gradient_at_zero()
@@ -204,7 +205,7 @@ def solve_sharded(sharded, U0, tol, max_iter, monitor, first_order):
     device = sharded.data.device
     with cpu_threads(device, flops, SINGLE_THREAD_FLOPS), _host_blas(device):
         return newton.solve_gated(host, np.asarray(U0, host.dtype), tol, max_iter,
-                                  monitor, ops)
+                                  monitor, ops, stall)
 
 
 def host_problem(problem, dtype):
@@ -218,7 +219,7 @@ def host_problem(problem, dtype):
                    problem.bias, problem.classes, problem.input_scale)
 
 
-def solve(problem, U0, tol, max_iter, monitor, device, dtype=None):
+def solve(problem, U0, tol, max_iter, monitor, device, dtype=None, stall=False):
     """Newton-CG with its products on ``device``; a
     :class:`~cvxnn_fast.common.run.Result` for ``fast_solve``, with
     ``info["device_certificate"]``: the certificate (the shared formulas) of
@@ -234,7 +235,7 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None):
     flops = 2.0 * host.n_samples * d * c * P
     with cpu_threads(dev, flops, SINGLE_THREAD_FLOPS), _host_blas(dev):
         result = newton.solve_gated(host, np.asarray(U0, wdtype), tol, max_iter,
-                                    monitor, ops)
+                                    monitor, ops, stall)
         cert = newton.Point(host, result.blocks["U"], ops=ops).cert
     result.info.update(device=str(dev), dtype=wdtype.name,
                        device_certificate=asdict(cert))
