@@ -38,8 +38,8 @@ from cvxnn_fast.fista.solver import (
     CHUNK_SECONDS,
     CURVATURE,
     GROW,
-    K,
     SCALE_EVERY,
+    K,
     output_scales,
     per_output_steps,
 )
