@@ -16,6 +16,11 @@ Problems (``--problems``, comma-separated):
   ``fmnist-raw-sq``: the raw pixels standardized (784 features). Bias,
   P = 100 Gaussian gates (seed 0), 10 outputs, cross-entropy on the labels or
   squared loss on one-hot rows, group_l1, float32.
+* ``fmnist-pooled-sq``: real data where ``auto`` takes Newton-CG: the
+  70,000 Fashion-MNIST images (training and test) and their mirror images
+  (n = 140,000), mean-pooled to 7 x 7 pixels and standardized, bias,
+  P = 20 gates, squared one-hot; Newton-CG stalls there and ``auto`` hands
+  over to R-FISTA (docs/design/newton.md).
 * ``synthetic-1m``: n = 1,000,000 rows, d = 50 Gaussian features with
   covariance spectrum ``j^-1`` in a random basis, a seeded teacher (ReLU
   network of 10 units) plus noise, squared loss, P = 100, float32.
@@ -93,7 +98,21 @@ def synthetic(lam, n=1_000_000, d=50, n_gates=100, seed=0,
                                lam=lam, n_gates=n_gates, bias=True, random_state=0)
 
 
+def pooled(lam, n_gates=20, size=7):
+    X, y, Xt, yt = load_fashion_mnist(DEFAULT_DIR)
+    images = np.concatenate([X, Xt]).astype(np.float32).reshape(-1, 28, 28)
+    images = np.concatenate([images, images[:, :, ::-1]])
+    labels = np.tile(np.concatenate([y, yt]), 2)
+    k = 28 // size
+    Z = images.reshape(-1, size, k, size, k).mean(axis=(2, 4)).reshape(len(images), -1)
+    Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
+    return cvxnn.build_problem(Z, np.eye(10, dtype=np.float32)[labels], lam=lam,
+                               n_gates=n_gates, bias=True, random_state=0)
+
+
 def build(name, lam):
+    if name == "fmnist-pooled-sq":
+        return pooled(lam)
     formulation = "gated_relu"
     if name.startswith("relu-"):
         formulation, name = "relu", name[len("relu-"):]

@@ -289,10 +289,20 @@ def _newton_then_fista(problem, blocks, args):
     result.info["method"] = "newton"
     if not result.info.get("stalled"):
         return result
-    steps = result.n_iter
+    stalled = result
     result = fista.solve_gated(problem, np.ascontiguousarray(result.blocks["U"]),
                                tol, max_iter, monitor)
-    result.info.update(method="fista", fallback_from="newton", newton_steps=steps)
+    return handed_over(stalled, result)
+
+
+def handed_over(stalled, result):
+    """``result`` of R-FISTA after a stalled Newton-CG: info says so, and the
+    history holds Newton's steps first (the keys both have)."""
+    result.info.update(method="fista", fallback_from="newton",
+                       newton_steps=stalled.n_iter)
+    result.history = {k: np.concatenate([np.asarray(stalled.history[k]),
+                                         np.asarray(v)])
+                      for k, v in result.history.items() if k in stalled.history}
     return result
 
 
@@ -338,10 +348,8 @@ def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_lim
         result = torch_newton.solve(problem, blocks["U"], tol, max_iter, monitor,
                                     device, dtype, stall=auto)
         if result.info.get("stalled"):  # as _newton_then_fista
-            steps = result.n_iter
-            result = torch_solver.solve(problem, result.blocks["U"], tol, max_iter,
-                                        monitor, device, dtype)
-            result.info.update(fallback_from="newton", newton_steps=steps)
+            result = handed_over(result, torch_solver.solve(
+                problem, result.blocks["U"], tol, max_iter, monitor, device, dtype))
             method = "fista"
     else:
         result = torch_solver.solve(problem, blocks["U"], tol, max_iter, monitor,

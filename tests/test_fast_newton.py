@@ -247,6 +247,12 @@ def test_auto_goes_on_with_fista_where_newton_stalls(monkeypatch):
     assert sol.info["method"] == "fista" and sol.info["fallback_from"] == "newton"
     assert sol.status == OPTIMAL and sol.certificate.relative_gap <= 1e-8
     assert within_gaps(sol, clarabel(problem))
+    # The history holds Newton's steps (none here: it stalled in its subsample
+    # start), then R-FISTA's iterations, in time order.
+    steps = sol.info["newton_steps"]
+    newton_rows = steps + 1 if steps else 0
+    assert len(sol.history["time"]) == newton_rows + sol.n_iter + 1
+    assert np.all(np.diff(sol.history["time"]) >= 0)
     # An explicit method="newton" never hands over.
     explicit = fast_solve(problem, tol=1e-8, method="newton")
     assert explicit.info["method"] == "newton" and not explicit.info["stalled"]

@@ -315,6 +315,9 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     if method == "fista":
         start = U if info.get("fallback_from") else _start(problem, warm_start)
         run, status, message, U, cert = _fista(problem, start, tol, max_iter, monitor)
+        if info.get("fallback_from"):  # Newton's steps first, as fast_solve
+            run.history = {k: np.concatenate([history[k], v])
+                           for k, v in run.history.items() if k in history}
         n_iter, history = run.n_iter, run.history
         info.update(metric_beta=run.metric_beta, feature_metric=run.feature_metric,
                     polished=cert is not None)
