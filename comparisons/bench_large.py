@@ -129,6 +129,9 @@ def run(problem, method, tol, time_limit):
     if name == "fista-uniform":  # this child process only
         from cvxnn_fast.fista import solver as fista_solver
         fista_solver.per_output_applies = lambda problem: False
+        if device:
+            from cvxnn_fast.pytorch import fista as device_fista
+            device_fista.per_output_steps = lambda *args: False
         name = "fista"
     start = time.perf_counter()
     with warnings.catch_warnings():

@@ -165,3 +165,34 @@ def test_solution_with_the_spike_part_matches_clarabel(loss, monkeypatch):
     reference = problem.solve(solver="CLARABEL").objective
     slack = sol.certificate.duality_gap + SLACK[np.float64] * abs(sol.objective)
     assert abs(sol.objective - reference) <= slack
+
+
+@pytest.mark.parametrize("reg", ["group_l1", "l2"])
+def test_per_output_scales_divide_each_output_s_metric(rng, reg):
+    # Per-output steps (cross-entropy) in the feature metric: output k's block
+    # in M / w_k, i.e. the step t w_k and the prox of t w_k R in M.
+    c, P, d, t = 3, 4, 5, 0.3
+    m = torch.from_numpy(np.logspace(-1, 1, d))
+    fm = feature_metric.FeatureMetric(_fake_data(c, d), np.eye(d), m.numpy())
+    scale = torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64)
+    y, g = (torch.from_numpy(rng.standard_normal((c * P, d))) for _ in range(2))
+    w = np.repeat(scale.numpy(), P)[:, None]
+    np.testing.assert_allclose(fm.step(y, g, t, scale).numpy(),
+                               y.numpy() - t * w * g.numpy() / m.numpy(), atol=1e-14)
+    delta = (y - g).numpy()
+    assert fm.squared_distance(y, g, scale) == pytest.approx(
+        float(np.sum(delta**2 * m.numpy() / w)), rel=1e-12)
+    out = fm.prox(reg, y, t, scale).numpy()
+    for k in range(c):
+        block = feature_metric.FeatureMetric(_fake_data(1, d), np.eye(d), m.numpy())
+        expected = block.prox(reg, y[k * P:(k + 1) * P], t * float(scale[k]))
+        np.testing.assert_allclose(out[k * P:(k + 1) * P], expected.numpy(),
+                                   atol=1e-12)
+
+
+def _fake_data(c, d):
+    """What FeatureMetric reads of the data: device, outputs, sharding."""
+    class Data:
+        device, n_outputs, sharded = torch.device("cpu"), c, False
+    Data.torch = torch
+    return Data()

@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from cvxnn_fast.pytorch.device import import_torch
-from cvxnn_fast.pytorch.metric import block_mean
+from cvxnn_fast.pytorch.metric import block_mean, per_row
 from cvxnn_fast.pytorch.operator import DeviceData
 
 REGULARIZERS = ("group_l1", "l2", None)
@@ -107,13 +107,20 @@ class FeatureMetric:
             g = g - self.beta / (1.0 + self.beta) * block_mean(g, self.c)
         return (g / self.m).to(v.dtype)
 
-    def step(self, y, g, t):
-        """``y - t M^{-1} g``."""
+    def step(self, y, g, t, scale=None):
+        """``y - t M^{-1} g``; with per-output ``scale`` (c,) (beta 0 only)
+        output k's block takes ``t * scale[k]`` (the metric ``M / scale[k]``)."""
+        if scale is not None:
+            t = t * per_row(scale, y.shape[0])
         return (y.double() - t * self.inverse(g.double())).to(y.dtype)
 
-    def squared_distance(self, x, y):
-        """``||x - y||_M^2`` (float, accumulated in float64)."""
+    def squared_distance(self, x, y, scale=None):
+        """``||x - y||_M^2`` (float, accumulated in float64), output k's block
+        divided by ``scale[k]`` where given (beta 0 only)."""
         delta = x.double() - y.double()
+        if scale is not None:
+            rows = (delta * delta * self.m).sum(dim=1)
+            return float((rows.view(self.c, -1).sum(dim=1) / scale).sum())
         value = (delta * delta * self.m).sum()
         if self.beta > 0:
             P = delta.shape[0] // self.c
@@ -121,10 +128,16 @@ class FeatureMetric:
             value = value + self.beta * P * (mean * mean * self.m).sum()
         return float(value)
 
-    def prox(self, reg, v, t):
-        """The prox of ``t R`` at v (c P, d) in M (a new tensor)."""
+    def prox(self, reg, v, t, scale=None):
+        """The prox of ``t R`` at v (c P, d) in M (a new tensor); with
+        per-output ``scale`` (c,) (beta 0 only) output k's block takes
+        ``t * scale[k]``."""
         if reg is None or t == 0:
             return v.clone()
+        if scale is not None:  # per row: (rows,) for the group prox
+            t = t * per_row(scale, v.shape[0])[:, 0]
+            if reg == "l2":
+                t = t[:, None]
         z, m, beta = v.double(), self.m, self.beta
         if reg == "l2":  # linear: the shift in closed form
             if beta > 0:

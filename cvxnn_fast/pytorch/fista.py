@@ -14,7 +14,8 @@ Same method as the compiled loop (gated ReLU; in the pattern-mean metric of
 * cross-entropy: per-output steps (output k's metric divided by ``w_k``,
   :func:`cvxnn_fast.fista.solver.output_scales` of the outputs' loss
   curvature, all rows), updated every ``SCALE_EVERY`` iterations and at
-  restarts, as the compiled loop; not in the feature metric;
+  restarts, as the compiled loop; in the feature metric too where its
+  pattern-mean part is off (its default);
 * stopped on the certificate at y (relative duality gap where a dual point
   is cheap, else relative KKT residual), the point returned.
 
@@ -115,7 +116,8 @@ class _State:
         self.fm = fm  # the feature metric (None: none)
         # Per-output step multipliers (c,), float64 (None: off).
         self.scale = None
-        if fm is None and per_output_steps(spec.loss, spec.reg, data.n_outputs):
+        if (fm is None or fm.beta == 0) and per_output_steps(spec.loss, spec.reg,
+                                                             data.n_outputs):
             self.scale = data.torch.ones(data.n_outputs, dtype=data.torch.float64,
                                          device=data.device)
         self.m = data.torch.zeros((data.n_outputs, data.n_features),
@@ -165,7 +167,7 @@ def line_search(data, spec, st, S, G, step):
         local = losses.bregman_sum(spec.loss, Z_new, st.Z_y, S, data.Y)
         div = data.sum_scalars(local)[0] / data.n_samples
         if st.fm is not None:
-            quad = st.fm.squared_distance(x_new, st.y)
+            quad = st.fm.squared_distance(x_new, st.y, st.scale)
         else:  # M = I where metric_beta is 0
             quad = metric.squared_distance(x_new, st.y, st.metric_beta,
                                            data.n_outputs, st.scale)
@@ -178,7 +180,8 @@ def line_search(data, spec, st, S, G, step):
 def _candidate(data, spec, st, G, step):
     """The proximal gradient step from y: in the metric M where it is on."""
     if st.fm is not None:
-        return st.fm.prox(spec.reg, st.fm.step(st.y, G, step), step * spec.lam)
+        return st.fm.prox(spec.reg, st.fm.step(st.y, G, step, st.scale),
+                          step * spec.lam, st.scale)
     c, beta = data.n_outputs, st.metric_beta
     if beta > 0:
         return metric.prox(spec.reg, metric.step(st.y, G, step, beta, c, st.scale),
