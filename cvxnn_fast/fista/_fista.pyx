@@ -387,8 +387,11 @@ def run(
     s.metric = metric if kind == GATED and reg != FEATURE_GROUP_L1 else 0.0
     s.metric_m = &metric_m[0, 0]
     s.metric_work = &metric_work[0]
+    # (the curvature scratch must hold (n, c): Yhat and Yhat_new)
     s.per_output = per_output and kind == GATED and reg != FEATURE_GROUP_L1 \
-        and s.c > 1
+        and s.c > 1 and Yhat.shape[0] * Yhat.shape[1] >= s.n * s.c \
+        and Yhat_new.shape[0] * Yhat_new.shape[1] >= s.n * s.c \
+        and out_scale.shape[0] >= s.c
     s.out_scale = &out_scale[0]
     s.max_scale = max_scale
     s.scale_every = scale_every
