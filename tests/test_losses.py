@@ -113,3 +113,18 @@ def test_cross_entropy_labels_and_one_hot():
 def test_targets_that_do_not_fit_the_loss(name, y, match):
     with pytest.raises(ValueError, match=f"^y:.*{match}"):
         LOSSES[name].prepare_targets(np.array(y), 4, np.float64)
+
+
+def test_cross_entropy_value_keeps_float64_accuracy_on_float32_logits(rng):
+    # Large logits, small loss: the sums of logsumexp(z) and of z_y nearly
+    # cancel; summed apart in float32 they lost ~5e-4 of the value (a
+    # certificate then showed a negative duality gap).
+    n, c = 2000, 5
+    labels = rng.integers(0, c, n)
+    Y = np.eye(c)[labels]
+    Z = rng.standard_normal((n, c)) * 3.0 + 12.0 * Y
+    Z32 = Z.astype(np.float32)
+    exact = sum(np.log(np.sum(np.exp(z.astype(np.float64) - z[k])))
+                for z, k in zip(Z32, labels, strict=True))
+    value = LOSSES["cross_entropy"].value(Z32, Y.astype(np.float32))
+    assert value == pytest.approx(exact, rel=1e-12)

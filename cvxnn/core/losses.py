@@ -173,13 +173,18 @@ class CrossEntropy:
         return np.ascontiguousarray(Y, dtype=dtype), np.arange(Y.shape[1])
 
     def value(self, Yhat, Y):
-        return float(np.sum(logsumexp(Yhat, axis=1)) - np.sum(Y * Yhat))
+        # Row by row as log sum_k exp(z_k - z_y), in float64: the sums of
+        # logsumexp(z) and of z_y are large and nearly cancel where the fit is
+        # good (float32, logits ~10, mean loss 0.01: 5e-4 relative error).
+        Z = np.asarray(Yhat, dtype=np.float64)
+        target = np.sum(Y * Z, axis=1, keepdims=True)
+        return float(np.sum(logsumexp(Z - target, axis=1)))
 
     def gradient(self, Yhat, Y):
         return softmax(Yhat, axis=1) - Y
 
     def conjugate(self, S, Y):
-        q = S + Y
+        q = np.asarray(S, dtype=np.float64) + Y
         if q.min(initial=0.0) < -_DOMAIN_SLACK or np.any(
             np.abs(q.sum(axis=1) - 1) > _DOMAIN_SLACK * q.shape[1]
         ):
