@@ -42,12 +42,16 @@ class Squared:
         return Y, None
 
     def value(self, Yhat, Y):
-        return 0.5 * float(np.sum((Yhat - Y) ** 2))
+        # Values and duals are summed in float64 whatever the data's dtype:
+        # they are what a certificate compares.
+        R = np.asarray(Yhat, dtype=np.float64) - Y
+        return 0.5 * float(np.sum(R * R))
 
     def gradient(self, Yhat, Y):
         return Yhat - Y
 
     def conjugate(self, S, Y):
+        S = np.asarray(S, dtype=np.float64)
         return 0.5 * float(np.sum(S * S)) + float(np.sum(S * Y))
 
     def curvature(self, Yhat, Y):
@@ -91,7 +95,7 @@ class Logistic:
         return np.ascontiguousarray(Y, dtype=dtype), classes
 
     def value(self, Yhat, Y):
-        return float(np.sum(np.logaddexp(0.0, -Y * Yhat)))
+        return float(np.sum(np.logaddexp(0.0, -Y * np.asarray(Yhat, np.float64))))
 
     def gradient(self, Yhat, Y):
         return -Y * expit(-Y * Yhat)
@@ -103,7 +107,7 @@ class Logistic:
         return p * (1.0 - p)
 
     def conjugate(self, S, Y):
-        p = -Y * S
+        p = -Y * np.asarray(S, dtype=np.float64)
         low, high = p.min(initial=0.0), p.max(initial=0.0)
         if low < -_DOMAIN_SLACK or high > 1 + _DOMAIN_SLACK:
             return np.inf
