@@ -89,8 +89,9 @@ def choose_method(problem, method="auto", warm_start=None):
     group_l1, n at least 100,000 and 80 P d); else R-FISTA (gated ReLU) or
     the augmented Lagrangian (ReLU). An explicit ``method`` that cannot run
     raises ValueError. (``fast_solve`` with ``"auto"`` continues an
-    interior-point run that ends ``optimal_inaccurate`` with the first-order
-    method, warm started at its iterate; ``sol.info["fallback_from"]`` says so.)
+    interior-point run that ends ``optimal_inaccurate``, and a Newton-CG run
+    that stalls, with the first-order method, warm started at its iterate;
+    ``sol.info["fallback_from"]`` says so.)
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}.")
