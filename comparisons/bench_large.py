@@ -15,7 +15,8 @@ Problems (``--problems``, comma-separated):
   100 principal components and whitened; ``fmnist-raw-ce``,
   ``fmnist-raw-sq``: the raw pixels standardized (784 features). Bias,
   P = 100 Gaussian gates (seed 0), 10 outputs, cross-entropy on the labels or
-  squared loss on one-hot rows, group_l1, float32.
+  squared loss on one-hot rows, group_l1, float32; ``fmnist-pca-lg``: the
+  same with logistic loss on one-hot rows (one class against the rest).
 * ``fmnist-pooled-sq``: real data where ``auto`` takes Newton-CG: the
   70,000 Fashion-MNIST images (training and test) and their mirror images
   (n = 140,000), mean-pooled to 7 x 7 pixels and standardized, bias,
@@ -75,6 +76,8 @@ def fmnist(features, loss, lam, n_gates=100, formulation="gated_relu"):
     X, y, _, _ = load_fashion_mnist(DEFAULT_DIR)
     X = X.astype(np.float32)
     Z = Features(X, 100 if features == "pca" else 0)(X)
+    # cross-entropy: the labels; squared and logistic (one against the rest):
+    # one-hot rows
     target = y if loss == "cross_entropy" else np.eye(10, dtype=np.float32)[y]
     return cvxnn.build_problem(Z, target, formulation=formulation, loss=loss,
                                lam=lam, n_gates=n_gates, bias=True, random_state=0)
@@ -120,8 +123,8 @@ def build(name, lam):
         n = {"synthetic-1m": 1_000_000, "synthetic-20k": 20_000}[name]
         return synthetic(lam, n=n, formulation=formulation)
     _, features, loss = name.split("-")
-    return fmnist(features, "cross_entropy" if loss == "ce" else "squared", lam,
-                  formulation=formulation)
+    loss = {"ce": "cross_entropy", "sq": "squared", "lg": "logistic"}[loss]
+    return fmnist(features, loss, lam, formulation=formulation)
 
 
 def run(problem, method, tol, time_limit):

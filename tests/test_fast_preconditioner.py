@@ -247,3 +247,34 @@ def test_per_output_steps_reach_the_cvxpy_optimum(reg):
     assert sol.status == "optimal"
     assert abs(sol.objective - ref.objective) <= \
         sol.certificate.duality_gap + 1e-7 * abs(ref.objective)
+
+
+def test_logistic_outputs_take_scales_of_their_curvature(rng, monkeypatch):
+    # Several logistic outputs (one class against the rest) differ in
+    # curvature sigma (1 - sigma) as softmax outputs do.
+    X, y = make_data("logistic", n_samples=80, n_features=4, n_outputs=3, seed=4)
+    problem = cvxnn.build_problem(X, y, loss="logistic", lam=1e-3, n_gates=6,
+                                  bias=True, random_state=0)
+    assert engine.per_output_applies(problem)
+    U0 = rng.standard_normal(problem.weight_shape)
+    seen = []
+
+    class Capture(engine.Workspace):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self)
+
+    monkeypatch.setattr(engine, "Workspace", Capture)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast_solve(problem, method="fista", warm_start=U0, max_iter=1)
+    Z = operator.predict(problem.X, problem.patterns, U0)
+    sigma = 1.0 / (1.0 + np.exp(problem.y * Z))  # sigma(-y z)
+    expected = engine.output_scales((sigma * (1 - sigma)).sum(axis=0))
+    assert not np.allclose(expected, 1.0)
+    np.testing.assert_allclose(seen[0].out_scale, expected, rtol=1e-10)
+    sol = fast_solve(problem, method="fista", tol=1e-8)
+    ref = problem.solve(solver="CLARABEL")
+    assert sol.status == "optimal"
+    assert abs(sol.objective - ref.objective) <= \
+        sol.certificate.duality_gap + 1e-7 * abs(ref.objective)

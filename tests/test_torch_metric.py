@@ -168,3 +168,14 @@ def test_device_scales_are_those_of_the_compiled_rule(rng):
     h = losses.curvature_sums("cross_entropy", S, torch.from_numpy(problem.y))
     np.testing.assert_allclose(h.numpy(), (p * (1 - p)).sum(axis=0), rtol=1e-12)
     assert not np.allclose(engine.output_scales(h.numpy()), 1.0)
+
+
+def test_device_logistic_curvature_sums(rng):
+    from cvxnn_fast.pytorch import losses
+    Y = np.where(rng.random((40, 3)) < 0.5, -1.0, 1.0)
+    Z = rng.standard_normal((40, 3)) * 2
+    sigma = 1.0 / (1.0 + np.exp(Y * Z))  # sigma(-y z)
+    S = torch.from_numpy(-Y * sigma)  # the logistic loss gradient
+    h = losses.curvature_sums("logistic", S, torch.from_numpy(Y))
+    np.testing.assert_allclose(h.numpy(), (sigma * (1 - sigma)).sum(axis=0),
+                               rtol=1e-12)

@@ -28,8 +28,8 @@ HISTORY_ROWS = 4096  # first allocation of the per-iteration history
 # GROW after every iteration (docs/design/fista.md says why these values).
 BACKTRACK = 0.5
 GROW = 1.1
-# Per-output steps (cross-entropy; docs/design/fista.md, "Per-output steps"):
-# at most this ratio between two outputs' steps.
+# Per-output steps (cross-entropy and logistic; docs/design/fista.md,
+# "Per-output steps"): at most this ratio between two outputs' steps.
 MAX_OUTPUT_SCALE = 10.0
 SCALE_EVERY = 10  # iterations between updates (and at every restart)
 # Largest second derivative of each loss (for the initial step size).
@@ -335,11 +335,12 @@ def check_finite_run(problem, ws, code, blocks_of, start):
 
 
 def per_output_steps(loss, reg, n_outputs):
-    """True where R-FISTA takes per-output steps: cross-entropy (the only loss
-    whose outputs' curvatures differ) with several outputs and a penalty
-    whose prox is separable over the outputs (``reg`` the name, None for no
-    penalty)."""
-    return loss == "cross_entropy" and n_outputs > 1 and reg != "feature_group_l1"
+    """True where R-FISTA takes per-output steps: cross-entropy and logistic
+    (the losses whose outputs' curvatures differ; squared loss has the same
+    curvature 1 for all) with several outputs and a penalty whose prox is
+    separable over the outputs (``reg`` the name, None for no penalty)."""
+    return (loss in ("cross_entropy", "logistic") and n_outputs > 1
+            and reg != "feature_group_l1")
 
 
 def per_output_applies(problem):

@@ -11,9 +11,9 @@ Same method as the compiled loop (gated ReLU; in the pattern-mean metric of
   (2 step) (1 + slack)``, step shrunk by ``BACKTRACK`` and grown by ``GROW``
   after every iteration;
 * restart when ``<x_new - x, y - x_new> > 0``;
-* cross-entropy: per-output steps (output k's metric divided by ``w_k``,
-  :func:`cvxnn_fast.fista.solver.output_scales` of the outputs' loss
-  curvature, all rows), updated every ``SCALE_EVERY`` iterations and at
+* cross-entropy and logistic: per-output steps (output k's metric divided
+  by ``w_k``, :func:`cvxnn_fast.fista.solver.output_scales` of the outputs'
+  loss curvature, all rows), updated every ``SCALE_EVERY`` iterations and at
   restarts, as the compiled loop; in the feature metric too where its
   pattern-mean part is off (its default);
 * stopped on the certificate at y (relative duality gap where a dual point
