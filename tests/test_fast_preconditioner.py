@@ -208,15 +208,24 @@ def test_output_scales_are_the_square_root_of_the_curvature_ratio():
     np.testing.assert_array_equal(engine.output_scales([0.0, 0.0]), [1.0, 1.0])
 
 
-def softmax(Z):
-    E = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return E / E.sum(axis=1, keepdims=True)
+def loss_curvature(loss, Z, Y):
+    """Each output's summed diagonal loss curvature at predictions Z."""
+    if loss == "cross_entropy":
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+        p = E / E.sum(axis=1, keepdims=True)
+    else:  # logistic: sigma(-y z)
+        p = 1.0 / (1.0 + np.exp(Y * Z))
+    return (p * (1 - p)).sum(axis=0)
 
 
-def test_kernel_scales_are_those_of_the_softmax_curvature(rng, monkeypatch):
-    X, y = make_data("cross_entropy", n_samples=80, n_features=4, n_outputs=4, seed=1)
-    problem = cvxnn.build_problem(X, y, loss="cross_entropy", lam=1e-3, n_gates=6,
+@pytest.mark.parametrize("loss", ["cross_entropy", "logistic"])
+def test_kernel_scales_are_those_of_the_loss_curvature(rng, monkeypatch, loss):
+    # Softmax outputs, and several logistic outputs (one class against the
+    # rest), differ in curvature.
+    X, y = make_data(loss, n_samples=80, n_features=4, n_outputs=4, seed=1)
+    problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-3, n_gates=6,
                                   bias=True, random_state=0)
+    assert engine.per_output_applies(problem)
     U0 = rng.standard_normal(problem.weight_shape)
     seen = []
 
@@ -230,49 +239,19 @@ def test_kernel_scales_are_those_of_the_softmax_curvature(rng, monkeypatch):
         warnings.simplefilter("ignore")
         fast_solve(problem, method="fista", warm_start=U0, max_iter=1)
     # One iteration, no restart: the scales are those of the start point.
-    p = softmax(operator.predict(problem.X, problem.patterns, U0))
-    expected = engine.output_scales((p * (1 - p)).sum(axis=0))
+    Z = operator.predict(problem.X, problem.patterns, U0)
+    expected = engine.output_scales(loss_curvature(loss, Z, problem.y))
     assert seen[0].per_output and not np.allclose(expected, 1.0)
     np.testing.assert_allclose(seen[0].out_scale, expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("reg", ["group_l1", "l1", "l2"])
-def test_per_output_steps_reach_the_cvxpy_optimum(reg):
-    X, y = make_data("cross_entropy", n_samples=70, n_features=3, n_outputs=3, seed=2)
-    problem = cvxnn.build_problem(X, y, loss="cross_entropy", regularizer=reg,
+@pytest.mark.parametrize("loss", ["cross_entropy", "logistic"])
+def test_per_output_steps_reach_the_cvxpy_optimum(loss, reg):
+    X, y = make_data(loss, n_samples=70, n_features=3, n_outputs=3, seed=2)
+    problem = cvxnn.build_problem(X, y, loss=loss, regularizer=reg,
                                   lam=1e-2, n_gates=8, bias=True, random_state=0)
     assert engine.per_output_applies(problem)
-    sol = fast_solve(problem, method="fista", tol=1e-8)
-    ref = problem.solve(solver="CLARABEL")
-    assert sol.status == "optimal"
-    assert abs(sol.objective - ref.objective) <= \
-        sol.certificate.duality_gap + 1e-7 * abs(ref.objective)
-
-
-def test_logistic_outputs_take_scales_of_their_curvature(rng, monkeypatch):
-    # Several logistic outputs (one class against the rest) differ in
-    # curvature sigma (1 - sigma) as softmax outputs do.
-    X, y = make_data("logistic", n_samples=80, n_features=4, n_outputs=3, seed=4)
-    problem = cvxnn.build_problem(X, y, loss="logistic", lam=1e-3, n_gates=6,
-                                  bias=True, random_state=0)
-    assert engine.per_output_applies(problem)
-    U0 = rng.standard_normal(problem.weight_shape)
-    seen = []
-
-    class Capture(engine.Workspace):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            seen.append(self)
-
-    monkeypatch.setattr(engine, "Workspace", Capture)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fast_solve(problem, method="fista", warm_start=U0, max_iter=1)
-    Z = operator.predict(problem.X, problem.patterns, U0)
-    sigma = 1.0 / (1.0 + np.exp(problem.y * Z))  # sigma(-y z)
-    expected = engine.output_scales((sigma * (1 - sigma)).sum(axis=0))
-    assert not np.allclose(expected, 1.0)
-    np.testing.assert_allclose(seen[0].out_scale, expected, rtol=1e-10)
     sol = fast_solve(problem, method="fista", tol=1e-8)
     ref = problem.solve(solver="CLARABEL")
     assert sol.status == "optimal"
