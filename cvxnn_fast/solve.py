@@ -41,7 +41,7 @@ from cvxnn.core.validation import (
     check_weights,
 )
 from cvxnn_fast.augmented import solver as augmented
-from cvxnn_fast.common.run import Monitor
+from cvxnn_fast.common.run import Monitor, joined_history
 from cvxnn_fast.fista import solver as fista
 from cvxnn_fast.interior import solver as interior
 from cvxnn_fast.newton import solver as newton
@@ -301,9 +301,7 @@ def handed_over(stalled, result):
     history holds Newton's steps first (the keys both have)."""
     result.info.update(method="fista", fallback_from="newton",
                        newton_steps=stalled.n_iter)
-    result.history = {k: np.concatenate([np.asarray(stalled.history[k]),
-                                         np.asarray(v)])
-                      for k, v in result.history.items() if k in stalled.history}
+    result.history = joined_history(stalled.history, result.history)
     return result
 
 

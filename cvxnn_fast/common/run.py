@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def joined_history(first, then):
+    """Two runs' histories one after the other (the keys both have)."""
+    return {k: np.concatenate([np.asarray(first[k]), np.asarray(v)])
+            for k, v in then.items() if k in first}
+
+
 @dataclass
 class Result:
     """What an engine run hands back to fast_solve."""

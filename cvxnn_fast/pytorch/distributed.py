@@ -43,7 +43,7 @@ from cvxnn.core.validation import (
     check_random_state,
     check_weights,
 )
-from cvxnn_fast.common.run import Monitor, Result
+from cvxnn_fast.common.run import Monitor, Result, joined_history
 from cvxnn_fast.fista.solver import K, describe
 from cvxnn_fast.pytorch import fista, newton
 from cvxnn_fast.pytorch.certificates import Spec, certificate
@@ -316,8 +316,7 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         start = U if info.get("fallback_from") else _start(problem, warm_start)
         run, status, message, U, cert = _fista(problem, start, tol, max_iter, monitor)
         if info.get("fallback_from"):  # Newton's steps first, as fast_solve
-            run.history = {k: np.concatenate([history[k], v])
-                           for k, v in run.history.items() if k in history}
+            run.history = joined_history(history, run.history)
         n_iter, history = run.n_iter, run.history
         info.update(metric_beta=run.metric_beta, feature_metric=run.feature_metric,
                     polished=cert is not None)

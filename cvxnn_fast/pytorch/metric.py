@@ -53,7 +53,7 @@ def per_row(scale, rows):
 def step(y, g, t, beta, c, scale=None):
     """``y - t M^{-1} g``; with per-output ``scale`` (c,) output k's block
     takes ``t * scale[k]`` (the metric ``M / scale[k]`` there)."""
-    direction = g - beta / (1.0 + beta) * block_mean(g, c)
+    direction = g - beta / (1.0 + beta) * block_mean(g, c) if beta > 0 else g
     if scale is None:
         return y - t * direction
     return (y.double() - t * per_row(scale, y.shape[0]) * direction.double()).to(
