@@ -210,7 +210,7 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         and certificate;
         ``sol.info["device_certificate"]`` holds the one computed on the
         device (a dict of the Certificate's fields).
-    dtype : None, "float32" or "float64"
+    dtype : None, "float32" or "float64" (or np.float32, torch.float64, ...)
         PyTorch backend only: the working dtype (default float32 on a GPU,
         the problem's dtype on the CPU).
     step_size : float > 0, optional

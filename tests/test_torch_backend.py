@@ -80,6 +80,11 @@ def test_dtype_follows_problem_on_cpu_and_can_be_chosen():
     b = fast_solve(problem, tol=1e-4, device=torch.device("cpu"))
     assert a.info["dtype"] == "float32" and b.info["dtype"] == "float64"
     assert abs(a.objective - b.objective) <= 1e-3 * abs(b.objective)
+    # the dtype objects users have at hand name the same working dtypes
+    for given, name in ((np.float32, "float32"), (np.dtype("float64"), "float64"),
+                        (torch.float32, "float32")):
+        sol = fast_solve(problem, tol=1e-4, device="cpu", dtype=given)
+        assert sol.info["dtype"] == name
 
 
 def test_lam_above_lam_max_gives_zeros():

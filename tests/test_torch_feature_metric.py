@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 import cvxnn  # noqa: E402
 from cvxnn_fast import fast_solve  # noqa: E402
+from cvxnn_fast.common.polish import Polisher  # noqa: E402
 from cvxnn_fast.pytorch import feature_metric  # noqa: E402
 from cvxnn_fast.pytorch.certificates import Spec  # noqa: E402
 from cvxnn_fast.pytorch.operator import DeviceData  # noqa: E402
@@ -196,3 +197,24 @@ def _fake_data(c, d):
         device, n_outputs, sharded = torch.device("cpu"), c, False
     Data.torch = torch
     return Data()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss,reg", [("squared", "group_l1"),
+                                      ("cross_entropy", "group_l1"),
+                                      ("logistic", "l2")])
+def test_iterations_match_the_compiled_feature_metric(loss, reg, dtype, monkeypatch):
+    # The same method in two implementations (fista/_feature.pxd and this
+    # module): on correlated features both run in the feature metric and take
+    # the same iterations (to rounding in the line search), polish off.
+    monkeypatch.setattr(Polisher, "START", -1.0)
+    X, y = correlated(loss, dtype=dtype)
+    problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-2, n_gates=12, bias=True,
+                                  random_state=0, regularizer=reg)
+    compiled = fast_solve(problem, tol=TOL[dtype], method="fista")
+    device = fast_solve(problem, tol=TOL[dtype], device="cpu")
+    assert compiled.info["feature_metric"] and device.info["feature_metric"]
+    assert device.status == compiled.status == "optimal"
+    assert abs(device.n_iter - compiled.n_iter) <= 0.05 * compiled.n_iter + 2
+    slack = device.certificate.duality_gap + compiled.certificate.duality_gap
+    assert abs(device.objective - compiled.objective) <= slack

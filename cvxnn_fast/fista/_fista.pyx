@@ -33,6 +33,11 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from cvxnn.core._blas cimport dot
 from cvxnn_fast.common._loss cimport bregman_sum, conjugate_sum, hessian_factors, loss_sum
 from cvxnn_fast.fista._augmented cimport al_candidate, al_prepare
+from cvxnn_fast.fista._feature cimport (
+    feature_prox,
+    feature_squared_distance,
+    feature_step,
+)
 from cvxnn_fast.fista._metric cimport (
     metric_prox,
     metric_squared_distance,
@@ -97,6 +102,10 @@ cdef struct Setting:
     double metric   # GATED: beta of the pattern-mean metric (0: Euclidean)
     double* metric_m  # GATED with metric: each output's prox shift m, (c, d)
     double* metric_work  # scratch of its prox, step and norm
+    # GATED on X Q (the eigenbasis feature metric): M = I (x) diag(feat),
+    # (d,); NULL: none. feat_roots (rows,): the group prox's last roots.
+    const double* feat
+    double* feat_roots
     # GATED, per_output: output k's step is w_k times the global one, i.e. the
     # metric (of the pattern mean, or Euclidean) divided by w_k on its block.
     bint per_output
@@ -283,8 +292,9 @@ cdef double line_search(
     The test is ``bregman(x_new, y) <= ||x_new - y||^2 / (2 step)``, the
     quadratic upper bound with f(y) and <grad, x_new - y> moved to the left
     and computed without cancellation (see bregman_sum). With the
-    pattern-mean metric (``s.metric > 0``) the step, the prox and the norm are
-    those of M (see _metric.pxd). With per-output scales (``s.per_output``)
+    pattern-mean metric (``s.metric > 0``) or the feature metric (``s.feat``)
+    the step, the prox and the norm are those of M (see _metric.pxd,
+    _feature.pxd). With per-output scales (``s.per_output``)
     output k's block takes the step ``step * w_k`` and its norm is divided by
     ``w_k``: the metric ``M / w_k`` on that block.
     """
@@ -298,7 +308,11 @@ cdef double line_search(
     cdef Py_ssize_t blocks = s.c if s.per_output else 1
     block = size // blocks
     while step[0] > 1e-30:
-        if s.metric > 0:
+        if s.feat != NULL:
+            feature_step(py, pg, step[0], s.feat, s.rows, s.P, s.d, scale, px)
+            feature_prox(s.reg, px, step[0] * s.lam, s.feat, s.rows, s.P, s.d,
+                         scale, s.feat_roots)
+        elif s.metric > 0:
             metric_step(py, pg, step[0], s.metric, s.c, s.P, s.d, scale,
                         s.metric_work, px)
             metric_prox(s.reg, px, step[0] * s.lam, s.metric, s.c, s.P, s.d,
@@ -312,7 +326,9 @@ cdef double line_search(
                              s.n_halves, px + k * block)
         model_forward(s, &X[0, 0], &D[0, 0], px, &work[0, 0], Z_new)
         div = bregman(s, D, Y, Z_new, Z_y, mult, S_y, Yhat_y, Yhat_new)
-        if s.metric > 0:
+        if s.feat != NULL:
+            quad = feature_squared_distance(px, py, s.feat, s.rows, s.P, s.d, scale)
+        elif s.metric > 0:
             quad = metric_squared_distance(px, py, s.metric, s.c, s.P, s.d, scale,
                                            s.metric_work)
         else:
@@ -335,6 +351,8 @@ def run(
     double backtrack, double grow, double slack, double metric,
     double[:, ::1] metric_m,  # in/out (c, d): prox shifts of the metric
     double[::1] metric_work,  # scratch of the metric's prox (metric.work_size)
+    const double[::1] feat,   # (d,) the feature metric's m, or empty: none
+    double[::1] feat_roots,   # in/out (rows,): its group prox's last roots
     int per_output, double max_scale, Py_ssize_t scale_every,
     double[::1] out_scale,    # in/out (c,): per-output step multipliers
     const floating[:, ::1] X,
@@ -387,6 +405,12 @@ def run(
     s.metric = metric if kind == GATED and reg != FEATURE_GROUP_L1 else 0.0
     s.metric_m = &metric_m[0, 0]
     s.metric_work = &metric_work[0]
+    s.feat = NULL
+    s.feat_roots = NULL
+    if kind == GATED and feat.shape[0] == s.d and feat_roots.shape[0] >= s.rows:
+        s.feat = &feat[0]
+        s.feat_roots = &feat_roots[0]
+        s.metric = 0.0
     # (the curvature scratch must hold (n, c): Yhat and Yhat_new)
     s.per_output = per_output and kind == GATED and reg != FEATURE_GROUP_L1 \
         and s.c > 1 and Yhat.shape[0] * Yhat.shape[1] >= s.n * s.c \
@@ -555,6 +579,31 @@ def metric_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
     cdef double[::1] mean = np.empty(y.shape[1])
     metric_step(&y[0, 0], &g[0, 0], step, beta, c, y.shape[0] // c, y.shape[1],
                 scale_pointer(scale), &mean[0], &out[0, 0])
+
+
+def feature_proximal(int reg, floating[:, ::1] v, double t, const double[::1] m,
+                     Py_ssize_t c, scale=None, roots=None):
+    """v <- prox of t * R at v in the feature metric diag(m) (in place), with
+    ``t * scale[k]`` on output k's rows where given; ``roots`` (rows,), where
+    given, is the group prox's start and receives its roots."""
+    cdef double[::1] start = np.zeros(v.shape[0]) if roots is None else roots
+    feature_prox(reg, &v[0, 0], t, &m[0], v.shape[0], v.shape[0] // c, v.shape[1],
+                 scale_pointer(scale), &start[0])
+
+
+def feature_distance(const floating[:, ::1] x, const floating[:, ::1] y,
+                     const double[::1] m, Py_ssize_t c, scale=None):
+    """||x - y||_M^2 in diag(m), output k's rows divided by ``scale[k]``."""
+    return feature_squared_distance(&x[0, 0], &y[0, 0], &m[0], x.shape[0],
+                                    x.shape[0] // c, x.shape[1], scale_pointer(scale))
+
+
+def feature_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
+                          double step, const double[::1] m, Py_ssize_t c,
+                          floating[:, ::1] out, scale=None):
+    """out = y - step * g / m (times ``scale[k]`` on output k's rows)."""
+    feature_step(&y[0, 0], &g[0, 0], step, &m[0], y.shape[0], y.shape[0] // c,
+                 y.shape[1], scale_pointer(scale), &out[0, 0])
 
 
 def regularizer_dual_norm(int reg, const floating[:, ::1] g, Py_ssize_t n_halves):

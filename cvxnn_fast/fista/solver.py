@@ -19,6 +19,7 @@ from cvxnn.core.status import (
 from cvxnn_fast.common.polish import Polisher
 from cvxnn_fast.common.run import Result
 from cvxnn_fast.fista import _fista
+from cvxnn_fast.fista import feature_metric as features
 from cvxnn_fast.fista import preconditioner as metric
 
 K = _fista.CONSTANTS
@@ -62,6 +63,10 @@ class Workspace:
         self.beta = beta  # of the pattern-mean metric (GATED; 0: Euclidean)
         self.metric_m = np.zeros((c, d))
         self.metric_work = np.empty(metric.work_size(rows // c, d))
+        # GATED on X Q: the feature metric's weights m (d,) and its group
+        # prox's roots (rows,); empty: no feature metric.
+        self.feat = np.empty(0)
+        self.feat_roots = np.empty(0)
         self.per_output = bool(per_output)
         self.out_scale = np.ones(c)
         self.state = np.zeros(K["N_STATE"])
@@ -189,18 +194,23 @@ def start_curvature(problem, x0):
     return CURVATURE[problem.loss.name]
 
 
-def initial_step(problem, x_shape, relu, rho, beta=0.0, curvature=None):
+def initial_step(problem, x_shape, relu, rho, beta=0.0, curvature=None, feat=None):
     """1 / (estimate of the Lipschitz constant of the smooth part's gradient),
     in the pattern-mean metric ``M = I + beta Pi`` when ``beta > 0``
-    (:mod:`cvxnn_fast.fista.preconditioner`): the largest eigenvalue of ``M^{-1} H``;
-    ``curvature`` as in :func:`_largest_curvature`."""
+    (:mod:`cvxnn_fast.fista.preconditioner`), or in the feature metric
+    ``I (x) diag(feat)`` where ``feat`` (d,) is given (the problem then on
+    ``X Q``): the largest eigenvalue of ``M^{-1} H``; ``curvature`` as in
+    :func:`_largest_curvature`."""
     c = problem.weight_shape[0]
 
     def inverse_metric(v):
+        if feat is not None:
+            return (v / feat).astype(v.dtype)
         return v - beta / (1.0 + beta) * metric.block_mean(v, c)
 
     L = _largest_curvature(problem, x_shape, relu, rho,
-                           inverse_metric if beta > 0 else None, curvature=curvature)
+                           inverse_metric if beta > 0 or feat is not None else None,
+                           curvature=curvature)
     if not np.isfinite(L):
         raise NumericalBreakdown(
             "fast_solve: the estimate of the gradient's Lipschitz constant overflows "
@@ -271,7 +281,8 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
         code = _fista.run(
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
             st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,
-            ws.beta, ws.metric_m, ws.metric_work, int(ws.per_output),
+            ws.beta, ws.metric_m, ws.metric_work, ws.feat, ws.feat_roots,
+            int(ws.per_output),
             MAX_OUTPUT_SCALE, SCALE_EVERY, ws.out_scale, problem.X,
             problem.patterns.view(np.uint8),
             problem.y, mult, ws.x, ws.y,
@@ -364,30 +375,42 @@ def output_scales(curvature, max_scale=MAX_OUTPUT_SCALE):
 
 
 def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
-                per_output=None):
+                per_output=None, feature_metric=None):
     """R-FISTA on the gated ReLU program.
 
     ``beta`` (of the pattern-mean metric) and ``step`` (the first step size),
     when given, replace their estimates: a path hands over those of the
     previous lam's solve (see ``fast_solve``). ``per_output`` (default
     :func:`per_output_applies`) turns the per-output steps on or off.
+    ``feature_metric``: run on ``X Q`` in the eigenbasis feature metric of
+    :mod:`cvxnn_fast.fista.feature_metric` (None: its rule; False: never;
+    True: wherever the penalty allows); there the pattern-mean metric is off.
+    Callbacks, the polish and the result see weights in the original basis.
     """
     c, P, d = problem.weight_shape
     if per_output is None:
         per_output = per_output_applies(problem)
-    ws = Workspace(problem, K["GATED"], U0.reshape(c * P, d), max_iter,
+    fm = features.choose(problem, feature_metric)
+    work, x0 = problem, U0.reshape(c * P, d)
+    if fm is not None:
+        work, x0, beta = fm.rotated(problem), fm.to_basis(x0), 0.0
+    ws = Workspace(work, K["GATED"], x0, max_iter,
                    metric_beta(problem) if beta is None else beta, per_output)
+    if fm is not None:
+        ws.feat, ws.feat_roots = fm.m, np.zeros(c * P)
     ws.state[K["S_STEP"]] = (
-        initial_step(problem, ws.x.shape, False, 0.0, ws.beta,
-                     start_curvature(problem, U0)) if step is None else step)
+        initial_step(work, ws.x.shape, False, 0.0, ws.beta,
+                     start_curvature(problem, U0), None if fm is None else fm.m)
+        if step is None else step)
     dummy = np.zeros((1, 1), problem.dtype)
 
     def blocks_of(x):
-        return {"U": x.reshape(c, P, d).copy()}
+        U = x if fm is None else fm.from_basis(x)
+        return {"U": U.reshape(c, P, d).copy()}
 
     polisher = Polisher(problem, tol, np.inf)
     try:
-        code, stop = run(problem, ws, monitor, tol=tol, max_iter=max_iter, mult=dummy,
+        code, stop = run(work, ws, monitor, tol=tol, max_iter=max_iter, mult=dummy,
                          polisher=polisher, blocks_of=blocks_of,
                          polish_args=lambda ws: (blocks_of(ws.y), None))
     except KeyboardInterrupt:
@@ -398,4 +421,4 @@ def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
     return Result(status, message, blocks, int(ws.state[K["S_ITER"]]),
                   ws.history_dict(False), monitor.start,
                   info={"polished": polisher.result is not None,
-                        "metric_beta": ws.beta})
+                        "metric_beta": ws.beta, "feature_metric": fm is not None})

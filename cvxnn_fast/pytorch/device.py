@@ -84,7 +84,10 @@ def working_dtype(problem_dtype, device, dtype=None):
     """
     if dtype is None:
         return np.dtype(np.float32 if device.type == "cuda" else problem_dtype)
-    name = str(dtype).replace("torch.", "")
+    try:  # "float32", np.float32, np.dtype(...)
+        name = np.dtype(dtype).name
+    except TypeError:  # torch.float32, or not a dtype at all
+        name = str(dtype).replace("torch.", "")
     if name not in ("float32", "float64"):
         raise ValueError(f"dtype: expected None, 'float32' or 'float64', got "
                          f"{dtype!r}.")

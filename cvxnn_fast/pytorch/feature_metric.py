@@ -25,18 +25,13 @@ is one ``n d^2`` GEMM for Sigma and one for ``X Q`` at setup, a copy of X,
 and ``O(c P d)`` per prox (against ``n c P d`` per product).
 """
 
-import math
 
-import numpy as np
 
+from cvxnn_fast.fista.feature_metric import basis, considered, wanted
 from cvxnn_fast.pytorch.device import import_torch
 from cvxnn_fast.pytorch.metric import block_mean, per_row
 from cvxnn_fast.pytorch.operator import DeviceData
 
-REGULARIZERS = ("group_l1", "l2", None)
-MIN_FEATURES = 16  # below: the Euclidean metric (products are cheap anyway)
-MIN_SPREAD = 4.0  # max(m) / min(m) = 1 + lam_max / mean(lam) below this: Sigma ~ c I
-DAMPING = 1.0  # delta = DAMPING * mean(lam_j) (measured: 1e-4 .. 10)
 NEWTON_STEPS = 60
 NEWTON_RTOL = 1e-14
 SHIFT_STEPS = 50
@@ -74,12 +69,8 @@ class FeatureMetric:
     @classmethod
     def of(cls, data, damping=None):
         """From the eigendecomposition of the data's Gram matrix (damping:
-        delta / mean(lam), default DAMPING)."""
-        damping = DAMPING if damping is None else damping
-        lam, Q = np.linalg.eigh(gram(data))
-        lam = np.clip(lam, 0.0, None)
-        m = lam + damping * max(float(lam.mean()), np.finfo(float).tiny)
-        return cls(data, np.ascontiguousarray(Q), m)
+        delta / mean(lam), default feature_metric.DAMPING of the compiled loop)."""
+        return cls(data, *basis(gram(data), damping))
 
     def rotated(self, data):
         """The data with X replaced by ``X Q`` (in its working dtype)."""
@@ -231,12 +222,7 @@ def choose(data, spec, feature_metric=None):
     None: the rule (rotation-invariant regularizer, at least MIN_FEATURES
     features, spread of m at least MIN_SPREAD); False: never; True: wherever
     the regularizer allows it."""
-    if feature_metric is False or spec.reg not in REGULARIZERS:
-        return None
-    if feature_metric is None and data.n_features < MIN_FEATURES:
+    if not considered(spec.reg, data.n_features, feature_metric):
         return None
     fm = FeatureMetric.of(data)
-    if feature_metric is None and not (math.isfinite(fm.spread)
-                                       and fm.spread >= MIN_SPREAD):
-        return None
-    return fm
+    return fm if wanted(fm.m.cpu().numpy(), feature_metric) else None

@@ -1,0 +1,103 @@
+r"""The eigenbasis feature metric of R-FISTA: basis, weights and the rule.
+
+Group norms ``||u_i||`` (and ``||U||^2``) do not change under an orthogonal
+change of feature basis, nor do the patterns, the objective and the
+certificate. With ``Sigma = X^T X / n = Q diag(lam_j) Q^T`` R-FISTA runs on
+``X Q`` with weights ``W = U Q`` in the metric ``M = I (x) diag(m)``,
+``m_j = lam_j + delta``, ``delta = DAMPING * mean(lam)``: the diagonal of the
+Hessian's average block in its eigenbasis, damped. On correlated features
+(raw pixels: ``max(m) / min(m)`` in the hundreds) the Euclidean metric's step
+is set by the top eigenvalue and R-FISTA crawls along the rest; measurements
+in docs/design/feature-metric.md.
+
+The compiled loop's step, norm and prox in M are in ``_feature.pxd``; the
+PyTorch loop's in :mod:`cvxnn_fast.pytorch.feature_metric`, which takes the
+rule and its constants from here. Only for the rotation-invariant penalties
+(group_l1, l2, none).
+"""
+
+import math
+
+import numpy as np
+
+from cvxnn.core.problem import Problem
+
+REGULARIZERS = ("group_l1", "l2", None)
+MIN_FEATURES = 16  # below: the Euclidean metric (products are cheap anyway)
+MIN_SPREAD = 4.0  # max(m) / min(m) = 1 + lam_max / mean(lam) below this: Sigma ~ c I
+DAMPING = 1.0  # delta = DAMPING * mean(lam_j) (measured: 1e-4 .. 10)
+GRAM_ROWS = 8192  # rows per float64 block of X^T X
+
+
+def basis(gram, damping=None):
+    """``(Q, m)`` from ``Sigma = X^T X / n`` (d, d): eigenvectors (C order)
+    and the metric's weights ``lam + damping * mean(lam)`` (float64)."""
+    damping = DAMPING if damping is None else damping
+    lam, Q = np.linalg.eigh(np.asarray(gram, dtype=np.float64))
+    lam = np.clip(lam, 0.0, None)
+    m = lam + damping * max(float(lam.mean()), np.finfo(float).tiny)
+    return np.ascontiguousarray(Q), m
+
+
+def considered(reg, n_features, feature_metric=None):
+    """Whether to look at the spectrum at all: ``feature_metric`` False never;
+    only the rotation-invariant ``reg`` (a name, None for no penalty); with
+    the rule (None) at least MIN_FEATURES features."""
+    if feature_metric is False or reg not in REGULARIZERS:
+        return False
+    return feature_metric is True or n_features >= MIN_FEATURES
+
+
+def wanted(m, feature_metric=None):
+    """Whether weights ``m`` call for the metric: forced (True), or a finite
+    spread ``max(m) / min(m)`` of at least MIN_SPREAD."""
+    if feature_metric is True:
+        return True
+    spread = float(m.max() / m.min()) if m.min() > 0 else math.inf
+    return math.isfinite(spread) and spread >= MIN_SPREAD
+
+
+def gram(X):
+    """``X^T X / n`` in float64, in row blocks (no float64 copy of X)."""
+    G = np.zeros((X.shape[1], X.shape[1]))
+    for start in range(0, X.shape[0], GRAM_ROWS):
+        block = X[start:start + GRAM_ROWS].astype(np.float64)
+        G += block.T @ block
+    return G / max(X.shape[0], 1)
+
+
+class FeatureMetric:
+    """Basis ``Q`` (d, d) and weights ``m`` (d,) of the metric, float64."""
+
+    def __init__(self, Q, m):
+        self.Q, self.m = Q, m
+
+    def rotated(self, problem):
+        """The problem with X replaced by ``X Q`` (a copy in its dtype; the
+        patterns, targets and penalty are shared)."""
+        Q = self.Q.astype(problem.dtype)
+        XQ = np.ascontiguousarray(problem.X @ Q)
+        return Problem(XQ, problem.y, problem.patterns, Q.T @ problem.gates,
+                       problem.loss, problem.regularizer, problem.lam,
+                       problem.formulation, problem.bias, problem.classes,
+                       problem.input_scale)
+
+    def to_basis(self, U):
+        """``U Q`` (rows of U in the eigenbasis), in U's dtype."""
+        return (np.asarray(U, dtype=np.float64) @ self.Q).astype(U.dtype)
+
+    def from_basis(self, W):
+        """``W Q^T``, in W's dtype."""
+        return (np.asarray(W, dtype=np.float64) @ self.Q.T).astype(W.dtype)
+
+
+def choose(problem, feature_metric=None):
+    """The FeatureMetric for a gated problem's R-FISTA, or None (the
+    Euclidean or pattern-mean metric). ``feature_metric`` None: the rule
+    (:func:`considered`, :func:`wanted`); False: never; True: wherever the
+    penalty allows."""
+    reg = problem.regularizer.name if problem.lam > 0 else None
+    if not considered(reg, problem.n_features, feature_metric):
+        return None
+    Q, m = basis(gram(problem.X))
+    return FeatureMetric(Q, m) if wanted(m, feature_metric) else None

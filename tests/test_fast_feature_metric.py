@@ -1,0 +1,197 @@
+"""The eigenbasis feature metric of the compiled R-FISTA: its step, norm and
+prox against explicit formulas and a direct minimization, the rule, and
+solves on correlated features against CLARABEL and the Euclidean loop."""
+
+import numpy as np
+import pytest
+from conftest import make_targets
+from scipy.optimize import minimize
+
+import cvxnn
+from cvxnn.core.certificates import certificate
+from cvxnn_fast import fast_solve
+from cvxnn_fast.fista import _fista
+from cvxnn_fast.fista import feature_metric as features
+
+REG = {name: cvxnn.core.regularizers.REGULARIZERS[name].code
+       for name in ("group_l1", "l2", None)}
+TOL = {np.float64: 1e-7, np.float32: 1e-4}
+SLACK = {np.float64: 1e-9, np.float32: 1e-5}  # relative, on top of the gap
+
+
+def correlated(loss, n_samples=200, n_features=20, n_outputs=3, seed=0,
+               dtype=np.float64):
+    """Features with covariance spread over four decades (the metric's case)."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n_features, n_features)) * np.logspace(0, -2, n_features)
+    X = (rng.standard_normal((n_samples, n_features)) @ A.T + 0.3).astype(dtype)
+    return X, make_targets(rng, X, loss, n_outputs)
+
+
+def _direct_prox(z, m, t):
+    """argmin t ||w|| + 0.5 sum m (w - z)^2 by BFGS on a smoothed norm, then
+    the better of that and 0."""
+    def f(w):
+        return t * np.sqrt(w @ w + 1e-30) + 0.5 * np.sum(m * (w - z) ** 2)
+
+    w = minimize(f, z * m / (m + t), method="BFGS", options={"gtol": 1e-14}).x
+    return w if f(w) < f(np.zeros_like(z)) else np.zeros_like(z)
+
+
+def test_group_prox_matches_a_direct_minimization(rng):
+    rows, d, t = 12, 6, 0.7
+    m = np.logspace(-2, 1, d)
+    Z = rng.standard_normal((rows, d)) * np.logspace(-1, 1, rows)[:, None]
+    W = Z.copy()
+    _fista.feature_proximal(REG["group_l1"], W, t, m, 1)
+    for z, w in zip(Z, W, strict=True):
+        if np.linalg.norm(m * z) <= t:
+            assert not w.any()
+            continue
+        # optimality: m (w - z) + t w / ||w|| = 0, to rounding
+        r = m * (w - z) + t * w / np.linalg.norm(w)
+        assert np.linalg.norm(r) <= 1e-12 * np.linalg.norm(m * z)
+        np.testing.assert_allclose(w, _direct_prox(z, m, t), atol=1e-6)
+
+
+def test_group_prox_warm_start_constant_metric_and_l2(rng):
+    Z, t = rng.standard_normal((8, 5)), 0.5
+    m = np.full(5, 2.0)  # constant metric: the Euclidean prox of t / 2
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    expected = np.maximum(0.0, 1.0 - t / (2.0 * norms)) * Z
+    for roots in (None, np.full(8, 10.0)):  # cold, and right of every root
+        W = Z.copy()
+        _fista.feature_proximal(REG["group_l1"], W, t, m, 1, roots=roots)
+        np.testing.assert_allclose(W, expected, atol=1e-14)
+    m = np.logspace(-1, 1, 5)
+    W = Z.copy()
+    _fista.feature_proximal(REG["l2"], W, t, m, 1)  # argmin t/2 ||w||^2 + ...
+    np.testing.assert_allclose(W, m * Z / (m + t), atol=1e-15)
+    W = Z.copy()
+    _fista.feature_proximal(REG[None], W, t, m, 1)
+    np.testing.assert_array_equal(W, Z)
+
+
+@pytest.mark.parametrize("reg", ["group_l1", "l2"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_per_output_scales_divide_each_output_s_metric(rng, reg, dtype):
+    # output k's rows in M / w_k: the step t w_k g / m, the norm divided by
+    # w_k, and the prox of t w_k R in M, block by block
+    c, P, d, t = 3, 4, 5, 0.3
+    m = np.logspace(-1, 1, d)
+    scale = np.array([1.0, 2.0, 5.0])
+    w = np.repeat(scale, P)[:, None]
+    y, g = (rng.standard_normal((c * P, d)).astype(dtype) for _ in range(2))
+    out = np.empty_like(y)
+    _fista.feature_gradient_step(y, g, t, m, c, out, scale)
+    np.testing.assert_allclose(out, y - t * w * g / m, rtol=1e-6)
+    delta = y.astype(np.float64) - g
+    assert _fista.feature_distance(y, g, m, c, scale) == pytest.approx(
+        float(np.sum(delta**2 * m / w)), rel=1e-12)
+    assert _fista.feature_distance(y, g, m, c) == pytest.approx(
+        float(np.sum(delta**2 * m)), rel=1e-12)
+    V = y.copy()
+    _fista.feature_proximal(REG[reg], V, t, m, c, scale)
+    for k in range(c):
+        block = y[k * P:(k + 1) * P].copy()
+        _fista.feature_proximal(REG[reg], block, t * scale[k], m, 1)
+        np.testing.assert_allclose(V[k * P:(k + 1) * P], block, rtol=1e-6)
+
+
+def test_rule_picks_correlated_features_and_invariant_penalties_only():
+    X, y = correlated("squared")
+    problem = cvxnn.build_problem(X, y, loss="squared", lam=1e-2, n_gates=5,
+                                  bias=True, random_state=0)
+    fm = features.choose(problem)
+    assert fm is not None and fm.m.max() / fm.m.min() >= features.MIN_SPREAD
+    assert features.choose(problem, False) is None
+    for reg in ("l1", "feature_group_l1"):
+        other = cvxnn.build_problem(X, y, regularizer=reg, lam=1e-2, n_gates=5,
+                                    bias=True, random_state=0)
+        assert features.choose(other, True) is None
+    white = np.random.default_rng(1).standard_normal((2000, 20))
+    problem = cvxnn.build_problem(white, white[:, :3], loss="squared", lam=1e-2,
+                                  n_gates=5, bias=False, random_state=0)
+    assert features.choose(problem) is None  # Sigma near I
+    assert features.choose(problem, True) is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rotated_problem_has_the_same_objective_and_certificate(rng, dtype):
+    X, y = correlated("cross_entropy", n_samples=60, n_features=18, dtype=dtype)
+    problem = cvxnn.build_problem(X, y, loss="cross_entropy", lam=1e-2, n_gates=6,
+                                  bias=True, random_state=0)
+    fm = features.choose(problem)
+    rotated = fm.rotated(problem)
+    np.testing.assert_allclose(fm.Q.T @ fm.Q, np.eye(problem.n_features), atol=1e-12)
+    U = rng.standard_normal(problem.weight_shape).astype(dtype)
+    W = fm.to_basis(U)
+    atol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(fm.from_basis(W), U, atol=atol)
+    a, b = certificate(problem, U), certificate(rotated, W)
+    assert b.objective == pytest.approx(a.objective, rel=100 * atol)
+    assert b.dual_objective == pytest.approx(a.dual_objective, rel=100 * atol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss,reg", [("squared", "group_l1"),
+                                      ("logistic", "group_l1"),
+                                      ("cross_entropy", "group_l1"),
+                                      ("squared", "l2"),
+                                      ("cross_entropy", "l2")])
+def test_solution_matches_clarabel_and_the_euclidean_loop(loss, reg, dtype,
+                                                          monkeypatch):
+    X, y = correlated(loss, dtype=dtype)
+    problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-2, n_gates=12, bias=True,
+                                  random_state=0, regularizer=reg)
+    sol = fast_solve(problem, tol=TOL[dtype], method="fista")
+    assert sol.info["feature_metric"] and sol.status == "optimal"
+    # the returned weights are in the original basis: their own certificate
+    cert = certificate(problem, sol.U)
+    assert cert.objective == pytest.approx(sol.objective, rel=1e-6)
+    gap = cert.duality_gap
+    assert gap <= 2 * TOL[dtype] * abs(sol.objective)
+    slack = gap + SLACK[dtype] * abs(sol.objective)
+    if dtype == np.float64:
+        reference = problem.solve(solver="CLARABEL").objective
+        assert abs(sol.objective - reference) <= slack
+    monkeypatch.setattr(features, "considered", lambda *args: False)
+    euclidean = fast_solve(problem, tol=TOL[dtype], method="fista")
+    assert not euclidean.info["feature_metric"]
+    slack += euclidean.certificate.duality_gap
+    assert abs(sol.objective - euclidean.objective) <= slack
+
+
+def test_callback_warm_start_and_polish_see_the_original_basis():
+    X, y = correlated("squared", n_outputs=2)
+    problem = cvxnn.build_problem(X, y, lam=1e-2, n_gates=8, bias=True,
+                                  random_state=0)
+    seen = []
+
+    def callback(state):
+        U = state["weights"]()["U"]
+        seen.append((problem.objective(U), state["objective"]))
+
+    sol = fast_solve(problem, tol=1e-8, method="fista", callback=callback)
+    assert sol.info["feature_metric"] and seen
+    for objective, reported in seen:  # the iterate behind each reported value
+        assert objective == pytest.approx(reported, rel=1e-9)
+    start = sol.U.copy()
+    again = fast_solve(problem, tol=1e-8, method="fista", warm_start=start)
+    np.testing.assert_array_equal(start, sol.U)  # the warm start is not written to
+    assert again.status == "optimal" and again.n_iter <= 5
+    assert again.objective == pytest.approx(sol.objective, rel=1e-8)
+
+
+def test_feature_metric_takes_fewer_iterations_on_correlated_features(monkeypatch):
+    # the reason it exists (docs/design/feature-metric.md): on features whose
+    # covariance spans four decades the Euclidean loop needs more iterations
+    X, y = correlated("squared", n_samples=300)
+    problem = cvxnn.build_problem(X, y, lam=1e-3, n_gates=10, bias=True,
+                                  random_state=0)
+    sol = fast_solve(problem, tol=1e-6, method="fista", max_iter=50_000)
+    monkeypatch.setattr(features, "considered", lambda *args: False)
+    plain = fast_solve(problem, tol=1e-6, method="fista", max_iter=50_000)
+    assert sol.info["feature_metric"] and not plain.info["feature_metric"]
+    assert sol.status == plain.status == "optimal"
+    assert sol.n_iter < plain.n_iter
