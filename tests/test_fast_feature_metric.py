@@ -15,8 +15,17 @@ from cvxnn_fast.fista import feature_metric as features
 
 REG = {name: cvxnn.core.regularizers.REGULARIZERS[name].code
        for name in ("group_l1", "l2", None)}
+WEIGHTED = features.MIN_SPREAD_WEIGHTED  # the rule's, before the fixture
 TOL = {np.float64: 1e-7, np.float32: 1e-4}
 SLACK = {np.float64: 1e-9, np.float32: 1e-5}  # relative, on top of the gap
+
+
+@pytest.fixture(autouse=True)
+def every_loss_takes_the_metric(monkeypatch):
+    """The correlated problems here (spread ~9) are below the rule's
+    threshold for cross-entropy and logistic: lower it, so that every loss
+    runs in the metric (the rule itself is tested below)."""
+    monkeypatch.setattr(features, "MIN_SPREAD_WEIGHTED", features.MIN_SPREAD)
 
 
 def correlated(loss, n_samples=200, n_features=20, n_outputs=3, seed=0,
@@ -114,6 +123,22 @@ def test_rule_picks_correlated_features_and_invariant_penalties_only():
                                   n_gates=5, bias=False, random_state=0)
     assert features.choose(problem) is None  # Sigma near I
     assert features.choose(problem, True) is not None
+
+
+def test_rule_asks_more_spread_of_cross_entropy_and_logistic(monkeypatch):
+    monkeypatch.setattr(features, "MIN_SPREAD_WEIGHTED", WEIGHTED)
+    rng = np.random.default_rng(2)
+    for d, wanted in ((20, False), (80, True)):  # spread ~9, then ~80 (<= 1 + d)
+        factor = rng.standard_normal((400, 1))
+        X = factor + 0.1 * rng.standard_normal((400, d)) if wanted else \
+            correlated("squared", n_samples=400, n_features=d)[0]
+        for loss in ("cross_entropy", "logistic"):
+            y = make_targets(rng, X, loss, 2)
+            problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-2, n_gates=5,
+                                          random_state=0)
+            assert (features.choose(problem) is not None) == wanted
+        squared = cvxnn.build_problem(X, X[:, :2], lam=1e-2, n_gates=5, random_state=0)
+        assert features.choose(squared) is not None
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

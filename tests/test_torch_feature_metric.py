@@ -17,6 +17,16 @@ from cvxnn_fast.pytorch.certificates import Spec  # noqa: E402
 from cvxnn_fast.pytorch.operator import DeviceData  # noqa: E402
 
 TOL = {np.float64: 1e-7, np.float32: 1e-4}
+
+
+@pytest.fixture(autouse=True)
+def every_loss_takes_the_metric(monkeypatch):
+    """The correlated problems here (spread ~9) are below the rule's
+    threshold for cross-entropy and logistic (tests/test_fast_feature_metric.py
+    tests it): lower it, so that every loss runs in the metric."""
+    from cvxnn_fast.fista import feature_metric as rule
+
+    monkeypatch.setattr(rule, "MIN_SPREAD_WEIGHTED", rule.MIN_SPREAD)
 SLACK = {np.float64: 1e-9, np.float32: 1e-5}  # relative, on top of the gap
 
 

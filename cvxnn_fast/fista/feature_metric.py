@@ -25,6 +25,11 @@ from cvxnn.core.problem import Problem
 REGULARIZERS = ("group_l1", "l2", None)
 MIN_FEATURES = 16  # below: the Euclidean metric (products are cheap anyway)
 MIN_SPREAD = 4.0  # max(m) / min(m) = 1 + lam_max / mean(lam) below this: Sigma ~ c I
+# Cross-entropy and logistic: their Hessian weighs samples unequally, which
+# Sigma fits less well, and on moderately correlated features the
+# pattern-mean metric (which the feature metric replaces) took fewer
+# iterations (docs/design/feature-metric.md, (d)).
+MIN_SPREAD_WEIGHTED = 50.0
 DAMPING = 1.0  # delta = DAMPING * mean(lam_j) (measured: 1e-4 .. 10)
 GRAM_ROWS = 8192  # rows per float64 block of X^T X
 
@@ -48,13 +53,15 @@ def considered(reg, n_features, feature_metric=None):
     return feature_metric is True or n_features >= MIN_FEATURES
 
 
-def wanted(m, feature_metric=None):
+def wanted(m, loss, feature_metric=None):
     """Whether weights ``m`` call for the metric: forced (True), or a finite
-    spread ``max(m) / min(m)`` of at least MIN_SPREAD."""
+    spread ``max(m) / min(m)`` of at least MIN_SPREAD (squared ``loss``) or
+    MIN_SPREAD_WEIGHTED (the others)."""
     if feature_metric is True:
         return True
     spread = float(m.max() / m.min()) if m.min() > 0 else math.inf
-    return math.isfinite(spread) and spread >= MIN_SPREAD
+    least = MIN_SPREAD if loss == "squared" else MIN_SPREAD_WEIGHTED
+    return math.isfinite(spread) and spread >= least
 
 
 def gram(X):
@@ -100,4 +107,4 @@ def choose(problem, feature_metric=None):
     if not considered(reg, problem.n_features, feature_metric):
         return None
     Q, m = basis(gram(problem.X))
-    return FeatureMetric(Q, m) if wanted(m, feature_metric) else None
+    return FeatureMetric(Q, m) if wanted(m, problem.loss.name, feature_metric) else None

@@ -219,10 +219,11 @@ def group_prox(z, m, t, u=None):
 
 def choose(data, spec, feature_metric=None):
     """The FeatureMetric to run in, or None (Euclidean). ``feature_metric``
-    None: the rule (rotation-invariant regularizer, at least MIN_FEATURES
-    features, spread of m at least MIN_SPREAD); False: never; True: wherever
-    the regularizer allows it."""
+    None: the rule of :mod:`cvxnn_fast.fista.feature_metric` (rotation-invariant
+    regularizer, at least MIN_FEATURES features, spread of m at least
+    MIN_SPREAD, or MIN_SPREAD_WEIGHTED for cross-entropy and logistic); False:
+    never; True: wherever the regularizer allows it."""
     if not considered(spec.reg, data.n_features, feature_metric):
         return None
     fm = FeatureMetric.of(data)
-    return fm if wanted(fm.m.cpu().numpy(), feature_metric) else None
+    return fm if wanted(fm.m.cpu().numpy(), spec.loss, feature_metric) else None
