@@ -4,8 +4,7 @@ solves on correlated features against CLARABEL and the Euclidean loop."""
 
 import numpy as np
 import pytest
-from conftest import make_targets
-from scipy.optimize import minimize
+from conftest import METRIC_CASES, correlated, direct_group_prox, make_targets
 
 import cvxnn
 from cvxnn.core.certificates import certificate
@@ -28,31 +27,33 @@ def every_loss_takes_the_metric(monkeypatch):
     monkeypatch.setattr(features, "MIN_SPREAD_WEIGHTED", features.MIN_SPREAD)
 
 
-def correlated(loss, n_samples=200, n_features=20, n_outputs=3, seed=0,
-               dtype=np.float64):
-    """Features with covariance spread over four decades (the metric's case)."""
-    rng = np.random.default_rng(seed)
-    A = rng.standard_normal((n_features, n_features)) * np.logspace(0, -2, n_features)
-    X = (rng.standard_normal((n_samples, n_features)) @ A.T + 0.3).astype(dtype)
-    return X, make_targets(rng, X, loss, n_outputs)
 
 
-def _direct_prox(z, m, t):
-    """argmin t ||w|| + 0.5 sum m (w - z)^2 by BFGS on a smoothed norm, then
-    the better of that and 0."""
-    def f(w):
-        return t * np.sqrt(w @ w + 1e-30) + 0.5 * np.sum(m * (w - z) ** 2)
-
-    w = minimize(f, z * m / (m + t), method="BFGS", options={"gtol": 1e-14}).x
-    return w if f(w) < f(np.zeros_like(z)) else np.zeros_like(z)
+def _compiled_group_prox(Z, m, t, roots=None):
+    W = Z.copy()
+    _fista.feature_proximal(REG["group_l1"], W, t, m, 1, roots=roots)
+    return W
 
 
-def test_group_prox_matches_a_direct_minimization(rng):
+def _device_group_prox(Z, m, t, roots=None):
+    torch = pytest.importorskip("torch")
+    from cvxnn_fast.pytorch import feature_metric as device
+
+    u = None if roots is None else torch.from_numpy(roots.copy())
+    return device.group_prox(torch.from_numpy(Z), torch.from_numpy(m), t, u).numpy()
+
+
+# The two implementations of the group prox in diag(m): the compiled loop's
+# (_feature.pxd) and the PyTorch loop's.
+GROUP_PROX = {"compiled": _compiled_group_prox, "torch": _device_group_prox}
+
+
+@pytest.mark.parametrize("impl", GROUP_PROX)
+def test_group_prox_matches_a_direct_minimization(rng, impl):
     rows, d, t = 12, 6, 0.7
     m = np.logspace(-2, 1, d)
     Z = rng.standard_normal((rows, d)) * np.logspace(-1, 1, rows)[:, None]
-    W = Z.copy()
-    _fista.feature_proximal(REG["group_l1"], W, t, m, 1)
+    W = GROUP_PROX[impl](Z, m, t)
     for z, w in zip(Z, W, strict=True):
         if np.linalg.norm(m * z) <= t:
             assert not w.any()
@@ -60,18 +61,22 @@ def test_group_prox_matches_a_direct_minimization(rng):
         # optimality: m (w - z) + t w / ||w|| = 0, to rounding
         r = m * (w - z) + t * w / np.linalg.norm(w)
         assert np.linalg.norm(r) <= 1e-12 * np.linalg.norm(m * z)
-        np.testing.assert_allclose(w, _direct_prox(z, m, t), atol=1e-6)
+        np.testing.assert_allclose(w, direct_group_prox(z, m, t), atol=1e-6)
 
 
-def test_group_prox_warm_start_constant_metric_and_l2(rng):
+@pytest.mark.parametrize("impl", GROUP_PROX)
+def test_group_prox_warm_start_and_constant_metric(rng, impl):
     Z, t = rng.standard_normal((8, 5)), 0.5
     m = np.full(5, 2.0)  # constant metric: the Euclidean prox of t / 2
     norms = np.linalg.norm(Z, axis=1, keepdims=True)
     expected = np.maximum(0.0, 1.0 - t / (2.0 * norms)) * Z
     for roots in (None, np.full(8, 10.0)):  # cold, and right of every root
-        W = Z.copy()
-        _fista.feature_proximal(REG["group_l1"], W, t, m, 1, roots=roots)
-        np.testing.assert_allclose(W, expected, atol=1e-14)
+        np.testing.assert_allclose(GROUP_PROX[impl](Z, m, t, roots), expected,
+                                   atol=1e-14)
+
+
+def test_compiled_l2_and_no_penalty_proxes(rng):
+    Z, t = rng.standard_normal((8, 5)), 0.5
     m = np.logspace(-1, 1, 5)
     W = Z.copy()
     _fista.feature_proximal(REG["l2"], W, t, m, 1)  # argmin t/2 ||w||^2 + ...
@@ -159,11 +164,7 @@ def test_rotated_problem_has_the_same_objective_and_certificate(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("loss,reg", [("squared", "group_l1"),
-                                      ("logistic", "group_l1"),
-                                      ("cross_entropy", "group_l1"),
-                                      ("squared", "l2"),
-                                      ("cross_entropy", "l2")])
+@pytest.mark.parametrize("loss,reg", METRIC_CASES)
 def test_solution_matches_clarabel_and_the_euclidean_loop(loss, reg, dtype,
                                                           monkeypatch):
     X, y = correlated(loss, dtype=dtype)

@@ -1,11 +1,11 @@
-"""The eigenbasis feature metric of the device R-FISTA: its prox against a
-direct minimization, the rotation round trip, the rule, and solves on
-correlated features against CLARABEL and the compiled backend."""
+"""The eigenbasis feature metric of the device R-FISTA: the rotation round
+trip, the rule, and solves on correlated features against CLARABEL and the
+compiled backend (its group prox is tested with the compiled one in
+test_fast_feature_metric.py)."""
 
 import numpy as np
 import pytest
-from conftest import make_targets
-from scipy.optimize import minimize
+from conftest import METRIC_CASES, correlated
 
 torch = pytest.importorskip("torch")
 
@@ -30,50 +30,6 @@ def every_loss_takes_the_metric(monkeypatch):
 SLACK = {np.float64: 1e-9, np.float32: 1e-5}  # relative, on top of the gap
 
 
-def correlated(loss, n_samples=200, n_features=20, n_outputs=3, seed=0,
-               dtype=np.float64):
-    """Features with covariance spread over four decades (the metric's case)."""
-    rng = np.random.default_rng(seed)
-    A = rng.standard_normal((n_features, n_features)) * np.logspace(0, -2, n_features)
-    X = (rng.standard_normal((n_samples, n_features)) @ A.T + 0.3).astype(dtype)
-    return X, make_targets(rng, X, loss, n_outputs)
-
-
-def _direct_prox(z, m, t):
-    """argmin t ||w|| + 0.5 sum m (w - z)^2 by BFGS on a smoothed norm, then
-    the better of that and 0."""
-    def f(w):
-        return t * np.sqrt(w @ w + 1e-30) + 0.5 * np.sum(m * (w - z) ** 2)
-
-    w = minimize(f, z * m / (m + t), method="BFGS", options={"gtol": 1e-14}).x
-    return w if f(w) < f(np.zeros_like(z)) else np.zeros_like(z)
-
-
-def test_group_prox_matches_a_direct_minimization(rng):
-    rows, d, t = 12, 6, 0.7
-    m = np.logspace(-2, 1, d)
-    Z = rng.standard_normal((rows, d)) * np.logspace(-1, 1, rows)[:, None]
-    W = feature_metric.group_prox(torch.from_numpy(Z), torch.from_numpy(m), t).numpy()
-    for z, w in zip(Z, W, strict=True):
-        if np.linalg.norm(m * z) <= t:
-            assert not w.any()
-            continue
-        # optimality: m (w - z) + t w / ||w|| = 0, to rounding
-        r = m * (w - z) + t * w / np.linalg.norm(w)
-        assert np.linalg.norm(r) <= 1e-12 * np.linalg.norm(m * z)
-        np.testing.assert_allclose(w, _direct_prox(z, m, t), atol=1e-6)
-
-
-def test_group_prox_warm_start_and_constant_metric(rng):
-    Z, t = rng.standard_normal((8, 5)), 0.5
-    m = np.full(5, 2.0)  # constant metric: the Euclidean prox of t / 2
-    norms = np.linalg.norm(Z, axis=1, keepdims=True)
-    expected = np.maximum(0.0, 1.0 - t / (2.0 * norms)) * Z
-    u = torch.full((8,), 10.0, dtype=torch.float64)  # right of every root
-    for start in (None, u):
-        W = feature_metric.group_prox(torch.from_numpy(Z), torch.from_numpy(m), t,
-                                      start).numpy()
-        np.testing.assert_allclose(W, expected, atol=1e-14)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -115,11 +71,7 @@ def test_rule_picks_correlated_features_only():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("loss,reg", [("squared", "group_l1"),
-                                      ("logistic", "group_l1"),
-                                      ("cross_entropy", "group_l1"),
-                                      ("squared", "l2"),
-                                      ("cross_entropy", "l2")])
+@pytest.mark.parametrize("loss,reg", METRIC_CASES)
 def test_solution_matches_clarabel_and_compiled(loss, reg, dtype):
     X, y = correlated(loss, dtype=dtype)
     problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-2, n_gates=12, bias=True,
