@@ -112,6 +112,53 @@ def test_per_output_scales_divide_each_output_s_metric(rng, reg, dtype):
         np.testing.assert_allclose(V[k * P:(k + 1) * P], block, rtol=1e-6)
 
 
+def _spike_metric(m, beta, c, P, scale=None):
+    """The explicit matrix of ``(I + beta Pi) (x) diag(m)`` on flat (c P d,)
+    weights, output k's block divided by ``scale[k]``."""
+    block = np.kron(np.eye(P) + beta / P * np.ones((P, P)), np.diag(m))
+    w = np.ones(c) if scale is None else scale
+    return np.kron(np.diag(1.0 / w), block)
+
+
+@pytest.mark.parametrize("scale", [None, np.array([1.0, 3.0])])
+def test_spike_step_and_norm_against_the_explicit_matrix(rng, scale):
+    c, P, d, beta, t = 2, 3, 4, 5.0, 0.7
+    m = np.logspace(-1, 1, d)
+    M = _spike_metric(m, beta, c, P, scale)
+    y, g, x = (rng.standard_normal((c * P, d)) for _ in range(3))
+    out = np.empty_like(y)
+    _fista.spike_gradient_step(y, g, t, m, beta, c, out, scale)
+    expected = y.ravel() - t * np.linalg.solve(M, g.ravel())
+    np.testing.assert_allclose(out.ravel(), expected, atol=1e-12)
+    delta = (x - y).ravel()
+    assert _fista.spike_distance(x, y, m, beta, c, scale) == pytest.approx(
+        delta @ M @ delta, rel=1e-12)
+
+
+@pytest.mark.parametrize("reg", ["group_l1", "l2"])
+def test_spike_prox_satisfies_its_optimality_condition(rng, reg):
+    # M = (I + beta Pi) (x) diag(m): m * ((x_i - z_i) + beta mean_i(x - z))
+    # + t dR(x_i) contains 0 for every row i of every output.
+    c, P, d, beta, t = 2, 15, 6, 5.0, 0.4
+    m = np.logspace(-2, 1, d)
+    Z = rng.standard_normal((c * P, d)) * np.logspace(-1.5, 0.5, c * P)[:, None]
+    X = Z.copy()
+    _fista.spike_proximal(REG[reg], X, t, m, beta, c)
+    mean = (X - Z).reshape(c, P, d).mean(axis=1)
+    smooth = m * ((X - Z).reshape(c, P, d) + beta * mean[:, None, :])
+    smooth = smooth.reshape(c * P, d)
+    scale = np.abs(m * Z).max()
+    if reg == "l2":
+        np.testing.assert_allclose(smooth + t * X, 0.0, atol=1e-12 * scale)
+        return
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    on = norms[:, 0] > 0
+    assert on.any() and (~on).any()
+    r = smooth[on] + t * X[on] / norms[on]
+    assert np.abs(r).max() <= 1e-8 * scale
+    assert (np.linalg.norm(smooth[~on], axis=1) <= t * (1 + 1e-8)).all()
+
+
 def test_rule_picks_correlated_features_and_invariant_penalties_only():
     X, y = correlated("squared")
     problem = cvxnn.build_problem(X, y, loss="squared", lam=1e-2, n_gates=5,
@@ -163,15 +210,18 @@ def test_rotated_problem_has_the_same_objective_and_certificate(rng, dtype):
     assert b.dual_objective == pytest.approx(a.dual_objective, rel=100 * atol)
 
 
+@pytest.mark.parametrize("spike", [features.SPIKE_BETA, 0.0])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("loss,reg", METRIC_CASES)
-def test_solution_matches_clarabel_and_the_euclidean_loop(loss, reg, dtype,
+def test_solution_matches_clarabel_and_the_euclidean_loop(loss, reg, dtype, spike,
                                                           monkeypatch):
+    monkeypatch.setattr(features, "SPIKE_BETA", spike)
     X, y = correlated(loss, dtype=dtype)
     problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-2, n_gates=12, bias=True,
                                   random_state=0, regularizer=reg)
     sol = fast_solve(problem, tol=TOL[dtype], method="fista")
     assert sol.info["feature_metric"] and sol.status == "optimal"
+    assert sol.info["metric_beta"] == spike
     # the returned weights are in the original basis: their own certificate
     cert = certificate(problem, sol.U)
     assert cert.objective == pytest.approx(sol.objective, rel=1e-6)

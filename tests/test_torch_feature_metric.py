@@ -161,21 +161,34 @@ def _fake_data(c, d):
     return Data()
 
 
+@pytest.mark.parametrize("spike", [0.0, 5.0])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("loss,reg", [("squared", "group_l1"),
                                       ("cross_entropy", "group_l1"),
                                       ("logistic", "l2")])
-def test_iterations_match_the_compiled_feature_metric(loss, reg, dtype, monkeypatch):
+def test_iterations_match_the_compiled_feature_metric(loss, reg, dtype, spike,
+                                                      monkeypatch):
     # The same method in two implementations (fista/_feature.pxd and this
     # module): on correlated features both run in the feature metric and take
-    # the same iterations (to rounding in the line search), polish off.
+    # the same iterations (to rounding in the line search), polish off; with
+    # the spike part (the compiled loop's default) and without (the device's).
+    from cvxnn_fast.fista import feature_metric as rule
+    from cvxnn_fast.pytorch import fista
+
     monkeypatch.setattr(Polisher, "START", -1.0)
+    monkeypatch.setattr(fista, "SPIKE_BETA", spike)
+    monkeypatch.setattr(rule, "SPIKE_BETA", spike)
+    if spike:  # the device loop takes per-output steps with beta 0 only
+        from cvxnn_fast.fista import solver
+
+        monkeypatch.setattr(solver, "per_output_applies", lambda problem: False)
     X, y = correlated(loss, dtype=dtype)
     problem = cvxnn.build_problem(X, y, loss=loss, lam=1e-2, n_gates=12, bias=True,
                                   random_state=0, regularizer=reg)
     compiled = fast_solve(problem, tol=TOL[dtype], method="fista")
     device = fast_solve(problem, tol=TOL[dtype], device="cpu")
     assert compiled.info["feature_metric"] and device.info["feature_metric"]
+    assert compiled.info["metric_beta"] == device.info["metric_beta"] == spike
     assert device.status == compiled.status == "optimal"
     assert abs(device.n_iter - compiled.n_iter) <= 0.05 * compiled.n_iter + 2
     slack = device.certificate.duality_gap + compiled.certificate.duality_gap

@@ -120,3 +120,184 @@ cdef inline void feature_prox(
         elif code == L2:
             for a in range(d):
                 v[o + a] = m[a] * v[o + a] / (m[a] + t_r)
+
+
+# The spike part: M = (I + beta Pi) (x) diag(m), Pi the projector onto the
+# weights that repeat one vector over an output's P neurons (as the
+# pattern-mean metric of _metric.pxd). Per output, with s = mean_i(x_i - z_i):
+#
+# * step:  y - t w_k (g - beta / (1 + beta) mean_k(g)) / m
+# * norm:  (1 / w_k) (sum_i ||x_i - y_i||_m^2 + beta P ||mean_k(x - y)||_m^2)
+# * prox:  x_i = prox(z_i - beta s) with s the root of
+#          F(s) = s - mean_i(x_i(s) - z_i), found by diagonal quasi-Newton
+#          steps F / (1 + beta / P sum_i u_i m / (1 + u_i m)) with halvings
+#          on ||F||^2, to ||F|| <= 1e-10 relative (l2: in closed form).
+
+cdef enum:
+    SHIFT_STEPS = 50
+    SHIFT_HALVINGS = 30
+
+
+cdef inline void spike_step(
+    const floating* y, const floating* g, double step, const double* m, double beta,
+    Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
+    const double* scale,  # (c,) per-output step multipliers w_k, or NULL
+    double* mean,   # scratch (d,)
+    floating* out,  # out: y - step * w_k * M^{-1} g
+) noexcept nogil:
+    cdef Py_ssize_t k, i, a, o
+    cdef double t, coef = beta / (1.0 + beta)
+    for k in range(c):
+        t = step * (1.0 if scale == NULL else scale[k])
+        for a in range(d):
+            mean[a] = 0
+        for i in range(P):
+            o = (k * P + i) * d
+            for a in range(d):
+                mean[a] += g[o + a]
+        for a in range(d):
+            mean[a] *= coef / P
+        for i in range(P):
+            o = (k * P + i) * d
+            for a in range(d):
+                out[o + a] = y[o + a] - t * (g[o + a] - mean[a]) / m[a]
+
+
+cdef inline double spike_squared_distance(
+    const floating* x, const floating* y, const double* m, double beta,
+    Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
+    const double* scale,  # (c,) per-output step multipliers w_k, or NULL
+    double* mean,  # scratch (d,)
+) noexcept nogil:
+    """||x - y||_M^2, output k's block divided by w_k."""
+    cdef Py_ssize_t k, i, a, o
+    cdef double total = 0, block, spike, delta
+    for k in range(c):
+        block = 0
+        for a in range(d):
+            mean[a] = 0
+        for i in range(P):
+            o = (k * P + i) * d
+            for a in range(d):
+                delta = <double> x[o + a] - y[o + a]
+                block += m[a] * delta * delta
+                mean[a] += delta
+        spike = 0
+        for a in range(d):
+            spike += m[a] * mean[a] * mean[a]
+        total += (block + beta * spike / P) / (1.0 if scale == NULL else scale[k])
+    return total
+
+
+cdef inline double shifted_rows(
+    const double* z, const double* s, const double* m, double beta, double t,
+    Py_ssize_t P, Py_ssize_t d, double* roots,
+    double* x,     # out (P, d): prox(z_i - beta s)
+    double* F,     # out (d,): s - mean_i(x_i - z_i)
+    double* diag,  # out (d,): sum_i u_i m / (1 + u_i m)
+) noexcept nogil:
+    """The group prox rows at shift s, F(s) and the diagonal of its
+    Jacobian's prox part; returns ||F||^2."""
+    cdef Py_ssize_t i, a, o
+    cdef double u, total = 0
+    for a in range(d):
+        F[a] = 0
+        diag[a] = 0
+    for i in range(P):
+        o = i * d
+        for a in range(d):
+            x[o + a] = z[o + a] - beta * s[a]
+        feature_group_row(x + o, m, t, d, roots + i)
+        u = roots[i]
+        for a in range(d):
+            F[a] += x[o + a] - z[o + a]
+            diag[a] += u * m[a] / (1.0 + u * m[a])
+    for a in range(d):
+        F[a] = s[a] - F[a] / P
+        total += F[a] * F[a]
+    return total
+
+
+cdef inline void spike_prox(
+    int code, floating* v, double t, const double* m, double beta,
+    Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
+    const double* scale,  # (c,) per-output step multipliers w_k, or NULL
+    double* roots,   # in/out (c P,): the group prox's last roots
+    double* shifts,  # in/out (c, d): each output's shift, the next call's start
+    double* work,    # scratch: 3 P d + 6 d doubles (spike_work_size)
+) noexcept nogil:
+    """v <- prox of t * R at v in M (output k with t * w_k), in place."""
+    cdef Py_ssize_t k, i, a, it, half
+    cdef double t_k, sq, sqt, alpha, floor
+    cdef double *z = work
+    cdef double *x = z + P * d
+    cdef double *xt = x + P * d
+    cdef double *F = xt + P * d
+    cdef double *Ft = F + d
+    cdef double *diag = Ft + d
+    cdef double *diagt = diag + d
+    cdef double *delta = diagt + d
+    cdef double *trial = delta + d
+    cdef double *s
+    cdef double *swap
+    cdef bint moved
+    if code == NONE or t == 0:
+        return  # the identity, and F(s) = (1 + beta) s: s = 0
+    for k in range(c):
+        t_k = t * (1.0 if scale == NULL else scale[k])
+        s = shifts + k * d
+        floor = 0
+        for i in range(P * d):
+            z[i] = v[k * P * d + i]
+            floor += z[i] * z[i]
+        if code == L2:  # linear: the shift in closed form
+            for a in range(d):
+                delta[a] = 0
+                for i in range(P):
+                    delta[a] += z[i * d + a]
+                s[a] = -t_k * delta[a] / P / (m[a] + t_k + beta * m[a])
+            for i in range(P):
+                for a in range(d):
+                    v[k * P * d + i * d + a] = m[a] * (z[i * d + a] - beta * s[a]) / (m[a] + t_k)
+            continue
+        floor = 1e-20 * (floor / P + 1e-300)  # ||F|| <= 1e-10 of the rows' size
+        sq = shifted_rows(z, s, m, beta, t_k, P, d, roots + k * P, x, F, diag)
+        for it in range(SHIFT_STEPS):
+            if sq <= floor:
+                break
+            for a in range(d):
+                delta[a] = F[a] / (1.0 + beta / P * diag[a])
+            alpha = 1.0
+            moved = False
+            for half in range(SHIFT_HALVINGS):
+                for a in range(d):
+                    trial[a] = s[a] - alpha * delta[a]
+                sqt = shifted_rows(z, trial, m, beta, t_k, P, d, roots + k * P, xt,
+                                   Ft, diagt)
+                if sqt < sq:
+                    moved = True
+                    break
+                alpha *= 0.5
+            if not moved:
+                break
+            for a in range(d):
+                s[a] = trial[a]
+            swap = x
+            x = xt
+            xt = swap
+            swap = F
+            F = Ft
+            Ft = swap
+            swap = diag
+            diag = diagt
+            diagt = swap
+            sq = sqt
+        for i in range(P * d):
+            v[k * P * d + i] = x[i]
+        # the buffers may have swapped: restore the layout for the next output
+        x = z + P * d
+        xt = x + P * d
+        F = xt + P * d
+        Ft = F + d
+        diag = Ft + d
+        diagt = diag + d

@@ -37,6 +37,9 @@ from cvxnn_fast.fista._feature cimport (
     feature_prox,
     feature_squared_distance,
     feature_step,
+    spike_prox,
+    spike_squared_distance,
+    spike_step,
 )
 from cvxnn_fast.fista._metric cimport (
     metric_prox,
@@ -102,10 +105,14 @@ cdef struct Setting:
     double metric   # GATED: beta of the pattern-mean metric (0: Euclidean)
     double* metric_m  # GATED with metric: each output's prox shift m, (c, d)
     double* metric_work  # scratch of its prox, step and norm
-    # GATED on X Q (the eigenbasis feature metric): M = I (x) diag(feat),
-    # (d,); NULL: none. feat_roots (rows,): the group prox's last roots.
+    # GATED on X Q (the eigenbasis feature metric): M = (I + metric Pi) (x)
+    # diag(feat), feat (d,); NULL: none. feat_roots (rows,): the group
+    # prox's last roots; with the spike part (metric > 0) feat_shifts (c, d)
+    # each output's last shift and feat_work its prox's scratch.
     const double* feat
     double* feat_roots
+    double* feat_shifts
+    double* feat_work
     # GATED, per_output: output k's step is w_k times the global one, i.e. the
     # metric (of the pattern mean, or Euclidean) divided by w_k on its block.
     bint per_output
@@ -308,7 +315,12 @@ cdef double line_search(
     cdef Py_ssize_t blocks = s.c if s.per_output else 1
     block = size // blocks
     while step[0] > 1e-30:
-        if s.feat != NULL:
+        if s.feat != NULL and s.metric > 0:
+            spike_step(py, pg, step[0], s.feat, s.metric, s.c, s.P, s.d, scale,
+                       s.feat_work, px)
+            spike_prox(s.reg, px, step[0] * s.lam, s.feat, s.metric, s.c, s.P, s.d,
+                       scale, s.feat_roots, s.feat_shifts, s.feat_work)
+        elif s.feat != NULL:
             feature_step(py, pg, step[0], s.feat, s.rows, s.P, s.d, scale, px)
             feature_prox(s.reg, px, step[0] * s.lam, s.feat, s.rows, s.P, s.d,
                          scale, s.feat_roots)
@@ -326,7 +338,10 @@ cdef double line_search(
                              s.n_halves, px + k * block)
         model_forward(s, &X[0, 0], &D[0, 0], px, &work[0, 0], Z_new)
         div = bregman(s, D, Y, Z_new, Z_y, mult, S_y, Yhat_y, Yhat_new)
-        if s.feat != NULL:
+        if s.feat != NULL and s.metric > 0:
+            quad = spike_squared_distance(px, py, s.feat, s.metric, s.c, s.P, s.d,
+                                          scale, s.feat_work)
+        elif s.feat != NULL:
             quad = feature_squared_distance(px, py, s.feat, s.rows, s.P, s.d, scale)
         elif s.metric > 0:
             quad = metric_squared_distance(px, py, s.metric, s.c, s.P, s.d, scale,
@@ -353,6 +368,8 @@ def run(
     double[::1] metric_work,  # scratch of the metric's prox (metric.work_size)
     const double[::1] feat,   # (d,) the feature metric's m, or empty: none
     double[::1] feat_roots,   # in/out (rows,): its group prox's last roots
+    double[:, ::1] feat_shifts,  # in/out (c, d): its spike part's shifts
+    double[::1] feat_work,    # scratch of the spike part (3 P d + 6 d)
     int per_output, double max_scale, Py_ssize_t scale_every,
     double[::1] out_scale,    # in/out (c,): per-output step multipliers
     const floating[:, ::1] X,
@@ -410,7 +427,11 @@ def run(
     if kind == GATED and feat.shape[0] == s.d and feat_roots.shape[0] >= s.rows:
         s.feat = &feat[0]
         s.feat_roots = &feat_roots[0]
-        s.metric = 0.0
+        s.feat_shifts = &feat_shifts[0, 0]
+        s.feat_work = &feat_work[0]
+        if feat_shifts.shape[0] * feat_shifts.shape[1] < s.c * s.d or \
+                feat_work.shape[0] < 3 * s.P * s.d + 6 * s.d:
+            s.metric = 0.0  # no room for the spike part's state
     # (the curvature scratch must hold (n, c): Yhat and Yhat_new)
     s.per_output = per_output and kind == GATED and reg != FEATURE_GROUP_L1 \
         and s.c > 1 and Yhat.shape[0] * Yhat.shape[1] >= s.n * s.c \
@@ -604,6 +625,38 @@ def feature_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
     """out = y - step * g / m (times ``scale[k]`` on output k's rows)."""
     feature_step(&y[0, 0], &g[0, 0], step, &m[0], y.shape[0], y.shape[0] // c,
                  y.shape[1], scale_pointer(scale), &out[0, 0])
+
+
+def spike_proximal(int reg, floating[:, ::1] v, double t, const double[::1] m,
+                   double beta, Py_ssize_t c, scale=None):
+    """v <- prox of t * R at v in ``(I + beta Pi) (x) diag(m)`` (in place), with
+    ``t * scale[k]`` on output k's rows where given; returns the shifts (c, d)."""
+    cdef Py_ssize_t P = v.shape[0] // c, d = v.shape[1]
+    cdef double[::1] roots = np.zeros(v.shape[0])
+    cdef double[:, ::1] shifts = np.zeros((c, d))
+    cdef double[::1] work = np.empty(3 * P * d + 6 * d)
+    spike_prox(reg, &v[0, 0], t, &m[0], beta, c, P, d, scale_pointer(scale),
+               &roots[0], &shifts[0, 0], &work[0])
+    return np.asarray(shifts)
+
+
+def spike_distance(const floating[:, ::1] x, const floating[:, ::1] y,
+                   const double[::1] m, double beta, Py_ssize_t c, scale=None):
+    """||x - y||_M^2 in ``(I + beta Pi) (x) diag(m)``, output k's block divided
+    by ``scale[k]``."""
+    cdef double[::1] mean = np.empty(x.shape[1])
+    return spike_squared_distance(&x[0, 0], &y[0, 0], &m[0], beta, c,
+                                  x.shape[0] // c, x.shape[1], scale_pointer(scale),
+                                  &mean[0])
+
+
+def spike_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
+                        double step, const double[::1] m, double beta, Py_ssize_t c,
+                        floating[:, ::1] out, scale=None):
+    """out = y - step * M^{-1} g (times ``scale[k]`` on output k's block)."""
+    cdef double[::1] mean = np.empty(y.shape[1])
+    spike_step(&y[0, 0], &g[0, 0], step, &m[0], beta, c, y.shape[0] // c,
+               y.shape[1], scale_pointer(scale), &mean[0], &out[0, 0])
 
 
 def regularizer_dual_norm(int reg, const floating[:, ::1] g, Py_ssize_t n_halves):

@@ -31,6 +31,10 @@ MIN_SPREAD = 4.0  # max(m) / min(m) = 1 + lam_max / mean(lam) below this: Sigma 
 # iterations (docs/design/feature-metric.md, (d)).
 MIN_SPREAD_WEIGHTED = 50.0
 DAMPING = 1.0  # delta = DAMPING * mean(lam_j) (measured: 1e-4 .. 10)
+# beta of the spike part, M = (I + beta Pi) (x) diag(m), where the
+# pattern-mean metric applies (the compiled loop; the PyTorch loop's is its
+# SPIKE_BETA).
+SPIKE_BETA = 5.0
 GRAM_ROWS = 8192  # rows per float64 block of X^T X
 
 
@@ -62,6 +66,15 @@ def wanted(m, loss, feature_metric=None):
     spread = float(m.max() / m.min()) if m.min() > 0 else math.inf
     least = MIN_SPREAD if loss == "squared" else MIN_SPREAD_WEIGHTED
     return math.isfinite(spread) and spread >= least
+
+
+def spike_beta(problem):
+    """beta of the spike part for a problem run in the feature metric:
+    SPIKE_BETA where the pattern-mean metric applies (several neurons, a
+    penalty it supports), else 0."""
+    from cvxnn_fast.fista import preconditioner
+
+    return SPIKE_BETA if preconditioner.applies(problem) else 0.0
 
 
 def gram(X):

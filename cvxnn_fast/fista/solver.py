@@ -67,6 +67,8 @@ class Workspace:
         # prox's roots (rows,); empty: no feature metric.
         self.feat = np.empty(0)
         self.feat_roots = np.empty(0)
+        self.feat_shifts = np.zeros((c, d))  # its spike part's state
+        self.feat_work = np.empty(3 * (rows // c) * d + 6 * d)
         self.per_output = bool(per_output)
         self.out_scale = np.ones(c)
         self.state = np.zeros(K["N_STATE"])
@@ -198,15 +200,15 @@ def initial_step(problem, x_shape, relu, rho, beta=0.0, curvature=None, feat=Non
     """1 / (estimate of the Lipschitz constant of the smooth part's gradient),
     in the pattern-mean metric ``M = I + beta Pi`` when ``beta > 0``
     (:mod:`cvxnn_fast.fista.preconditioner`), or in the feature metric
-    ``I (x) diag(feat)`` where ``feat`` (d,) is given (the problem then on
-    ``X Q``): the largest eigenvalue of ``M^{-1} H``; ``curvature`` as in
+    ``(I + beta Pi) (x) diag(feat)`` where ``feat`` (d,) is given (the problem
+    then on ``X Q``): the largest eigenvalue of ``M^{-1} H``; ``curvature`` as in
     :func:`_largest_curvature`."""
     c = problem.weight_shape[0]
 
     def inverse_metric(v):
-        if feat is not None:
-            return (v / feat).astype(v.dtype)
-        return v - beta / (1.0 + beta) * metric.block_mean(v, c)
+        if beta > 0:
+            v = v - beta / (1.0 + beta) * metric.block_mean(v, c)
+        return v if feat is None else (v / feat).astype(v.dtype)
 
     L = _largest_curvature(problem, x_shape, relu, rho,
                            inverse_metric if beta > 0 or feat is not None else None,
@@ -282,7 +284,7 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
             st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,
             ws.beta, ws.metric_m, ws.metric_work, ws.feat, ws.feat_roots,
-            int(ws.per_output),
+            ws.feat_shifts, ws.feat_work, int(ws.per_output),
             MAX_OUTPUT_SCALE, SCALE_EVERY, ws.out_scale, problem.X,
             problem.patterns.view(np.uint8),
             problem.y, mult, ws.x, ws.y,
@@ -384,7 +386,9 @@ def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
     :func:`per_output_applies`) turns the per-output steps on or off.
     ``feature_metric``: run on ``X Q`` in the eigenbasis feature metric of
     :mod:`cvxnn_fast.fista.feature_metric` (None: its rule; False: never;
-    True: wherever the penalty allows); there the pattern-mean metric is off.
+    True: wherever the penalty allows); there the pattern-mean metric becomes
+    its spike part, ``M = (I + beta Pi) (x) diag(m)`` with ``beta`` (default
+    :func:`feature_metric.spike_beta`).
     Callbacks, the polish and the result see weights in the original basis.
     """
     c, P, d = problem.weight_shape
@@ -393,7 +397,8 @@ def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
     fm = features.choose(problem, feature_metric)
     work, x0 = problem, U0.reshape(c * P, d)
     if fm is not None:
-        work, x0, beta = fm.rotated(problem), fm.to_basis(x0), 0.0
+        work, x0 = fm.rotated(problem), fm.to_basis(x0)
+        beta = features.spike_beta(problem) if beta is None else beta
     ws = Workspace(work, K["GATED"], x0, max_iter,
                    metric_beta(problem) if beta is None else beta, per_output)
     if fm is not None:
