@@ -139,7 +139,9 @@ cdef enum:
 
 
 cdef inline void spike_step(
-    const floating* y, const floating* g, double step, const double* m, double beta,
+    const floating* y, const floating* g, double step,
+    const double* m,  # (d,), or NULL: ones (the pattern-mean metric of _metric.pxd)
+    double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
     const double* scale,  # (c,) per-output step multipliers w_k, or NULL
     double* mean,   # scratch (d,)
@@ -156,22 +158,25 @@ cdef inline void spike_step(
             for a in range(d):
                 mean[a] += g[o + a]
         for a in range(d):
-            mean[a] *= coef / P
+            mean[a] /= P
         for i in range(P):
             o = (k * P + i) * d
             for a in range(d):
-                out[o + a] = y[o + a] - t * (g[o + a] - mean[a]) / m[a]
+                out[o + a] = y[o + a] - t * (g[o + a] - coef * mean[a]) / (
+                    1.0 if m == NULL else m[a])
 
 
 cdef inline double spike_squared_distance(
-    const floating* x, const floating* y, const double* m, double beta,
+    const floating* x, const floating* y,
+    const double* m,  # (d,), or NULL: ones (the pattern-mean metric of _metric.pxd)
+    double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
     const double* scale,  # (c,) per-output step multipliers w_k, or NULL
     double* mean,  # scratch (d,)
 ) noexcept nogil:
     """||x - y||_M^2, output k's block divided by w_k."""
     cdef Py_ssize_t k, i, a, o
-    cdef double total = 0, block, spike, delta
+    cdef double total = 0, block, spike, delta, w
     for k in range(c):
         block = 0
         for a in range(d):
@@ -179,12 +184,13 @@ cdef inline double spike_squared_distance(
         for i in range(P):
             o = (k * P + i) * d
             for a in range(d):
+                w = 1.0 if m == NULL else m[a]
                 delta = <double> x[o + a] - y[o + a]
-                block += m[a] * delta * delta
+                block += w * delta * delta
                 mean[a] += delta
         spike = 0
         for a in range(d):
-            spike += m[a] * mean[a] * mean[a]
+            spike += (1.0 if m == NULL else m[a]) * mean[a] * mean[a]
         total += (block + beta * spike / P) / (1.0 if scale == NULL else scale[k])
     return total
 

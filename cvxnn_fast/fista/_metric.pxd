@@ -17,6 +17,7 @@ from cython cimport floating
 from libc.math cimport fabs, sqrt
 
 from cvxnn_fast.common._penalty cimport GROUP_L1, L1, L2, NONE
+from cvxnn_fast.fista._feature cimport spike_squared_distance, spike_step
 
 cdef enum:
     NEWTON_STEPS = 50
@@ -24,20 +25,6 @@ cdef enum:
     # Inexact Newton: CG to 1e-8 relative residual, at most CG_STEPS steps
     # (each two passes over the active rows).
     CG_STEPS = 20
-
-
-cdef inline void block_mean(
-    const floating* x, Py_ssize_t P, Py_ssize_t d,
-    double* out,  # out: (d,) mean of the P rows
-) noexcept nogil:
-    cdef Py_ssize_t i, a
-    for a in range(d):
-        out[a] = 0
-    for i in range(P):
-        for a in range(d):
-            out[a] += x[i * d + a]
-    for a in range(d):
-        out[a] /= P
 
 
 cdef inline double output_scale(const double* scale, Py_ssize_t k) noexcept nogil:
@@ -52,15 +39,8 @@ cdef inline void metric_step(
     double* mean,   # scratch (d,)
     floating* out,  # out: y - step * M^{-1} g
 ) noexcept nogil:
-    cdef Py_ssize_t k, i, a, r
-    cdef double coef = beta / (1.0 + beta), t
-    for k in range(c):
-        t = step * output_scale(scale, k)
-        block_mean(g + k * P * d, P, d, mean)
-        for i in range(P):
-            r = (k * P + i) * d
-            for a in range(d):
-                out[r + a] = y[r + a] - t * (g[r + a] - coef * mean[a])
+    """The feature metric's spike step with m = 1 (see _feature.pxd)."""
+    spike_step(y, g, step, NULL, beta, c, P, d, scale, mean, out)
 
 
 cdef inline double metric_squared_distance(
@@ -69,24 +49,9 @@ cdef inline double metric_squared_distance(
     const double* scale,  # (c,) per-output step multipliers w_k, or NULL
     double* mean,  # scratch (d,)
 ) noexcept nogil:
-    """||x - y||_M^2 (output k's block divided by w_k), summed term by term."""
-    cdef Py_ssize_t k, i, a, r
-    cdef double total = 0, delta, block, squares
-    for k in range(c):
-        squares = 0
-        for a in range(d):
-            mean[a] = 0
-        for i in range(P):
-            r = (k * P + i) * d
-            for a in range(d):
-                delta = <double> x[r + a] - y[r + a]
-                squares += delta * delta
-                mean[a] += delta
-        block = 0
-        for a in range(d):
-            block += mean[a] * mean[a]
-        total += (squares + beta * block / P) / output_scale(scale, k)
-    return total
+    """||x - y||_M^2 (output k's block divided by w_k): the feature metric's
+    spike norm with m = 1."""
+    return spike_squared_distance(x, y, NULL, beta, c, P, d, scale, mean)
 
 
 cdef inline int row_prox(
