@@ -25,8 +25,6 @@ is one ``n d^2`` GEMM for Sigma and one for ``X Q`` at setup, a copy of X,
 and ``O(c P d)`` per prox (against ``n c P d`` per product).
 """
 
-
-
 from cvxnn_fast.fista.feature_metric import basis, considered, wanted
 from cvxnn_fast.pytorch.device import import_torch
 from cvxnn_fast.pytorch.metric import block_mean, per_row
