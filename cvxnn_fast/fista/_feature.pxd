@@ -6,8 +6,7 @@
 # the eigenbasis, the same for every row. Output k's block takes the step
 # t * w_k (per-output scales; w_k = 1 without them), i.e. the metric M / w_k.
 #
-# * step:     out = y - t w_k g / m
-# * norm:     ||x - y||_M^2 = sum_k (1 / w_k) sum_{rows of k, a} m_a (x - y)^2
+# * step and norm: spike_step and spike_squared_distance below, beta = 0
 # * prox of t w_k R in M, row by row:
 #   group_l1: w = 0 where ||m z|| <= t, else w = u m z / (1 + u m) with u > 0
 #             the root of phi(u) = 1 / ||m z / (1 + u m)|| = 1 / t, which is
@@ -28,39 +27,6 @@ cdef enum:
 cdef inline double row_scale(const double* scale, Py_ssize_t row, Py_ssize_t P) noexcept nogil:
     """The step multiplier of a row's output (1 without per-output scales)."""
     return 1.0 if scale == NULL else scale[row // P]
-
-
-cdef inline void feature_step(
-    const floating* y, const floating* g, double step, const double* m,
-    Py_ssize_t rows, Py_ssize_t P, Py_ssize_t d,
-    const double* scale,  # (c,) per-output step multipliers w_k, or NULL
-    floating* out,  # out: y - step * w_k * g / m
-) noexcept nogil:
-    cdef Py_ssize_t r, a, o
-    cdef double t
-    for r in range(rows):
-        t = step * row_scale(scale, r, P)
-        o = r * d
-        for a in range(d):
-            out[o + a] = y[o + a] - t * g[o + a] / m[a]
-
-
-cdef inline double feature_squared_distance(
-    const floating* x, const floating* y, const double* m,
-    Py_ssize_t rows, Py_ssize_t P, Py_ssize_t d,
-    const double* scale,  # (c,) per-output step multipliers w_k, or NULL
-) noexcept nogil:
-    """||x - y||_M^2, output k's rows divided by w_k."""
-    cdef Py_ssize_t r, a, o
-    cdef double total = 0, row, delta
-    for r in range(rows):
-        o = r * d
-        row = 0
-        for a in range(d):
-            delta = <double> x[o + a] - y[o + a]
-            row += m[a] * delta * delta
-        total += row / row_scale(scale, r, P)
-    return total
 
 
 cdef inline void feature_group_row(
@@ -122,7 +88,8 @@ cdef inline void feature_prox(
                 v[o + a] = m[a] * v[o + a] / (m[a] + t_r)
 
 
-# The spike part: M = (I + beta Pi) (x) diag(m), Pi the projector onto the
+# The spike part: M = (I + beta Pi) (x) diag(m) (beta 0: the metric above;
+# m NULL: the pattern-mean metric of _metric.pxd), Pi the projector onto the
 # weights that repeat one vector over an output's P neurons (as the
 # pattern-mean metric of _metric.pxd). Per output, with s = mean_i(x_i - z_i):
 #
@@ -153,12 +120,13 @@ cdef inline void spike_step(
         t = step * (1.0 if scale == NULL else scale[k])
         for a in range(d):
             mean[a] = 0
-        for i in range(P):
-            o = (k * P + i) * d
+        if beta > 0:  # the block mean (beta 0: the diagonal metric alone)
+            for i in range(P):
+                o = (k * P + i) * d
+                for a in range(d):
+                    mean[a] += g[o + a]
             for a in range(d):
-                mean[a] += g[o + a]
-        for a in range(d):
-            mean[a] /= P
+                mean[a] /= P
         for i in range(P):
             o = (k * P + i) * d
             for a in range(d):
@@ -189,8 +157,9 @@ cdef inline double spike_squared_distance(
                 block += w * delta * delta
                 mean[a] += delta
         spike = 0
-        for a in range(d):
-            spike += (1.0 if m == NULL else m[a]) * mean[a] * mean[a]
+        if beta > 0:
+            for a in range(d):
+                spike += (1.0 if m == NULL else m[a]) * mean[a] * mean[a]
         total += (block + beta * spike / P) / (1.0 if scale == NULL else scale[k])
     return total
 

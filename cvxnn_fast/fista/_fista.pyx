@@ -35,8 +35,6 @@ from cvxnn_fast.common._loss cimport bregman_sum, conjugate_sum, hessian_factors
 from cvxnn_fast.fista._augmented cimport al_candidate, al_prepare
 from cvxnn_fast.fista._feature cimport (
     feature_prox,
-    feature_squared_distance,
-    feature_step,
     spike_prox,
     spike_squared_distance,
     spike_step,
@@ -315,15 +313,15 @@ cdef double line_search(
     cdef Py_ssize_t blocks = s.c if s.per_output else 1
     block = size // blocks
     while step[0] > 1e-30:
-        if s.feat != NULL and s.metric > 0:
+        if s.feat != NULL:
             spike_step(py, pg, step[0], s.feat, s.metric, s.c, s.P, s.d, scale,
                        s.feat_work, px)
-            spike_prox(s.reg, px, step[0] * s.lam, s.feat, s.metric, s.c, s.P, s.d,
-                       scale, s.feat_roots, s.feat_shifts, s.feat_work)
-        elif s.feat != NULL:
-            feature_step(py, pg, step[0], s.feat, s.rows, s.P, s.d, scale, px)
-            feature_prox(s.reg, px, step[0] * s.lam, s.feat, s.rows, s.P, s.d,
-                         scale, s.feat_roots)
+            if s.metric > 0:
+                spike_prox(s.reg, px, step[0] * s.lam, s.feat, s.metric, s.c, s.P,
+                           s.d, scale, s.feat_roots, s.feat_shifts, s.feat_work)
+            else:
+                feature_prox(s.reg, px, step[0] * s.lam, s.feat, s.rows, s.P, s.d,
+                             scale, s.feat_roots)
         elif s.metric > 0:
             metric_step(py, pg, step[0], s.metric, s.c, s.P, s.d, scale,
                         s.metric_work, px)
@@ -338,11 +336,9 @@ cdef double line_search(
                              s.n_halves, px + k * block)
         model_forward(s, &X[0, 0], &D[0, 0], px, &work[0, 0], Z_new)
         div = bregman(s, D, Y, Z_new, Z_y, mult, S_y, Yhat_y, Yhat_new)
-        if s.feat != NULL and s.metric > 0:
+        if s.feat != NULL:
             quad = spike_squared_distance(px, py, s.feat, s.metric, s.c, s.P, s.d,
                                           scale, s.feat_work)
-        elif s.feat != NULL:
-            quad = feature_squared_distance(px, py, s.feat, s.rows, s.P, s.d, scale)
         elif s.metric > 0:
             quad = metric_squared_distance(px, py, s.metric, s.c, s.P, s.d, scale,
                                            s.metric_work)
@@ -369,7 +365,7 @@ def run(
     const double[::1] feat,   # (d,) the feature metric's m, or empty: none
     double[::1] feat_roots,   # in/out (rows,): its group prox's last roots
     double[:, ::1] feat_shifts,  # in/out (c, d): its spike part's shifts
-    double[::1] feat_work,    # scratch of the spike part (3 P d + 6 d)
+    double[::1] feat_work,    # scratch of the spike part (spike_work_size)
     int per_output, double max_scale, Py_ssize_t scale_every,
     double[::1] out_scale,    # in/out (c,): per-output step multipliers
     const floating[:, ::1] X,
@@ -430,7 +426,7 @@ def run(
         s.feat_shifts = &feat_shifts[0, 0]
         s.feat_work = &feat_work[0]
         if feat_shifts.shape[0] * feat_shifts.shape[1] < s.c * s.d or \
-                feat_work.shape[0] < 3 * s.P * s.d + 6 * s.d:
+                feat_work.shape[0] < spike_work_size(s.P, s.d):
             s.metric = 0.0  # no room for the spike part's state
     # (the curvature scratch must hold (n, c): Yhat and Yhat_new)
     s.per_output = per_output and kind == GATED and reg != FEATURE_GROUP_L1 \
@@ -612,19 +608,9 @@ def feature_proximal(int reg, floating[:, ::1] v, double t, const double[::1] m,
                  scale_pointer(scale), &start[0])
 
 
-def feature_distance(const floating[:, ::1] x, const floating[:, ::1] y,
-                     const double[::1] m, Py_ssize_t c, scale=None):
-    """||x - y||_M^2 in diag(m), output k's rows divided by ``scale[k]``."""
-    return feature_squared_distance(&x[0, 0], &y[0, 0], &m[0], x.shape[0],
-                                    x.shape[0] // c, x.shape[1], scale_pointer(scale))
-
-
-def feature_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
-                          double step, const double[::1] m, Py_ssize_t c,
-                          floating[:, ::1] out, scale=None):
-    """out = y - step * g / m (times ``scale[k]`` on output k's rows)."""
-    feature_step(&y[0, 0], &g[0, 0], step, &m[0], y.shape[0], y.shape[0] // c,
-                 y.shape[1], scale_pointer(scale), &out[0, 0])
+def spike_work_size(Py_ssize_t P, Py_ssize_t d):
+    """Doubles of scratch the feature metric's step, norm and spike prox need."""
+    return 3 * P * d + 6 * d
 
 
 def spike_proximal(int reg, floating[:, ::1] v, double t, const double[::1] m,
@@ -634,7 +620,7 @@ def spike_proximal(int reg, floating[:, ::1] v, double t, const double[::1] m,
     cdef Py_ssize_t P = v.shape[0] // c, d = v.shape[1]
     cdef double[::1] roots = np.zeros(v.shape[0])
     cdef double[:, ::1] shifts = np.zeros((c, d))
-    cdef double[::1] work = np.empty(3 * P * d + 6 * d)
+    cdef double[::1] work = np.empty(spike_work_size(P, d))
     spike_prox(reg, &v[0, 0], t, &m[0], beta, c, P, d, scale_pointer(scale),
                &roots[0], &shifts[0, 0], &work[0])
     return np.asarray(shifts)
@@ -657,6 +643,19 @@ def spike_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
     cdef double[::1] mean = np.empty(y.shape[1])
     spike_step(&y[0, 0], &g[0, 0], step, &m[0], beta, c, y.shape[0] // c,
                y.shape[1], scale_pointer(scale), &mean[0], &out[0, 0])
+
+
+def feature_distance(const floating[:, ::1] x, const floating[:, ::1] y,
+                     const double[::1] m, Py_ssize_t c, scale=None):
+    """||x - y||_M^2 in diag(m), output k's rows divided by ``scale[k]``."""
+    return spike_distance(x, y, m, 0.0, c, scale)
+
+
+def feature_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
+                          double step, const double[::1] m, Py_ssize_t c,
+                          floating[:, ::1] out, scale=None):
+    """out = y - step * g / m (times ``scale[k]`` on output k's rows)."""
+    spike_gradient_step(y, g, step, m, 0.0, c, out, scale)
 
 
 def regularizer_dual_norm(int reg, const floating[:, ::1] g, Py_ssize_t n_halves):

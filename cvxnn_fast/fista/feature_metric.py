@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from cvxnn.core.problem import Problem
+from cvxnn_fast.fista import preconditioner
 
 REGULARIZERS = ("group_l1", "l2", None)
 MIN_FEATURES = 16  # below: the Euclidean metric (products are cheap anyway)
@@ -72,8 +73,6 @@ def spike_beta(problem):
     """beta of the spike part for a problem run in the feature metric:
     SPIKE_BETA where the pattern-mean metric applies (several neurons, a
     penalty it supports), else 0."""
-    from cvxnn_fast.fista import preconditioner
-
     return SPIKE_BETA if preconditioner.applies(problem) else 0.0
 
 

@@ -63,12 +63,10 @@ class Workspace:
         self.beta = beta  # of the pattern-mean metric (GATED; 0: Euclidean)
         self.metric_m = np.zeros((c, d))
         self.metric_work = np.empty(metric.work_size(rows // c, d))
-        # GATED on X Q: the feature metric's weights m (d,) and its group
-        # prox's roots (rows,); empty: no feature metric.
-        self.feat = np.empty(0)
-        self.feat_roots = np.empty(0)
-        self.feat_shifts = np.zeros((c, d))  # its spike part's state
-        self.feat_work = np.empty(3 * (rows // c) * d + 6 * d)
+        # GATED on X Q (use_feature_metric): the feature metric's state;
+        # empty: none.
+        self.feat = self.feat_roots = self.feat_work = np.empty(0)
+        self.feat_shifts = np.empty((0, 0))
         self.per_output = bool(per_output)
         self.out_scale = np.ones(c)
         self.state = np.zeros(K["N_STATE"])
@@ -77,6 +75,14 @@ class Workspace:
         # Rows grow by doubling (history_limit): max_iter may be huge.
         rows = min(max_iter + 1, HISTORY_ROWS)
         self.history = np.full((rows, K["N_HISTORY"]), np.nan)
+
+    def use_feature_metric(self, m, c):
+        """Run in the feature metric of weights m (d,): the group prox's
+        roots (rows,), the spike part's shifts (c, d) and scratch."""
+        rows, d = self.x.shape
+        self.feat, self.feat_roots = m, np.zeros(rows)
+        self.feat_shifts = np.zeros((c, d))
+        self.feat_work = np.empty(_fista.spike_work_size(rows // c, d))
 
     def history_limit(self, pause):
         """The iteration the kernel may run to: ``pause``, or the last row of
@@ -402,7 +408,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
     ws = Workspace(work, K["GATED"], x0, max_iter,
                    metric_beta(problem) if beta is None else beta, per_output)
     if fm is not None:
-        ws.feat, ws.feat_roots = fm.m, np.zeros(c * P)
+        ws.use_feature_metric(fm.m, c)
     ws.state[K["S_STEP"]] = (
         initial_step(work, ws.x.shape, False, 0.0, ws.beta,
                      start_curvature(problem, U0), None if fm is None else fm.m)
