@@ -186,15 +186,20 @@ def _check_solver(solver, options):
 
 
 def _data(problem, X, y):
-    """(raw X, encoded Y) for metrics; the training data when X is None."""
+    """(raw X, encoded Y) for metrics (the networks take raw inputs: unscaled
+    where ``standardize=True`` built the problem); the training data when X
+    is None."""
     if X is None:
-        raw = problem.X[:, :-1] if problem.bias else problem.X
-        return np.ascontiguousarray(raw), problem.y
-    if y is None:
+        X, Y = problem.X, problem.y
+    elif y is None:
         raise ValueError("y_val: required when X_val is given.")
-    prepared = problem.prepare_X(X, "X_val")
-    raw = prepared[:, :-1] if problem.bias else prepared
-    return np.ascontiguousarray(raw), encode_targets(problem, y, raw.shape[0])
+    else:
+        X = problem.prepare_X(X, "X_val")
+        Y = encode_targets(problem, y, X.shape[0])
+    if problem.input_scale is not None:
+        X = X * problem.input_scale
+    raw = X[:, :-1] if problem.bias else X
+    return np.ascontiguousarray(raw), Y
 
 
 def _evaluate(problem, solution, data):

@@ -34,7 +34,8 @@ def solved():
 
 
 def raw_X(problem):
-    return problem.X[:, :-1] if problem.bias else problem.X
+    X = problem.X if problem.input_scale is None else problem.X * problem.input_scale
+    return X[:, :-1] if problem.bias else X
 
 
 def check_exact_split(problem, gated, relu, rtol=1e-9):
@@ -147,6 +148,19 @@ def test_classification_outputs(loss, n_outputs):
     gated = problem.solve("CLARABEL")
     for method in METHODS:
         check_exact_split(problem, gated, decompose(problem, gated, method=method))
+
+
+def test_standardized_problem_splits_into_a_network_on_raw_inputs():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3)) * np.array([1.0, 100.0, 0.01])
+    y = np.tanh(X / X.std(axis=0)) @ np.ones(3)
+    problem = cvxnn.build_problem(X, y, lam=1e-3, n_gates=12, bias=True,
+                                  standardize=True, random_state=0)
+    gated = problem.solve("CLARABEL")
+    relu = decompose(problem, gated)
+    assert relu.problem.input_scale is problem.input_scale
+    check_exact_split(problem, gated, relu)
+    np.testing.assert_allclose(relu.predict(X), gated.predict(X), rtol=1e-8, atol=1e-8)
 
 
 def test_float32():

@@ -7,6 +7,7 @@ import pytest
 from conftest import METRIC_CASES, correlated, direct_group_prox, make_targets
 
 import cvxnn
+from cvxnn.core import problem as problem_module
 from cvxnn.core.certificates import certificate
 from cvxnn_fast import fast_solve
 from cvxnn_fast.fista import _fista
@@ -157,6 +158,36 @@ def test_spike_prox_satisfies_its_optimality_condition(rng, reg):
     r = smooth[on] + t * X[on] / norms[on]
     assert np.abs(r).max() <= 1e-8 * scale
     assert (np.linalg.norm(smooth[~on], axis=1) <= t * (1 + 1e-8)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_spectrum_is_the_gram_eigendecomposition_in_row_blocks(monkeypatch, dtype):
+    X, y = correlated("squared", n_samples=70, n_features=18, dtype=dtype)
+    monkeypatch.setattr(problem_module, "GRAM_ROWS", 16)  # five blocks
+    problem = cvxnn.build_problem(X, y, lam=1e-2, n_gates=5, bias=True, random_state=0)
+    lam, Q = problem.feature_spectrum
+    Xd = problem.X.astype(np.float64)
+    gram = Xd.T @ Xd / len(Xd)
+    np.testing.assert_allclose(lam, np.linalg.eigvalsh(gram), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(Q @ np.diag(lam) @ Q.T, gram, atol=1e-10)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(problem.n_features), atol=1e-12)
+    assert lam.dtype == Q.dtype == np.float64 and Q.flags.c_contiguous
+
+
+def test_the_metric_comes_from_the_cached_spectrum_shared_along_a_path():
+    X, y = correlated("squared")
+    problem = cvxnn.build_problem(X, y, lam=1e-2, n_gates=5, bias=True, random_state=0)
+    d = problem.n_features
+    # A stand-in spectrum (identity basis, one spike: spread 1 + d): choose
+    # must use it, not recompute it, on the problem and on its cheap copies.
+    lam = np.zeros(d)
+    lam[-1] = 100.0
+    problem.data_cache["feature_spectrum"] = (lam, np.eye(d))
+    other = cvxnn.with_lam(problem, 1e-3)
+    for p in (other, problem, cvxnn.with_lam(other, 1e-4)):
+        fm = features.choose(p)
+        np.testing.assert_array_equal(fm.Q, np.eye(d))
+        np.testing.assert_allclose(fm.m, lam + 100.0 / d)
 
 
 def test_rule_picks_correlated_features_and_invariant_penalties_only():

@@ -30,12 +30,14 @@ def classification():
 
 def test_with_lam_shares_everything_but_lam(classification):
     problem, _, _ = classification
-    _ = problem.gradient_at_zero
     other = cvxnn.with_lam(problem, 0.25)
+    _ = problem.gradient_at_zero, other.feature_spectrum  # either computes them
     assert other.lam == 0.25 and problem.lam == 1e-3
     for name in ("X", "y", "patterns", "gates"):
         assert getattr(other, name) is getattr(problem, name)
-    assert other.__dict__["gradient_at_zero"] is problem.gradient_at_zero
+    assert other.data_cache is problem.data_cache
+    assert other.gradient_at_zero is problem.gradient_at_zero
+    assert problem.feature_spectrum is other.feature_spectrum
     rebuilt = cvxnn.build_problem(problem.X[:, :-1], (problem.y[:, 0] > 0).astype(int),
                                   loss="logistic", lam=0.25, n_gates=10, bias=True,
                                   random_state=0)
@@ -127,6 +129,32 @@ def test_regression_and_multiclass_metrics():
     pred = point.solution.predict(X[:9])[:, 0]
     assert point.validation["mse"] == pytest.approx(np.mean((pred - y[:9]) ** 2))
     assert point.validation["loss"] == pytest.approx(0.5 * np.mean((pred - y[:9]) ** 2))
+
+
+def test_standardized_problem_path_predicts_on_raw_inputs():
+    """A path on a ``standardize=True`` problem keeps its column scales: the
+    networks take raw inputs, and the metrics equal those of the same path on
+    data scaled by hand (same X, patterns and gates)."""
+    X, y = make_data("squared", n=50)
+    X *= np.array([1.0, 100.0, 0.01, 3.0])
+    scaled = cvxnn.build_problem(X[:40], y[:40], n_gates=6, bias=True,
+                                 standardize=True, random_state=0)
+    scale = scaled.input_scale[:-1]
+    by_hand = cvxnn.build_problem(X[:40] / scale, y[:40], gates=scaled.gates, bias=True)
+    np.testing.assert_array_equal(by_hand.patterns, scaled.patterns)
+    lams = [0.05, 0.01]
+    path = regularization_path(scaled, lams, solver="CLARABEL", X_val=X[40:],
+                               y_val=y[40:])
+    ref = regularization_path(by_hand, lams, solver="CLARABEL", X_val=X[40:] / scale,
+                              y_val=y[40:])
+    for point, other in zip(path, ref, strict=True):
+        sol = point.solution
+        assert sol.problem.input_scale is scaled.input_scale
+        expected = scaled.model_predict(sol.blocks)
+        np.testing.assert_allclose(sol.predict(X[:40]), expected, rtol=1e-9, atol=1e-9)
+        for name in ("train", "validation"):
+            for key, value in getattr(other, name).items():
+                assert getattr(point, name)[key] == pytest.approx(value, rel=1e-6)
 
 
 def test_warm_starts_are_passed_to_the_fast_solver(classification, monkeypatch):

@@ -10,7 +10,7 @@ backend's result goes through it (``R(U)`` for gated ReLU, ``R(V) + R(W)`` for
 ReLU).
 """
 
-from functools import cached_property
+from functools import wraps
 
 import numpy as np
 
@@ -35,6 +35,22 @@ from cvxnn.core.validation import (
     is_tensor,
 )
 
+GRAM_ROWS = 8192  # rows per float64 block of X^T X (feature_spectrum)
+
+
+def _per_data(method):
+    """A read-only property computed once per data matrix: kept in the
+    problem's ``data_cache``, the dict its cheap copies share."""
+    name = method.__name__
+
+    @wraps(method)
+    def get(self):
+        if name not in self.data_cache:
+            self.data_cache[name] = method(self)
+        return self.data_cache[name]
+
+    return property(get)
+
 
 class Problem:
     """A convex reformulation of two-layer ReLU training, ready to solve.
@@ -54,6 +70,9 @@ class Problem:
     input_scale : ndarray (d,) or None. With ``standardize=True`` the raw
         column ``f`` was divided by ``input_scale[f]`` (1 for the bias column),
         so ``X = X_raw / input_scale``; None when the data were not scaled.
+    data_cache : dict of what is computed once from the data and not lam or
+        the formulation (``gradient_at_zero``, ``feature_spectrum``); shared
+        with the problem's cheap copies (:func:`replace_problem`).
     """
 
     def __init__(self, X, Y, patterns, gates, loss, regularizer, lam, formulation,
@@ -69,6 +88,7 @@ class Problem:
         self.bias = bias
         self.classes = classes
         self.input_scale = input_scale
+        self.data_cache = {}
 
     def __repr__(self):
         return (
@@ -148,11 +168,27 @@ class Problem:
         blocks = self.blocks(U, V, W)
         return self.data_fit(self.model_predict(blocks)) + self.penalty(blocks)
 
-    @cached_property
+    @_per_data
     def gradient_at_zero(self):
         """Gradient of the data-fit term at U = 0, shape (n_outputs, P, d)."""
         S = self.loss.gradient(np.zeros_like(self.y), self.y)
         return operator.adjoint(self.X, self.patterns, S) / self.n_samples
+
+    @_per_data
+    def feature_spectrum(self):
+        """``(eigenvalues, Q)`` of ``X^T X / n_samples`` (ascending, clipped at
+        0; eigenvectors in the columns of Q, C order), float64.
+
+        Formed in row blocks of GRAM_ROWS (no float64 copy of X): n d^2 + d^3
+        flops, once per data matrix.
+        """
+        X, d = self.X, self.n_features
+        gram = np.zeros((d, d))
+        for start in range(0, X.shape[0], GRAM_ROWS):
+            block = X[start:start + GRAM_ROWS].astype(np.float64)
+            gram += block.T @ block
+        lam, Q = np.linalg.eigh(gram / max(X.shape[0], 1))
+        return np.clip(lam, 0.0, None), np.ascontiguousarray(Q)
 
     # --- data -------------------------------------------------------------
     def prepare_X(self, X, name="X"):
@@ -318,9 +354,10 @@ def _check_bool(value, name):
 # --- cheap copies ----------------------------------------------------------
 # A regularization path solves the same problem for many lam, and the cone
 # decomposition needs the ReLU program on the gated program's data and
-# patterns. The copies below share X, y, patterns and gates with the original
-# (not copied: do not modify them in place) and reuse its cached
-# gradient_at_zero, which depends on neither lam nor the formulation.
+# patterns. The copies below share X, y, patterns, gates and column scales
+# with the original (not copied: do not modify them in place), and its
+# data_cache: what either computes from the data (gradient_at_zero,
+# feature_spectrum) depends on neither lam nor the formulation.
 
 
 def check_problem(problem, name="problem"):
@@ -343,7 +380,7 @@ def replace_problem(problem, *, lam=None, formulation=None):
 
     Returns
     -------
-    Problem sharing the data, patterns and gates of ``problem``.
+    Problem sharing the data, patterns, gates and column scales of ``problem``.
     """
     check_problem(problem)
     lam = problem.lam if lam is None else check_lam(lam)
@@ -353,9 +390,8 @@ def replace_problem(problem, *, lam=None, formulation=None):
                                          tuple(FORMULATIONS))]
     new = Problem(problem.X, problem.y, problem.patterns, problem.gates,
                   problem.loss, problem.regularizer, lam, form, problem.bias,
-                  problem.classes)
-    if "gradient_at_zero" in problem.__dict__:  # functools.cached_property slot
-        new.__dict__["gradient_at_zero"] = problem.__dict__["gradient_at_zero"]
+                  problem.classes, problem.input_scale)
+    new.data_cache = problem.data_cache
     return new
 
 

@@ -36,17 +36,20 @@ DAMPING = 1.0  # delta = DAMPING * mean(lam_j) (measured: 1e-4 .. 10)
 # pattern-mean metric applies (the compiled loop; the PyTorch loop's is its
 # SPIKE_BETA).
 SPIKE_BETA = 5.0
-GRAM_ROWS = 8192  # rows per float64 block of X^T X
+
+
+def weights(lam, damping=None):
+    """The metric's weights ``m = lam + damping * mean(lam)`` (float64) for
+    the eigenvalues ``lam`` of ``Sigma``."""
+    damping = DAMPING if damping is None else damping
+    return lam + damping * max(float(lam.mean()), np.finfo(float).tiny)
 
 
 def basis(gram, damping=None):
     """``(Q, m)`` from ``Sigma = X^T X / n`` (d, d): eigenvectors (C order)
-    and the metric's weights ``lam + damping * mean(lam)`` (float64)."""
-    damping = DAMPING if damping is None else damping
+    and the metric's weights (:func:`weights`), float64."""
     lam, Q = np.linalg.eigh(np.asarray(gram, dtype=np.float64))
-    lam = np.clip(lam, 0.0, None)
-    m = lam + damping * max(float(lam.mean()), np.finfo(float).tiny)
-    return np.ascontiguousarray(Q), m
+    return np.ascontiguousarray(Q), weights(np.clip(lam, 0.0, None), damping)
 
 
 def considered(reg, n_features, feature_metric=None):
@@ -74,15 +77,6 @@ def spike_beta(problem):
     SPIKE_BETA where the pattern-mean metric applies (several neurons, a
     penalty it supports), else 0."""
     return SPIKE_BETA if preconditioner.applies(problem) else 0.0
-
-
-def gram(X):
-    """``X^T X / n`` in float64, in row blocks (no float64 copy of X)."""
-    G = np.zeros((X.shape[1], X.shape[1]))
-    for start in range(0, X.shape[0], GRAM_ROWS):
-        block = X[start:start + GRAM_ROWS].astype(np.float64)
-        G += block.T @ block
-    return G / max(X.shape[0], 1)
 
 
 class FeatureMetric:
@@ -118,5 +112,6 @@ def choose(problem, feature_metric=None):
     reg = problem.regularizer.name if problem.lam > 0 else None
     if not considered(reg, problem.n_features, feature_metric):
         return None
-    Q, m = basis(gram(problem.X))
+    lam, Q = problem.feature_spectrum  # computed once per data matrix
+    m = weights(lam)
     return FeatureMetric(Q, m) if wanted(m, problem.loss.name, feature_metric) else None

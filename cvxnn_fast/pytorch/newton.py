@@ -80,7 +80,7 @@ class DeviceProducts(Products):
         """Fill the problem's cached ``gradient_at_zero`` from the device."""
         p = self.problem
         S = p.loss.gradient(np.zeros_like(p.y), p.y).astype(p.dtype, copy=False)
-        p.__dict__["gradient_at_zero"] = self.adjoint(S) / p.n_samples
+        p.data_cache["gradient_at_zero"] = self.adjoint(S) / p.n_samples
 
     def first_order(self, problem, U0, tol, max_iter, monitor):
         """R-FISTA on the device, on this object's data."""
