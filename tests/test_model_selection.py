@@ -127,6 +127,31 @@ def test_early_stopping_returns_best_validation_iterate(classification,
     assert est.certificate_.relative_gap == pytest.approx(cert.relative_gap)
 
 
+def test_splits_missing_a_class_keep_one_output_per_class():
+    """A held-out part holding a class's only sample (splits are not
+    stratified then): the training problem keeps an output per class."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = np.where(X[:, 0] > 0, "c", "b")
+    (_, val), = validation_splits(40, 0.1, None, 0)
+    y[val] = "b"
+    y[val[0]] = "a"  # class "a" only in the held-out rows
+    est = ConvexReLUClassifier(early_stopping=True, n_gates=8, lam=1e-3,
+                               loss="cross_entropy", solver=FAST).fit(X, y)
+    assert est.network_.W2.shape[0] == 3
+    np.testing.assert_array_equal(est.problem_.classes, [0, 1, 2])
+    rest = y != "a"
+    assert np.mean(est.predict(X)[rest] == y[rest]) > 0.9
+    # ten classes of nine samples, 9 validation rows: every split lacks a class
+    X = rng.normal(size=(90, 4))
+    y = np.repeat(np.arange(10), 9)
+    for est in (ConvexReLUClassifier(early_stopping=True, n_gates=8, solver=FAST),
+                ConvexReLUClassifierCV(n_gates=8, n_lams=3, cv=0.1, solver=FAST)):
+        est.fit(X, y)
+        assert est.network_.W2.shape[0] == 10
+        assert est.decision_function(X).shape == (90, 10)
+
+
 def test_early_stopping_needs_the_fast_solver(classification):
     X, y = classification
     with pytest.raises(ValueError, match="early_stopping"):

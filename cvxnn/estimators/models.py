@@ -260,8 +260,12 @@ n_features_in_, whiten_mean_, whiten_components_
         return float(np.mean(predicted == self._split_labels(Y)))
 
     def _targets(self, codes, n_classes, dtype):
-        """Targets in the encoding the loss expects (see the class docstring)."""
-        if self.loss_ != "squared":
+        """Targets in the encoding the loss expects (see the class docstring):
+        cross-entropy one-hot rows of ``n_classes`` columns, so that a
+        validation or CV split missing a class keeps one output per class."""
+        if self.loss_ == "cross_entropy":
+            return np.eye(n_classes, dtype=dtype)[codes]
+        if self.loss_ == "logistic":
             return codes
         if n_classes == 2:
             return (2.0 * codes - 1.0).astype(dtype)

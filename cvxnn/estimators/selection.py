@@ -32,6 +32,7 @@ from cvxnn.core import backends
 from cvxnn.core.certificates import lam_max
 from cvxnn.core.network import TwoLayerNetwork, network_from_weights
 from cvxnn.core.problem import with_lam
+from cvxnn.metrics import encode_targets
 from cvxnn.path import lam_grid
 
 
@@ -124,7 +125,7 @@ def validation_splits(n_samples, cv, labels=None, random_state=0):
 def validation_key(problem, outputs, targets, score):
     """``(score, -mean loss)`` of outputs on held-out targets: the score, ties
     broken by the problem's own loss (accuracy plateaus are common)."""
-    Y, _ = problem.loss.prepare_targets(targets, outputs.shape[0], outputs.dtype)
+    Y = encode_targets(problem, targets, outputs.shape[0])  # the problem's columns
     loss = problem.loss.value(outputs, Y) / outputs.shape[0]
     return np.array([score(outputs, targets), -loss])
 
