@@ -251,3 +251,16 @@ def test_bad_arguments(solved, degenerate):
     relu = twin.solve("CLARABEL")
     with pytest.raises(ValueError, match="gated_relu"):
         decompose(problem, relu)
+    # same patterns (user gates), other data or scaling: refused, not split
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2)) * [100.0, 0.01]
+    y = np.abs(X[:, 0] / 100) + X[:, 1] * 100
+    G = rng.normal(size=(3, 6))
+    scaled = cvxnn.build_problem(X, y, lam=1e-3, gates=G, bias=True, standardize=True)
+    plain = cvxnn.build_problem(X, y, lam=1e-3, gates=G, bias=True)
+    np.testing.assert_array_equal(scaled.patterns, plain.patterns)
+    with pytest.raises(ValueError, match="column scales"):
+        decompose(plain, scaled.solve("CLARABEL"))
+    shifted = cvxnn.build_problem(X * 1.5, y, lam=1e-3, gates=G, bias=True)
+    with pytest.raises(ValueError, match="other data"):
+        decompose(shifted, plain.solve("CLARABEL"))

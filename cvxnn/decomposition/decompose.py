@@ -140,6 +140,15 @@ class _Blocks:
         return self.cones.degenerate[self.cone]
 
 
+def _same_array(a, b):
+    """Whether two arrays (or None) are the same object or equal entrywise."""
+    if a is b:
+        return True
+    if a is None or b is None:
+        return False
+    return a.shape == b.shape and np.array_equal(a, b)
+
+
 def _gated_weights(problem, solution):
     """U from a gated Solution of ``problem`` or an array, validated."""
     if isinstance(solution, Solution):
@@ -149,12 +158,12 @@ def _gated_weights(problem, solution):
         if solution.problem.formulation.has_cones:
             raise ValueError("solution: expected a gated_relu solution, got a "
                              f"{solution.problem.formulation.name} one.")
-        same = solution.problem.patterns is problem.patterns or (
-            solution.problem.patterns.shape == problem.patterns.shape
-            and np.array_equal(solution.problem.patterns, problem.patterns))
-        if not same:
-            raise ValueError("solution: it was computed on other activation patterns "
-                             "than problem's.")
+        for name in ("patterns", "input_scale", "X"):
+            if not _same_array(getattr(solution.problem, name), getattr(problem, name)):
+                what = {"patterns": "activation patterns", "X": "data",
+                        "input_scale": "column scales (standardize)"}[name]
+                raise ValueError(f"solution: it was computed on other {what} than "
+                                 "problem's.")
         solution = solution.U
     return check_weights(solution, "solution", problem.weight_shape, problem.dtype)
 
