@@ -92,6 +92,30 @@ def test_classification_problem_and_failed_solution(tmp_path, data):
     assert np.isnan(loaded.objective) and loaded.certificate is None
 
 
+def test_logistic_problem_of_several_outputs_round_trip(tmp_path, data):
+    X, _ = data
+    problem = cvxnn.build_problem(X, (X > 0).astype(int), loss="logistic", lam=1e-2,
+                                  n_gates=5)
+    assert problem.n_outputs == 3 and problem.classes.size == 2
+    sol = problem.solve(SOLVER)
+    io.save(tmp_path / "s.npz", sol)
+    loaded = io.load(tmp_path / "s.npz")
+    _assert_same_solution(sol, loaded)
+    np.testing.assert_array_equal(loaded.predict(X), sol.predict(X))
+
+
+def test_decomposed_solution_round_trip(tmp_path, data):
+    X, y = data
+    problem = cvxnn.build_problem(X, y, lam=1e-2, n_gates=5, bias=True,
+                                  standardize=True)
+    relu = cvxnn.decompose(problem, problem.solve(SOLVER))
+    io.save(tmp_path / "d.npz", relu)
+    loaded = io.load(tmp_path / "d.npz")
+    _assert_same_solution(relu, loaded)
+    assert loaded.info["decomposition"] == relu.info["decomposition"]
+    np.testing.assert_array_equal(loaded.predict(X), relu.predict(X))
+
+
 def test_network_round_trip(tmp_path, data):
     X, y = data
     for formulation in ("gated_relu", "relu"):

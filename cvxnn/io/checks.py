@@ -184,7 +184,7 @@ def check_problem(meta, arrays, prefix, where):
     same_dtype(G, prefix + "gates", X.dtype, repr(prefix + "X"))
     expect_shape(G, prefix + "gates", (d, sizes["n_patterns"]),
                  f"d={d} and P={sizes['n_patterns']}")
-    _check_classes(arrays, prefix + "classes", sizes["n_outputs"])
+    _check_classes(arrays, prefix + "classes", sizes["n_outputs"], meta["loss"])
     scale = array(arrays, prefix + "input_scale", "float", 1, required=False)
     if scale is not None:
         expect_shape(scale, prefix + "input_scale", (d,), f"d={d}")
@@ -197,10 +197,18 @@ def check_problem(meta, arrays, prefix, where):
     return {**sizes, "dtype": X.dtype}
 
 
-def _check_classes(arrays, name, n_outputs):
+def _check_classes(arrays, name, n_outputs, loss):
+    """Logistic: two classes whatever the outputs; cross-entropy: one per
+    output; otherwise one per output, or two for a single output."""
     classes = array(arrays, name, "label", 1, required=False)
-    if classes is not None and classes.size != n_outputs and not (
-            n_outputs == 1 and classes.size == 2):
+    if classes is None:
+        return
+    if loss == "logistic":
+        if classes.size != 2:
+            raise ModelFileError(f"array {name!r} has {classes.size} classes; the "
+                                 "logistic loss has 2.")
+    elif classes.size != n_outputs and not (
+            loss != "cross_entropy" and n_outputs == 1 and classes.size == 2):
         raise ModelFileError(f"array {name!r} has {classes.size} classes but the "
                              f"problem has {n_outputs} outputs.")
 

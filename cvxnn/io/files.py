@@ -51,6 +51,7 @@ from cvxnn.core.network import TwoLayerNetwork
 from cvxnn.core.problem import Problem
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.solution import Solution
+from cvxnn.decomposition import DecompositionReport
 from cvxnn.io.archive import (
     FORMAT_VERSION,
     HEADER,
@@ -87,6 +88,8 @@ def _jsonable(value, name):
         return [_jsonable(v, f"{name}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
         return {_key(k, name): _jsonable(v, f"{name}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, DecompositionReport):  # back as one by _info_from_parts
+        return _jsonable(dataclasses.asdict(value), name)
     raise TypeError(f"{name}: cannot be saved without pickle ({type(value).__name__}); "
                     "use numbers, strings, lists, dicts or arrays.")
 
@@ -203,7 +206,24 @@ def solution_from_parts(meta, arrays):
         certificate=None if cert is None else Certificate(**cert),
         n_iter=meta["n_iter"], history=_sub(arrays, "history"),
         multipliers=(multipliers["0"], multipliers["1"]) if multipliers else None,
-        info={**meta["info"], **_sub(arrays, "info")}, message=meta["message"])
+        info=_info_from_parts(meta["info"], _sub(arrays, "info")),
+        message=meta["message"])
+
+
+def _info_from_parts(meta, arrays):
+    """Solver extras back: ``decomposition`` (saved as a dict of its fields)
+    as a DecompositionReport again, its lists as tuples."""
+    info = {**meta, **arrays}
+    report = info.get("decomposition")
+    names = [f.name for f in dataclasses.fields(DecompositionReport)]
+    if isinstance(report, dict) and sorted(report) == sorted(names):
+        info["decomposition"] = DecompositionReport(**{
+            k: _tuples(v) if isinstance(v, list) else v for k, v in report.items()})
+    return info
+
+
+def _tuples(value):
+    return tuple(_tuples(v) if isinstance(v, list) else v for v in value)
 
 
 def save_solution(path, solution):
