@@ -83,6 +83,25 @@ def test_fit_classification_then_predict(table, capsys):
                                est.predict_proba(table["X"])[:, 1], rtol=1e-12)
 
 
+def test_integer_labels_are_predicted_as_written(table, capsys):
+    path, model = table["dir"] / "ints.csv", table["dir"] / "i.npz"
+    labels = np.where(table["labels"] == "pos", 7, 3)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", "b", "c", "digit"])
+        for row, label in zip(table["X"], labels, strict=True):
+            writer.writerow([*map(repr, row.tolist()), str(label)])
+    code, _, err = _run(["fit", path, "-t", "digit", "--task", "classification",
+                         "--solver", SOLVER, "--n-gates", "8", "--out", model], capsys)
+    assert code == 0, err
+    code, out, _ = _run(["predict", model, path], capsys)
+    predicted = [r[0] for r in csv.reader(out.splitlines())][1:]
+    assert set(predicted) <= {"3", "7"}
+    est = io.load_model(model)
+    assert predicted == [str(v) for v in est.predict(table["X"])]
+    assert np.mean(np.array(predicted) == labels.astype(str)) > 0.8
+
+
 def test_npz_data_and_solver_options(table, capsys):
     model = table["dir"] / "n.npz"
     code, out, err = _run(["fit", table["npz"], "--solver", "SCS", "--n-gates", "6",

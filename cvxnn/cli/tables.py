@@ -24,7 +24,14 @@ class Table:
 
 
 def _parse_column(values, name, path, numeric):
-    """A column as float64, or as str when ``numeric`` is False and it is text."""
+    """A column as float64, or when ``numeric`` is False (the target) as int64
+    if every entry is an integer literal (labels such as 3 and 7 predicted as
+    written), as str if it is text."""
+    if not numeric:
+        try:
+            return np.array([int(value) for value in values], dtype=np.int64)
+        except (ValueError, OverflowError):
+            pass
     floats = []
     for row, value in enumerate(values, start=2):
         try:
