@@ -91,7 +91,10 @@ def choose_method(problem, method="auto", warm_start=None):
     raises ValueError. (``fast_solve`` with ``"auto"`` continues an
     interior-point run that ends ``optimal_inaccurate``, and a Newton-CG run
     that stalls, with the first-order method, warm started at its iterate;
-    ``sol.info["fallback_from"]`` says so.)
+    ``sol.info["fallback_from"]`` says so and ``info["interior_steps"]`` or
+    ``info["newton_steps"]`` counts the first method's steps; ``n_iter`` and
+    ``max_iter`` count the second's. Newton-CG's steps come first in the
+    history; the interior point's are not in it.)
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}.")
@@ -139,6 +142,13 @@ def _cheap(problem):
             and interior.estimated_entries(problem, form) <= INTERIOR_MAX_ENTRIES)
 
 
+def _same_rows(a, b):
+    """Whether problems a and b have the same samples and patterns, so that
+    a's cone multipliers (one per sample, output and pattern) fit b."""
+    return all(x is y or (x.shape == y.shape and np.array_equal(x, y))
+               for x, y in ((a.X, b.X), (a.patterns, b.patterns)))
+
+
 def _warm_blocks(problem, warm_start):
     """Initial weight blocks (and ReLU multipliers) from a warm start."""
     names = problem.formulation.block_names
@@ -154,7 +164,8 @@ def _warm_blocks(problem, warm_start):
                      [np.maximum(warm_start.U, 0), np.maximum(-warm_start.U, 0)])
         blocks = {k: check_weights(g, "warm_start", shape, dtype)
                   for k, g in zip(names, given, strict=True)}
-        return blocks, warm_start.multipliers
+        same_rows = _same_rows(warm_start.problem, problem)
+        return blocks, warm_start.multipliers if same_rows else None
     if names == ("U",):
         return {"U": check_weights(warm_start, "warm_start", shape, dtype)}, None
     if not isinstance(warm_start, (tuple, list)) or len(warm_start) != 2:
@@ -265,18 +276,20 @@ def _interior_then_first_order(problem, blocks, args):
     (ill-conditioned, or no minimizer) or breaks down, the first-order method
     goes on from its iterate (from ``blocks`` after a breakdown)."""
     first_order = choose_method(problem, "auto", warm_start=blocks)
-    multipliers = None
+    multipliers, interior_run = None, None
     try:
         result = _run("interior_point", blocks, None, *args)
         result.info["method"] = "interior_point"
         if result.status != OPTIMAL_INACCURATE:
             return result
         blocks = {k: np.ascontiguousarray(b) for k, b in result.blocks.items()}
-        multipliers = result.multipliers
+        multipliers, interior_run = result.multipliers, result
     except NumericalBreakdown:
         pass
     result = _run(first_order, blocks, multipliers, *args)
     result.info.update(method=first_order, fallback_from="interior_point")
+    if interior_run is not None:
+        result.info["interior_steps"] = interior_run.n_iter
     return result
 
 

@@ -84,13 +84,18 @@ def test_relu_matches_clarabel(loss, regularizer, bias, n_outputs):
 
 @pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_lam_above_lam_max_gives_zero(formulation, loss):
-    gated = build(loss, "group_l1")
-    top = cvxnn.lam_max(gated)
-    problem = build(loss, "group_l1", formulation=formulation, lam=1.01 * top)
-    sol = fast_solve(problem, tol=1e-8)
-    assert sol.status == "optimal"
-    assert not np.any(sol.U)
+@pytest.mark.parametrize("regularizer", ["group_l1", "feature_group_l1", "l1"])
+@pytest.mark.parametrize("factor,tol", [(1.01, 1e-8), (1.5, 1e-6), (2.0, 1e-6)])
+def test_lam_above_lam_max_gives_zero(formulation, loss, regularizer, factor, tol):
+    """Every norm penalty, at lam >= the formulation's own lam_max: exact zeros
+    in every block, certified optimal."""
+    top = cvxnn.lam_max(build(loss, regularizer, formulation=formulation))
+    problem = build(loss, regularizer, formulation=formulation, lam=factor * top)
+    sol = fast_solve(problem, tol=tol)
+    assert sol.status == "optimal", sol.message
+    assert sol.certificate.optimality <= tol
+    for name, block in sol.blocks.items():
+        assert not np.any(block), name
     assert sol.n_active == 0
 
 
@@ -125,6 +130,37 @@ def test_warm_start_from_the_optimum_stops_at_once(formulation):
         warm = fast_solve(problem, tol=1e-7, warm_start=(sol.V, sol.W))
         assert warm.info["method"] == "augmented_lagrangian"
         assert warm.status == "optimal" and warm.n_iter < cold.n_iter
+
+
+def test_relu_warm_start_from_other_samples_drops_the_multipliers():
+    """A ReLU Solution of other samples (same weight shape) warm-starts by its
+    weights; its cone multipliers, one per sample, are not used."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    y = X @ rng.standard_normal(4)
+    a = cvxnn.build_problem(X, y, formulation="relu", lam=1e-2, n_gates=8,
+                            random_state=0)
+    b = cvxnn.build_problem(X[:50], y[:50], formulation="relu", lam=1e-2,
+                            gates=a.gates)
+    assert a.weight_shape == b.weight_shape
+    sol = fast_solve(b, warm_start=fast_solve(a), method="augmented_lagrangian",
+                     tol=1e-6)
+    assert sol.status == "optimal"
+    assert sol.objective == pytest.approx(fast_solve(b, tol=1e-6).objective,
+                                          rel=1e-5)
+
+
+def test_a_fallback_counts_the_interior_point_steps():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    problem = cvxnn.build_problem(X, X @ rng.standard_normal(4), lam=1e-2,
+                                  n_gates=10, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        sol = fast_solve(problem, max_iter=3)  # the interior point stops early
+    assert sol.info["fallback_from"] == "interior_point"
+    steps = sol.info["interior_steps"]
+    assert steps == 3 and sol.n_iter == 3
+    assert len(sol.history["objective"]) == sol.n_iter + 1
 
 
 def test_warm_start_from_a_neighbouring_lam_saves_iterations():
@@ -226,6 +262,51 @@ def test_callback_weights_are_the_iterate_the_solve_returns(formulation, method)
     for weights, copy in zip(seen, copies, strict=True):
         for name in weights:
             np.testing.assert_array_equal(weights[name], copy[name])
+
+
+@pytest.mark.parametrize("formulation, method, device, reg", [
+    ("gated_relu", "fista", None, "group_l1"), ("gated_relu", "fista", None, "l2"),
+    ("relu", "augmented_lagrangian", None, "group_l1"),
+    ("gated_relu", "fista", "cpu", "group_l1"), ("gated_relu", "fista", "cpu", "l2")])
+def test_last_report_shows_the_returned_point_and_converged_wins(formulation, method,
+                                                                 device, reg):
+    """The last callback call describes the point returned (the polished one
+    where a polish certified), and a stop asked at that call, after
+    convergence, does not turn ``optimal`` into ``user_limit``."""
+    if device is not None:
+        pytest.importorskip("torch")
+    problem = build("squared", reg, formulation, lam=1e-3, n_samples=100, n_gates=20)
+    seen = []
+
+    def callback(state):
+        seen.append((state["optimality"], state["weights"]()))
+        return state["optimality"] <= 1e-6
+
+    sol = fast_solve(problem, tol=1e-6, method=method, device=device,
+                     callback=callback)
+    assert sol.status == "optimal", sol.message
+    optimality, weights = seen[-1]
+    assert optimality <= 1e-6
+    assert optimality == pytest.approx(sol.history["optimality"][-1], rel=1e-12)
+    for name, block in sol.blocks.items():
+        np.testing.assert_allclose(weights[name], block, rtol=1e-6, atol=1e-12)
+
+
+def test_float32_device_solve_returns_the_point_it_certified():
+    """A float32 device solve whose polish certified returns that point (in
+    the problem's float64), not a float32 rounding of it."""
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5))
+    y = X @ rng.standard_normal(5) + 0.1 * rng.standard_normal(120)
+    for reg in ("feature_group_l1", "group_l1"):
+        problem = cvxnn.build_problem(X, y, regularizer=reg, lam=1e-3, n_gates=15,
+                                      random_state=0)
+        sol = fast_solve(problem, device="cpu", dtype="float32", method="fista",
+                         tol=1e-6)
+        if sol.status == "optimal":
+            assert cvxnn.certificate(problem, sol.U).optimality <= 1e-6
+            assert sol.history["optimality"][-1] <= 1e-6
 
 
 def test_cross_entropy_starts_with_its_curvature_at_zero():

@@ -122,6 +122,7 @@ class Workspace:
         row[K["H_OPT"]] = cert.optimality
         row[K["H_VIOL"]] = cert.cone_violation or 0.0
         self.state[K["S_OBJ"]], self.state[K["S_OPT"]] = cert.objective, cert.optimality
+        self.state[K["S_VIOL"]] = cert.cone_violation or 0.0
 
     def history_dict(self, relu):
         it = int(self.state[K["S_ITER"]]) + 1
@@ -303,18 +304,25 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
                                                 *polish_args(ws)):
                 code = K["CONVERGED"]
                 ws.record_polished(polisher.result[2], monitor.elapsed())
-        stop = report(monitor, ws.state, ws.kind, lambda: blocks_of(ws.y))
+        weights = (_copies(polisher.result[0]) if polisher.result is not None
+                   else lambda: blocks_of(ws.y))
+        stop = report(monitor, ws.state, ws.kind, weights)
         if code != K["RUNNING"] or stop:
             return code, stop
+
+
+def _copies(blocks):
+    """The callback's ``weights``: copies of fixed blocks."""
+    return lambda: {name: B.copy() for name, B in blocks.items()}
 
 
 def describe(code, stop, state, tol):
     """(status, message) for a finished run."""
     it, opt = int(state[K["S_ITER"]]), state[K["S_OPT"]]
+    if code == K["CONVERGED"]:  # a stop asked at the last report comes too late
+        return OPTIMAL, ""
     if stop:
         return USER_LIMIT, f"{stop} at iteration {it} (optimality {opt:.2e})."
-    if code == K["CONVERGED"]:
-        return OPTIMAL, ""
     if code == K["MAX_ITER"]:
         return OPTIMAL_INACCURATE, (
             f"max_iter={it} reached with optimality {opt:.2e} > tol={tol:.1e}; "

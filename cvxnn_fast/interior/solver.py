@@ -35,9 +35,10 @@ solution, once the method's own gap estimate ``s^T z / |F|`` is within
 ``CHECK_FACTOR`` tol; where the raw iterate falls short, its group-scaling
 polish (the first-order solvers' :func:`cvxnn_fast.common.polish.polish`, a few ms)
 is judged too (:class:`Finisher`). The method stops when a certificate meets
-``tol`` (and the cone violation ``cone_tol``). For group_l1, the neurons the
-barrier leaves tiny are then set to exact zeros where the certificate still
-holds (:func:`prune`).
+``tol`` (and the cone violation ``cone_tol``). For the norm penalties, the
+groups the barrier leaves tiny (group_l1: neurons, feature_group_l1: features,
+l1: entries; the regularizer's own groups) are then set to exact zeros where
+the certificate still holds (:func:`prune`).
 
 Measurements and rejected variants: docs/design/interior-point.md.
 """
@@ -307,7 +308,7 @@ class Finisher:
             blocks, mults, cert = self._polished(blocks, mults, cert)
         if cert.satisfied(self.tol, self.cone_tol):
             complete = True
-            if self.system.soc:
+            if _has_groups(problem):
                 blocks, complete = prune(problem, blocks, mults, self.tol,
                                          self.cone_tol)
                 cert = certificate(problem, **blocks, multipliers=mults)
@@ -352,26 +353,42 @@ class Finisher:
         return blocks, mults, cert
 
 
-def prune(problem, blocks, multipliers, tol, cone_tol):
-    """Set to exactly zero the neurons an interior point leaves tiny.
+def _has_groups(problem):
+    """Whether the penalty is a sum of group norms (group_l1, feature_group_l1,
+    l1) with lam > 0, the programs whose solutions have exact-zero groups."""
+    return problem.lam > 0 and problem.regularizer.is_norm
 
-    An interior-point iterate never has zero blocks; for group_l1 the inactive
-    neurons end with norms near the barrier's scale. Blocks whose norm is below
+
+def _group_norms(problem, blocks):
+    """Each block's group norms under the problem's penalty
+    (:meth:`~cvxnn.core.regularizers.GroupNorm.group_norms`), shaped to
+    broadcast against the block: (c, P, 1) for group_l1, (1, 1, d) for
+    feature_group_l1, (c, P, d) for l1. Cost: one pass over the weights."""
+    return {k: problem.regularizer.group_norms(B) for k, B in blocks.items()}
+
+
+def prune(problem, blocks, multipliers, tol, cone_tol):
+    """Set to exactly zero the groups an interior point leaves tiny.
+
+    An interior-point iterate never has zero groups; the inactive groups of a
+    norm penalty (:func:`_group_norms`: neurons, features or entries) end with
+    norms near the barrier's scale. Groups whose norm is below
     ``threshold * max norm`` are zeroed (all of them first), for the largest
     threshold in PRUNE_THRESHOLDS whose pruned point still meets the
-    certificate. Returns (blocks, complete): complete when no non-zero block
-    below ``PRUNE_COMPLETE`` times the largest is left.
+    certificate. Returns (blocks, complete): complete when no non-zero group
+    below ``PRUNE_COMPLETE`` times the largest is left. Cost: one certificate
+    per threshold tried.
 
     Zeroing changes the residual, the certificate's dual point, so ReLU
-    solutions may keep tiny neurons; gated ReLU solutions get up to
+    solutions may keep tiny groups; gated ReLU solutions get up to
     PRUNE_EXTRA more iterations (:class:`Finisher`) to clear theirs
     (docs/design/interior-point.md).
     """
-    norms = {k: np.linalg.norm(B, axis=2) for k, B in blocks.items()}
+    norms = _group_norms(problem, blocks)
     top = max(float(v.max(initial=0.0)) for v in norms.values())
     for threshold in PRUNE_THRESHOLDS:
         small = {k: v <= threshold * top for k, v in norms.items()}
-        pruned = {k: np.where(small[k][..., None], 0, B) for k, B in blocks.items()}
+        pruned = {k: np.where(small[k], 0, B) for k, B in blocks.items()}
         cert = certificate(problem, **pruned, multipliers=multipliers)
         if cert.satisfied(tol, cone_tol):
             blocks = pruned

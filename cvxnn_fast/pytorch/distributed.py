@@ -237,7 +237,11 @@ def _polish_hook(polisher, max_iter):
         return None
 
     def polish(it, optimality, y):
-        return it >= polisher.pause_at(max_iter) and polisher.attempt(it, optimality, y)
+        if it < polisher.pause_at(max_iter) or not polisher.attempt(it, optimality, y):
+            return None
+        U, _, cert = polisher.result
+        shape = polisher.problem.weight_shape
+        return cert.objective, cert.optimality, lambda: {"U": to_numpy(U, shape)}
 
     return polish
 
@@ -258,8 +262,6 @@ def _fista(problem, x0, tol, max_iter, monitor):
     U, cert = run.y, None
     if polisher.result is not None:
         U, _, cert = polisher.result
-        run.history["objective"][-1] = cert.objective
-        run.history["optimality"][-1] = cert.optimality
     return run, status, message, U, cert
 
 

@@ -213,8 +213,10 @@ def solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta=None,
     ``weights_of(y)`` gives the callback's copy of an iterate. ``metric_beta``:
     beta of the pattern-mean metric (None: :func:`metric.beta`'s rule; 0:
     the Euclidean metric). ``polish(it, optimality, y)``, where given, is
-    asked at every iteration before the step; True (it certified a polished
-    point, which the caller keeps) ends the run as converged. A
+    asked at every iteration before the step; ``(objective, optimality,
+    weights)`` of a polished point that certified (the caller keeps the
+    point; ``weights()`` gives the callback its copy) ends the run as
+    converged, with that point's numbers in the last history row and report. A
     KeyboardInterrupt ends a single-process run with the last iterate; a
     sharded run lets it through (the other processes cannot be told).
     ``feature_metric``: run in the eigenbasis feature metric of
@@ -260,7 +262,7 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
     grad0 = 1.0 if spec.has_gap else gradient_scale(data, spec)
     st = _State(data, spec, x0, metric_beta, fm)
     rows, asked, last_report = [], "", time.monotonic()
-    code, stop, opt = K["RUNNING"], "", math.inf
+    code, stop, opt, polished = K["RUNNING"], "", math.inf, None
     try:
         while True:
             st.combine()
@@ -285,8 +287,11 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
                 break
             if st.scale is not None and st.it % SCALE_EVERY == 0:
                 st.rescale(data, spec, S)
-            if polish is not None and polish(st.it, opt, st.y):
+            polished = polish(st.it, opt, st.y) if polish is not None else None
+            if polished:
                 code = K["CONVERGED"]
+                objective, opt, weights = polished
+                rows[-1] = (monitor.elapsed(), objective, opt, step)
                 break
             found = line_search(data, spec, st, S, G, step)
             if found is None:
@@ -304,7 +309,9 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
             raise
         code, stop = K["RUNNING"], INTERRUPTED
     if code in (K["CONVERGED"], K["MAX_ITER"], K["STEP_UNDERFLOW"]) and not stop:
-        final = _report(monitor, st, rows[-1][1], opt, lambda: weights_of(st.y))
+        if not polished:
+            weights = lambda: weights_of(st.y)  # noqa: E731
+        final = _report(monitor, st, rows[-1][1], opt, weights)
         if data.sum_scalars(1.0 if final else 0.0)[0] > 0:
             stop = final or "stopped by another process"
     if code == K["STEP_UNDERFLOW"] and not bool(data.torch.isfinite(G).all()):

@@ -87,18 +87,18 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None, data=None):
     if run.code == K["NOT_FINITE"]:
         _breakdown(problem, run, monitor.start, shape)
     status, message = describe(run.code, run.stop, run_state(run), tol)
-    U = run.y
+    U = to_numpy(run.y, shape)
     if polisher.result is not None:
-        U = to_device(polisher.result[0]["U"].reshape(run.y.shape), data)
-        cert = polisher.result[2]
-        run.history["objective"][-1] = cert.objective
-        run.history["optimality"][-1] = cert.optimality
+        # The certified point itself, in the problem's dtype: rounding it to
+        # a float32 working dtype can lose the certificate.
+        U = polisher.result[0]["U"]
     info = {"device": str(dev), "dtype": wdtype.name,
             "polished": polisher.result is not None, "metric_beta": run.metric_beta,
             "feature_metric": run.feature_metric,
-            "device_certificate": asdict(certificate(data, spec, U))}
-    return Result(status, message, {"U": to_numpy(U, shape)}, run.n_iter,
-                  run.history, monitor.start, info=info)
+            "device_certificate": asdict(certificate(
+                data, spec, to_device(U.reshape(run.y.shape), data)))}
+    return Result(status, message, {"U": U}, run.n_iter, run.history, monitor.start,
+                  info=info)
 
 
 def _polish_hook(problem, polisher, max_iter):
@@ -112,9 +112,12 @@ def _polish_hook(problem, polisher, max_iter):
 
     def polish(it, optimality, y):
         if it < polisher.pause_at(max_iter):
-            return False
+            return None
         U = to_numpy(y, shape).astype(problem.dtype)
-        return polisher.attempt(it, optimality, {"U": U})
+        if not polisher.attempt(it, optimality, {"U": U}):
+            return None
+        blocks, _, cert = polisher.result
+        return cert.objective, cert.optimality, lambda: {"U": blocks["U"].copy()}
 
     return polish
 
