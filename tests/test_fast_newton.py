@@ -143,6 +143,59 @@ def test_kronecker_preconditioner_inverts_its_explicit_matrix(rng):
                                    rtol=1e-8, atol=1e-10)
 
 
+def rank_deficient(kind):
+    """Squared-loss data whose X^T X is singular (a duplicated or a zero
+    column), or full rank; the targets are linear in X."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((100, 4))
+    y = X @ rng.standard_normal(4)
+    extra = {"full rank": None, "duplicated column": X[:, 0],
+             "zero column": np.zeros(100)}[kind]
+    return (X if extra is None else np.c_[X, extra]), y
+
+
+def test_kronecker_preconditioner_is_positive_definite_on_singular_sigma(rng):
+    X, _ = rank_deficient("zero column")
+    D = (rng.standard_normal((100, 6)) > 0).astype(np.float64)
+    kron = curvature.Kronecker(X, D)
+    kron.update(np.ones((100, 1)), np.ones((1, 6), bool), np.zeros(1))
+    R = rng.standard_normal((1, 6, X.shape[1]))
+    Z = kron.apply(R)
+    assert np.all(np.isfinite(Z)) and float(np.vdot(R, Z)) > 0
+
+
+@pytest.mark.parametrize("device", [None, "cpu"])
+@pytest.mark.parametrize("regularizer", ["group_l1", "l1"])
+@pytest.mark.parametrize("kind", ["full rank", "duplicated column", "zero column"])
+def test_newton_leaves_zero_when_x_is_rank_deficient(kind, regularizer, device):
+    """A singular X^T X with the squared loss (zero preconditioner shift at
+    U = 0) made every Newton direction zero, and the loop stayed at U = 0."""
+    if device is not None:
+        pytest.importorskip("torch")
+    X, y = rank_deficient(kind)
+    problem = cvxnn.build_problem(X, y, lam=1e-2, n_gates=10,
+                                  regularizer=regularizer, random_state=0)
+    sol = newton(problem, tol=1e-8, max_iter=100, device=device)
+    assert sol.status == OPTIMAL, sol.message
+    assert sol.certificate.optimality <= 1e-8
+    assert within_gaps(sol, clarabel(problem))
+
+
+def test_zero_newton_direction_falls_back_to_a_proximal_step(monkeypatch):
+    from cvxnn_fast.newton import solver
+
+    def zero_direction(step, rtol, max_iter, out_of_time):
+        p = step.problem
+        return (np.zeros(p.weight_shape, p.dtype),
+                np.zeros(p.y.shape, p.dtype), 0)
+
+    monkeypatch.setattr(solver.Step, "direction", zero_direction)
+    problem = build("squared", "group_l1", bias=True)
+    sol = newton(problem, tol=1e-12, max_iter=5)
+    assert sol.U.any()
+    assert np.all(np.diff(sol.history["objective"]) < 0)
+
+
 def test_point_certificate_is_the_shared_one():
     problem = build("cross_entropy", "group_l1", bias=True, n_outputs=3)
     U = np.random.default_rng(1).standard_normal(problem.weight_shape)

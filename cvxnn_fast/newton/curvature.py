@@ -18,7 +18,11 @@ Preconditioner (per output k, K-FAC style): the block of neurons i, l is
 with ``h_{jk}`` the diagonal of the loss Hessian. ``C^{(k)} \otimes \Sigma
 + \delta I`` is inverted through the eigendecompositions of the P x P and
 d x d factors: one application costs ``O(c (P^2 d + P d^2))``, nothing next
-to a Hessian product. Both factors come from a seeded row subsample.
+to a Hessian product. Both factors come from a seeded row subsample. Where
+``Sigma`` or ``C`` is singular (a zero or duplicated column of X, duplicated
+patterns) and the shift is zero, its eigenvalues are floored at
+``EIGEN_FLOOR`` times the largest, so the preconditioner stays positive
+definite.
 """
 
 import numpy as np
@@ -26,6 +30,9 @@ from scipy.special import expit, softmax
 
 # Rows of the subsample the preconditioner's factors are estimated on.
 SUBSAMPLE_ROWS = 20_000
+# The preconditioner's eigenvalues are at least this times the largest
+# (sqrt of float64 eps): its condition number is at most 1 / EIGEN_FLOOR.
+EIGEN_FLOOR = float(np.sqrt(np.finfo(np.float64).eps))
 
 
 def loss_hessian(loss, Yhat, Y):
@@ -117,6 +124,18 @@ class Penalty:
         return np.where(drop, 0.0, T).astype(T.dtype, copy=False), True
 
 
+def inverse_eigenvalues(denom):
+    """Inverses of the preconditioner's eigenvalues ``a_i b_j + delta``
+    (P, d), each floored at ``EIGEN_FLOOR`` times the largest (all ones where
+    all are zero); cost O(P d). A floor, not a pseudo-inverse: CG needs a
+    positive definite preconditioner, and the floor changes only the null
+    directions of a singular ``C (x) Sigma``, where ``1 / 0`` would be."""
+    top = float(denom.max()) if denom.size else 0.0
+    if not top > 0:
+        return np.ones_like(denom)
+    return 1.0 / np.maximum(denom, EIGEN_FLOOR * top)
+
+
 class Kronecker:
     """Inverse of ``C^{(k)} \\otimes Sigma + delta I`` per output, restricted
     to the neurons free in that output (see the module docstring)."""
@@ -160,7 +179,7 @@ class Kronecker:
             a, Qc = np.linalg.eigh(C)
             a = np.maximum(a, 0.0)
             denom = np.outer(a, self.b) + delta[k]
-            self.factors.append((idx, Qc, 1.0 / denom))
+            self.factors.append((idx, Qc, inverse_eigenvalues(denom)))
 
     def apply(self, R):
         """Preconditioned residual ``M^{-1} R`` for R (c, P, d)."""

@@ -233,7 +233,12 @@ def _damping(rho, alpha):
 
 def _line_search(problem, point, step, delta, A_delta, ops):
     """Backtracking along ``delta`` with the orthant projection; the accepted
-    Point and step length, or (None, 0) when no decrease is found."""
+    Point and step length, or (None, 0) when no decrease is found or the
+    step cannot move U: ``delta`` zero or not finite, or a trial point equal
+    to U (the step below U's rounding, or nonzero only on zero groups that
+    leave their orthant, which no shorter step changes)."""
+    if not (np.all(np.isfinite(delta)) and delta.any()):
+        return None, 0.0
     pen = step.penalty
     xi = pen.orthant(point.U, step.r)
     F0 = point.objective
@@ -242,6 +247,8 @@ def _line_search(problem, point, step, delta, A_delta, ops):
     for _ in range(MAX_HALVINGS):
         T, projected = pen.project(point.U + alpha * delta, xi)
         T = T.astype(problem.dtype, copy=False)
+        if np.array_equal(T, point.U):
+            return None, 0.0
         Yt = ops.predict(T) if projected else point.Yhat + alpha * A_delta
         Ft = problem.data_fit(Yt) + problem.penalty({"U": T})
         bound = F0 + ARMIJO * float(np.vdot(step.r, T - point.U))
