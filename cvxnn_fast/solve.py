@@ -367,7 +367,24 @@ def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_lim
         result = torch_solver.solve(problem, blocks["U"], tol, max_iter, monitor,
                                     device, dtype)
     result.info["method"] = method
-    return _finish(problem, result, tol)
+    return _checked_on_host(_finish(problem, result, tol), tol)
+
+
+def _checked_on_host(solution, tol):
+    """A device solve certifies in its working dtype (float32 by default on a
+    GPU); where the returned weights' certificate in the problem's dtype
+    misses ``tol``, ``optimal`` becomes ``optimal_inaccurate``, with a warning."""
+    optimality = solution.certificate.optimality
+    if solution.status != OPTIMAL or optimality is None or optimality <= tol:
+        return solution
+    solution.status = OPTIMAL_INACCURATE
+    solution.message = (
+        f"the device reached tol={tol:.1e} in its working dtype "
+        f"{solution.info.get('dtype')}, but the returned weights' certificate in "
+        f"the problem's dtype is {optimality:.2e}; a float64 working dtype "
+        "(dtype='float64') certifies tighter.")
+    warnings.warn(f"fast_solve: {solution.message}", ConvergenceWarning, stacklevel=3)
+    return solution
 
 
 def _path_hint(problem, warm_start):

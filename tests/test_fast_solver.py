@@ -309,6 +309,26 @@ def test_float32_device_solve_returns_the_point_it_certified():
             assert sol.history["optimality"][-1] <= 1e-6
 
 
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_float32_stops_where_rounding_ends_the_line_search(device):
+    """Below float32's reach (tol 1e-8, l1), R-FISTA stops on the line search,
+    near the best point it saw, instead of drifting on its momentum with
+    rounding-level steps (it ended 3,500x worse after max_iter)."""
+    if device is not None:
+        pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 5)).astype(np.float32)
+    y = (X @ rng.standard_normal(5)).astype(np.float32)
+    problem = cvxnn.build_problem(X, y, regularizer="l1", lam=1e-3, n_gates=12,
+                                  random_state=0)
+    with pytest.warns(ConvergenceWarning, match="line search"):
+        sol = fast_solve(problem, method="fista", tol=1e-8, max_iter=3000,
+                         device=device)
+    assert sol.status == "optimal_inaccurate" and sol.n_iter < 1000
+    best = np.nanmin(sol.history["optimality"])
+    assert sol.certificate.optimality <= 10 * best < 1e-2
+
+
 def test_cross_entropy_starts_with_its_curvature_at_zero():
     """The initial step of a cold cross-entropy solve uses the softmax
     curvature at uniform probabilities, 1/c, not the global bound 1/2."""

@@ -55,6 +55,9 @@ from cvxnn_fast.common._penalty cimport (
     residual_sq,
 )
 
+cdef double MIN_STEP_RATIO = 1e-12  # line search: least step / first step tried
+
+
 cdef enum:
     # Kinds of smooth part.
     GATED = 0
@@ -311,8 +314,11 @@ cdef double line_search(
     cdef const double* scale = s.out_scale if s.per_output else NULL
     # Without per-output scales the whole point is one block.
     cdef Py_ssize_t blocks = s.c if s.per_output else 1
+    # A step MIN_STEP_RATIO below the one tried first means rounding, not
+    # curvature, decides the test (x_new == y passes it): no decrease left.
+    cdef double floor = step[0] * MIN_STEP_RATIO
     block = size // blocks
-    while step[0] > 1e-30:
+    while step[0] > 1e-30 and step[0] >= floor:
         if s.feat != NULL:
             spike_step(py, pg, step[0], s.feat, s.metric, s.c, s.P, s.d, scale,
                        s.feat_work, px)

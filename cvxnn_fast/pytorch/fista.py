@@ -57,6 +57,7 @@ from cvxnn_fast.pytorch.feature_metric import choose as choose_feature_metric
 SINGLE_THREAD_FLOPS = 2e7  # as cvxnn_fast.solve: per product, below: one thread
 SLACK = 1e-6  # relative slack of the line search's bound (as the compiled loop)
 MIN_STEP = 1e-30
+MIN_STEP_RATIO = 1e-12  # line search: least step / first step tried (as compiled)
 POWER_ITERATIONS = 3
 # beta of the pattern-mean part of the feature metric by default: 0 (off), as
 # its prox costs ~10 plain ones (docs/design/feature-metric.md); metric_beta=
@@ -160,8 +161,10 @@ class _State:
 
 def line_search(data, spec, st, S, G, step):
     """(x_new, Z_new, step) satisfying the quadratic upper bound; None when the
-    step underflows."""
-    while step > MIN_STEP:
+    step underflows, or falls MIN_STEP_RATIO below the first one tried (there
+    rounding decides the test: no decrease is left in this dtype)."""
+    floor = step * MIN_STEP_RATIO
+    while step > MIN_STEP and step >= floor:
         x_new = _candidate(data, spec, st, G, step)
         Z_new = data.forward(x_new)
         local = losses.bregman_sum(spec.loss, Z_new, st.Z_y, S, data.Y)
