@@ -152,6 +152,17 @@ def test_splits_missing_a_class_keep_one_output_per_class():
         assert est.decision_function(X).shape == (90, 10)
 
 
+def test_cv_with_one_row_validation_splits_is_decided_by_the_loss():
+    """Leave-one-out regression: R^2 of one row is undefined, so the
+    held-out loss picks lam (it used to keep lam_max: the zero model)."""
+    X = np.random.default_rng(1).standard_normal((20, 3))
+    y = X[:, 0] + 2.0
+    est = ConvexReLURegressorCV(cv=20, n_gates=5, n_lams=4, solver=FAST).fit(X, y)
+    assert np.all(np.isneginf(est.scores_))
+    assert est.lam_ < est.lams_[0] and est.n_active_ > 0
+    assert est.score(X, y) > 0.5
+
+
 def test_early_stopping_needs_the_fast_solver(classification):
     X, y = classification
     with pytest.raises(ValueError, match="early_stopping"):

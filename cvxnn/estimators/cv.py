@@ -16,7 +16,9 @@ _CV_DOC = r"""
        from the previous one at the loose tolerance ``path_tol`` and scored
        on the held-out rows (%s);
     3. the path stops once the mean score has not improved for ``patience``
-       lams; ``lam_`` is the lam of best score (the largest among ties);
+       lams; ``lam_`` is the lam of best mean score, ties broken by the
+       mean held-out loss, then by the larger lam (an undefined score, R^2
+       of a one-row split, counts as -inf: the loss decides);
     4. the model is refitted on all rows at ``lam_`` to ``tol``: the
        returned model is the certified optimum at ``lam_`` (``certificate_``).
 

@@ -124,10 +124,13 @@ def validation_splits(n_samples, cv, labels=None, random_state=0):
 
 def validation_key(problem, outputs, targets, score):
     """``(score, -mean loss)`` of outputs on held-out targets: the score, ties
-    broken by the problem's own loss (accuracy plateaus are common)."""
+    broken by the problem's own loss (accuracy plateaus are common). A score
+    that is undefined there (R^2 of a single row: NaN) counts as -inf, so the
+    loss decides."""
     Y = encode_targets(problem, targets, outputs.shape[0])  # the problem's columns
     loss = problem.loss.value(outputs, Y) / outputs.shape[0]
-    return np.array([score(outputs, targets), -loss])
+    value = score(outputs, targets)
+    return np.array([value if np.isfinite(value) else -np.inf, -loss])
 
 
 def _solve_quietly(problem, solver, options):

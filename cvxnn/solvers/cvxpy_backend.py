@@ -85,6 +85,11 @@ def solve_cvxpy(problem, solver="CLARABEL", **options):
                                solve_time=time.perf_counter() - start,
                                message=f"{name} returned status {status!r} and no "
                                        "weights.", info=info)
+    if not all(np.all(np.isfinite(v)) for v in values):
+        return Solution.failed(problem, status=SOLVER_ERROR, solver=name,
+                               solve_time=time.perf_counter() - start,
+                               message=f"{name} returned status {status!r} with "
+                                       "non-finite weights.", info=info)
     blocks = {k: _weights(problem, v) for k, v in model.variables.items()}
     multipliers = None
     if model.cone_constraints:
