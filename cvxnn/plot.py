@@ -146,7 +146,8 @@ def _default_metric(path):
 
 
 def plot_path(path, filename=None, metric=None):
-    """Plot active neurons and a metric against lam (log scale).
+    """Plot active neurons and a metric against lam (log scale; points at
+    lam = 0 are left out).
 
     Parameters
     ----------
@@ -162,12 +163,20 @@ def plot_path(path, filename=None, metric=None):
     Figure = optional_import("matplotlib.figure", "plotting", "plot").Figure
     name, split = _default_metric(path) if metric is None else (metric, "validation")
     fig = Figure(figsize=(6, 5.5), constrained_layout=True)
+    lams = np.asarray(path.lams, dtype=float)
+    shown = lams > 0  # the lam axis is logarithmic: lam = 0 points are left out
+    if not shown.any():
+        raise ValueError("path: has no point with lam > 0 to draw"
+                         + (" (it is empty)." if lams.size == 0 else "."))
     top, bottom = fig.subplots(2, 1, sharex=True)
-    lams = path.lams
-    plot_regularization_path(lams, path.column("n_active"), ax=top)
-    if split == "validation" and np.any(np.isfinite(path.metric(name))):
-        bottom.plot(lams, path.metric(name), "o-", label=f"validation {name}")
-    bottom.plot(lams, path.metric(name, "train"), "s--", label=f"train {name}")
+    lams = lams[shown]
+    plot_regularization_path(lams, np.asarray(path.column("n_active"))[shown],
+                             ax=top)
+    valid = np.asarray(path.metric(name))[shown] if split == "validation" else None
+    if valid is not None and np.any(np.isfinite(valid)):
+        bottom.plot(lams, valid, "o-", label=f"validation {name}")
+    train = np.asarray(path.metric(name, "train"))[shown]
+    bottom.plot(lams, train, "s--", label=f"train {name}")
     bottom.set_xlabel("lam")
     bottom.set_ylabel(name)
     bottom.legend()

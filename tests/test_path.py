@@ -190,6 +190,16 @@ def test_plot(clarabel_path, tmp_path):
     np.testing.assert_array_equal(bottom.lines[0].get_ydata(), path.metric("accuracy"))
 
 
+def test_plot_leaves_out_lam_zero(classification):
+    pytest.importorskip("matplotlib")
+    problem, _, _ = classification
+    path = regularization_path(problem, [0.1, 0.01, 0.0], solver="CLARABEL")
+    top, _ = path.plot().axes
+    np.testing.assert_array_equal(top.lines[0].get_xdata(), [0.1, 0.01])
+    with pytest.raises(ValueError, match="path: has no point with lam > 0"):
+        regularization_path(problem, [0.0], solver="CLARABEL").plot()
+
+
 def test_bad_arguments(classification):
     problem, X_val, y_val = classification
     for lams in ([], [[0.1]], [0.1, -0.2], [np.nan]):
