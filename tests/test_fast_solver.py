@@ -309,6 +309,28 @@ def test_float32_device_solve_returns_the_point_it_certified():
             assert sol.history["optimality"][-1] <= 1e-6
 
 
+@pytest.mark.parametrize("method", ["fista", "newton"])
+def test_float32_device_solve_is_optimal_only_if_certified_on_the_host(method):
+    """The device judges in its float32 working dtype; ``optimal`` is kept
+    only where the returned weights certify tol in the problem's float64."""
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 5))
+    y = X @ rng.standard_normal(5)
+    for reg in ("group_l1", "feature_group_l1"):
+        problem = cvxnn.build_problem(X, y, regularizer=reg, lam=1e-3, n_gates=12,
+                                      random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sol = fast_solve(problem, device="cpu", dtype="float32", method=method,
+                             tol=1e-6, max_iter=400)
+        host = cvxnn.certificate(problem, sol.U).optimality
+        assert sol.status != "optimal" or host <= 1e-6
+        if sol.status == "optimal_inaccurate" and host < 1e-4:
+            assert "working dtype" in sol.message or "max_iter" in sol.message \
+                or "line search" in sol.message
+
+
 @pytest.mark.parametrize("device", [None, "cpu"])
 def test_float32_stops_where_rounding_ends_the_line_search(device):
     """Below float32's reach (tol 1e-8, l1), R-FISTA stops on the line search,
