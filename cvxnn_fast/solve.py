@@ -377,12 +377,15 @@ def _checked_on_host(solution, tol):
     optimality = solution.certificate.optimality
     if solution.status != OPTIMAL or optimality is None or optimality <= tol:
         return solution
+    working = solution.info.get("dtype")
+    advice = ("a float64 working dtype (dtype='float64') certifies tighter"
+              if working != "float64" else
+              "a problem built from float64 data certifies tighter")
     solution.status = OPTIMAL_INACCURATE
     solution.message = (
-        f"the device reached tol={tol:.1e} in its working dtype "
-        f"{solution.info.get('dtype')}, but the returned weights' certificate in "
-        f"the problem's dtype is {optimality:.2e}; a float64 working dtype "
-        "(dtype='float64') certifies tighter.")
+        f"the device reached tol={tol:.1e} in its working dtype {working}, but "
+        f"the returned weights' certificate in the problem's dtype is "
+        f"{optimality:.2e}; {advice}.")
     warnings.warn(f"fast_solve: {solution.message}", ConvergenceWarning, stacklevel=3)
     return solution
 
