@@ -69,6 +69,7 @@ def _worker(rank, world_size, port, losses, out_path):
                     solve_sharded(problem, method="interior_point")
                 except ValueError as exc:
                     np.save(f"{out_path}-refused-{rank}.npy", str(exc))
+                _mismatched_shards(X, y, gates, rank, out_path)
             if case in NEWTON_CASES:
                 sol = solve_sharded(problem, tol=NEWTON_TOL, method="newton")
                 cert = sol.certificate
@@ -80,6 +81,27 @@ def _worker(rank, world_size, port, losses, out_path):
                                cert.kkt_residual])
     finally:
         dist.destroy_process_group()
+
+
+def _mismatched_shards(X, y, gates, rank, out_path):
+    """Shards that disagree on the outputs or the dtype: a ValueError naming
+    the shard on every process (Gloo aborted the process before)."""
+    from cvxnn_fast.pytorch.distributed import build_sharded_problem
+
+    loaders = {
+        "outputs": lambda r, w: ((X[:100], y[:100]) if r == 0 else
+                                 (X[100:], y[100:, :1])),
+        "dtype": lambda r, w: ((X[:100], y[:100]) if r == 0 else
+                               (X[100:].astype(np.float32), y[100:])),
+    }
+    messages = []
+    for name, load in loaders.items():
+        try:
+            build_sharded_problem(load, lam=LAM, gates=gates, bias=True, device="cpu")
+            messages.append(f"{name}: accepted")
+        except ValueError as exc:
+            messages.append(str(exc))
+    np.save(f"{out_path}-mismatch-{rank}.npy", np.array(messages))
 
 
 def _free_port():
@@ -169,6 +191,14 @@ def test_sharded_solve_refuses_other_methods(two_process_runs):
     for rank in range(2):
         message = str(np.load(f"{two_process_runs}-refused-{rank}.npy"))
         assert message.startswith("method: the PyTorch backend runs")
+
+
+def test_shards_that_disagree_are_refused_on_every_process(two_process_runs):
+    for rank in range(2):
+        outputs, dtype = np.load(f"{two_process_runs}-mismatch-{rank}.npy")
+        assert outputs == "y shard: the processes' targets have different numbers " \
+                          "of outputs [1, 2]."
+        assert dtype.startswith("X shard: the processes' shards have different dtypes")
 
 
 # Newton-CG's row subsamples over the shards: n above SAMPLE_MIN_N (lowered

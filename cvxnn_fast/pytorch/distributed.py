@@ -127,6 +127,19 @@ def _check_shard(X, y, dist, group, world):
     return X, np.asarray(y)
 
 
+def _check_agreement(X, Y, dist, group, world):
+    """Every process's shard has the same dtype and number of outputs: the
+    collectives exchange arrays of those sizes (a mismatch would abort Gloo)."""
+    seen = _all_gather(dist, (X.dtype.name, Y.shape[1]), group, world)
+    dtypes, outputs = sorted({s[0] for s in seen}), sorted({s[1] for s in seen})
+    if len(dtypes) > 1:
+        raise ValueError(f"X shard: the processes' shards have different dtypes "
+                         f"{dtypes}.")
+    if len(outputs) > 1:
+        raise ValueError(f"y shard: the processes' targets have different numbers "
+                         f"of outputs {outputs}.")
+
+
 def _targets(loss, y, n_rows, dtype, dist, group, world):
     """Targets as the loss uses them, with labels agreed over all processes."""
     if loss.is_classification and (y.ndim == 1 or y.shape[1] == 1):
@@ -197,6 +210,7 @@ def build_sharded_problem(load_shard, *, loss="squared", regularizer="group_l1",
     dev = resolve_device(_default_device(dist, group) if device is None else device)
     X, y = _check_shard(*load_shard(rank, world), dist, group, world)
     Y, classes = _targets(loss, y, X.shape[0], X.dtype, dist, group, world)
+    _check_agreement(X, Y, dist, group, world)
     if bias:
         X = np.hstack([X, np.ones((X.shape[0], 1), X.dtype)])
     d = X.shape[1]
