@@ -158,7 +158,12 @@ def _sample_gates(gates, X, n_gates, random_state, options, bias):
                              "a fixed gate array.")
         return gates
     rng = check_random_state(random_state)
-    return sampler(X, n_gates, rng, **options)
+    if not isinstance(gates, str):
+        return sampler(X, n_gates, rng, **options)
+    try:  # a family's own errors name its keyword arguments: name the option
+        return sampler(X, n_gates, rng, **options)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"gate_options: for gates={gates!r}: {exc}") from exc
 
 
 class _ConvexReLUBase(BaseEstimator):
