@@ -32,7 +32,7 @@ import numpy as np
 import scipy
 
 from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
-from cvxnn.core.problem import check_problem
+from cvxnn.core.problem import check_problem, same_array
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.core.validation import (
@@ -142,13 +142,6 @@ def _cheap(problem):
             and interior.estimated_entries(problem, form) <= INTERIOR_MAX_ENTRIES)
 
 
-def _same_rows(a, b):
-    """Whether problems a and b have the same samples and patterns, so that
-    a's cone multipliers (one per sample, output and pattern) fit b."""
-    return all(x is y or (x.shape == y.shape and np.array_equal(x, y))
-               for x, y in ((a.X, b.X), (a.patterns, b.patterns)))
-
-
 def _warm_blocks(problem, warm_start):
     """Initial weight blocks (and ReLU multipliers) from a warm start."""
     names = problem.formulation.block_names
@@ -164,7 +157,9 @@ def _warm_blocks(problem, warm_start):
                      [np.maximum(warm_start.U, 0), np.maximum(-warm_start.U, 0)])
         blocks = {k: check_weights(g, "warm_start", shape, dtype)
                   for k, g in zip(names, given, strict=True)}
-        same_rows = _same_rows(warm_start.problem, problem)
+        # Cone multipliers are one per sample, output and pattern.
+        same_rows = all(same_array(getattr(warm_start.problem, k), getattr(problem, k))
+                        for k in ("X", "patterns"))
         return blocks, warm_start.multipliers if same_rows else None
     if names == ("U",):
         return {"U": check_weights(warm_start, "warm_start", shape, dtype)}, None

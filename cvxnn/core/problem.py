@@ -360,6 +360,16 @@ def _check_bool(value, name):
 # feature_spectrum) depends on neither lam nor the formulation.
 
 
+def same_array(a, b):
+    """Whether two of the problems' arrays (or None) are the same object or
+    equal entrywise: copies share them, a rebuilt problem has equal ones."""
+    if a is b:
+        return True
+    if a is None or b is None:
+        return False
+    return a.shape == b.shape and np.array_equal(a, b)
+
+
 def check_problem(problem, name="problem"):
     if not isinstance(problem, Problem):
         raise TypeError(

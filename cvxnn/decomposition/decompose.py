@@ -46,7 +46,7 @@ import numpy as np
 
 from cvxnn.core import operator
 from cvxnn.core.cvxpy_solvers import check_solver
-from cvxnn.core.problem import check_problem, relu_twin
+from cvxnn.core.problem import check_problem, relu_twin, same_array
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import INFEASIBLE, OPTIMAL
 from cvxnn.core.validation import check_choice, check_options, check_weights
@@ -140,15 +140,6 @@ class _Blocks:
         return self.cones.degenerate[self.cone]
 
 
-def _same_array(a, b):
-    """Whether two arrays (or None) are the same object or equal entrywise."""
-    if a is b:
-        return True
-    if a is None or b is None:
-        return False
-    return a.shape == b.shape and np.array_equal(a, b)
-
-
 def _gated_weights(problem, solution):
     """U from a gated Solution of ``problem`` or an array, validated."""
     if isinstance(solution, Solution):
@@ -159,7 +150,7 @@ def _gated_weights(problem, solution):
             raise ValueError("solution: expected a gated_relu solution, got a "
                              f"{solution.problem.formulation.name} one.")
         for name in ("patterns", "input_scale", "X"):
-            if not _same_array(getattr(solution.problem, name), getattr(problem, name)):
+            if not same_array(getattr(solution.problem, name), getattr(problem, name)):
                 what = {"patterns": "activation patterns", "X": "data",
                         "input_scale": "column scales (standardize)"}[name]
                 raise ValueError(f"solution: it was computed on other {what} than "

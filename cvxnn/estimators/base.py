@@ -158,11 +158,12 @@ def _sample_gates(gates, X, n_gates, random_state, options, bias):
                              "a fixed gate array.")
         return gates
     rng = check_random_state(random_state)
-    if not isinstance(gates, str):
-        return sampler(X, n_gates, rng, **options)
-    try:  # a family's own errors name its keyword arguments: name the option
+    try:
         return sampler(X, n_gates, rng, **options)
     except (TypeError, ValueError) as exc:
+        if not isinstance(gates, str):  # the user's callable: its own errors
+            raise
+        # A family's errors name its keyword arguments: name the option.
         raise type(exc)(f"gate_options: for gates={gates!r}: {exc}") from exc
 
 

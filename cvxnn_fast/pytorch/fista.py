@@ -293,7 +293,7 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
             polished = polish(st.it, opt, st.y) if polish is not None else None
             if polished:
                 code = K["CONVERGED"]
-                objective, opt, weights = polished
+                objective, opt, _ = polished
                 rows[-1] = (monitor.elapsed(), objective, opt, step)
                 break
             found = line_search(data, spec, st, S, G, step)
@@ -312,8 +312,7 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
             raise
         code, stop = K["RUNNING"], INTERRUPTED
     if code in (K["CONVERGED"], K["MAX_ITER"], K["STEP_UNDERFLOW"]) and not stop:
-        if not polished:
-            weights = lambda: weights_of(st.y)  # noqa: E731
+        weights = polished[2] if polished else (lambda: weights_of(st.y))
         final = _report(monitor, st, rows[-1][1], opt, weights)
         if data.sum_scalars(1.0 if final else 0.0)[0] > 0:
             stop = final or "stopped by another process"
