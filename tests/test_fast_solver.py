@@ -351,6 +351,26 @@ def test_float32_stops_where_rounding_ends_the_line_search(device):
     assert sol.certificate.optimality <= 10 * best < 1e-2
 
 
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_float32_metric_step_does_not_drift_from_the_best_point(device):
+    """In the pattern-mean metric (l1), the gradient step rounded to float32
+    before the prox drifted the momentum away from the optimum: 8e-5 at best,
+    4e-2 (compiled) or 0.17 (device) after 3,000 iterations."""
+    if device is not None:
+        pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((80, 4))
+    y = X @ rng.standard_normal(4) + 0.1 * rng.standard_normal(80)
+    problem = cvxnn.build_problem(X.astype(np.float32), y.astype(np.float32),
+                                  regularizer="l1", lam=1e-2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = fast_solve(problem, method="fista", tol=1e-9, max_iter=3000,
+                         device=device)
+    best = np.nanmin(sol.history["optimality"])
+    assert sol.certificate.optimality <= 10 * best < 1e-3
+
+
 def test_cross_entropy_starts_with_its_curvature_at_zero():
     """The initial step of a cold cross-entropy solve uses the softmax
     curvature at uniform probabilities, 1/c, not the global bound 1/2."""

@@ -30,7 +30,7 @@ cdef inline double row_scale(const double* scale, Py_ssize_t row, Py_ssize_t P) 
 
 
 cdef inline void feature_group_row(
-    floating* v, const double* m, double t, Py_ssize_t d,
+    double* v, const double* m, double t, Py_ssize_t d,
     double* root,  # in/out: this row's u, the next call's start
 ) noexcept nogil:
     """One row's prox of ``t ||.||`` in diag(m), in place (see the header)."""
@@ -67,25 +67,30 @@ cdef inline void feature_group_row(
 
 
 cdef inline void feature_prox(
-    int code, floating* v, double t, const double* m,
+    int code,
+    double* z,      # in (rows, d): the step's point, float64; overwritten
+    floating* out,  # out (rows, d): prox of t * R at z in M
+    double t, const double* m,
     Py_ssize_t rows, Py_ssize_t P, Py_ssize_t d,
     const double* scale,  # (c,) per-output step multipliers w_k, or NULL
     double* roots,        # in/out (rows,): the group prox's last roots
 ) noexcept nogil:
-    """v <- prox of t * R at v in M (output k's rows with t * w_k), in place.
-    Only the rotation-invariant penalties: group_l1, l2 and none."""
+    """out <- prox of t * R at z in M (output k's rows with t * w_k). Only the
+    rotation-invariant penalties: group_l1, l2 and none. The point z is
+    float64 (see spike_step)."""
     cdef Py_ssize_t r, a, o
     cdef double t_r
-    if code == NONE or t == 0:
-        return
-    for r in range(rows):
-        t_r = t * row_scale(scale, r, P)
-        o = r * d
-        if code == GROUP_L1:
-            feature_group_row(v + o, m, t_r, d, roots + r)
-        elif code == L2:
-            for a in range(d):
-                v[o + a] = m[a] * v[o + a] / (m[a] + t_r)
+    if code != NONE and t != 0:
+        for r in range(rows):
+            t_r = t * row_scale(scale, r, P)
+            o = r * d
+            if code == GROUP_L1:
+                feature_group_row(z + o, m, t_r, d, roots + r)
+            elif code == L2:
+                for a in range(d):
+                    z[o + a] = m[a] * z[o + a] / (m[a] + t_r)
+    for r in range(rows * d):
+        out[r] = <floating> z[r]
 
 
 # The spike part: M = (I + beta Pi) (x) diag(m) (beta 0: the metric above;
@@ -112,8 +117,12 @@ cdef inline void spike_step(
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
     const double* scale,  # (c,) per-output step multipliers w_k, or NULL
     double* mean,   # scratch (d,)
-    floating* out,  # out: y - step * w_k * M^{-1} g
+    double* out,    # out: y - step * w_k * M^{-1} g, in float64
 ) noexcept nogil:
+    """The metric's gradient step, kept in float64 for the prox: rounded to a
+    float32 iterate first, the prox's output carries that rounding into the
+    momentum, which drifts from the optimum once steps are that small (an l1
+    problem's certificate went from 1e-5 to 8e-2 in 3,000 iterations)."""
     cdef Py_ssize_t k, i, a, o
     cdef double t, coef = beta / (1.0 + beta)
     for k in range(c):
@@ -194,14 +203,17 @@ cdef inline double shifted_rows(
 
 
 cdef inline void spike_prox(
-    int code, floating* v, double t, const double* m, double beta,
+    int code,
+    const double* v,  # (c P, d): the step's point, float64 (see spike_step)
+    floating* out,    # out (c P, d): prox of t * R at v in M
+    double t, const double* m, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
     const double* scale,  # (c,) per-output step multipliers w_k, or NULL
     double* roots,   # in/out (c P,): the group prox's last roots
     double* shifts,  # in/out (c, d): each output's shift, the next call's start
     double* work,    # scratch: 3 P d + 6 d doubles (spike_work_size)
 ) noexcept nogil:
-    """v <- prox of t * R at v in M (output k with t * w_k), in place."""
+    """out <- prox of t * R at v in M (output k with t * w_k)."""
     cdef Py_ssize_t k, i, a, it, half
     cdef double t_k, sq, sqt, alpha, floor
     cdef double *z = work
@@ -216,8 +228,10 @@ cdef inline void spike_prox(
     cdef double *s
     cdef double *swap
     cdef bint moved
-    if code == NONE or t == 0:
-        return  # the identity, and F(s) = (1 + beta) s: s = 0
+    if code == NONE or t == 0:  # the identity, and F(s) = (1 + beta) s: s = 0
+        for i in range(c * P * d):
+            out[i] = <floating> v[i]
+        return
     for k in range(c):
         t_k = t * (1.0 if scale == NULL else scale[k])
         s = shifts + k * d
@@ -233,7 +247,7 @@ cdef inline void spike_prox(
                 s[a] = -t_k * delta[a] / P / (m[a] + t_k + beta * m[a])
             for i in range(P):
                 for a in range(d):
-                    v[k * P * d + i * d + a] = m[a] * (z[i * d + a] - beta * s[a]) / (m[a] + t_k)
+                    out[k * P * d + i * d + a] = m[a] * (z[i * d + a] - beta * s[a]) / (m[a] + t_k)
             continue
         floor = 1e-20 * (floor / P + 1e-300)  # ||F|| <= 1e-10 of the rows' size
         sq = shifted_rows(z, s, m, beta, t_k, P, d, roots + k * P, x, F, diag)
@@ -268,7 +282,7 @@ cdef inline void spike_prox(
             diagt = swap
             sq = sqt
         for i in range(P * d):
-            v[k * P * d + i] = x[i]
+            out[k * P * d + i] = <floating> x[i]
         # the buffers may have swapped: restore the layout for the next output
         x = z + P * d
         xt = x + P * d

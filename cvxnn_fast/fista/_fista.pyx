@@ -114,6 +114,9 @@ cdef struct Setting:
     double* feat_roots
     double* feat_shifts
     double* feat_work
+    # GATED in a metric: its gradient step, float64 whatever the dtype, the
+    # prox's input (rows, d) (see spike_step in _feature.pxd).
+    double* stepped
     # GATED, per_output: output k's step is w_k times the global one, i.e. the
     # metric (of the pattern mean, or Euclidean) divided by w_k on its block.
     bint per_output
@@ -321,18 +324,19 @@ cdef double line_search(
     while step[0] > 1e-30 and step[0] >= floor:
         if s.feat != NULL:
             spike_step(py, pg, step[0], s.feat, s.metric, s.c, s.P, s.d, scale,
-                       s.feat_work, px)
+                       s.feat_work, s.stepped)
             if s.metric > 0:
-                spike_prox(s.reg, px, step[0] * s.lam, s.feat, s.metric, s.c, s.P,
-                           s.d, scale, s.feat_roots, s.feat_shifts, s.feat_work)
+                spike_prox(s.reg, s.stepped, px, step[0] * s.lam, s.feat, s.metric,
+                           s.c, s.P, s.d, scale, s.feat_roots, s.feat_shifts,
+                           s.feat_work)
             else:
-                feature_prox(s.reg, px, step[0] * s.lam, s.feat, s.rows, s.P, s.d,
-                             scale, s.feat_roots)
+                feature_prox(s.reg, s.stepped, px, step[0] * s.lam, s.feat, s.rows,
+                             s.P, s.d, scale, s.feat_roots)
         elif s.metric > 0:
             metric_step(py, pg, step[0], s.metric, s.c, s.P, s.d, scale,
-                        s.metric_work, px)
-            metric_prox(s.reg, px, step[0] * s.lam, s.metric, s.c, s.P, s.d,
-                        scale, s.metric_m, s.metric_work)
+                        s.metric_work, s.stepped)
+            metric_prox(s.reg, s.stepped, px, step[0] * s.lam, s.metric, s.c, s.P,
+                        s.d, scale, s.metric_m, s.metric_work)
         else:
             for k in range(blocks):
                 w = step[0] * output_scale(scale, k)
@@ -372,6 +376,7 @@ def run(
     double[::1] feat_roots,   # in/out (rows,): its group prox's last roots
     double[:, ::1] feat_shifts,  # in/out (c, d): its spike part's shifts
     double[::1] feat_work,    # scratch of the spike part (spike_work_size)
+    double[:, ::1] stepped,   # scratch (rows, d) with a metric: its float64 step
     int per_output, double max_scale, Py_ssize_t scale_every,
     double[::1] out_scale,    # in/out (c,): per-output step multipliers
     const floating[:, ::1] X,
@@ -423,6 +428,11 @@ def run(
     s.slack = slack
     s.metric = metric if kind == GATED and reg != FEATURE_GROUP_L1 else 0.0
     s.metric_m = &metric_m[0, 0]
+    s.stepped = NULL
+    if kind == GATED:
+        if stepped.shape[0] * stepped.shape[1] < x.shape[0] * x.shape[1]:
+            raise ValueError("stepped: needs the iterate's shape (GATED)")
+        s.stepped = &stepped[0, 0]
     s.metric_work = &metric_work[0]
     s.feat = NULL
     s.feat_roots = NULL
@@ -583,8 +593,9 @@ def metric_proximal(int reg, floating[:, ::1] v, double t, double beta,
     shifts (start and result). Returns the Newton steps taken."""
     cdef Py_ssize_t P = v.shape[0] // c, d = v.shape[1]
     cdef double[::1] work = np.empty(work_size(P, d))
-    return metric_prox(reg, &v[0, 0], t, beta, c, P, d, scale_pointer(scale),
-                       &m[0, 0], &work[0])
+    cdef double[:, ::1] z = np.array(v, dtype=np.float64)
+    return metric_prox(reg, &z[0, 0], &v[0, 0], t, beta, c, P, d,
+                       scale_pointer(scale), &m[0, 0], &work[0])
 
 
 def metric_distance(const floating[:, ::1] x, const floating[:, ::1] y, double beta,
@@ -598,10 +609,14 @@ def metric_distance(const floating[:, ::1] x, const floating[:, ::1] y, double b
 def metric_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
                          double step, double beta, Py_ssize_t c,
                          floating[:, ::1] out, scale=None):
-    """out = y - step * M^{-1} g (times ``scale[k]`` on output k's block)."""
+    """out = y - step * M^{-1} g (times ``scale[k]`` on output k's block),
+    rounded to out's dtype; returns the float64 step."""
     cdef double[::1] mean = np.empty(y.shape[1])
+    cdef double[:, ::1] z = np.empty((y.shape[0], y.shape[1]))
     metric_step(&y[0, 0], &g[0, 0], step, beta, c, y.shape[0] // c, y.shape[1],
-                scale_pointer(scale), &mean[0], &out[0, 0])
+                scale_pointer(scale), &mean[0], &z[0, 0])
+    np.asarray(out)[...] = z
+    return np.asarray(z)
 
 
 def feature_proximal(int reg, floating[:, ::1] v, double t, const double[::1] m,
@@ -610,7 +625,9 @@ def feature_proximal(int reg, floating[:, ::1] v, double t, const double[::1] m,
     ``t * scale[k]`` on output k's rows where given; ``roots`` (rows,), where
     given, is the group prox's start and receives its roots."""
     cdef double[::1] start = np.zeros(v.shape[0]) if roots is None else roots
-    feature_prox(reg, &v[0, 0], t, &m[0], v.shape[0], v.shape[0] // c, v.shape[1],
+    cdef double[:, ::1] z = np.array(v, dtype=np.float64)
+    feature_prox(reg, &z[0, 0], &v[0, 0], t, &m[0], v.shape[0], v.shape[0] // c,
+                 v.shape[1],
                  scale_pointer(scale), &start[0])
 
 
@@ -627,7 +644,8 @@ def spike_proximal(int reg, floating[:, ::1] v, double t, const double[::1] m,
     cdef double[::1] roots = np.zeros(v.shape[0])
     cdef double[:, ::1] shifts = np.zeros((c, d))
     cdef double[::1] work = np.empty(spike_work_size(P, d))
-    spike_prox(reg, &v[0, 0], t, &m[0], beta, c, P, d, scale_pointer(scale),
+    cdef double[:, ::1] z = np.array(v, dtype=np.float64)
+    spike_prox(reg, &z[0, 0], &v[0, 0], t, &m[0], beta, c, P, d, scale_pointer(scale),
                &roots[0], &shifts[0, 0], &work[0])
     return np.asarray(shifts)
 
@@ -645,10 +663,14 @@ def spike_distance(const floating[:, ::1] x, const floating[:, ::1] y,
 def spike_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
                         double step, const double[::1] m, double beta, Py_ssize_t c,
                         floating[:, ::1] out, scale=None):
-    """out = y - step * M^{-1} g (times ``scale[k]`` on output k's block)."""
+    """out = y - step * M^{-1} g (times ``scale[k]`` on output k's block),
+    rounded to out's dtype; returns the float64 step."""
     cdef double[::1] mean = np.empty(y.shape[1])
+    cdef double[:, ::1] z = np.empty((y.shape[0], y.shape[1]))
     spike_step(&y[0, 0], &g[0, 0], step, &m[0], beta, c, y.shape[0] // c,
-               y.shape[1], scale_pointer(scale), &mean[0], &out[0, 0])
+               y.shape[1], scale_pointer(scale), &mean[0], &z[0, 0])
+    np.asarray(out)[...] = z
+    return np.asarray(z)
 
 
 def feature_distance(const floating[:, ::1] x, const floating[:, ::1] y,
@@ -661,7 +683,7 @@ def feature_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
                           double step, const double[::1] m, Py_ssize_t c,
                           floating[:, ::1] out, scale=None):
     """out = y - step * g / m (times ``scale[k]`` on output k's rows)."""
-    spike_gradient_step(y, g, step, m, 0.0, c, out, scale)
+    return spike_gradient_step(y, g, step, m, 0.0, c, out, scale)
 
 
 def regularizer_dual_norm(int reg, const floating[:, ::1] g, Py_ssize_t n_halves):

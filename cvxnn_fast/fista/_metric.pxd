@@ -36,8 +36,8 @@ cdef inline void metric_step(
     const floating* y, const floating* g, double step, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
     const double* scale,  # (c,) per-output step multipliers w_k, or NULL
-    double* mean,   # scratch (d,)
-    floating* out,  # out: y - step * M^{-1} g
+    double* mean,  # scratch (d,)
+    double* out,   # out: y - step * M^{-1} g, in float64 (see spike_step)
 ) noexcept nogil:
     """The feature metric's spike step with m = 1 (see _feature.pxd)."""
     spike_step(y, g, step, NULL, beta, c, P, d, scale, mean, out)
@@ -189,13 +189,16 @@ cdef inline void newton_direction(
 
 
 cdef inline Py_ssize_t metric_prox(
-    int code, floating* v, double t, double beta,
+    int code,
+    const double* v,  # (c P, d): the step's point, float64 (see spike_step)
+    floating* out,    # out (c P, d): prox of t * R at v in M
+    double t, double beta,
     Py_ssize_t c, Py_ssize_t P, Py_ssize_t d,
     const double* scale,  # (c,) per-output step multipliers w_k, or NULL
     double* m_state,  # in/out (c, d): each block's m, the next call's start
     double* work,     # scratch: 3 P d + 8 d + P doubles (metric.work_size)
 ) noexcept nogil:
-    """v <- prox of t * R at v in the metric M (in place), block by block
+    """out <- prox of t * R at v in the metric M, block by block
     (block k with t * w_k: the metric ``M / w_k``); returns the Newton steps
     taken.
 
@@ -207,8 +210,10 @@ cdef inline Py_ssize_t metric_prox(
     cdef bint full
     cdef double alpha, norm_sq, new_sq, tiny, coef = beta / P, t_k
     cdef double *z, *x, *W, *cg, *diag, *F, *delta, *trial, *m
-    if code == NONE or t == 0:
-        return 0  # prox is the identity and F(m) = (1 + beta) m: m = 0
+    if code == NONE or t == 0:  # the identity, and F(m) = (1 + beta) m: m = 0
+        for i in range(c * P * d):
+            out[i] = <floating> v[i]
+        return 0
     z = work
     x = z + P * d
     W = x + P * d
@@ -259,5 +264,5 @@ cdef inline Py_ssize_t metric_prox(
                 m[a] = trial[a]
             norm_sq = new_sq
         for i in range(P * d):
-            v[k * P * d + i] = x[i]
+            out[k * P * d + i] = <floating> x[i]
     return steps

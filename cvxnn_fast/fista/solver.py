@@ -63,6 +63,8 @@ class Workspace:
         self.beta = beta  # of the pattern-mean metric (GATED; 0: Euclidean)
         self.metric_m = np.zeros((c, d))
         self.metric_work = np.empty(metric.work_size(rows // c, d))
+        # GATED in a metric: its float64 gradient step (the prox's input).
+        self.stepped = np.empty((rows, d) if gated else (0, 0))
         # GATED on X Q (use_feature_metric): the feature metric's state;
         # empty: none.
         self.feat = self.feat_roots = self.feat_work = np.empty(0)
@@ -291,7 +293,7 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
             st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,
             ws.beta, ws.metric_m, ws.metric_work, ws.feat, ws.feat_roots,
-            ws.feat_shifts, ws.feat_work, int(ws.per_output),
+            ws.feat_shifts, ws.feat_work, ws.stepped, int(ws.per_output),
             MAX_OUTPUT_SCALE, SCALE_EVERY, ws.out_scale, problem.X,
             problem.patterns.view(np.uint8),
             problem.y, mult, ws.x, ws.y,

@@ -97,11 +97,12 @@ class FeatureMetric:
         return (g / self.m).to(v.dtype)
 
     def step(self, y, g, t, scale=None):
-        """``y - t M^{-1} g``; with per-output ``scale`` (c,) (beta 0 only)
-        output k's block takes ``t * scale[k]`` (the metric ``M / scale[k]``)."""
+        """``y - t M^{-1} g`` in float64, the prox's input (see metric.step);
+        with per-output ``scale`` (c,) (beta 0 only) output k's block takes
+        ``t * scale[k]`` (the metric ``M / scale[k]``)."""
         if scale is not None:
-            t = t * per_row(scale, y.shape[0])
-        return (y.double() - t * self.inverse(g.double())).to(y.dtype)
+            t = t * per_row(scale, y.shape[0]).double()
+        return y.double() - t * self.inverse(g.double())
 
     def squared_distance(self, x, y, scale=None):
         """``||x - y||_M^2`` (float, accumulated in float64), output k's block
@@ -117,12 +118,13 @@ class FeatureMetric:
             value = value + self.beta * P * (mean * mean * self.m).sum()
         return float(value)
 
-    def prox(self, reg, v, t, scale=None):
-        """The prox of ``t R`` at v (c P, d) in M (a new tensor); with
-        per-output ``scale`` (c,) (beta 0 only) output k's block takes
-        ``t * scale[k]``."""
+    def prox(self, reg, v, t, scale=None, dtype=None):
+        """The prox of ``t R`` at v (c P, d) in M (a new tensor of ``dtype``,
+        default v's); with per-output ``scale`` (c,) (beta 0 only) output k's
+        block takes ``t * scale[k]``."""
+        dtype = v.dtype if dtype is None else dtype
         if reg is None or t == 0:
-            return v.clone()
+            return v.to(dtype, copy=True)
         if scale is not None:  # per row: (rows,) for the group prox
             t = t * per_row(scale, v.shape[0])[:, 0]
             if reg == "l2":
@@ -133,15 +135,15 @@ class FeatureMetric:
                 z3 = z.view(self.c, -1, z.shape[1])
                 shift = -t * z3.mean(dim=1, keepdim=True) / (m + t + beta * m)
                 z = (z3 - beta * shift).view(z.shape)
-            return (m * z / (m + t)).to(v.dtype)
+            return (m * z / (m + t)).to(dtype)
         if self.root is None or self.root.shape[0] != z.shape[0]:
             self.root = z.new_zeros(z.shape[0])
         if beta == 0:
-            return group_prox(z, m, t, self.root).to(v.dtype)
+            return group_prox(z, m, t, self.root).to(dtype)
         if self.shift is None:
             self.shift = z.new_zeros((self.c, z.shape[1]))
         return _shifted_prox(z.view(self.c, -1, z.shape[1]), m, t, beta, self.shift,
-                             self.root).view(v.shape).to(v.dtype)
+                             self.root).view(v.shape).to(dtype)
 
 
 def _shifted_rows(z, m, t, beta, shift, root):

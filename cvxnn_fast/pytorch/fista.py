@@ -181,19 +181,21 @@ def line_search(data, spec, st, S, G, step):
 
 
 def _candidate(data, spec, st, G, step):
-    """The proximal gradient step from y: in the metric M where it is on."""
+    """The proximal gradient step from y: in the metric M where it is on
+    (its step in float64, the prox's result in the working dtype)."""
+    dtype = st.y.dtype
     if st.fm is not None:
         return st.fm.prox(spec.reg, st.fm.step(st.y, G, step, st.scale),
-                          step * spec.lam, st.scale)
+                          step * spec.lam, st.scale, dtype=dtype)
     c, beta = data.n_outputs, st.metric_beta
     if beta > 0:
         return metric.prox(spec.reg, metric.step(st.y, G, step, beta, c, st.scale),
-                           step * spec.lam, beta, c, st.m, st.scale)
+                           step * spec.lam, beta, c, st.m, st.scale, dtype=dtype)
     if st.scale is None:
         return penalties.prox(spec.reg, st.y - step * G, step * spec.lam)
     t = step * metric.per_row(st.scale, st.y.shape[0])
     return penalties.prox(spec.reg, metric.step(st.y, G, step, 0.0, c, st.scale),
-                          t * spec.lam)
+                          t * spec.lam).to(dtype)
 
 
 def optimality(data, spec, S, G, y, objective, grad0):

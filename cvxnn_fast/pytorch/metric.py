@@ -51,13 +51,15 @@ def per_row(scale, rows):
 
 
 def step(y, g, t, beta, c, scale=None):
-    """``y - t M^{-1} g``; with per-output ``scale`` (c,) output k's block
-    takes ``t * scale[k]`` (the metric ``M / scale[k]`` there)."""
+    """``y - t M^{-1} g`` in float64, the prox's input (as the compiled
+    loop's spike_step: a step rounded to float32 drifts the momentum); with
+    per-output ``scale`` (c,) output k's block takes ``t * scale[k]`` (the
+    metric ``M / scale[k]`` there)."""
+    g = g.double()
     direction = g - beta / (1.0 + beta) * block_mean(g, c) if beta > 0 else g
-    if scale is None:
-        return y - t * direction
-    return (y.double() - t * per_row(scale, y.shape[0]) * direction.double()).to(
-        y.dtype)
+    if scale is not None:
+        t = t * per_row(scale, y.shape[0]).double()
+    return y.double() - t * direction
 
 
 def squared_distance(x, y, beta, c, scale=None):
@@ -202,12 +204,14 @@ def _newton_direction(F, rows, coef):
     return delta
 
 
-def prox(reg, v, t, beta, c, m, scale=None):
-    """The prox of ``t R`` at v (c P, d) in M (a new tensor); ``m`` (c, d),
-    float64, holds each output's shift: the start, updated in place. With
-    per-output ``scale`` (c,) output k's block takes ``t * scale[k]``."""
+def prox(reg, v, t, beta, c, m, scale=None, dtype=None):
+    """The prox of ``t R`` at v (c P, d) in M (a new tensor of ``dtype``,
+    default v's); ``m`` (c, d), float64, holds each output's shift: the
+    start, updated in place. With per-output ``scale`` (c,) output k's block
+    takes ``t * scale[k]``."""
+    dtype = v.dtype if dtype is None else dtype
     if reg is None or t == 0:
-        return v.clone()
+        return v.to(dtype, copy=True)
     if scale is not None:
         t = t * scale
     torch = import_torch()
@@ -233,7 +237,7 @@ def prox(reg, v, t, beta, c, m, scale=None):
         diag = torch.where(accepted[:, None], diag_new, diag)
         sq = torch.where(accepted, sq_new, sq)
         running = accepted & (sq > scale)
-    return _prox_rows(reg, z, z_mean, m, beta, t).reshape(v.shape).to(v.dtype)
+    return _prox_rows(reg, z, z_mean, m, beta, t).reshape(v.shape).to(dtype)
 
 
 def _prox_rows(reg, z, z_mean, m, beta, t):
