@@ -31,7 +31,12 @@ from cvxnn.core.cvxpy_solvers import check_solver
 from cvxnn.core.errors import ConvergenceWarning
 from cvxnn.core.problem import check_problem, with_lam
 from cvxnn.core.status import INTERRUPTED, USER_LIMIT
-from cvxnn.core.validation import as_float_array, check_finite, check_positive_int
+from cvxnn.core.validation import (
+    as_float_array,
+    check_finite,
+    check_positive_float,
+    check_positive_int,
+)
 from cvxnn.metrics import encode_targets, metrics
 from cvxnn.plot import plot_path
 
@@ -52,10 +57,11 @@ def lam_grid(problem, n_lams=20, ratio=1e-3, *, lam_max=None):
     """
     check_problem(problem)
     n_lams = check_positive_int(n_lams, "n_lams")
-    ratio = float(ratio)
-    if not 0 < ratio <= 1:
+    ratio = check_positive_float(ratio, "ratio")
+    if ratio > 1:
         raise ValueError(f"ratio: must be in (0, 1], got {ratio!r}.")
-    top = compute_lam_max(problem) if lam_max is None else float(lam_max)
+    top = compute_lam_max(problem) if lam_max is None else check_positive_float(
+        lam_max, "lam_max")
     if not np.isfinite(top) or top <= 0:
         raise ValueError(f"lam_max: must be a finite number > 0, got {top!r} (a zero "
                          "gradient at 0 means the zero solution is optimal for "

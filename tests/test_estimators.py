@@ -195,6 +195,8 @@ def test_fixed_gate_array(regression_data):
     ({"lam": -1.0}, ValueError, "lam"),
     ({"bias": "yes"}, TypeError, "bias"),
     ({"solver_options": {"bogus": 1}}, TypeError, "bogus"),
+    ({"tol": -1.0, "solver": "CLARABEL"}, ValueError, "^tol"),
+    ({"tol": "a", "solver": "CLARABEL"}, ValueError, "^tol"),
 ])
 def test_bad_parameters_are_named(regression_data, params, error, match):
     X, y = regression_data

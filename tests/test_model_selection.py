@@ -202,6 +202,21 @@ def test_validation_splits():
     assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(30))
     with pytest.raises(ValueError, match="cv"):
         validation_splits(30, 1.5)
+    # too few training rows: the split's argument is named, not the fit's X
+    with pytest.raises(ValueError, match="^cv: 2 folds of 3 samples leave 1 training"):
+        validation_splits(3, 2)
+    with pytest.raises(ValueError, match="^validation_fraction: 0.5 of 3 samples"):
+        validation_splits(3, 0.5, name="validation_fraction")
+    assert len(validation_splits(3, 3)) == 3  # 2 training rows each: enough
+
+
+def test_too_few_rows_for_the_split_name_the_split(regression):
+    X, y = regression
+    with pytest.raises(ValueError, match="^validation_fraction"):
+        ConvexReLURegressor(early_stopping=True, validation_fraction=0.5,
+                            solver=FAST).fit(X[:3], y[:3])
+    with pytest.raises(ValueError, match="^cv"):
+        ConvexReLURegressorCV(cv=2, solver=FAST).fit(X[:2], y[:2])
 
 
 def test_cv_path_scores_lam_max_without_a_solve(regression):

@@ -60,9 +60,15 @@ def test_lam_grid(classification):
     with pytest.raises(ValueError, match="regularizer"):
         lam_grid(l2, 5)
     np.testing.assert_allclose(lam_grid(l2, 3, 0.01, lam_max=2.0), [2.0, 0.2, 0.02])
-    for bad in (0.0, 1.5):
+    for bad in (0.0, 1.5, float("nan")):
         with pytest.raises(ValueError, match="ratio"):
             lam_grid(problem, 5, bad)
+    for bad in ("a", None, True):
+        with pytest.raises(TypeError, match="ratio"):
+            lam_grid(problem, 5, bad)
+    for bad in ("a", -1.0, float("inf")):
+        with pytest.raises((TypeError, ValueError), match="lam_max"):
+            lam_grid(problem, 5, lam_max=bad)
     with pytest.raises(ValueError, match="n_lams"):
         lam_grid(problem, 0)
 

@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 FLOAT_DTYPES = (np.float64, np.float32)
+MIN_SAMPLES = 2  # rows a problem needs
 
 
 def check_choice(value, name, choices):
@@ -92,8 +93,8 @@ def check_X(X, name="X"):
             f"{arr.ndim}-D with shape {arr.shape}."
         )
     n, d = arr.shape
-    if n < 2:
-        raise ValueError(f"{name}: needs at least 2 samples, got {n}.")
+    if n < MIN_SAMPLES:
+        raise ValueError(f"{name}: needs at least {MIN_SAMPLES} samples, got {n}.")
     if d < 1:
         raise ValueError(f"{name}: needs at least 1 feature, got {d}.")
     return check_finite(arr, name)

@@ -207,13 +207,15 @@ class _ConvexReLUBase(BaseEstimator):
         options = _check_dict(self.solver_options, "solver_options")
         gate_options = _check_dict(self.gate_options, "gate_options")
         solver = resolve_solver(self.solver)
+        # checked whatever the solver (CVXPY's use their own tolerances)
+        tol = _check_fraction(self.tol, "tol", upper=np.inf)
         if self.device is not None:
             if solver != "fast":
                 raise ValueError(f"device: only solver='fast' runs on a device, "
                                  f"not {solver!r}.")
             options = {**options, "device": self.device}
         if solver == "fast":
-            options.setdefault("tol", _check_fraction(self.tol, "tol", upper=np.inf))
+            options.setdefault("tol", tol)
         return solver, options, gate_options
 
     def _draw_gates(self, X):
@@ -287,7 +289,8 @@ class _ConvexReLUBase(BaseEstimator):
         fraction = _check_fraction(self.validation_fraction, "validation_fraction")
         patience = check_positive_int(self.n_iter_no_change, "n_iter_no_change")
         ((train, val),) = model_selection.validation_splits(
-            X.shape[0], fraction, self._split_labels(Y), self.random_state)
+            X.shape[0], fraction, self._split_labels(Y), self.random_state,
+            name="validation_fraction")
         problem, whitening = self._build(X[train], Y[train], loss, self.lam)
         X_val = X[val] if whitening is None else whitening.transform(X[val])
         tracker = model_selection.BestIterate(problem, X_val, Y[val],

@@ -32,6 +32,7 @@ from cvxnn.core import backends
 from cvxnn.core.certificates import lam_max
 from cvxnn.core.network import TwoLayerNetwork, network_from_weights
 from cvxnn.core.problem import with_lam
+from cvxnn.core.validation import MIN_SAMPLES
 from cvxnn.metrics import encode_targets
 from cvxnn.path import lam_grid
 
@@ -90,35 +91,41 @@ def network_on_inputs(network, mean, A):
                            bias=True)
 
 
-def validation_splits(n_samples, cv, labels=None, random_state=0):
+def validation_splits(n_samples, cv, labels=None, random_state=0, name="cv"):
     """``[(train_index, validation_index), ...]`` for ``cv``.
 
     ``cv`` is a fraction in (0, 1) (one shuffled split holding out that
     fraction) or an int >= 2 (shuffled folds). With ``labels`` (classifiers)
     the split is stratified when every class has at least two members per
-    split, else plain; a split must leave at least one row on each side.
+    split, else plain; a split must leave at least one validation row and
+    MIN_SAMPLES training rows. ``name`` is the argument errors name.
     """
     seed = random_state if isinstance(random_state, (int, np.integer)) else 0
     counts = None if labels is None else np.unique(labels, return_counts=True)[1]
     if isinstance(cv, (float, np.floating)) and 0 < cv < 1:
         n_val = int(np.ceil(cv * n_samples))
-        if n_val >= n_samples:
-            raise ValueError(f"validation fraction {cv}: leaves no training rows "
-                             f"of {n_samples} samples.")
+        if n_samples - n_val < MIN_SAMPLES:
+            raise ValueError(f"{name}: {cv} of {n_samples} samples leaves "
+                             f"{n_samples - n_val} training rows; a fit needs at "
+                             f"least {MIN_SAMPLES}.")
         stratify = counts is not None and counts.min() >= 2 and \
             counts.size <= min(n_val, n_samples - n_val)
         kind = StratifiedShuffleSplit if stratify else ShuffleSplit
         splitter = kind(1, test_size=n_val, random_state=seed)
     elif isinstance(cv, (int, np.integer)) and not isinstance(cv, bool) and cv >= 2:
         if cv > n_samples:
-            raise ValueError(f"cv: {cv} folds need at least {cv} samples, got "
+            raise ValueError(f"{name}: {cv} folds need at least {cv} samples, got "
                              f"{n_samples}.")
+        if n_samples - -(-n_samples // cv) < MIN_SAMPLES:  # the largest fold held out
+            raise ValueError(f"{name}: {cv} folds of {n_samples} samples leave "
+                             f"{n_samples - -(-n_samples // cv)} training rows; a "
+                             f"fit needs at least {MIN_SAMPLES}.")
         stratify = counts is not None and counts.min() >= cv
         kind = StratifiedKFold if stratify else KFold
         splitter = kind(int(cv), shuffle=True, random_state=seed)
     else:
-        raise ValueError(f"cv: expected a fraction in (0, 1) or an int >= 2, got "
-                         f"{cv!r}.")
+        raise ValueError(f"{name}: expected a fraction in (0, 1) or an int >= 2, "
+                         f"got {cv!r}.")
     return list(splitter.split(np.zeros((n_samples, 1)), labels))
 
 
