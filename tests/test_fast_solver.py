@@ -267,6 +267,8 @@ def test_callback_weights_are_the_iterate_the_solve_returns(formulation, method)
 @pytest.mark.parametrize("formulation, method, device, reg", [
     ("gated_relu", "fista", None, "group_l1"), ("gated_relu", "fista", None, "l2"),
     ("relu", "augmented_lagrangian", None, "group_l1"),
+    ("gated_relu", "interior_point", None, "group_l1"),
+    ("relu", "interior_point", None, "group_l1"),
     ("gated_relu", "fista", "cpu", "group_l1"), ("gated_relu", "fista", "cpu", "l2")])
 def test_last_report_shows_the_returned_point_and_converged_wins(formulation, method,
                                                                  device, reg):

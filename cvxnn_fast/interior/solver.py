@@ -228,14 +228,14 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
                                                initial=0.0)))
             optimality = newton.complementarity / max(abs(objective), floor)
             newton.refine_tol = max(REFINE_TOL, REFINE_RELATIVE * min(optimality, 1.0))
-            objective, optimality, done = finisher.judge(it, objective, optimality,
-                                                         violation)
+            objective, optimality, done, judged = finisher.judge(
+                it, objective, optimality, violation)
             history.add(monitor.elapsed(), objective, optimality, alpha, violation)
             stop = monitor.check({"iteration": k, "time": monitor.elapsed(),
                                   "objective": objective, "optimality": optimality,
                                   "cone_violation": violation,
-                                  "weights": lambda: expand(
-                                      _weights(problem, system, it)[0])})
+                                  "weights": _reported(judged, problem, system, it,
+                                                       expand)})
             if done or stop or k == limit:
                 break
             try:
@@ -281,6 +281,14 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
                          monitor.start, mults, {"method": "interior_point"})
 
 
+def _reported(judged, problem, system, it, expand):
+    """The callback's ``weights``: the point the report's numbers are of (the
+    finisher's polished or pruned one where it judged), as a fresh copy."""
+    if judged is not None:
+        return lambda: {name: B.copy() for name, B in judged.items()}
+    return lambda: expand(_weights(problem, system, it)[0])
+
+
 class Finisher:
     """Judges iterates by the certificate once the method's own gap estimate
     is within ``CHECK_FACTOR * tol``; prunes the certified point; keeps the
@@ -297,9 +305,11 @@ class Finisher:
         self.refit = Polisher(problem, tol, cone_tol).refine
 
     def judge(self, it, objective, optimality, violation):
-        """(objective, optimality, done) for the iterate."""
+        """(objective, optimality, done, judged) for the iterate: judged is
+        the point whose certificate gave the numbers (None: not judged, the
+        method's own estimate)."""
         if optimality > CHECK_FACTOR * self.tol or violation > self.cone_tol:
-            return objective, optimality, False
+            return objective, optimality, False, None
         problem = self.problem
         blocks, mults = _weights(problem, self.system, it)
         blocks = self.expand(blocks)
@@ -316,14 +326,14 @@ class Finisher:
             self.extra += 1
             gated = not problem.formulation.has_cones
             return (cert.objective, cert.optimality,
-                    complete or not gated or self.extra > PRUNE_EXTRA)
+                    complete or not gated or self.extra > PRUNE_EXTRA, blocks)
         self.since_best += 1
         if cert.optimality < self.best_optimality and cert.satisfied(np.inf,
                                                                      self.cone_tol):
             self.best, self.best_optimality = (blocks, mults), cert.optimality
             self.since_best = 0
         self.stalled = self.since_best >= STALL_ITER
-        return cert.objective, cert.optimality, self.stalled
+        return cert.objective, cert.optimality, self.stalled, blocks
 
     def _polished(self, blocks, mults, cert):
         """The point after the solvers' group-scaling polish (each neuron's
