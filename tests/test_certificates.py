@@ -144,3 +144,27 @@ def test_certificate_satisfied_logic():
     kkt_only = Certificate(1.0, None, None, None, 0.5, 1e-9)
     assert kkt_only.optimality == 1e-9 and kkt_only.satisfied(1e-8)
     assert "relative_gap" not in kkt_only.summary()
+    # A gap below zero (cones violated: objective under the dual bound) counts
+    # by its magnitude.
+    below = Certificate(1.0, 1.01, -0.01, -0.01, 0.5, 1e-9, cone_violation=1e-3)
+    assert below.optimality == 0.01
+    assert below.satisfied(0.02, cone_tol=1e-2) and not below.satisfied(1e-3, 1e-2)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_loose_cone_tol_does_not_accept_a_negative_gap_beyond_tol(seed):
+    """With cone_tol above tol, the augmented Lagrangian stopped where the
+    cone violation bought an objective 8e-3 (relative) below its dual bound
+    and called it optimal at tol 1e-4."""
+    from cvxnn_fast import fast_solve
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((60, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) + 0.1 * rng.standard_normal(60)
+    problem = cvxnn.build_problem(X, y, formulation="relu", lam=1e-2, n_gates=8,
+                                  random_state=0)
+    sol = fast_solve(problem, tol=1e-4, cone_tol=1e-1,
+                     method="augmented_lagrangian")
+    assert sol.status == "optimal"
+    cert = certificate(problem, **sol.blocks, multipliers=sol.multipliers)
+    assert abs(cert.relative_gap) <= 1e-4 and cert.cone_violation <= 1e-1

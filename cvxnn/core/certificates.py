@@ -22,7 +22,10 @@ The same functions judge every backend. For the objective
   samples, neurons and both blocks.
 
 :attr:`Certificate.optimality` is the number stopping tests compare to
-``tol``: the relative gap where there is one, else the relative KKT residual.
+``tol``: the relative gap's magnitude where there is one, else the relative
+KKT residual. A gap below zero is possible only for ReLU weights that violate
+the cones (bought an objective below the optimum); by ``tol`` and more, it is
+as far from a certificate as a positive one.
 """
 
 from dataclasses import dataclass
@@ -47,9 +50,10 @@ class Certificate:
 
     @property
     def optimality(self):
-        """Relative gap if available, else relative KKT residual (None if neither)."""
+        """|relative gap| if available, else relative KKT residual (None if
+        neither)."""
         if self.relative_gap is not None:
-            return self.relative_gap
+            return abs(self.relative_gap)
         return self.relative_kkt_residual
 
     def satisfied(self, tol, cone_tol=None):

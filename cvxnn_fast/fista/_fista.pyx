@@ -203,7 +203,8 @@ cdef double optimality(
     Setting* s, const floating[:, ::1] Y, const floating* S, const floating* grad,
     const floating* y, double objective,
 ) noexcept nogil:
-    """Relative duality gap at y when a dual point is cheap, else relative KKT.
+    """|Relative duality gap| at y when a dual point is cheap, else relative
+    KKT.
 
     Mirrors cvxnn.core.certificates (the reference): the dual point is the loss
     gradient S rescaled by alpha = min(1, lam / R°(grad)) for norms; for l2
@@ -219,7 +220,7 @@ cdef double optimality(
         dual = -conjugate_sum(s.loss, S, &Y[0, 0], s.n, s.c, alpha) / s.n
         if s.reg == L2:
             dual -= dot(<int> size, grad, grad) / (2.0 * s.lam)
-        gap = objective - dual
+        gap = fabs(objective - dual)  # below 0: cones violated (Certificate)
         return gap / (fabs(objective) if fabs(objective) > 1e-12 else 1e-12)
     kkt = sqrt(residual_sq(s.reg, grad, y, s.lam, s.rows, s.d, s.n_halves))
     return kkt / s.grad0

@@ -62,7 +62,8 @@ def dual_value(data, spec, S, G):
 
 
 def relative_gap(objective, dual):
-    return (objective - dual) / max(abs(objective), 1e-12)
+    """|F - D| / |F|, as :attr:`cvxnn.core.certificates.Certificate.optimality`."""
+    return abs(objective - dual) / max(abs(objective), 1e-12)
 
 
 def gradient_scale(data, spec):
@@ -79,7 +80,8 @@ def certificate(data, spec, U, grad0=None):
     dual = gap = rel = None
     if spec.has_gap:
         dual = dual_value(data, spec, S, G)
-        gap, rel = primal - dual, relative_gap(primal, dual)
+        gap = primal - dual
+        rel = gap / max(abs(primal), 1e-12)  # signed, as the host's
     kkt = math.sqrt(penalties.residual_sq(spec.reg, G, U, spec.lam))
     grad0 = gradient_scale(data, spec) if grad0 is None else grad0
     return Certificate(primal, dual, gap, rel, kkt, kkt / grad0, None)
