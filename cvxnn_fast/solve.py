@@ -36,6 +36,7 @@ from cvxnn.core.problem import check_problem, same_array
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.core.validation import (
+    check_bool,
     check_positive_float,
     check_positive_int,
     check_weights,
@@ -240,6 +241,7 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         problem, tol, max_iter, callback, cone_tol, time_limit)
     if step_size is not None:
         step_size = check_positive_float(step_size, "step_size")
+    verbose = check_bool(verbose, "verbose")
     if _on_torch(device, dtype):
         if step_size is not None:
             raise ValueError("step_size: the PyTorch backend estimates its own.")

@@ -136,6 +136,27 @@ def test_no_gap_without_regularization(data, regularizer, lam):
     assert cert.duality_gap is None and cert.optimality == cert.relative_kkt_residual
 
 
+def test_bad_arguments_are_named(data):
+    problem = build(data, "relu", "squared", "group_l1")
+    blocks = random_blocks(problem, np.random.default_rng(0))
+    n, c, P = problem.n_samples, problem.n_outputs, problem.n_patterns
+    for call in (lambda: certificate(None, blocks["V"]), lambda: lam_max(None)):
+        with pytest.raises(TypeError, match="^problem"):
+            call()
+    good = np.ones((n, c, P))
+    pair = "^multipliers: expected a pair"
+    for bad, match in (((good,), pair), (good, pair), ((good, good, good), pair),
+                       ((good, np.ones((3, c, P))), r"^multipliers\[1\]: expected"),
+                       ((good, np.full((n, c, P), np.nan)), r"^multipliers\[1\]"),
+                       ((good, "a"), r"^multipliers\[1\]")):
+        with pytest.raises((TypeError, ValueError), match=match):
+            certificate(problem, **blocks, multipliers=bad)
+    gated = build(data, "gated_relu", "squared", "group_l1")
+    with pytest.raises(ValueError, match="^multipliers: the gated_relu"):
+        certificate(gated, random_blocks(gated, np.random.default_rng(0))["U"],
+                    multipliers=(good, good))
+
+
 def test_certificate_satisfied_logic():
     cert = Certificate(1.0, 0.9, 0.1, 0.1, 0.5, 1e-9, cone_violation=1e-3)
     assert cert.optimality == 0.1

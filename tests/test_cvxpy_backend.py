@@ -105,6 +105,12 @@ def test_cvxpy_program_has_no_loop_over_patterns(data):
     ("CLARABEL", {"tol": 1e-3}, TypeError, "unknown option 'tol'"),
     ("ECOS", {"max_iter": 3}, TypeError, "unknown option 'max_iter'"),
     (3, {}, TypeError, "^solver: expected a solver name"),
+    (None, {}, TypeError, "^solver: expected a solver name"),
+    ("CLARABEL", {"max_iter": -1}, ValueError, "^max_iter:"),
+    ("CLARABEL", {"max_iter": "a"}, TypeError, "^max_iter:"),
+    ("CLARABEL", {"time_limit": -1}, ValueError, "^time_limit:"),
+    ("CLARABEL", {"verbose": "a"}, TypeError, "^verbose:"),
+    ("SCS", {"max_iters": 0}, ValueError, "^max_iters:"),
 ])
 def test_bad_solver_or_option(small, solver, options, error, match):
     with pytest.raises(error, match=match):

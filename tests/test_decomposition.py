@@ -244,6 +244,10 @@ def test_bad_arguments(solved, degenerate):
         decompose(problem, gated, method="fast", max_iter=3)
     with pytest.raises(ValueError, match="solver"):
         decompose(problem, gated, method="cvxpy", solver="NOPE")
+    with pytest.raises(TypeError, match="^solver"):
+        decompose(problem, gated, method="cvxpy", solver=3)
+    with pytest.raises(ValueError, match="^solver: only method='cvxpy'"):
+        decompose(problem, gated, solver="SCS")  # the fast method would ignore it
     with pytest.raises(ValueError, match="solution"):
         decompose(problem, gated.U[:, :2])
     with pytest.raises(ValueError, match="solution"):

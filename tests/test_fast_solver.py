@@ -436,6 +436,7 @@ def test_verbose_prints_progress(capsys):
     ({"cone_tol": 0.0}, ValueError, "^cone_tol:"),
     ({"warm_start": np.zeros(3)}, ValueError, "^warm_start"),
     ({"learning_rate": 0.1}, TypeError, "learning_rate"),
+    ({"verbose": "no"}, TypeError, "^verbose:"),
 ])
 def test_bad_options_are_named(kwargs, error, match):
     problem = build("squared", "group_l1")

@@ -34,6 +34,8 @@ import numpy as np
 
 from cvxnn.core import operator
 from cvxnn.core.cone_multipliers import relu_lam_max
+from cvxnn.core.problem import check_problem
+from cvxnn.core.validation import check_weights
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ def relu_certificate(problem, V, W, multipliers=None):
     cone violation are reported.
     """
     blocks = problem.blocks(V=V, W=W)
+    multipliers = _check_multipliers(problem, multipliers)
     violation = problem.formulation.cone_violation(problem, blocks)
     if multipliers is None:
         return _assemble(problem, blocks, [], None, violation, with_dual=False)
@@ -160,10 +163,30 @@ def relu_certificate(problem, V, W, multipliers=None):
     return _assemble(problem, blocks, [Z_V, Z_W], S, violation, Yhat=Yhat)
 
 
+def _check_multipliers(problem, multipliers):
+    """None, or the pair (lam_V, lam_W) as finite (n_samples, n_outputs, P)
+    float arrays (their own float dtype kept: a float64 bound stays one)."""
+    if multipliers is None:
+        return None
+    shape = (problem.n_samples, problem.n_outputs, problem.n_patterns)
+    if not isinstance(multipliers, (tuple, list)) or len(multipliers) != 2:
+        raise ValueError(f"multipliers: expected a pair (lam_V, lam_W) of arrays of "
+                         f"shape {shape}, got {type(multipliers).__name__}"
+                         + (f" of length {len(multipliers)}."
+                            if isinstance(multipliers, (tuple, list)) else "."))
+    return tuple(check_weights(m, f"multipliers[{i}]", shape, None)
+                 for i, m in enumerate(multipliers))
+
+
 def certificate(problem, U=None, *, V=None, W=None, multipliers=None):
-    """Certificate of weights of either formulation (see the module docstring)."""
+    """Certificate of weights of either formulation (see the module docstring);
+    ``multipliers`` (ReLU only) as in :func:`relu_certificate`."""
+    check_problem(problem)
     if problem.formulation.has_cones:
         return relu_certificate(problem, V, W, multipliers)
+    if multipliers is not None:
+        raise ValueError("multipliers: the gated_relu problem has no cone "
+                         "constraints; pass them for a relu problem only.")
     return gated_certificate(problem, U)
 
 
@@ -174,6 +197,7 @@ def lam_max(problem):
     gradient at 0. ReLU: the cone multipliers enter; see
     :func:`cvxnn.core.cone_multipliers.relu_lam_max`.
     """
+    check_problem(problem)
     if problem.formulation.has_cones:
         return relu_lam_max(problem)
     reg = problem.regularizer

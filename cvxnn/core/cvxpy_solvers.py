@@ -6,7 +6,12 @@ a CVXPY solver name; :func:`check_solver` validates it in one place.
 
 import cvxpy as cp
 
-from cvxnn.core.validation import check_options
+from cvxnn.core.validation import (
+    check_bool,
+    check_options,
+    check_positive_float,
+    check_positive_int,
+)
 
 # Keywords CVXPY's Problem.solve takes for every solver.
 COMMON_OPTIONS = frozenset({"verbose", "warm_start", "canon_backend", "ignore_dpp"})
@@ -44,6 +49,14 @@ SOLVER_OPTIONS = {
 }
 
 
+# Options whose values are checked here (the rest are the solver's to judge).
+VALUE_CHECKS = {
+    "verbose": check_bool, "warm_start": check_bool,
+    "max_iter": check_positive_int, "max_iters": check_positive_int,
+    "time_limit": check_positive_float, "time_limit_secs": check_positive_float,
+}
+
+
 def installed_solvers():
     """Names accepted by ``Problem.solve``: installed CVXPY solvers and "fast"."""
     return sorted(cp.installed_solvers()) + ["fast"]
@@ -51,7 +64,11 @@ def installed_solvers():
 
 def check_solver(solver, options):
     """The upper-case name of an installed CVXPY solver, after checking that
-    ``options`` are among those it declares; ValueError/TypeError otherwise."""
+    ``options`` are among those it declares (and the common ones' values);
+    ValueError/TypeError otherwise."""
+    if not isinstance(solver, str):
+        raise TypeError(f"solver: expected a solver name, got {solver!r}; "
+                        f"installed: {', '.join(installed_solvers())}.")
     name = solver.upper()
     installed = cp.installed_solvers()
     if name not in installed:
@@ -64,4 +81,7 @@ def check_solver(solver, options):
     if name in SOLVER_OPTIONS:
         check_options(options, COMMON_OPTIONS | SOLVER_OPTIONS[name],
                       f"solve(solver={name!r})")
+    for key, value in options.items():
+        if key in VALUE_CHECKS:
+            VALUE_CHECKS[key](value, key)
     return name

@@ -25,6 +25,7 @@ from cvxnn.core.patterns import (
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.validation import (
     as_float_array,
+    check_bool,
     check_choice,
     check_finite,
     check_lam,
@@ -305,8 +306,8 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
     regularizer = REGULARIZERS[check_choice(regularizer, "regularizer",
                                             tuple(REGULARIZERS))]
     lam = check_lam(lam)
-    bias = _check_bool(bias, "bias")
-    standardize = _check_bool(standardize, "standardize")
+    bias = check_bool(bias, "bias")
+    standardize = check_bool(standardize, "standardize")
     tensor = X if is_tensor(X) else None  # patterns are formed where it lives
     X = check_X(X)
     Y, classes = loss.prepare_targets(y, X.shape[0], X.dtype)
@@ -343,12 +344,6 @@ def _data_as_used(X, bias, standardize):
         scale = np.append(column_scales(X), [1.0] * bias)
         X = np.ascontiguousarray(X / scale[:X.shape[1]], dtype=X.dtype)
     return (_append_bias(X) if bias else X), scale
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {value!r}.")
-    return bool(value)
 
 
 # --- cheap copies ----------------------------------------------------------

@@ -137,6 +137,12 @@ def check_lam(lam):
     return lam
 
 
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}.")
+    return bool(value)
+
+
 def check_positive_int(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected a positive integer, got {value!r}.")

@@ -207,14 +207,18 @@ def _split_cvxpy(blocks, W, ok, solver, options):
 
 
 def _check_method_options(method, solver, options):
-    """The CVXPY solver name for "cvxpy"; "fast" takes no options."""
+    """The CVXPY solver name for "cvxpy" (default CLARABEL); "fast" takes
+    neither a solver nor options."""
     if method == "fast":
+        if solver is not None:
+            raise ValueError(f"solver: only method='cvxpy' uses a CVXPY solver; "
+                             f"method='fast' got solver={solver!r}.")
         check_options(options, (), "decompose(method='fast')")
         return None
-    return check_solver(solver, options)
+    return check_solver("CLARABEL" if solver is None else solver, options)
 
 
-def decompose(problem, solution, method="fast", *, solver="CLARABEL", **options):
+def decompose(problem, solution, method="fast", *, solver=None, **options):
     r"""Split a gated ReLU solution into the cones of the ReLU program.
 
     Parameters
@@ -223,7 +227,8 @@ def decompose(problem, solution, method="fast", *, solver="CLARABEL", **options)
     solution : a :class:`~cvxnn.core.solution.Solution` of ``problem`` (or of a
         problem with the same patterns) or an array U (n_outputs, P, d).
     method : ``"fast"`` (default) or ``"cvxpy"`` (see the module docstring).
-    solver : CVXPY solver for ``method="cvxpy"`` (any installed one).
+    solver : CVXPY solver for ``method="cvxpy"`` (any installed one; default
+        CLARABEL). Not taken by ``method="fast"``.
     **options : the CVXPY solver's own options (``method="cvxpy"`` only).
 
     Returns

@@ -17,7 +17,12 @@ from cvxnn.core.patterns import standard_normal_gates
 from cvxnn.core.problem import _append_bias, build_problem
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
-from cvxnn.core.validation import check_choice, check_positive_int, check_random_state
+from cvxnn.core.validation import (
+    check_bool,
+    check_choice,
+    check_positive_int,
+    check_random_state,
+)
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -121,12 +126,6 @@ def resolve_solver(solver):
     return default_solver() if solver == "auto" else solver
 
 
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {value!r}.")
-    return bool(value)
-
-
 def _check_dict(value, name):
     if value is None:
         return {}
@@ -196,9 +195,9 @@ class _ConvexReLUBase(BaseEstimator):
 
     def _check_params(self):
         check_positive_int(self.n_gates, "n_gates")
-        _check_bool(self.bias, "bias")
-        _check_bool(self.progress, "progress")
-        if _check_bool(self.whiten, "whiten") and not self.bias:
+        check_bool(self.bias, "bias")
+        check_bool(self.progress, "progress")
+        if check_bool(self.whiten, "whiten") and not self.bias:
             raise ValueError("whiten: centring needs bias=True.")
         if self.random_state is not None and not isinstance(
                 self.random_state, (numbers.Integral, np.random.Generator)):
@@ -252,7 +251,7 @@ class _ConvexReLUBase(BaseEstimator):
     def _fit_problem(self, X, Y, loss):
         """Build the problem, solve it and set the fitted attributes."""
         solver, options, _ = self._check_params()
-        if _check_bool(self.early_stopping, "early_stopping"):
+        if check_bool(self.early_stopping, "early_stopping"):
             return self._set_solution(*self._fit_early_stopping(X, Y, loss, solver,
                                                                 options))
         problem, whitening = self._build(X, Y, loss, self.lam)
