@@ -104,6 +104,42 @@ def test_predict_checks_its_input(data):
         sol.predict(X[:, :2])
 
 
+def test_network_from_weights_checks_its_arguments(data, rng):
+    X, y = data("squared", seed=6)
+    problem = cvxnn.build_problem(X, y, n_gates=7)
+    U = rng.standard_normal(problem.weight_shape)
+    for blocks, error, match in (
+            ({"U": U[:, :1]}, ValueError, "^U: expected shape"),
+            ({"U": np.full_like(U, np.nan)}, ValueError, "^U"),
+            (U, TypeError, "^blocks: expected a dict"),
+            ({}, ValueError, "^U: required"),
+            ({"U": U, "V": U}, ValueError, "^blocks: 'V' is not a weight")):
+        with pytest.raises(error, match=match):
+            network_from_weights(problem, blocks)
+    for threshold in (-1.0, float("nan"), "a", True):
+        with pytest.raises(ValueError, match="^threshold"):
+            network_from_weights(problem, {"U": U}, threshold=threshold)
+    with pytest.raises(TypeError, match="^problem"):
+        network_from_weights(None, {"U": U})
+
+
+def test_network_checks_its_arrays():
+    W1, W2, G = np.ones((3, 4)), np.ones((2, 3)), np.ones((4, 3))
+    net = cvxnn.TwoLayerNetwork(W1=W1, W2=W2, gates=G, bias=True)
+    assert net.predict(np.ones((5, 3))).shape == (5, 2)
+    for kwargs, error, match in (
+            ({"W2": np.ones((1, 5))}, ValueError, "^W2: expected 3 columns"),
+            ({"gates": np.ones((3, 3))}, ValueError, r"^gates: expected shape \(4"),
+            ({"W1": None}, TypeError, "^W1"),
+            ({"W1": "abc"}, TypeError, "^W1"),
+            ({"W1": np.ones(4)}, ValueError, "^W1: expected a 2-D"),
+            ({"W2": np.full((2, 3), np.inf)}, ValueError, "^W2"),
+            ({"bias": "x"}, TypeError, "^bias")):
+        with pytest.raises(error, match=match):
+            cvxnn.TwoLayerNetwork(**{"W1": W1, "W2": W2, "gates": G, "bias": True,
+                                     **kwargs})
+
+
 def test_relu_and_gated_losses_coincide_without_regularization():
     """With lam = 0 and every pattern present, both reach the same optimal loss.
 

@@ -16,11 +16,14 @@ raw inputs, ``W1[:, f] / s_f`` and ``gates[f] / s_f``, so the network takes
 raw data; the weight-decay identity then holds for ``W1 * s``.
 """
 
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from cvxnn.core.validation import as_float_array, check_finite
+from cvxnn.core.problem import check_problem
+from cvxnn.core.validation import as_float_array, check_bool, check_finite
 
 
 @dataclass
@@ -39,6 +42,24 @@ class TwoLayerNetwork:
     W2: np.ndarray
     gates: np.ndarray | None
     bias: bool
+
+    def __post_init__(self):
+        """Check the arrays agree (names the field at fault)."""
+        self.W1 = _matrix(self.W1, "W1")
+        n_neurons, d = self.W1.shape
+        self.W2 = _matrix(self.W2, "W2")
+        if self.W2.shape[1] != n_neurons:
+            raise ValueError(f"W2: expected {n_neurons} columns (one per neuron of "
+                             f"W1), got shape {self.W2.shape}.")
+        if self.gates is not None:
+            self.gates = _matrix(self.gates, "gates")
+            if self.gates.shape != (d, n_neurons):
+                raise ValueError(f"gates: expected shape {(d, n_neurons)} (W1's d by "
+                                 f"its neurons), got {self.gates.shape}.")
+        self.bias = check_bool(self.bias, "bias")
+        if d < 1 + int(self.bias):
+            raise ValueError(f"W1: {d} columns leave no input feature "
+                             f"{'beside the bias ' if self.bias else ''}column.")
 
     @property
     def n_neurons(self):
@@ -76,6 +97,16 @@ class TwoLayerNetwork:
         return 0.5 * float(np.sum(self.W1**2) + np.sum(self.W2**2))
 
 
+def _matrix(A, name):
+    """A finite 2-D float array (float32/float64 kept)."""
+    if A is None:
+        raise TypeError(f"{name}: expected a 2-D array, got None.")
+    arr = check_finite(as_float_array(A, name), name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array, got shape {arr.shape}.")
+    return arr
+
+
 def _neurons(U, sign, threshold):
     """(k, i, W1 rows, output weights) of the blocks of U with norm > threshold."""
     norms = np.linalg.norm(U, axis=2)
@@ -88,8 +119,23 @@ def network_from_weights(problem, blocks, threshold=0.0):
     """Map convex weight blocks to a :class:`TwoLayerNetwork`.
 
     ``blocks`` holds ``U`` (gated ReLU) or ``V`` and ``W`` (ReLU). Blocks whose
-    Euclidean norm is at most ``threshold`` are dropped.
+    Euclidean norm is at most ``threshold`` (>= 0) are dropped.
     """
+    check_problem(problem)
+    if not isinstance(blocks, Mapping):
+        raise TypeError(f"blocks: expected a dict of weight blocks "
+                        f"({', '.join(problem.formulation.block_names)}), got "
+                        f"{type(blocks).__name__}.")
+    unknown = sorted(set(blocks) - set(problem.formulation.block_names))
+    if unknown:
+        raise ValueError(f"blocks: {unknown[0]!r} is not a weight of the "
+                         f"{problem.formulation.name} problem, which takes "
+                         f"{', '.join(problem.formulation.block_names)}.")
+    blocks = problem.blocks(**blocks)
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
+            or not threshold >= 0 or not np.isfinite(threshold):
+        raise ValueError(f"threshold: expected a finite number >= 0, got "
+                         f"{threshold!r}.")
     gated = not problem.formulation.has_cones
     parts = ([(blocks["U"], 1.0)] if gated
              else [(blocks["V"], 1.0), (blocks["W"], -1.0)])
