@@ -189,7 +189,7 @@ def test_fixed_gate_array(regression_data):
      "gate_options"),
     ({"gate_options": {"foo": 1}}, TypeError, "^gate_options: .*foo"),
     ({"gates": "conv"}, TypeError, "^gate_options: .*height"),
-    ({"gates": "spectral", "gate_options": {"exponent": "x"}}, ValueError,
+    ({"gates": "spectral", "gate_options": {"exponent": "x"}}, TypeError,
      "^gate_options"),
     ({"loss": "logistic"}, ValueError, "loss"),
     ({"lam": -1.0}, ValueError, "lam"),

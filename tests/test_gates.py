@@ -142,6 +142,25 @@ def test_bad_arguments():
         conv_gates(0, 5, 1, 10, 1)
     with pytest.raises(TypeError, match="random_state"):
         sparse_gates(4, 10, 2, random_state="seed")
+    with pytest.raises(TypeError, match="^dtype"):
+        gaussian_gates(4, 10, dtype="foo")
+
+
+def test_spectral_gates_bad_arguments(X):
+    for X_bad, match in ((np.where(X > 1, np.nan, X), "^X: contains NaN"),
+                         (X[:, :0], "^X: needs at least 1 feature"),
+                         (X[:1], "^X: needs at least 2")):
+        with pytest.raises(ValueError, match=match):
+            spectral_gates(X_bad, 5)
+    for kwargs, error, match in (({"exponent": "a"}, TypeError, "^exponent"),
+                                 ({"exponent": True}, TypeError, "^exponent"),
+                                 ({"exponent": -1.0}, ValueError, "^exponent"),
+                                 ({"orthogonal": "no"}, TypeError, "^orthogonal"),
+                                 ({"rtol": -1.0}, ValueError, "^rtol"),
+                                 ({"rtol": 2.0}, ValueError, "^rtol"),
+                                 ({"rtol": "a"}, TypeError, "^rtol")):
+        with pytest.raises(error, match=match):
+            spectral_gates(X, 5, **kwargs)
 
 
 def test_bias_row_must_match_problem(X):

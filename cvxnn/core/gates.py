@@ -33,21 +33,32 @@ from ``random_state`` and is then cast to ``dtype``, so float32 and float64
 problems with one seed share their gates.
 """
 
+import numbers
+
 import numpy as np
 
 from cvxnn.core.patterns import standard_normal_gates as _standard_normal
-from cvxnn.core.validation import check_choice, check_positive_int, check_random_state
+from cvxnn.core.validation import (
+    check_bool,
+    check_choice,
+    check_positive_int,
+    check_random_state,
+    check_X,
+)
 
 LAYOUTS = ("channels_last", "channels_first")
 
 
 def _check_common(n_gates, bias, dtype):
     n_gates = check_positive_int(n_gates, "n_gates")
-    if not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"bias: expected True or False, got {bias!r}.")
-    if np.dtype(dtype) not in (np.float32, np.float64):
-        raise TypeError(f"dtype: expected float32 or float64, got {np.dtype(dtype)}.")
-    return n_gates, bool(bias), np.dtype(dtype)
+    bias = check_bool(bias, "bias")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}.") from None
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}.")
+    return n_gates, bias, dtype
 
 
 def _with_bias_row(G_features, bias, rng, dtype):
@@ -199,6 +210,16 @@ def conv_gates(height, width, channels, n_gates, kernel_size, *, layout="channel
     return _with_bias_row(G, bias, rng, dtype)
 
 
+def _check_real(value, name, what, valid):
+    """A finite float satisfying ``valid``, else an error saying ``what``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected {what}, got {value!r}.")
+    value = float(value)
+    if not (np.isfinite(value) and valid(value)):
+        raise ValueError(f"{name}: expected {what}, got {value!r}.")
+    return value
+
+
 def _principal_axes(X, rtol):
     """Mean, variances (decreasing) and axes of the rows of X, tiny ones dropped."""
     X = np.asarray(X, dtype=np.float64)
@@ -269,14 +290,12 @@ def spectral_gates(X, n_gates, *, exponent=0.5, orthogonal=True, bias=False,
     -------
     G : ndarray (n_features + bias, n_gates)
     """
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[0] < 2:
-        raise ValueError(f"X: expected a 2-D array of at least 2 rows, got shape "
-                         f"{X.shape}.")
+    X = check_X(X)
     n_gates, bias, dtype = _check_common(n_gates, bias, dtype)
-    exponent = float(exponent)
-    if not np.isfinite(exponent) or exponent < 0:
-        raise ValueError(f"exponent: must be a finite number >= 0, got {exponent!r}.")
+    exponent = _check_real(exponent, "exponent", "a finite number >= 0",
+                           lambda v: v >= 0)
+    orthogonal = check_bool(orthogonal, "orthogonal")
+    rtol = _check_real(rtol, "rtol", "a number in [0, 1)", lambda v: 0 <= v < 1)
     rng = check_random_state(random_state)
     mean, values, axes = _principal_axes(X, rtol)
     if values.size == 0:
