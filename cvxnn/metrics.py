@@ -41,8 +41,8 @@ def encode_targets(problem, y, n_samples, name="y_val"):
     else:
         try:
             Y, _ = problem.loss.prepare_targets(y, n_samples, problem.dtype)
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
+        except (TypeError, ValueError) as exc:  # its messages name "y"
+            raise type(exc)(f"{name}: {str(exc).removeprefix('y: ')}") from None
     if Y.shape[1] != problem.n_outputs:
         raise ValueError(f"{name}: has {Y.shape[1]} output columns, the problem has "
                          f"{problem.n_outputs}.")

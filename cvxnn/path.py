@@ -19,6 +19,7 @@ nor does the interior-point method that ``fast_solve`` runs on small
 squared-loss ReLU problems (``PathPoint.warm_started`` says which points were).
 """
 
+import numbers
 import time
 import warnings
 from dataclasses import dataclass
@@ -147,6 +148,13 @@ class RegularizationPath:
         return plot_path(self, filename, metric)
 
 
+def _check_rtol(rtol, name="rtol"):
+    if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, numbers.Real) \
+            or not (np.isfinite(rtol) and rtol >= 0):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {rtol!r}.")
+    return float(rtol)
+
+
 def active_neurons(solution, rtol=1e-6):
     r"""Neurons that contribute to the training predictions.
 
@@ -157,6 +165,7 @@ def active_neurons(solution, rtol=1e-6):
     The threshold makes interior-point solutions (tiny but non-zero blocks)
     and proximal ones (exact zeros) count alike.
     """
+    rtol = _check_rtol(rtol)
     if solution.U is None:
         return 0
     problem = solution.problem
@@ -266,6 +275,7 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
     if not isinstance(warm_start, (bool, np.bool_)):
         raise TypeError(f"warm_start: expected True or False, got {warm_start!r}.")
     solver = _check_solver(solver, solver_options)
+    active_rtol = _check_rtol(active_rtol, "active_rtol")
     if X_val is None and y_val is not None:
         raise ValueError("X_val: required when y_val is given.")
     validation = None if X_val is None else _data(problem, X_val, y_val)
