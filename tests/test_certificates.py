@@ -170,6 +170,13 @@ def test_certificate_satisfied_logic():
     below = Certificate(1.0, 1.01, -0.01, -0.01, 0.5, 1e-9, cone_violation=1e-3)
     assert below.optimality == 0.01
     assert below.satisfied(0.02, cone_tol=1e-2) and not below.satisfied(1e-3, 1e-2)
+    assert below.satisfied(np.inf, np.inf)
+    for bad, error in (("a", TypeError), (None, TypeError), (-1.0, ValueError),
+                       (0.0, ValueError), (float("nan"), ValueError)):
+        with pytest.raises(error, match="^tol"):
+            below.satisfied(bad)
+        with pytest.raises(error, match="^cone_tol"):
+            below.satisfied(0.1, bad) if bad is not None else below.satisfied(0.1, "b")
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -204,6 +204,13 @@ def test_bad_parameters_are_named(regression_data, params, error, match):
         ConvexReLURegressor(**{"n_gates": 4, "solver": SOLVER, **params}).fit(X, y)
 
 
+def test_regressor_names_text_targets(regression_data):
+    X, _ = regression_data
+    with pytest.raises(ValueError, match="^y: a regressor needs numeric"):
+        ConvexReLURegressor(n_gates=4, solver=SOLVER).fit(
+            X, np.array(["a", "b"] * (len(X) // 2) + ["a"] * (len(X) % 2)))
+
+
 def test_logistic_needs_two_classes(three_classes):
     X, y = three_classes
     with pytest.raises(ValueError, match="loss: 'logistic' is binary"):

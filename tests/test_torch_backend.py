@@ -103,6 +103,11 @@ def test_problem_from_torch_tensors():
     a = fast_solve(from_torch, device="cpu")
     b = fast_solve(from_numpy, device="cpu")
     assert a.objective == b.objective
+    # bfloat16 (no NumPy type): read exactly, as float64 like other narrow input
+    Xb = torch.from_numpy(X).to(torch.bfloat16)
+    half = cvxnn.build_problem(Xb, torch.from_numpy(y), n_gates=8)
+    assert half.X.dtype == np.float64
+    np.testing.assert_array_equal(half.X, Xb.double().numpy())
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

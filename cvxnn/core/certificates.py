@@ -28,6 +28,7 @@ the cones (bought an objective below the optimum); by ``tol`` and more, it is
 as far from a certificate as a positive one.
 """
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,8 +60,10 @@ class Certificate:
         return self.relative_kkt_residual
 
     def satisfied(self, tol, cone_tol=None):
-        """True when optimality <= tol and (ReLU) cone violation <= cone_tol."""
-        cone_tol = tol if cone_tol is None else cone_tol
+        """True when optimality <= tol and (ReLU) cone violation <= cone_tol
+        (both > 0; inf accepts any value)."""
+        tol = _check_tolerance(tol, "tol")
+        cone_tol = tol if cone_tol is None else _check_tolerance(cone_tol, "cone_tol")
         opt = self.optimality
         cones_ok = self.cone_violation is None or self.cone_violation <= cone_tol
         return opt is not None and opt <= tol and cones_ok
@@ -73,6 +76,14 @@ class Certificate:
             if value is not None:
                 parts.append(f"{name}={value:.3g}")
         return ", ".join(parts)
+
+
+def _check_tolerance(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number > 0, got {value!r}.")
+    if not value > 0:
+        raise ValueError(f"{name}: must be > 0, got {value!r}.")
+    return float(value)
 
 
 def has_duality_gap(problem):

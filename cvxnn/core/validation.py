@@ -33,7 +33,9 @@ def host_array(A):
     built from tensors, converted once at this boundary.
     """
     if is_tensor(A):
-        return A.detach().cpu().numpy()
+        A = A.detach().cpu()
+        # NumPy has no bfloat16: as other non-float32/64 input, float64
+        return (A.double() if str(A.dtype) == "torch.bfloat16" else A).numpy()
     return A
 
 

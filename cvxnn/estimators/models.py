@@ -127,6 +127,9 @@ default="group_l1"
         X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, y_numeric=True,
                              multi_output=True, ensure_min_samples=2)
         check_choice(self.loss, "loss", ("squared",))
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"y: a regressor needs numeric targets, got dtype "
+                             f"{y.dtype} (class labels? use ConvexReLUClassifier).")
         self._y_1d = y.ndim == 1
         return X, y.astype(X.dtype, copy=False), "squared"
 
