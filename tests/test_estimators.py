@@ -196,6 +196,10 @@ def test_fixed_gate_array(regression_data):
     ({"bias": "yes"}, TypeError, "bias"),
     ({"solver_options": {"bogus": 1}}, TypeError, "bogus"),
     ({"tol": -1.0, "solver": "CLARABEL"}, ValueError, "^tol"),
+    ({"gates": None}, TypeError, "^gates: expected"),
+    ({"gates": lambda X, n, rng: None}, TypeError, "^gates: the sampler returned"),
+    ({"gates": "sparse", "gate_options": {"bias": False}}, ValueError,
+     "^gate_options: 'bias'"),
     ({"tol": "a", "solver": "CLARABEL"}, ValueError, "^tol"),
 ])
 def test_bad_parameters_are_named(regression_data, params, error, match):

@@ -148,22 +148,32 @@ def _sample_gates(gates, X, n_gates, random_state, options, bias):
     if isinstance(gates, str):
         sampler = GATE_FAMILIES[check_choice(gates, "gates", tuple(GATE_FAMILIES))]
         if gates in _TOLD_BIAS:
+            if "bias" in options:
+                raise ValueError(f"gate_options: 'bias' of gates={gates!r} is the "
+                                 "estimator's bias parameter; set that instead.")
             options = {**options, "bias": bias}
     elif callable(gates):
         sampler = gates
     else:
+        if gates is None:
+            raise TypeError("gates: expected a family name, a callable or an array "
+                            "(d, n_gates), got None.")
         if options:
             raise ValueError("gate_options: only used with a gate family, not with "
                              "a fixed gate array.")
         return gates
     rng = check_random_state(random_state)
     try:
-        return sampler(X, n_gates, rng, **options)
+        G = sampler(X, n_gates, rng, **options)
     except (TypeError, ValueError) as exc:
         if not isinstance(gates, str):  # the user's callable: its own errors
             raise
         # A family's errors name its keyword arguments: name the option.
         raise type(exc)(f"gate_options: for gates={gates!r}: {exc}") from exc
+    if G is None:
+        raise TypeError("gates: the sampler returned None; expected an array "
+                        "(d, n_gates).")
+    return G
 
 
 class _ConvexReLUBase(BaseEstimator):
