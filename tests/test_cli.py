@@ -106,7 +106,7 @@ def test_npz_data_and_solver_options(table, capsys):
     model = table["dir"] / "n.npz"
     code, out, err = _run(["fit", table["npz"], "--solver", "SCS", "--n-gates", "6",
                            "--option", "SCS:eps_abs=1e-9", "-o", "eps_rel=1e-9",
-                           "-o", "CLARABEL:max_iter=1", "--out", model], capsys)
+                           "--out", model], capsys)
     assert code == 0, err
     est = io.load_model(model)
     assert est.solver_options == {"eps_abs": 1e-9, "eps_rel": 1e-9}
@@ -150,6 +150,78 @@ def test_errors_exit_2_with_a_message(table, capsys, argv, message):
     code, _, err = _run(argv, capsys)
     assert code == 2
     assert err.startswith("cvxnn: error:") and message in err
+
+
+@pytest.fixture
+def bad_files(table):
+    """Damaged or contradictory data files next to ``table``'s."""
+    files = {
+        "dup.csv": b"a,a,c,y\n1,2,3,4\n5,6,7,8\n",
+        "latin1.csv": "a,b,y\n1,2,caf\xe9\n3,4,th\xe9\n".encode("latin-1"),
+        "empty_y.csv": b"a,b,y\n1,2,3\n4,5,\n6,7,8\n",
+        "nan.csv": b"a,b,y\n1,2,3\n4,inf,5\n6,7,8\n",
+        "text.npz": b"a,b,y\n1,2,3\n",
+        "half.npz": table["npz"].read_bytes()[:table["npz"].stat().st_size // 2],
+    }
+    for name, data in files.items():
+        (table["dir"] / name).write_bytes(data)
+    X, y = table["X"][:6], table["y"][:6]
+    np.savez(table["dir"] / "object.npz", X=X.astype(object), y=y)
+    np.savez(table["dir"] / "names.npz", X=X, y=y, feature_names=np.array(["a", "b"]))
+    return table["dir"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["fit", "{dir}/dup.csv", "-t", "y", "--out", "{dir}/m.npz"],
+     "column name 'a' appears twice"),
+    (["fit", "{dir}/half.npz", "--out", "{dir}/m.npz"],
+     "cannot be read as a .npz archive"),
+    (["fit", "{dir}/text.npz", "--out", "{dir}/m.npz"],
+     "text.npz cannot be read as a .npz"),
+    (["fit", "{dir}/object.npz", "--out", "{dir}/m.npz"], "DATA: array 'X'"),
+    (["fit", "missing.csv", "-t", "y", "--out", "{dir}/nodir/m.npz"],
+     "--out: directory '{dir}/nodir' does not exist"),
+    (["fit", "missing.csv", "-t", "y", "--out", "{dir}"],
+     "--out: '{dir}' is a directory"),
+    (["compare", "missing.csv", "-t", "y", "--solvers", SOLVER, "--plot",
+      "{dir}/nodir/p.png"], "--plot: directory"),
+    (["compare", "missing.csv", "-t", "y", "--solvers", SOLVER, "--plot", "p.xyz"],
+     "--plot: 'p.xyz' must end in an image extension"),
+    (["fit", "missing.csv", "-t", "y", "--solver", SOLVER, "-o", "CLARABL:max_iter=5",
+      "--out", "{dir}/m.npz"], "--option: 'CLARABL'"),
+    (["fit", "{csv}", "-t", "y", "--solver", "SCS", "-o", "CLARABEL:max_iter=1",
+      "--out", "{dir}/m.npz"], "--option: 'CLARABEL'"),
+    (["compare", "missing.csv", "-t", "y", "--solvers", SOLVER, "ECOS", "-o",
+      "auto:max_iter=5"], "CLARABEL, ECOS"),
+    (["fit", "{csv}", "-t", "y", "--features", "a,y", "--out", "{dir}/m.npz"],
+     "--features: 'y'"),
+    (["fit", "{dir}/empty_y.csv", "-t", "y", "--out", "{dir}/m.npz"],
+     "column 'y' of {dir}/empty_y.csv is empty in row 3"),
+    (["fit", "{dir}/names.npz", "--out", "{dir}/m.npz"], "'feature_names'"),
+    (["fit", "{dir}/latin1.csv", "-t", "y", "--out", "{dir}/m.npz"],
+     "DATA: {dir}/latin1.csv is not UTF-8"),
+    (["fit", "{dir}/nan.csv", "-t", "y", "--out", "{dir}/m.npz"], "column 'b'"),
+    (["fit", "{csv}", "-t", "label", "--features", "a,b", "--task", "regression",
+      "--solver", SOLVER, "--out", "{dir}/m.npz"],
+     "--task regression: the target 'label'"),
+])
+def test_bad_input_is_named_before_any_work(table, bad_files, capsys, argv, message):
+    argv = [a.format(csv=table["csv"], dir=bad_files) for a in argv]
+    code, _, err = _run(argv, capsys)
+    assert code == 2, err
+    assert err.startswith("cvxnn: error:")
+    assert message.format(dir=bad_files) in err
+
+
+def test_predict_rejects_a_damaged_npz(table, bad_files, capsys):
+    model = table["dir"] / "d.npz"
+    code, _, err = _run(["fit", table["npz"], "--solver", SOLVER, "--n-gates", "4",
+                         "--out", model], capsys)
+    assert code == 0, err
+    for name in ("half.npz", "text.npz"):
+        code, _, err = _run(["predict", model, bad_files / name], capsys)
+        assert code == 2
+        assert f"DATA: {bad_files / name} cannot be read as a .npz archive" in err
 
 
 def test_help_is_complete(capsys):

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from cvxnn.cli.tables import load_table
+from cvxnn.cli.tables import first_text, load_table
 
 DESCRIPTION = """\
 Train two-layer ReLU networks to global optimality by solving their convex
@@ -27,8 +27,8 @@ commands:
   compare  solve one problem with several solvers and print the gap between them
 
 data files:
-  CSV  a header row naming the columns; numeric feature columns; the target
-       column (--target) may hold numbers (regression) or labels (classification)
+  CSV  UTF-8, a header naming each column once; numeric feature columns; the
+       target column (--target) may hold numbers (regression) or labels (classification)
   NPZ  arrays X (n_samples, n_features) and y (or the name given to --target)
 """
 
@@ -93,7 +93,7 @@ def _problem_arguments():
     parser.add_argument("--option", "-o", action="append", default=[],
                         type=_solver_option, metavar="[SOLVER:]KEY=VALUE",
                         help="a solver option, e.g. tol=1e-8 or CLARABEL:max_iter=50 "
-                        "(repeatable)")
+                        "(repeatable; SOLVER must be a solver of the run)")
     return parser
 
 
@@ -184,6 +184,38 @@ def _options_for(args, solver):
             if name is None or name.lower() == solver.lower()}
 
 
+def _check_options(options, solvers):
+    """Each ``--option SOLVER:KEY=VALUE`` names one of ``solvers``."""
+    names = {name.lower() for name in solvers}
+    for solver, key, _ in options:
+        if solver is not None and solver.lower() not in names:
+            raise ValueError(f"--option: {solver!r} (in {solver}:{key}) is not a "
+                             f"solver of this run; it uses {', '.join(solvers)}.")
+
+
+def _check_output(flag, path):
+    """``path`` can be created: its directory exists and it is not a directory."""
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise ValueError(f"{flag}: directory {directory!r} does not exist.")
+    if os.path.isdir(path):
+        raise ValueError(f"{flag}: {path!r} is a directory; give a file name.")
+
+
+def _check_plot(path):
+    """``--plot``: a writable path whose extension matplotlib can save."""
+    from cvxnn._optional import optional_import
+
+    _check_output("--plot", path)
+    bases = optional_import("matplotlib.backend_bases", "--plot", "plot")
+    kinds = bases.FigureCanvasBase.get_supported_filetypes()
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix[1:] not in kinds:
+        raise ValueError(f"--plot: {path!r} must end in an image extension "
+                         f"matplotlib writes ({', '.join(sorted(kinds))}), got "
+                         f"{suffix or 'none'}.")
+
+
 def make_estimator(args, y, solver):
     """The estimator the problem options of ``args`` describe.
 
@@ -202,6 +234,11 @@ def make_estimator(args, y, solver):
     from cvxnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
 
     classify = _is_classification(args, y)
+    text = first_text(y) if not classify and y.dtype.kind in "USO" else None
+    if text is not None:
+        raise ValueError(f"--task regression: the target {args.target or 'y'!r} holds "
+                         f"text such as {text!r}; use --task classification or a "
+                         "numeric target.")
     if not classify and args.loss not in (None, "squared"):
         raise ValueError(f"--loss: {args.loss!r} is for classification; use --task "
                          "classification or --loss squared.")
@@ -233,6 +270,8 @@ def run_fit(args):
 
     solver = resolve_solver(args.solver)
     _check_solvers([solver])
+    _check_options(args.option, [solver])
+    _check_output("--out", args.out)
     table = load_table(args.data, args.target, args.features)
     _require_target(table, args)
     est = make_estimator(args, table.y, solver)
@@ -312,6 +351,8 @@ def run_predict(args):
     """
     from cvxnn.io import load_metadata, load_model
 
+    if args.out:
+        _check_output("--out", args.out)
     est = load_model(args.model)
     meta = load_metadata(args.model)
     names = meta.get("feature_names")
@@ -367,6 +408,9 @@ def run_compare(args):
     args : argparse.Namespace
     """
     _check_solvers(args.solvers)
+    _check_options(args.option, args.solvers)
+    if args.plot:
+        _check_plot(args.plot)
     table = load_table(args.data, args.target, args.features)
     _require_target(table, args)
     est = make_estimator(args, table.y, args.solvers[0])

@@ -7,6 +7,8 @@
 """
 
 import csv
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,33 +25,74 @@ class Table:
     target: str | None
 
 
+def parse_number(value):
+    """``float(value)``, or None where ``value`` is not a number."""
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def first_text(y):
+    """The first entry of ``y`` that is not a number, or None."""
+    return next((str(v) for v in np.ravel(y) if parse_number(v) is None), None)
+
+
 def _parse_column(values, name, path, numeric):
     """A column as float64, or when ``numeric`` is False (the target) as int64
     if every entry is an integer literal (labels such as 3 and 7 predicted as
-    written), as str if it is text."""
+    written), as str if it is text. Empty cells and non-finite numbers are
+    errors naming the row."""
+    where = f"column {name!r} of {path}"
+    if "" in values:
+        raise ValueError(f"DATA: {where} is empty in row {values.index('') + 2}.")
     if not numeric:
         try:
             return np.array([int(value) for value in values], dtype=np.int64)
         except (ValueError, OverflowError):
             pass
-    floats = []
-    for row, value in enumerate(values, start=2):
-        try:
-            floats.append(float(value))
-        except ValueError:
-            if not numeric:
-                return np.array(values, dtype=str)
-            raise ValueError(f"DATA: column {name!r} of {path} must be numeric; row "
-                             f"{row} holds {value!r}.") from None
-    return np.array(floats)
+    numbers = [parse_number(value) for value in values]
+    if None in numbers:
+        if not numeric:
+            return np.array(values, dtype=str)
+        row = numbers.index(None)
+        raise ValueError(f"DATA: {where} must be numeric; row {row + 2} holds "
+                         f"{values[row]!r}.")
+    column = np.array(numbers)
+    bad = np.flatnonzero(~np.isfinite(column))
+    if bad.size:
+        raise ValueError(f"DATA: {where} holds {values[bad[0]]!r} in row "
+                         f"{bad[0] + 2}; numbers must be finite.")
+    return column
+
+
+def _read_rows(path):
+    """The non-empty rows of the CSV file ``path`` (UTF-8, with or without BOM)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return [row for row in csv.reader(f) if row]
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"DATA: {path} is not UTF-8 text (it holds byte "
+                         f"{exc.object[exc.start]:#04x}); save it as UTF-8.") from None
+    except csv.Error as exc:
+        raise ValueError(f"DATA: {path} cannot be read as CSV: {exc}.") from None
+
+
+def _check_header(header, path):
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise ValueError(f"DATA: column name {name!r} appears twice in the "
+                             f"header of {path}.")
+        seen.add(name)
 
 
 def _read_csv(path):
-    with open(path, newline="") as f:
-        rows = [row for row in csv.reader(f) if row]
+    rows = _read_rows(path)
     if len(rows) < 2:
         raise ValueError(f"DATA: {path} needs a header row and at least one data row.")
     header = [name.strip() for name in rows[0]]
+    _check_header(header, path)
     for i, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise ValueError(f"DATA: row {i} of {path} has {len(row)} fields, the "
@@ -70,6 +113,9 @@ def _csv_table(path, target, features):
     header, columns = _read_csv(path)
     if target is not None:
         _pick(header, [target], path)
+    if features is not None and target in features:
+        raise ValueError(f"--features: {target!r} is the target column; a column "
+                         "cannot be both a feature and the target.")
     names = _pick(header, features, path) if features is not None else [
         name for name in header if name != target]
     if not names:
@@ -81,23 +127,49 @@ def _csv_table(path, target, features):
     return Table(X, y, names, target)
 
 
+def _open_npz(path):
+    """The archive ``path`` opened by ``np.load``, or a DATA error."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        data = None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"DATA: {path} cannot be read as a .npz archive; it is "
+                         "damaged or in another format.")
+    return data
+
+
+def _array(data, key, path):
+    """Array ``key`` of the open archive ``data``, or a DATA error."""
+    try:
+        return data[key]
+    except ValueError:
+        reason = "holds Python objects (dtype object, not loaded) or is damaged"
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
+        reason = "is damaged"
+    raise ValueError(f"DATA: array {key!r} in {path} cannot be read: it {reason}.")
+
+
 def _npz_table(path, target, features):
-    with np.load(path, allow_pickle=False) as data:
+    with _open_npz(path) as data:
         if "X" not in data.files:
             raise ValueError(f"DATA: {path} has no array 'X'; it has "
                              f"{', '.join(data.files)}.")
-        X = data["X"]
+        X = _array(data, "X", path)
         key = target if target is not None else ("y" if "y" in data.files else None)
         if target is not None and target not in data.files:
             raise ValueError(f"--target: {path} has no array {target!r}; it has "
                              f"{', '.join(data.files)}.")
-        y = data[key] if key is not None else None
-        names = (data["feature_names"].astype(str).tolist()
+        y = _array(data, key, path) if key is not None else None
+        names = (_array(data, "feature_names", path).astype(str)
                  if "feature_names" in data.files else None)
     if X.ndim != 2:
         raise ValueError(f"DATA: 'X' in {path} must be 2-D, got shape {X.shape}.")
-    if names is None:
-        names = [f"x{i}" for i in range(X.shape[1])]
+    if names is not None and names.shape != (X.shape[1],):
+        raise ValueError(f"DATA: 'feature_names' in {path} must name the "
+                         f"{X.shape[1]} columns of 'X'; it has shape {names.shape}.")
+    names = names.tolist() if names is not None else [
+        f"x{i}" for i in range(X.shape[1])]
     if features is not None and len(features) != X.shape[1]:
         raise ValueError(f"DATA: 'X' in {path} has {X.shape[1]} columns, the model "
                          f"was trained on {len(features)}.")
