@@ -104,6 +104,19 @@ def test_logistic_problem_of_several_outputs_round_trip(tmp_path, data):
     np.testing.assert_array_equal(loaded.predict(X), sol.predict(X))
 
 
+def test_unregularized_solution_and_estimator_round_trip(tmp_path, data):
+    """regularizer=None is stored as null; its files were refused on load."""
+    X, y = data
+    sol = cvxnn.build_problem(X, y, regularizer=None, lam=0.0, n_gates=5).solve(SOLVER)
+    io.save(tmp_path / "s.npz", sol)
+    _assert_same_solution(sol, io.load(tmp_path / "s.npz"))
+    est = cvxnn.ConvexReLURegressor(regularizer=None, lam=0.0, n_gates=5,
+                                    solver=SOLVER).fit(X, y)
+    io.save(tmp_path / "m.npz", est)
+    np.testing.assert_array_equal(io.load(tmp_path / "m.npz").predict(X),
+                                  est.predict(X))
+
+
 def test_decomposed_solution_round_trip(tmp_path, data):
     X, y = data
     problem = cvxnn.build_problem(X, y, lam=1e-2, n_gates=5, bias=True,
@@ -212,6 +225,36 @@ def test_unsavable_values_are_named(tmp_path, data):
         io.save_model(tmp_path / "x.npz", ConvexReLURegressor())
     with pytest.raises(TypeError, match="solution"):
         io.save_solution(tmp_path / "x.npz", est)
+
+
+@pytest.mark.parametrize(("params", "fragment"), [
+    ({"n_gates": -1}, "n_gates: must be >= 1"),
+    ({"tol": "x"}, "tol: expected a number"),
+    ({"solver": 5}, "solver: expected a solver name"),
+    ({"validation_fraction": 7}, "validation_fraction: expected a number"),
+    ({"gates": "bogus"}, "gates: unknown value 'bogus'"),
+    ({"loss": "logistic"}, "'params.loss' is 'logistic' but the solution"),
+    ({"lam": 0.5}, "'params.lam' is 0.5 but the solution"),
+])
+def test_settings_that_would_not_load_are_not_saved(tmp_path, data, params,
+                                                    fragment):
+    X, y = data
+    est = ConvexReLURegressor(n_gates=4, solver=SOLVER).fit(X, y)
+    est.set_params(**params)
+    with pytest.raises((TypeError, ValueError)) as info:
+        io.save(tmp_path / "m.npz", est)
+    assert fragment in str(info.value)
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_network_that_would_not_load_is_not_saved(tmp_path):
+    net = cvxnn.TwoLayerNetwork(W1=np.zeros((3, 4)), W2=np.zeros((1, 3)),
+                                gates=None, bias=False)
+    net.W2 = np.zeros((1, 5))  # checked when built, not when changed
+    with pytest.raises(ValueError, match=r"network: cannot be saved, .*'W2' has "
+                       r"shape \(1, 5\) but 'W1' has 3 neurons"):
+        io.save(tmp_path / "n.npz", net)
+    assert not (tmp_path / "n.npz").exists()
 
 
 def test_certificate_fields_survive_exactly(tmp_path, data):

@@ -12,9 +12,15 @@ import numpy as np
 import pytest
 
 import cvxnn
+import cvxnn.estimators.base
 from cvxnn import io
 from cvxnn.cli.commands import main
-from cvxnn.estimators import ConvexReLUClassifier
+from cvxnn.estimators import (
+    ConvexReLUClassifier,
+    ConvexReLURegressor,
+    ConvexReLURegressorCV,
+)
+from cvxnn.io.archive import with_checksum
 
 SOLVER = "CLARABEL"
 
@@ -33,7 +39,11 @@ def saved(tmp_path_factory):
     labels = np.array(["lo", "mid", "hi"], dtype=object)[np.digitize(y, [-0.5, 0.5])]
     est = ConvexReLUClassifier(n_gates=6, solver=SOLVER).fit(X, labels)
     objects = {"solution": gated, "relu": relu, "network": relu.network,
-               "estimator": est}
+               "estimator": est,
+               "whitened": ConvexReLURegressor(n_gates=6, whiten=True,
+                                               solver=SOLVER).fit(X, y),
+               "cv": ConvexReLURegressorCV(n_gates=6, n_lams=3,
+                                           solver=SOLVER).fit(X, y)}
     paths = {}
     for name, obj in objects.items():
         paths[name] = root / f"{name}.npz"
@@ -63,6 +73,43 @@ def _damaged(saved, kind, tmp_path, edit_arrays=None, edit_header=None):
     return _rewrite(tmp_path / f"bad_{kind}.npz", header, arrays)
 
 
+def _forged(saved, kind, tmp_path, edit_arrays=None, edit_header=None):
+    """As :func:`_damaged`, with the checksum recomputed (anyone can): only the
+    checks of meaning can refuse it."""
+    path = _damaged(saved, kind, tmp_path, edit_arrays, edit_header)
+    header, arrays = _contents(path)
+    del header["checksum"]
+    return _rewrite(path, with_checksum(header, arrays), arrays)
+
+
+# Edits of the arrays (_put, _poke, _drop) and of the header (_field).
+def _put(name, value):
+    """Set array ``name`` to ``value``, or to ``value(old array)``."""
+    return lambda a: a.update({name: value(a[name]) if callable(value) else value})
+
+
+def _poke(name, value):
+    """Set the first entry of array ``name`` to ``value``."""
+    def edit(arrays):
+        arr = arrays[name].copy()
+        arr.flat[0] = value
+        arrays[name] = arr
+    return edit
+
+
+def _drop(*names):
+    return lambda a: [a.pop(name) for name in names]
+
+
+def _field(*keys, **values):
+    """Update the metadata object at ``header[keys[0]][keys[1]]...``."""
+    def edit(header):
+        for key in keys:
+            header = header[key]
+        header.update(values)
+    return edit
+
+
 def _refused(path, *fragments, loader=io.load, **kwargs):
     with pytest.raises(io.ModelFileError) as info:
         loader(path, **kwargs)
@@ -80,19 +127,20 @@ KINDS = list(WEIGHTS)
 
 
 # --- valid files --------------------------------------------------------------
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*KINDS, "whitened", "cv"])
 def test_valid_files_load_exactly(saved, kind):
     loaded = io.load(saved["paths"][kind])
     original = saved["objects"][kind]
+    estimator = kind in ("estimator", "whitened", "cv")
     net = original if kind == "network" else (
-        original.network if kind != "estimator" else original.network_)
+        original.network_ if estimator else original.network)
     net_loaded = loaded if kind == "network" else (
-        loaded.network if kind != "estimator" else loaded.network_)
+        loaded.network_ if estimator else loaded.network)
     for name in ("W1", "W2"):
         a, b = getattr(net, name), getattr(net_loaded, name)
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
-    if kind == "estimator":
+    if estimator:
         np.testing.assert_array_equal(loaded.predict(saved["X"]),
                                       original.predict(saved["X"]))
         assert loaded.predict(saved["X"]).tolist() == \
@@ -142,10 +190,8 @@ def test_missing_other_arrays(saved, tmp_path, kind, name):
 
 
 def test_missing_optional_array_is_caught_by_the_checksum(saved, tmp_path):
-    path = _damaged(saved, "estimator", tmp_path,
-                    lambda a: a.pop("fitted/feature_names_in_", None)
-                    or a.pop("solution/problem/classes"))
-    _refused(path, "array 'solution/problem/classes' is missing (the checksum")
+    path = _damaged(saved, "relu", tmp_path, _drop("multipliers/0", "multipliers/1"))
+    _refused(path, "array 'multipliers/0' is missing (the checksum")
 
 
 # --- wrong shapes -------------------------------------------------------------
@@ -280,6 +326,115 @@ def test_checks_that_need_no_checksum(saved, tmp_path):
         h.pop("checksum"), h["fitted"].update(predict=1)))
     _refused(path, "'fitted' holds unknown attributes (predict)",
              allow_no_checksum=True)
+
+
+# --- forged files: edited, checksum recomputed ---------------------------------
+NAN, INF = float("nan"), float("inf")
+FORGERIES = {
+    # fitted classes: order is the meaning of every prediction
+    "classes reversed": ("estimator", _put("fitted/classes_", lambda c: c[::-1]),
+                         None, "'fitted/classes_' must hold sorted and distinct"),
+    "classes repeated": ("estimator", _put("fitted/classes_",
+                                           np.array(["hi", "hi", "mid"])),
+                         None, "'fitted/classes_' must hold sorted and distinct"),
+    "classes nan": ("estimator", _put("fitted/classes_", np.array([0.0, 1.0, NAN])),
+                    None, "'fitted/classes_' has 1 non-finite value"),
+    "problem classes": ("estimator", _put("solution/problem/classes",
+                                          np.array([5, 6, 7])),
+                        None, "'solution/problem/classes' is [5, 6, 7] but"),
+    "problem classes reversed": ("estimator", _put("solution/problem/classes",
+                                                   lambda c: c[::-1]), None,
+                                 "'solution/problem/classes' must hold sorted"),
+    # whitening
+    "whiten mean nan": ("whitened", _poke("fitted/whiten_mean_", NAN), None,
+                        "'fitted/whiten_mean_' has 1 non-finite value"),
+    "whiten components inf": ("whitened", _poke("fitted/whiten_components_", INF),
+                              None, "'fitted/whiten_components_' has 1 non-finite"),
+    "whiten false": ("whitened", None, _field("params", whiten=False),
+                     "'params.whiten' is false but the file holds"),
+    "whiten true": ("estimator", None, _field("params", whiten=True),
+                    "'params.whiten' is true but the file holds no"),
+    "whiten mean alone": ("whitened", _drop("fitted/whiten_components_"),
+                          _field("params", whiten=False),
+                          "'fitted/whiten_mean_' comes without"),
+    # the path of a CV model; CV attributes on a plain one
+    "lams text": ("cv", _put("fitted/lams_", lambda v: v.astype(str)), None,
+                  "'fitted/lams_' has dtype <U"),
+    "lams nan": ("cv", _poke("fitted/lams_", NAN), None,
+                 "'fitted/lams_' has 1 non-finite value"),
+    "lams negative": ("cv", _put("fitted/lams_", lambda v: -v), None,
+                      "'fitted/lams_' has lams < 0"),
+    "scores short": ("cv", _put("fitted/scores_", lambda v: v[:-1]), None,
+                     "'fitted/scores_' has shape (2,)"),
+    "path missing": ("cv", _drop("fitted/lams_", "fitted/scores_"), None,
+                     "array 'fitted/lams_' is missing"),
+    "lam not on path": ("cv", _put("fitted/lams_", lambda v: 2 * v), None,
+                        "'fitted.lam_' is"),
+    "lam_ on plain": ("whitened", None, _field("fitted", lam_=1e-3),
+                      "'fitted' holds lam_, which a ConvexReLURegressor"),
+    "loss_ on plain": ("whitened", None, _field("fitted", loss_="squared"),
+                       "'fitted' holds loss_, which a ConvexReLURegressor"),
+    "lams_ on plain": ("whitened", _put("fitted/lams_", np.ones(1)), None,
+                       "array 'fitted/lams_' does not belong"),
+    # the solution's metadata
+    "status": ("solution", None, _field("solution", status="bogus"),
+               "'solution.status' must be one of"),
+    "solve time": ("solution", None, _field("solution", solve_time=-5.0),
+                   "'solution.solve_time' must be a number >= 0"),
+    "gap nan": ("solution", None, _field("solution", "certificate",
+                                         relative_gap=NAN),
+                "'solution.certificate.relative_gap' must be"),
+    "gap inf": ("solution", None, _field("solution", "certificate",
+                                         duality_gap=INF),
+                "'solution.certificate.duality_gap' must be"),
+    "kkt negative": ("solution", None, _field("solution", "certificate",
+                                              kkt_residual=-1.0),
+                     "'solution.certificate.kkt_residual' must be"),
+    "cones of gated": ("solution", None, _field("solution", "certificate",
+                                                cone_violation=0.0),
+                       "'solution.certificate.cone_violation' must be null"),
+    # the estimator's settings, judged by its own checks
+    "n_gates": ("whitened", None, _field("params", n_gates=-1),
+                "'params.n_gates' holds"),
+    "tol": ("whitened", None, _field("params", tol="x"), "'params.tol' holds"),
+    "solver": ("whitened", None, _field("params", solver=5),
+               "'params.solver' holds"),
+    "loss of regressor": ("whitened", None, _field("params", loss="logistic"),
+                          "'params.loss' is 'logistic' but the solution"),
+    "random_state": ("whitened", None, _field("params", random_state="x"),
+                     "'params.random_state' holds"),
+    "gate_options": ("whitened", None, _field("params", gate_options=[1]),
+                     "'params.gate_options' holds"),
+    "gates": ("whitened", None, _field("params", gates="bogus"),
+              "'params.gates' holds"),
+    "validation_fraction": ("whitened", None, _field("params",
+                                                     validation_fraction=7),
+                            "'params.validation_fraction' holds"),
+    "device": ("whitened", None, _field("params", device="cuda", solver="CLARABEL"),
+               "'params.device' holds"),
+    "loss of classifier": ("estimator", None, _field("params", loss="logistic"),
+                           "'params.loss' holds"),
+    "other loss of classifier": ("estimator", None, _field("params", loss="squared"),
+                                 "'params.loss' is 'squared' but the solution"),
+    "n_lams": ("cv", None, _field("params", n_lams=0), "'params.n_lams' holds"),
+    "cv": ("cv", None, _field("params", cv=7.5), "'params.cv' holds"),
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_forged_files(saved, tmp_path, forgery):
+    kind, edit_arrays, edit_header, fragment = FORGERIES[forgery]
+    _refused(_forged(saved, kind, tmp_path, edit_arrays, edit_header), fragment)
+
+
+def test_forgeries_that_could_be_genuine_load(saved, tmp_path, monkeypatch):
+    # A ReLU gap below zero: cones violated within cone_tol.
+    io.load(_forged(saved, "relu", tmp_path, edit_header=_field(
+        "solution", "certificate", relative_gap=-1e-3)))
+    # device with solver="auto" needs the compiled solver to fit, not to load.
+    monkeypatch.setattr(cvxnn.estimators.base, "default_solver", lambda: "CLARABEL")
+    io.load(_forged(saved, "whitened", tmp_path,
+                    edit_header=_field("params", device="cuda", solver="auto")))
 
 
 # --- truncated and non-zip files ----------------------------------------------

@@ -227,6 +227,38 @@ class _ConvexReLUBase(BaseEstimator):
             options.setdefault("tol", tol)
         return solver, options, gate_options
 
+    def _check_settings(self, n_samples, n_classes=None):
+        """Every check ``fit`` runs on the settings alone, also for those a fit
+        may not use (``validation_fraction`` without early stopping): model
+        files are checked with it on save and load. ``solver="auto"`` counts
+        as ``"fast"`` (what it is where the compiled solvers are built), so
+        validity does not depend on the machine; the names of a device and of
+        a CVXPY solver, known only where they run, are not checked.
+        ``n_samples``: the rows fitted (the CV splits need them);
+        ``n_classes``: a classifier's. Raises what ``fit`` would."""
+        probe = type(self)(**self.get_params(deep=False))
+        if isinstance(probe.solver, str) and probe.solver == "auto":
+            probe.solver = "fast"
+        _, _, gate_options = probe._check_params()
+        if isinstance(probe.gates, str):
+            check_choice(probe.gates, "gates", tuple(GATE_FAMILIES))
+            check_random_state(probe.random_state)
+        elif not callable(probe.gates):  # a fixed array: no gate_options
+            _sample_gates(probe.gates, None, probe.n_gates, probe.random_state,
+                          gate_options, probe.bias)
+        if n_classes is not None:
+            probe._resolve_loss(n_classes)
+        if "n_lams" in probe.get_params(deep=False):  # the CV estimators' path
+            check_positive_int(probe.n_lams, "n_lams")
+            _check_fraction(probe.lam_ratio, "lam_ratio")
+            check_positive_int(probe.patience, "patience")
+            _check_fraction(probe.path_tol, "path_tol", upper=np.inf)
+            model_selection.validation_splits(n_samples, probe.cv)
+        else:
+            check_bool(probe.early_stopping, "early_stopping")
+            _check_fraction(probe.validation_fraction, "validation_fraction")
+            check_positive_int(probe.n_iter_no_change, "n_iter_no_change")
+
     def _draw_gates(self, X):
         """The (d, n_gates) gates of the family for validated data ``X``."""
         _, _, gate_options = self._check_params()

@@ -3,7 +3,12 @@
 * :mod:`cvxnn.io.files`: ``save``/``load`` and their per-kind variants;
 * :mod:`cvxnn.io.archive`: the archive (JSON header, arrays, checksums);
 * :mod:`cvxnn.io.checks`: what a file must satisfy before anything is built
-  from it (arrays, dtypes, shapes, finiteness, the objective recomputed).
+  from it (arrays, dtypes, shapes, finiteness, the objective recomputed);
+* :mod:`cvxnn.io.estimator_checks`: what an estimator's file must satisfy
+  besides (settings, by the estimators' own checks; fitted attributes).
+
+Saving runs the same checks (all but the objective) first: a file they would
+refuse is not written.
 
 A damaged file raises :class:`ModelFileError` naming the file and the problem.
 """

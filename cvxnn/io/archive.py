@@ -137,8 +137,13 @@ def _label_array(arr, name):
 
 
 # --- reading and writing ----------------------------------------------------
-def write_archive(path, kind, meta, arrays):
-    """Write ``meta`` (JSON values) and ``arrays`` to ``path``, with a checksum."""
+def write_archive(path, kind, meta, arrays, check=None):
+    """Write ``meta`` (JSON values) and ``arrays`` to ``path``, with a checksum.
+
+    ``check(header, arrays)``, the structure checks :func:`read_archive` runs,
+    runs first on what would be written: a file that would be refused is not
+    written (ValueError, naming ``kind`` and what is wrong).
+    """
     header = {"format": "cvxnn", "format_version": FORMAT_VERSION, "kind": kind,
               **meta}
 
@@ -148,6 +153,12 @@ def write_archive(path, kind, meta, arrays):
     for key in header["object_arrays"]:
         arrays[key] = _label_array(arrays[key], key)
     header = with_checksum(header, arrays)
+    if check is not None:
+        try:
+            check(header, arrays)
+        except ModelFileError as exc:
+            raise ValueError(f"{kind}: cannot be saved, the file would be refused "
+                             f"when loaded: {exc.reason}") from exc
     payload = {HEADER: np.array(json.dumps(header))}
     payload.update(arrays)
     with open(path, "wb") as f:

@@ -8,8 +8,10 @@ with a message that says what is wrong (the loader adds the file name):
   patterns, numeric histories, string or numeric labels); shapes agree with
   each other and with the sizes in the metadata; metadata fields have the
   types and values expected (known loss, regularizer and formulation names,
-  ``lam >= 0``, a status that comes with weights has them, ...);
-* **values**: data, gates, weights and multipliers are finite;
+  ``lam >= 0``, a known status, one that comes with weights has them, ...);
+* **values**: data, gates, weights and multipliers are finite; class labels
+  are sorted and distinct (as ``numpy.unique`` gives them); certificate
+  numbers are ones a certificate can hold;
 * **checksum** (verified by :mod:`cvxnn.io.archive` after these checks, so
   that the messages above name the problem when they can): SHA-256 of each
   array and of the JSON header, so that any change after saving is detected;
@@ -18,25 +20,28 @@ with a message that says what is wrong (the loader adds the file name):
 
 Cost: one pass over the bytes for the finiteness tests and one for SHA-256
 (about 1-2 GB/s), and one objective evaluation (two GEMM-sized products).
-``docs/design/model-files.md`` explains the choices.
+``docs/design/model-files.md`` explains the choices. Estimators' own checks
+(settings, fitted attributes) are in :mod:`cvxnn.io.estimator_checks`.
 """
 
 import dataclasses
 import math
 import numbers
 
+import cvxpy as cp
 import numpy as np
 
 from cvxnn.core.certificates import Certificate
 from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
 from cvxnn.core.regularizers import REGULARIZERS
-from cvxnn.core.status import WITH_WEIGHTS
+from cvxnn.core.status import SOLVER_ERROR, WITH_WEIGHTS
 from cvxnn.io.archive import ModelFileError
 
-ESTIMATOR_CLASSES = ("ConvexReLURegressor", "ConvexReLUClassifier",
-                     "ConvexReLURegressorCV", "ConvexReLUClassifierCV")
-FITTED_SCALARS = ("n_features_in_", "n_active_", "n_iter_", "loss_", "_y_1d", "lam_")
+# Every status a solution can have: cvxnn's own and those of CVXPY, which the
+# CVXPY backend passes on (with weights or, failed, without).
+STATUSES = WITH_WEIGHTS | {SOLVER_ERROR} | frozenset(
+    cp.settings.SOLUTION_PRESENT + cp.settings.INF_OR_UNB + cp.settings.ERROR)
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # Recomputing the objective on another machine (another BLAS) changes only
 # rounding; the tolerance is relative to max(|stored|, |recomputed|, F(0)).
@@ -48,55 +53,61 @@ _CERTIFICATE_REQUIRED = frozenset(
 
 
 # --- metadata fields ----------------------------------------------------------
-def _get(meta, key, where):
+def get_field(meta, key, where):
     if key not in meta:
         raise ModelFileError(f"metadata field '{where}.{key}' is missing.")
     return meta[key]
 
 
-def _bad(where, key, want, value):
+def bad_field(where, key, want, value):
     return ModelFileError(f"metadata field '{where}.{key}' must be {want}, got "
                           f"{value!r}.")
 
 
 def mapping(meta, key, where, optional=False):
-    value = meta.get(key) if optional else _get(meta, key, where)
+    value = meta.get(key) if optional else get_field(meta, key, where)
     if value is None and optional:
         return None
     if not isinstance(value, dict):
-        raise _bad(where, key, "a JSON object", value)
+        raise bad_field(where, key, "a JSON object", value)
     return value
 
 
-def _string(meta, key, where, choices=None):
-    value = _get(meta, key, where)
-    if not isinstance(value, str) or (choices is not None and value not in choices):
-        want = "a string" if choices is None else f"one of {sorted(choices)}"
-        raise _bad(where, key, want, value)
+def string_field(meta, key, where, choices=None):
+    """A string field (or None where ``choices`` holds None, as the
+    regularizers do)."""
+    value = get_field(meta, key, where)
+    allowed = isinstance(value, str) or (value is None and choices is not None
+                                         and None in choices)
+    if not allowed or (choices is not None and value not in choices):
+        want = "a string" if choices is None else \
+            f"one of {', '.join(repr(c) for c in sorted(choices, key=str))}"
+        raise bad_field(where, key, want, value)
     return value
 
 
-def _bool(meta, key, where):
-    value = _get(meta, key, where)
+def bool_field(meta, key, where):
+    value = get_field(meta, key, where)
     if not isinstance(value, bool):
-        raise _bad(where, key, "true or false", value)
+        raise bad_field(where, key, "true or false", value)
     return value
 
 
-def _int(meta, key, where, optional=False):
-    value = meta.get(key) if optional else _get(meta, key, where)
+def int_field(meta, key, where, optional=False):
+    value = meta.get(key) if optional else get_field(meta, key, where)
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _bad(where, key, "a non-negative integer", value)
+        raise bad_field(where, key, "a non-negative integer", value)
     return value
 
 
-def _number(meta, key, where, finite=True):
-    value = _get(meta, key, where)
+def number_field(meta, key, where, finite=True):
+    value = get_field(meta, key, where)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
             finite and not math.isfinite(value)):
-        raise _bad(where, key, "a finite number" if finite else "a number", value)
+        raise bad_field(where, key, "a finite number" if finite else "a number",
+                        value)
     return float(value)
 
 
@@ -148,6 +159,22 @@ def finite(arr, name):
                              f"{'s' if bad > 1 else ''} (nan or inf).")
 
 
+def sorted_labels(arr, name):
+    """Labels as ``numpy.unique`` gives them: finite, sorted, each once (the
+    label of output or code ``i`` depends on it)."""
+    if arr.dtype.kind == "f":
+        finite(arr, name)
+    if not np.array_equal(np.unique(arr), arr):
+        raise ModelFileError(f"array {name!r} must hold sorted and distinct labels "
+                             f"(as numpy.unique gives them), got {shown(arr)}.")
+
+
+def shown(arr, limit=6):
+    """The first ``limit`` values of a 1-D array, for a message."""
+    values = arr[:limit].tolist()
+    return repr(values)[:-1] + ", ...]" if arr.size > limit else repr(values)
+
+
 def no_other_arrays(arrays, allowed, prefixes=()):
     for name in sorted(arrays):
         if name not in allowed and not name.startswith(tuple(prefixes)):
@@ -160,13 +187,13 @@ _PROBLEM_ARRAYS = ("X", "y", "patterns", "gates", "classes", "input_scale")
 
 def check_problem(meta, arrays, prefix, where):
     """Check a problem's metadata and arrays; return its sizes and dtype."""
-    _string(meta, "formulation", where, FORMULATIONS)
-    _string(meta, "loss", where, LOSSES)
-    _string(meta, "regularizer", where, REGULARIZERS)
-    lam = _number(meta, "lam", where)
+    string_field(meta, "formulation", where, FORMULATIONS)
+    string_field(meta, "loss", where, LOSSES)
+    string_field(meta, "regularizer", where, REGULARIZERS)
+    lam = number_field(meta, "lam", where)
     if lam < 0:
-        raise _bad(where, "lam", "a finite number >= 0", lam)
-    _bool(meta, "bias", where)
+        raise bad_field(where, "lam", "a finite number >= 0", lam)
+    bool_field(meta, "bias", where)
     X = array(arrays, prefix + "X", "float", 2)
     n_samples, d = X.shape
     if n_samples < 1 or d < 1:
@@ -203,6 +230,7 @@ def _check_classes(arrays, name, n_outputs, loss):
     classes = array(arrays, name, "label", 1, required=False)
     if classes is None:
         return
+    sorted_labels(classes, name)
     if loss == "logistic":
         if classes.size != 2:
             raise ModelFileError(f"array {name!r} has {classes.size} classes; the "
@@ -219,7 +247,7 @@ def _check_sizes(meta, where, sizes):
     if stored is None:
         return
     for key, value in sizes.items():
-        if _int(stored, key, f"{where}.sizes") != value:
+        if int_field(stored, key, f"{where}.sizes") != value:
             raise ModelFileError(f"the arrays give {key}={value} but the metadata "
                                  f"says {key}={stored[key]} ('{where}.sizes').")
 
@@ -237,11 +265,12 @@ def check_solution(meta, arrays, prefix="", where="solution"):
     problem_meta = mapping(meta, "problem", where)
     sizes = check_problem(problem_meta, arrays, prefix + "problem/",
                           f"{where}.problem")
-    status = _string(meta, "status", where)
+    status = string_field(meta, "status", where, STATUSES)
     for key in ("solver", "message"):
-        _string(meta, key, where)
-    _number(meta, "solve_time", where, finite=False)
-    _int(meta, "n_iter", where, optional=True)
+        string_field(meta, key, where)
+    if number_field(meta, "solve_time", where, finite=False) < 0:
+        raise bad_field(where, "solve_time", "a number >= 0", meta["solve_time"])
+    int_field(meta, "n_iter", where, optional=True)
     mapping(meta, "info", where)
     formulation = FORMULATIONS[problem_meta["formulation"]]
     present = [b for b in _BLOCKS if prefix + b in arrays]
@@ -254,12 +283,12 @@ def check_solution(meta, arrays, prefix="", where="solution"):
         raise ModelFileError(f"{why}, but the file holds "
                              f"{', '.join(repr(prefix + b) for b in present) or 'none'}"
                              f" (expected {want}).")
-    objective = _number(meta, "objective", where, finite=False)
+    objective = number_field(meta, "objective", where, finite=False)
     certificate = mapping(meta, "certificate", where, optional=True)
     if present:
         _check_weights(arrays, prefix, present, sizes, formulation)
         if not math.isfinite(objective):
-            raise _bad(where, "objective", "finite for a solution with weights",
+            raise bad_field(where, "objective", "finite for a solution with weights",
                        objective)
         if certificate is None:
             raise ModelFileError(f"metadata field '{where}.certificate' is missing "
@@ -268,7 +297,8 @@ def check_solution(meta, arrays, prefix="", where="solution"):
         raise ModelFileError("a solution without weights must have objective nan "
                              f"and no certificate ('{where}').")
     if certificate is not None:
-        _check_certificate(certificate, objective, f"{where}.certificate")
+        _check_certificate(certificate, objective, formulation,
+                           f"{where}.certificate")
     _check_extras(arrays, prefix, sizes, formulation)
     return sizes
 
@@ -289,7 +319,10 @@ def _check_weights(arrays, prefix, present, sizes, formulation):
                              f"{' - '.join(repr(prefix + b) for b in blocks)}.")
 
 
-def _check_certificate(cert, objective, where):
+def _check_certificate(cert, objective, formulation, where):
+    """Field names, and numbers a certificate can hold: no nan, finite gaps
+    (a ReLU gap may be below zero, where cones are violated), residuals and
+    cone violations >= 0, the latter for ReLU only."""
     odd = sorted((set(cert) - _CERTIFICATE_FIELDS) | (_CERTIFICATE_REQUIRED
                                                        - set(cert)))
     if odd:
@@ -297,8 +330,18 @@ def _check_certificate(cert, objective, where):
                              f"fields ({', '.join(odd)}).")
     for key, value in cert.items():
         if value is not None and (isinstance(value, bool)
-                                  or not isinstance(value, numbers.Real)):
-            raise _bad(where, key, "a number or null", value)
+                                  or not isinstance(value, numbers.Real)
+                                  or math.isnan(value)):
+            raise bad_field(where, key, "a number (not nan) or null", value)
+    for key in ("duality_gap", "relative_gap"):
+        if cert[key] is not None and not math.isfinite(cert[key]):
+            raise bad_field(where, key, "a finite number or null", cert[key])
+    for key in ("kkt_residual", "relative_kkt_residual", "cone_violation"):
+        if cert.get(key) is not None and cert[key] < 0:
+            raise bad_field(where, key, "a number >= 0 or null", cert[key])
+    if cert.get("cone_violation") is not None and not formulation.has_cones:
+        raise bad_field(where, "cone_violation", "null for a "
+                        f"{formulation.name} solution", cert["cone_violation"])
     if cert["objective"] != objective:
         raise ModelFileError(f"metadata field '{where}.objective' is "
                              f"{cert['objective']!r} but the solution's objective "
@@ -349,7 +392,7 @@ def check_objective(problem, blocks, stored):
 # --- networks -----------------------------------------------------------------
 def check_network(header, arrays):
     """Check a saved network: W1 (m, d), W2 (k, m), gates (d, m) or none."""
-    bias = _bool(header, "bias", "network")
+    bias = bool_field(header, "bias", "network")
     W1 = array(arrays, "W1", "float", 2)
     m, d = W1.shape
     if d < 1 + int(bias):
@@ -373,105 +416,3 @@ def check_network(header, arrays):
     no_other_arrays(arrays, {"W1", "W2", "gates"})
     _check_sizes(header, "network", {"n_neurons": m, "n_features": d,
                                      "n_outputs": W2.shape[0]})
-
-
-# --- estimators ---------------------------------------------------------------
-_ESTIMATOR_ARRAYS = ("params/gates", "fitted/classes_", "fitted/feature_names_in_",
-                     "fitted/lams_", "fitted/scores_", "fitted/whiten_mean_",
-                     "fitted/whiten_components_")
-
-
-def check_estimator(header, arrays):
-    """Check a saved estimator: class, parameters, fitted attributes, solution."""
-    name = header.get("class")
-    if name not in ESTIMATOR_CLASSES:
-        raise ModelFileError(f"holds an unknown estimator class {name!r}.")
-    solution = mapping(header, "solution", "estimator")
-    sizes = check_solution(solution, arrays, "solution/")
-    if "solution/U" not in arrays:
-        raise ModelFileError("array 'solution/U' is missing: a fitted estimator's "
-                             "solution has weights.")
-    fitted = mapping(header, "fitted", "estimator")
-    _check_params(mapping(header, "params", "estimator"), solution["problem"], arrays,
-                  fitted)
-    odd = sorted(set(fitted) - set(FITTED_SCALARS))
-    if odd:
-        raise ModelFileError(f"metadata field 'fitted' holds unknown attributes "
-                             f"({', '.join(odd)}).")
-    _check_fitted(fitted, solution, arrays, sizes)
-    if name.startswith("ConvexReLUClassifier"):
-        _check_classifier(fitted, solution["problem"]["loss"], arrays, sizes)
-    elif _bool(fitted, "_y_1d", "fitted") and sizes["n_outputs"] != 1:
-        raise ModelFileError(f"metadata field 'fitted._y_1d' is true but the "
-                             f"problem has {sizes['n_outputs']} outputs.")
-    mapping(header, "metadata", "estimator")
-    no_other_arrays(arrays, set(_ESTIMATOR_ARRAYS), ("solution/",))
-
-
-def _check_params(params, problem, arrays, fitted):
-    """The estimator's parameters agree with the problem its solution solved
-    (a CV estimator's chosen ``lam_`` stands for ``lam``)."""
-    chosen = {"lam": fitted["lam_"]} if "lam_" in fitted else {}
-    for key in ("formulation", "regularizer", "lam", "bias"):
-        value = chosen[key] if key in chosen else _get(params, key, "params")
-        if value != problem[key]:
-            raise ModelFileError(
-                f"metadata field 'params.{key}' is {value!r} but the solution "
-                f"was computed with {key}={problem[key]!r}.")
-    gates = _get(params, "gates", "params")
-    if gates == {"array": True}:
-        finite(array(arrays, "params/gates", "float", 2), "params/gates")
-    elif not isinstance(gates, str):
-        raise _bad("params", "gates", "a gate family name or {\"array\": true}",
-                   gates)
-    elif "params/gates" in arrays:
-        raise ModelFileError("array 'params/gates' does not belong in this file "
-                             f"(params.gates is {gates!r}).")
-
-
-def _check_fitted(fitted, solution, arrays, sizes):
-    d = sizes["n_features"] - int(solution["problem"]["bias"])
-    components = array(arrays, "fitted/whiten_components_", "float", 2,
-                       required=False)
-    if components is not None:  # the problem holds whitened features
-        expect_shape(components, "fitted/whiten_components_",
-                     (components.shape[0], d), f"the problem has {d} features")
-        d = components.shape[0]
-        expect_shape(array(arrays, "fitted/whiten_mean_", "float", 1),
-                     "fitted/whiten_mean_", (d,), f"the model takes {d} features")
-    _expect_field(fitted, "n_features_in_", d, f"the data have {d} features")
-    _expect_field(fitted, "n_iter_", solution["n_iter"], "the solution says so",
-                  optional=True)
-    blocks = [arrays["solution/" + b]
-              for b in FORMULATIONS[solution["problem"]["formulation"]].block_names]
-    n_active = sum(int(np.count_nonzero(np.linalg.norm(B, axis=2) > 0))
-                   for B in blocks)
-    _expect_field(fitted, "n_active_", n_active,
-                  "that many weight blocks are non-zero")
-    names = array(arrays, "fitted/feature_names_in_", "string", 1, required=False)
-    if names is not None:
-        expect_shape(names, "fitted/feature_names_in_", (d,),
-                     f"the model takes {d} features")
-
-
-def _expect_field(fitted, key, value, why, optional=False):
-    stored = _int(fitted, key, "fitted", optional=optional)
-    if stored != value:
-        raise ModelFileError(f"metadata field 'fitted.{key}' is {stored!r} but "
-                             f"should be {value!r} ({why}).")
-
-
-def _check_classifier(fitted, loss, arrays, sizes):
-    """``classes_`` and ``loss_`` against the outputs (see ConvexReLUClassifier)."""
-    if _string(fitted, "loss_", "fitted") != loss:
-        raise ModelFileError(f"metadata field 'fitted.loss_' is {fitted['loss_']!r} "
-                             f"but the solution was computed with loss={loss!r}.")
-    classes = array(arrays, "fitted/classes_", "label", 1)
-    n_classes = classes.size
-    # Logistic: one output; cross-entropy: one per class; squared: one for
-    # two classes (+-1 targets), else one per class.
-    n_outputs = 1 if loss == "logistic" or (loss == "squared" and n_classes == 2) \
-        else n_classes
-    if n_classes < 2 or sizes["n_outputs"] != n_outputs:
-        raise ModelFileError(f"array 'fitted/classes_' has {n_classes} classes but "
-                             f"the {loss} problem has {sizes['n_outputs']} outputs.")

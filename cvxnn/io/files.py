@@ -28,7 +28,8 @@ metadata, finite data and weights, a SHA-256 checksum of every array and of
 the JSON header, and the stored objective recomputed from the stored weights
 and data. Anything wrong raises :class:`ModelFileError` (a ``ValueError``)
 naming the file and the problem; a file that cannot be opened raises the
-usual ``OSError``.
+usual ``OSError``. Saving runs the same structure checks (all but the
+objective) first and writes nothing they refuse (``ValueError``).
 
 Files without a checksum (written before cvxnn stored one; same format
 version, since the checksum is one more header entry that older readers
@@ -61,11 +62,12 @@ from cvxnn.io.archive import (
 )
 from cvxnn.io.archive import read_archive as _read
 from cvxnn.io.archive import write_archive as _write
-from cvxnn.io.checks import FITTED_SCALARS as _FITTED_SCALARS
-from cvxnn.io.checks import check_estimator as _check_estimator
 from cvxnn.io.checks import check_network as _check_network
 from cvxnn.io.checks import check_objective as _check_objective
 from cvxnn.io.checks import check_solution as _check_solution
+from cvxnn.io.estimator_checks import FITTED_ARRAYS as _FITTED_ARRAYS
+from cvxnn.io.estimator_checks import FITTED_SCALARS as _FITTED_SCALARS
+from cvxnn.io.estimator_checks import check_estimator as _check_estimator
 
 __all__ = ["FORMAT_VERSION", "HEADER", "KINDS", "ModelFileError", "load",
            "load_metadata", "load_model", "load_network", "load_solution", "save",
@@ -239,7 +241,7 @@ def save_solution(path, solution):
         raise TypeError(f"solution: expected a cvxnn.Solution, got "
                         f"{type(solution).__name__}.")
     meta, arrays = solution_parts(solution)
-    _write(path, "solution", {"solution": meta}, arrays)
+    _write(path, "solution", {"solution": meta}, arrays, _solution_check)
 
 
 def load_solution(path, *, allow_no_checksum=False):
@@ -282,6 +284,8 @@ def save_network(path, network):
     ----------
     path : str or path-like
     network : cvxnn.TwoLayerNetwork
+        Its arrays must agree (they are checked when it is built, not when
+        changed later); ValueError otherwise, and nothing is written.
     """
     if not isinstance(network, TwoLayerNetwork):
         raise TypeError(f"network: expected a cvxnn.TwoLayerNetwork, got "
@@ -293,7 +297,7 @@ def save_network(path, network):
             "sizes": {"n_neurons": network.n_neurons,
                       "n_features": network.W1.shape[1],
                       "n_outputs": network.W2.shape[0]}}
-    _write(path, "network", meta, arrays)
+    _write(path, "network", meta, arrays, _check_network)
 
 
 def load_network(path, *, allow_no_checksum=False):
@@ -340,10 +344,6 @@ def _params_from_parts(params, arrays):
     return params
 
 
-_FITTED_ARRAYS = ("classes_", "feature_names_in_", "lams_", "scores_", "whiten_mean_",
-                  "whiten_components_")
-
-
 def save_model(path, estimator, metadata=None):
     """Write a fitted cvxnn estimator to ``path`` (parameters, attributes, solution).
 
@@ -355,6 +355,13 @@ def save_model(path, estimator, metadata=None):
     metadata : dict or None
         Extra JSON-able facts to keep with the model (e.g. the command line
         stores column names); read back with :func:`load_metadata`.
+
+    Raises
+    ------
+    TypeError or ValueError
+        Naming the parameter, for settings ``fit`` would refuse (checked by
+        the estimator's own checks), or naming what a file that would be
+        refused when loaded gets wrong; nothing is written then.
     """
     from cvxnn.estimators.base import _ConvexReLUBase
 
@@ -364,6 +371,9 @@ def save_model(path, estimator, metadata=None):
     if not hasattr(estimator, "solution_"):
         raise ValueError("estimator: is not fitted; call fit before saving.")
     params, arrays = _params_parts(estimator)
+    classes = getattr(estimator, "classes_", None)
+    estimator._check_settings(estimator.solution_.problem.n_samples,
+                              None if classes is None else len(classes))
     fitted = {k: _jsonable(getattr(estimator, k), k) for k in _FITTED_SCALARS
               if hasattr(estimator, k)}
     arrays.update({f"fitted/{k}": getattr(estimator, k)
@@ -372,7 +382,7 @@ def save_model(path, estimator, metadata=None):
     arrays.update(_prefixed(sol_arrays, "solution"))
     meta = {"class": type(estimator).__name__, "params": params, "fitted": fitted,
             "solution": sol_meta, "metadata": _jsonable(metadata or {}, "metadata")}
-    _write(path, "estimator", meta, arrays)
+    _write(path, "estimator", meta, arrays, _check_estimator)
 
 
 def load_model(path, *, allow_no_checksum=False):
@@ -398,15 +408,9 @@ def load_model(path, *, allow_no_checksum=False):
 def _estimator_from_parts(header, arrays):
     import cvxnn.estimators as estimators
 
-    cls = getattr(estimators, header["class"])  # one of ESTIMATOR_CLASSES
-    params = header["params"]
-    expected = set(cls._get_param_names())
-    if set(params) != expected:
-        odd = ", ".join(sorted(set(params) ^ expected))
-        raise ModelFileError(f"metadata field 'params' does not hold the parameters "
-                             f"of {cls.__name__} (differs in: {odd}).")
+    cls = getattr(estimators, header["class"])  # checked: one of OWN_FITTED
     solution = solution_from_parts(header["solution"], _sub(arrays, "solution"))
-    est = cls(**_params_from_parts(params, arrays))
+    est = cls(**_params_from_parts(header["params"], arrays))
     for key, value in header["fitted"].items():
         setattr(est, key, value)
     for key, value in _sub(arrays, "fitted").items():
