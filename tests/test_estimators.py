@@ -197,6 +197,7 @@ def test_fixed_gate_array(regression_data):
     ({"solver_options": {"bogus": 1}}, TypeError, "bogus"),
     ({"tol": -1.0, "solver": "CLARABEL"}, ValueError, "^tol"),
     ({"gates": None}, TypeError, "^gates: expected"),
+    ({"device": "gpu"}, ValueError, "^device: expected"),
     ({"gates": lambda X, n, rng: None}, TypeError, "^gates: the sampler returned"),
     ({"gates": "sparse", "gate_options": {"bias": False}}, ValueError,
      "^gate_options: 'bias'"),

@@ -412,6 +412,8 @@ FORGERIES = {
                             "'params.validation_fraction' holds"),
     "device": ("whitened", None, _field("params", device="cuda", solver="CLARABEL"),
                "'params.device' holds"),
+    "device name": ("whitened", None, _field("params", device="gpu"),
+                    "'params.device' holds"),
     "loss of classifier": ("estimator", None, _field("params", loss="logistic"),
                            "'params.loss' holds"),
     "other loss of classifier": ("estimator", None, _field("params", loss="squared"),

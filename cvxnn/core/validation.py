@@ -6,6 +6,7 @@ argument and says what was wrong and what is accepted.
 """
 
 import numbers
+import re
 
 import numpy as np
 
@@ -137,6 +138,21 @@ def check_lam(lam):
     if not np.isfinite(lam) or lam < 0:
         raise ValueError(f"lam: must be a finite number >= 0, got {lam!r}.")
     return lam
+
+
+DEVICE_PATTERN = re.compile(r"(cpu|cuda)(:[0-9]+)?")  # what the backend runs on
+
+
+def check_device_name(device, name="device"):
+    """``device`` as the PyTorch backend takes it (None, ``"cpu"``,
+    ``"cuda"``, ``"cuda:<index>"`` or a ``torch.device``), checked by its
+    form only: whether this machine has that GPU is the backend's to say."""
+    if device is None or type(device).__module__ == "torch":
+        return device
+    if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
+        raise ValueError(f"{name}: expected None, 'cpu', 'cuda', 'cuda:<index>' or "
+                         f"a torch.device, got {device!r}.")
+    return device
 
 
 def check_bool(value, name):

@@ -20,6 +20,7 @@ from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.core.validation import (
     check_bool,
     check_choice,
+    check_device_name,
     check_positive_int,
     check_random_state,
 )
@@ -218,7 +219,7 @@ class _ConvexReLUBase(BaseEstimator):
         solver = resolve_solver(self.solver)
         # checked whatever the solver (CVXPY's use their own tolerances)
         tol = _check_fraction(self.tol, "tol", upper=np.inf)
-        if self.device is not None:
+        if check_device_name(self.device) is not None:
             if solver != "fast":
                 raise ValueError(f"device: only solver='fast' runs on a device, "
                                  f"not {solver!r}.")
