@@ -160,6 +160,8 @@ def bad_files(table):
         "latin1.csv": "a,b,y\n1,2,caf\xe9\n3,4,th\xe9\n".encode("latin-1"),
         "empty_y.csv": b"a,b,y\n1,2,3\n4,5,\n6,7,8\n",
         "nan.csv": b"a,b,y\n1,2,3\n4,inf,5\n6,7,8\n",
+        "blank.csv": b"a,b,y\n\n1,2,3\n\n4,x,5\n",
+        "index.csv": b",a,y\n0,1,2\n1,3,4\n2,5,6\n",
         "text.npz": b"a,b,y\n1,2,3\n",
         "half.npz": table["npz"].read_bytes()[:table["npz"].stat().st_size // 2],
     }
@@ -201,6 +203,10 @@ def bad_files(table):
     (["fit", "{dir}/latin1.csv", "-t", "y", "--out", "{dir}/m.npz"],
      "DATA: {dir}/latin1.csv is not UTF-8"),
     (["fit", "{dir}/nan.csv", "-t", "y", "--out", "{dir}/m.npz"], "column 'b'"),
+    (["fit", "{dir}/blank.csv", "-t", "y", "--out", "{dir}/m.npz"],
+     "row 5 holds 'x'"),  # the file's line, blank lines counted
+    (["fit", "{dir}/index.csv", "-t", "y", "--out", "{dir}/m.npz"],
+     "column 1 of {dir}/index.csv has no name"),
     (["fit", "{csv}", "-t", "label", "--features", "a,b", "--task", "regression",
       "--solver", SOLVER, "--out", "{dir}/m.npz"],
      "--task regression: the target 'label'"),
@@ -242,3 +248,27 @@ def test_command_runs_as_a_process(table):
     assert result.returncode == 0, result.stderr
     assert "objective:" in result.stdout
     assert io.load_model(model).predict(table["X"]).shape == (40,)
+
+
+def test_npz_features_select_columns_by_name(table, capsys):
+    """--features on an NPZ picks columns by its feature_names (else x0, x1,
+    ...); predicting on an NPZ with named, reordered columns uses the names."""
+    X, d = table["X"], table["dir"]
+    model = d / "sel.npz"
+    code, _, err = _run(["fit", table["npz"], "--features", "x2,x0", "--solver",
+                         SOLVER, "--n-gates", "4", "--out", model], capsys)
+    assert code == 0, err
+    est = io.load_model(model)
+    np.savez(d / "named.npz", X=X[:, [1, 0, 2]], feature_names=["x1", "x0", "x2"])
+    np.savez(d / "plain.npz", X=X[:, [2, 0]])
+    outputs = []
+    for data in ("named.npz", "plain.npz"):
+        code, out, err = _run(["predict", model, d / data], capsys)
+        assert code == 0, err
+        outputs.append(np.loadtxt(out.splitlines()[1:], ndmin=1))
+    expected = est.predict(X[:, [2, 0]])
+    for got in outputs:
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    code, _, err = _run(["fit", table["npz"], "--features", "x0,q", "--out", model],
+                        capsys)
+    assert code == 2 and "no 'feature_names'; 2 are wanted (x0, q)" in err

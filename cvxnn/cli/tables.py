@@ -38,14 +38,14 @@ def first_text(y):
     return next((str(v) for v in np.ravel(y) if parse_number(v) is None), None)
 
 
-def _parse_column(values, name, path, numeric):
+def _parse_column(values, name, path, numeric, rows):
     """A column as float64, or when ``numeric`` is False (the target) as int64
     if every entry is an integer literal (labels such as 3 and 7 predicted as
     written), as str if it is text. Empty cells and non-finite numbers are
-    errors naming the row."""
+    errors naming the row (``rows``: each value's line in the file)."""
     where = f"column {name!r} of {path}"
     if "" in values:
-        raise ValueError(f"DATA: {where} is empty in row {values.index('') + 2}.")
+        raise ValueError(f"DATA: {where} is empty in row {rows[values.index('')]}.")
     if not numeric:
         try:
             return np.array([int(value) for value in values], dtype=np.int64)
@@ -56,21 +56,23 @@ def _parse_column(values, name, path, numeric):
         if not numeric:
             return np.array(values, dtype=str)
         row = numbers.index(None)
-        raise ValueError(f"DATA: {where} must be numeric; row {row + 2} holds "
+        raise ValueError(f"DATA: {where} must be numeric; row {rows[row]} holds "
                          f"{values[row]!r}.")
     column = np.array(numbers)
     bad = np.flatnonzero(~np.isfinite(column))
     if bad.size:
         raise ValueError(f"DATA: {where} holds {values[bad[0]]!r} in row "
-                         f"{bad[0] + 2}; numbers must be finite.")
+                         f"{rows[bad[0]]}; numbers must be finite.")
     return column
 
 
 def _read_rows(path):
-    """The non-empty rows of the CSV file ``path`` (UTF-8, with or without BOM)."""
+    """The non-empty rows of the CSV file ``path`` (UTF-8, with or without
+    BOM) as (line number, fields) pairs."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            return [row for row in csv.reader(f) if row]
+            reader = csv.reader(f)
+            return [(reader.line_num, row) for row in reader if row]
     except UnicodeDecodeError as exc:
         raise ValueError(f"DATA: {path} is not UTF-8 text (it holds byte "
                          f"{exc.object[exc.start]:#04x}); save it as UTF-8.") from None
@@ -88,17 +90,20 @@ def _check_header(header, path):
 
 
 def _read_csv(path):
+    """The header, {name: column values} and each data row's line number."""
     rows = _read_rows(path)
     if len(rows) < 2:
         raise ValueError(f"DATA: {path} needs a header row and at least one data row.")
-    header = [name.strip() for name in rows[0]]
+    header = [name.strip() for name in rows[0][1]]
     _check_header(header, path)
-    for i, row in enumerate(rows[1:], start=2):
+    for line, row in rows[1:]:
         if len(row) != len(header):
-            raise ValueError(f"DATA: row {i} of {path} has {len(row)} fields, the "
+            raise ValueError(f"DATA: row {line} of {path} has {len(row)} fields, the "
                              f"header has {len(header)}.")
-    columns = list(zip(*[[v.strip() for v in row] for row in rows[1:]], strict=True))
-    return header, dict(zip(header, columns, strict=True))
+    columns = list(zip(*[[v.strip() for v in row] for _, row in rows[1:]],
+                       strict=True))
+    lines = [line for line, _ in rows[1:]]
+    return header, dict(zip(header, columns, strict=True)), lines
 
 
 def _pick(header, wanted, path):
@@ -110,7 +115,7 @@ def _pick(header, wanted, path):
 
 
 def _csv_table(path, target, features):
-    header, columns = _read_csv(path)
+    header, columns, lines = _read_csv(path)
     if target is not None:
         _pick(header, [target], path)
     if features is not None and target in features:
@@ -120,10 +125,14 @@ def _csv_table(path, target, features):
         name for name in header if name != target]
     if not names:
         raise ValueError(f"DATA: {path} has no feature columns besides the target.")
-    X = np.column_stack([_parse_column(columns[n], n, path, True) for n in names])
+    if "" in names:  # e.g. the row index a data frame wrote: not a feature
+        raise ValueError(f"DATA: column {header.index('') + 1} of {path} has no "
+                         "name; name it, or leave it out with --features.")
+    X = np.column_stack([_parse_column(columns[n], n, path, True, lines)
+                         for n in names])
     y = None
     if target is not None:
-        y = _parse_column(columns[target], target, path, numeric=False)
+        y = _parse_column(columns[target], target, path, False, lines)
     return Table(X, y, names, target)
 
 
@@ -168,11 +177,21 @@ def _npz_table(path, target, features):
     if names is not None and names.shape != (X.shape[1],):
         raise ValueError(f"DATA: 'feature_names' in {path} must name the "
                          f"{X.shape[1]} columns of 'X'; it has shape {names.shape}.")
-    names = names.tolist() if names is not None else [
-        f"x{i}" for i in range(X.shape[1])]
-    if features is not None and len(features) != X.shape[1]:
-        raise ValueError(f"DATA: 'X' in {path} has {X.shape[1]} columns, the model "
-                         f"was trained on {len(features)}.")
+    if features is None:
+        names = names.tolist() if names is not None else [
+            f"x{i}" for i in range(X.shape[1])]
+    elif names is not None or set(features) <= {f"x{i}" for i in range(X.shape[1])}:
+        # columns by name: feature_names, else x0, x1, ...
+        names = names.tolist() if names is not None else [
+            f"x{i}" for i in range(X.shape[1])]
+        X = X[:, [names.index(n) for n in _pick(names, features, path)]]
+        names = list(features)
+    elif len(features) != X.shape[1]:  # unnamed columns, taken in order
+        raise ValueError(f"DATA: 'X' in {path} has {X.shape[1]} columns and no "
+                         f"'feature_names'; {len(features)} are wanted "
+                         f"({', '.join(features)}).")
+    else:
+        names = list(features)
     return Table(X, y, names, key)
 
 
@@ -185,7 +204,10 @@ def load_table(path, target=None, features=None):
     target : str or None
         The target column (CSV) or array (NPZ); NPZ defaults to ``"y"``.
     features : list of str or None
-        CSV feature columns to use in this order (default: all but the target).
+        Feature columns to use in this order (default: all but the target):
+        CSV columns, or NPZ columns named by its ``feature_names`` (else
+        ``x0, x1, ...``; an NPZ without names whose columns the names do not
+        match is taken in order when the count agrees).
 
     Returns
     -------
