@@ -35,6 +35,7 @@ schedules measured against it: docs/design/augmented-lagrangian.md.
 
 import numpy as np
 
+from cvxnn.core.certificates import certificate
 from cvxnn.core.status import INTERRUPTED
 from cvxnn_fast.common.polish import Polisher
 from cvxnn_fast.common.run import Result
@@ -118,6 +119,19 @@ class Schedule:
                              min(self.inner_tol, INNER_TOL_PER_VIOLATION * violation))
 
 
+def _tighten(problem, target, tol, cone_tol, blocks, multipliers):
+    """True where the point's certificate meets tol and cone_tol; else
+    tighten the loop's ``target`` past what it missed by, and False."""
+    cert = certificate(problem, **blocks, multipliers=multipliers)
+    if cert.satisfied(tol, cone_tol):
+        return True
+    if cert.optimality > tol:
+        target["tol"] *= min(0.5, tol / cert.optimality)
+    if cert.cone_violation > cone_tol:
+        target["cone_tol"] *= min(0.5, cone_tol / cert.cone_violation)
+    return False
+
+
 def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
     """Run the method; returns an :class:`~cvxnn_fast.common.run.Result`."""
     c, P, d = problem.weight_shape
@@ -133,12 +147,15 @@ def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
         return (_split(problem, ws.y),
                 _multipliers_out(problem, sched.shifted(ws.Z_y)))
 
+    # The loop's own targets: tightened where the returned point's certificate
+    # misses (see fista.CONFIRMATIONS).
+    target = {"tol": tol, "cone_tol": cone_tol}
+
     def run(limit, inner_tol):
-        return fista.run(problem, ws, monitor, tol=tol, max_iter=limit,
+        return fista.run(problem, ws, monitor, max_iter=limit,
                           mult=sched.mult, rho=sched.rho, inner_tol=inner_tol,
-                          cone_tol=cone_tol, polisher=polisher,
-                          polish_args=polish_args,
-                          blocks_of=lambda x: _split(problem, x))
+                          polisher=polisher, polish_args=polish_args,
+                          blocks_of=lambda x: _split(problem, x), **target)
 
     try:
         # Evaluate the starting point: a warm start near the optimum gets a
@@ -146,12 +163,17 @@ def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
         code, stop = run(int(ws.state[K["S_ITER"]]), 0.0)
         sched.inner_tol = max(tol * INNER_TOL_FLOOR,
                               INNER_TOL_START * min(1.0, ws.state[K["S_OPT"]]))
-        while code in (K["MAX_ITER"], K["INNER_CONVERGED"]) and not stop:
-            code, stop = run(max_iter, sched.inner_tol)
-            if code != K["INNER_CONVERGED"] or stop:
+        for _ in range(fista.CONFIRMATIONS + 1):
+            while code in (K["MAX_ITER"], K["INNER_CONVERGED"]) and not stop:
+                code, stop = run(max_iter, sched.inner_tol)
+                if code != K["INNER_CONVERGED"] or stop:
+                    break
+                sched.update(ws.Z_y, ws.state[K["S_VIOL"]])
+                ws.restart_at_y()
+            if code != K["CONVERGED"] or stop or polisher.result is not None or \
+                    _tighten(problem, target, tol, cone_tol, *polish_args(ws)):
                 break
-            sched.update(ws.Z_y, ws.state[K["S_VIOL"]])
-            ws.restart_at_y()
+            code = K["MAX_ITER"]  # resume at the tighter target
     except KeyboardInterrupt:
         code, stop = K["RUNNING"], INTERRUPTED
     fista.check_finite_run(problem, ws, code, lambda x: _split(problem, x),
