@@ -267,6 +267,21 @@ def test_max_iter_and_callback_stop_the_interior_point_method():
     assert "cone_violation" in seen[0]
 
 
+def test_messages_quote_the_returned_weights():
+    """A stopped interior point quoted its own gap estimate: "optimality
+    4.00e+05" for weights whose certificate was exactly 0 (y = 0), which it
+    called optimal_inaccurate. The returned weights now decide both."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    zero = cvxnn.build_problem(X, np.zeros(40), n_gates=5, lam=1e-3)
+    assert fast_solve(zero, method="interior_point", max_iter=2).status == "optimal"
+    fit = cvxnn.build_problem(X, X[:, 0] + 0.1 * rng.standard_normal(40), n_gates=5,
+                              lam=1e-3)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        sol = fast_solve(fit, method="interior_point", max_iter=2)
+    assert f"optimality {sol.certificate.optimality:.2e}" in sol.message
+
+
 def test_float32_problem_gets_float32_weights():
     p64 = build("squared", "group_l1", formulation="relu")
     p32 = build("squared", "group_l1", formulation="relu", dtype=np.float32)

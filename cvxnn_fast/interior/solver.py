@@ -209,7 +209,7 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
     it = Iterate(system)
     finisher = Finisher(original, system, tol, cone_tol, expand)
     history, alpha = History(), np.nan
-    status = message = stop = None
+    stop = ended = None
     limit = min(max_iter, MAX_ITER)
     k, optimality = 0, np.inf
     # Without a duality gap (lam = 0) the certificate is the KKT residual;
@@ -242,24 +242,32 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
                 newton.factor()
                 direction = newton.predictor_corrector()
             except np.linalg.LinAlgError as exc:
-                status, message = OPTIMAL_INACCURATE, (
-                    f"the Newton system became singular at iteration {k} ({exc}) "
-                    f"with optimality {optimality:.2e} > tol={tol:.1e}; returning "
-                    "the last iterate.")
+                ended = f"the Newton system became singular at iteration {k} ({exc})"
                 break
             alpha = min(1.0, STEP_FRACTION * it.max_step(direction),
                         _trust_step(system, direction[0]))
             if alpha < MIN_STEP:
-                status, message = OPTIMAL_INACCURATE, (
-                    f"no progress at iteration {k} (step {alpha:.1e}) with "
-                    f"optimality {optimality:.2e} > tol={tol:.1e}; returning the "
-                    "last iterate.")
+                ended = f"no progress at iteration {k} (step {alpha:.1e})"
                 break
             it.move(direction, alpha)
     except KeyboardInterrupt:
         stop = INTERRUPTED
+    if finisher.result or finisher.best:
+        blocks, mults = finisher.result or finisher.best
+    else:
+        blocks, mults = _weights(problem, system, it)
+        blocks = expand(blocks)
+    if not finisher.result:  # the messages quote the returned weights
+        cert = certificate(original, **blocks, multipliers=mults)
+        if cert.satisfied(tol, cone_tol):
+            finisher.result = (blocks, mults)  # they certify after all
+        optimality = cert.optimality
     if finisher.result:
         status, message = OPTIMAL, None
+    elif ended:
+        status, message = OPTIMAL_INACCURATE, (
+            f"{ended} with optimality {optimality:.2e} > tol={tol:.1e}; returning "
+            "the last iterate.")
     elif finisher.stalled:
         status, message = OPTIMAL_INACCURATE, (
             f"the certificate stopped improving at {finisher.best_optimality:.2e} "
@@ -268,15 +276,10 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
     elif stop:
         status, message = USER_LIMIT, (
             f"{stop} at iteration {k} (optimality {optimality:.2e}).")
-    elif status is None:
+    else:
         status, message = OPTIMAL_INACCURATE, (
             f"max_iter={k} reached with optimality {optimality:.2e} > "
             f"tol={tol:.1e}; returning the last iterate.")
-    if finisher.result or finisher.best:
-        blocks, mults = finisher.result or finisher.best
-    else:
-        blocks, mults = _weights(problem, system, it)
-        blocks = expand(blocks)
     return Result(status, message or "", blocks, k, history.as_dict(),
                          monitor.start, mults, {"method": "interior_point"})
 
