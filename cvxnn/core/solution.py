@@ -82,7 +82,13 @@ class Solution:
         return network_from_weights(self.problem, self.blocks)
 
     def predict(self, X):
-        """Predictions (n_samples, n_outputs) of the trained network on raw inputs."""
+        """Predictions (n_samples, n_outputs) of the trained network on raw inputs.
+
+        On the training data they equal the convex model's predictions where
+        the weights satisfy the cones (gated ReLU always; ReLU at
+        ``certificate.cone_violation == 0``). A ReLU point that violates them
+        (an unfinished solve) is not a network: each violating row's neuron
+        is cut at zero, so predictions differ by up to that violation."""
         return self.network.predict(X)
 
     @property
