@@ -271,4 +271,7 @@ def test_npz_features_select_columns_by_name(table, capsys):
         np.testing.assert_allclose(got, expected, rtol=1e-12)
     code, _, err = _run(["fit", table["npz"], "--features", "x0,q", "--out", model],
                         capsys)
-    assert code == 2 and "no 'feature_names'; 2 are wanted (x0, q)" in err
+    assert code == 2 and "has no column 'q'; columns: x0, x1, x2" in err
+    # a model's columns from an unnamed NPZ: in order, as many as it takes
+    code, _, err = _run(["predict", model, table["npz"]], capsys)
+    assert code == 2 and "has 3 columns, the model was trained on 2" in err

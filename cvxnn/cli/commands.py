@@ -356,7 +356,7 @@ def run_predict(args):
     est = load_model(args.model)
     meta = load_metadata(args.model)
     names = meta.get("feature_names")
-    table = load_table(args.data, features=names)
+    table = load_table(args.data, features=names, model=True)
     header, values = _prediction_columns(est, table.X, args.proba)
     if header is None:
         target = meta.get("target") or "prediction"

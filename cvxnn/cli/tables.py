@@ -159,7 +159,7 @@ def _array(data, key, path):
     raise ValueError(f"DATA: array {key!r} in {path} cannot be read: it {reason}.")
 
 
-def _npz_table(path, target, features):
+def _npz_table(path, target, features, model):
     with _open_npz(path) as data:
         if "X" not in data.files:
             raise ValueError(f"DATA: {path} has no array 'X'; it has "
@@ -177,25 +177,20 @@ def _npz_table(path, target, features):
     if names is not None and names.shape != (X.shape[1],):
         raise ValueError(f"DATA: 'feature_names' in {path} must name the "
                          f"{X.shape[1]} columns of 'X'; it has shape {names.shape}.")
+    named = names is not None
+    names = names.tolist() if named else [f"x{i}" for i in range(X.shape[1])]
     if features is None:
-        names = names.tolist() if names is not None else [
-            f"x{i}" for i in range(X.shape[1])]
-    elif names is not None or set(features) <= {f"x{i}" for i in range(X.shape[1])}:
-        # columns by name: feature_names, else x0, x1, ...
-        names = names.tolist() if names is not None else [
-            f"x{i}" for i in range(X.shape[1])]
+        return Table(X, y, names, key)
+    if named and set(features) <= set(names) or not (named or model):
+        # by name: feature_names, else (choosing columns to fit) x0, x1, ...
         X = X[:, [names.index(n) for n in _pick(names, features, path)]]
-        names = list(features)
-    elif len(features) != X.shape[1]:  # unnamed columns, taken in order
-        raise ValueError(f"DATA: 'X' in {path} has {X.shape[1]} columns and no "
-                         f"'feature_names'; {len(features)} are wanted "
-                         f"({', '.join(features)}).")
-    else:
-        names = list(features)
-    return Table(X, y, names, key)
+    elif len(features) != X.shape[1]:  # a model's columns, in order
+        raise ValueError(f"DATA: 'X' in {path} has {X.shape[1]} columns, the model "
+                         f"was trained on {len(features)}.")
+    return Table(X, y, list(features), key)
 
 
-def load_table(path, target=None, features=None):
+def load_table(path, target=None, features=None, model=False):
     """Read ``path`` (.csv or .npz) into a :class:`Table`.
 
     Parameters
@@ -205,9 +200,12 @@ def load_table(path, target=None, features=None):
         The target column (CSV) or array (NPZ); NPZ defaults to ``"y"``.
     features : list of str or None
         Feature columns to use in this order (default: all but the target):
-        CSV columns, or NPZ columns named by its ``feature_names`` (else
-        ``x0, x1, ...``; an NPZ without names whose columns the names do not
-        match is taken in order when the count agrees).
+        CSV columns, or NPZ columns named by its ``feature_names`` (without
+        them, ``x0, x1, ...`` when choosing columns to fit).
+    model : bool
+        ``features`` are a trained model's: an NPZ whose ``feature_names``
+        do not hold them all (or that has none) gives its columns in order,
+        as many as the model takes.
 
     Returns
     -------
@@ -218,7 +216,7 @@ def load_table(path, target=None, features=None):
         raise ValueError(f"DATA: no such file: {path}.")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return _npz_table(path, target, features)
+        return _npz_table(path, target, features, model)
     if suffix in (".csv", ".txt"):
         return _csv_table(path, target, features)
     raise ValueError(f"DATA: {path} must end in .csv or .npz, got {suffix or 'none'}.")
