@@ -19,7 +19,6 @@ nor does the interior-point method that ``fast_solve`` runs on small
 squared-loss ReLU problems (``PathPoint.warm_started`` says which points were).
 """
 
-import numbers
 import time
 import warnings
 from dataclasses import dataclass
@@ -34,9 +33,11 @@ from cvxnn.core.problem import check_problem, with_lam
 from cvxnn.core.status import INTERRUPTED, USER_LIMIT
 from cvxnn.core.validation import (
     as_float_array,
+    check_bool,
     check_finite,
     check_positive_float,
     check_positive_int,
+    check_real,
 )
 from cvxnn.metrics import encode_targets, metrics
 from cvxnn.plot import plot_path
@@ -148,13 +149,6 @@ class RegularizationPath:
         return plot_path(self, filename, metric)
 
 
-def _check_rtol(rtol, name="rtol"):
-    if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, numbers.Real) \
-            or not (np.isfinite(rtol) and rtol >= 0):
-        raise ValueError(f"{name}: expected a finite number >= 0, got {rtol!r}.")
-    return float(rtol)
-
-
 def active_neurons(solution, rtol=1e-6):
     r"""Neurons that contribute to the training predictions.
 
@@ -165,7 +159,7 @@ def active_neurons(solution, rtol=1e-6):
     The threshold makes interior-point solutions (tiny but non-zero blocks)
     and proximal ones (exact zeros) count alike.
     """
-    rtol = _check_rtol(rtol)
+    rtol = check_real(rtol, "rtol", "a finite number >= 0", lambda v: v >= 0)
     if solution.U is None:
         return 0
     problem = solution.problem
@@ -272,10 +266,10 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
     """
     check_problem(problem)
     lams = _check_lams(lams)
-    if not isinstance(warm_start, (bool, np.bool_)):
-        raise TypeError(f"warm_start: expected True or False, got {warm_start!r}.")
+    check_bool(warm_start, "warm_start")
     solver = _check_solver(solver, solver_options)
-    active_rtol = _check_rtol(active_rtol, "active_rtol")
+    active_rtol = check_real(active_rtol, "active_rtol", "a finite number >= 0",
+                             lambda v: v >= 0)
     if X_val is None and y_val is not None:
         raise ValueError("X_val: required when y_val is given.")
     validation = None if X_val is None else _data(problem, X_val, y_val)

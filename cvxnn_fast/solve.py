@@ -466,10 +466,16 @@ def _finish(problem, result, tol, cone_tol=None, device=False):
         n_iter=result.n_iter, history=result.history, message=result.message,
         multipliers=result.multipliers, info={"tol": tol, **result.info},
         **result.blocks)
-    short = None if solution.status != OPTIMAL else _short_of_tol(
-        solution, tol, tol if cone_tol is None else cone_tol, device)
-    if short is not None:
-        solution.status, solution.message = OPTIMAL_INACCURATE, short
+    cone_tol = tol if cone_tol is None else cone_tol
+    if solution.status == OPTIMAL:
+        short = _short_of_tol(solution, tol, cone_tol, device)
+        if short is not None:
+            solution.status, solution.message = OPTIMAL_INACCURATE, short
+    elif solution.status == OPTIMAL_INACCURATE and \
+            solution.certificate.satisfied(tol, cone_tol):
+        # a loop that stopped short of its own (tightened) target with weights
+        # that certify tol: they decide
+        solution.status, solution.message = OPTIMAL, ""
     if solution.status != OPTIMAL:
         warnings.warn(f"fast_solve: {solution.message}", ConvergenceWarning,
                       stacklevel=3)

@@ -226,8 +226,9 @@ def test_bad_arguments(classification):
         regularization_path(problem, [0.1], solver=3)
     with pytest.raises(TypeError, match="problem"):
         regularization_path(None, [0.1])
-    for rtol in ("a", -1.0, float("nan")):
-        with pytest.raises(ValueError, match="^active_rtol"):
+    for rtol, error in (("a", TypeError), (-1.0, ValueError),
+                        (float("nan"), ValueError)):
+        with pytest.raises(error, match="^active_rtol"):
             regularization_path(problem, [0.1], solver="CLARABEL", active_rtol=rtol)
     X, y = make_data("squared", n=30, d=3, seed=3)
     squared = cvxnn.build_problem(X, y, n_gates=4)

@@ -28,7 +28,6 @@ the cones (bought an objective below the optimum); by ``tol`` and more, it is
 as far from a certificate as a positive one.
 """
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +35,7 @@ import numpy as np
 from cvxnn.core import operator
 from cvxnn.core.cone_multipliers import relu_lam_max
 from cvxnn.core.problem import check_problem
-from cvxnn.core.validation import check_weights
+from cvxnn.core.validation import check_real, check_weights
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,9 @@ class Certificate:
     def satisfied(self, tol, cone_tol=None):
         """True when optimality <= tol and (ReLU) cone violation <= cone_tol
         (both > 0; inf accepts any value)."""
-        tol = _check_tolerance(tol, "tol")
-        cone_tol = tol if cone_tol is None else _check_tolerance(cone_tol, "cone_tol")
+        tol = check_real(tol, "tol", "a number > 0", _positive, finite=False)
+        cone_tol = tol if cone_tol is None else check_real(
+            cone_tol, "cone_tol", "a number > 0", _positive, finite=False)
         opt = self.optimality
         cones_ok = self.cone_violation is None or self.cone_violation <= cone_tol
         return opt is not None and opt <= tol and cones_ok
@@ -78,12 +78,8 @@ class Certificate:
         return ", ".join(parts)
 
 
-def _check_tolerance(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number > 0, got {value!r}.")
-    if not value > 0:
-        raise ValueError(f"{name}: must be > 0, got {value!r}.")
-    return float(value)
+def _positive(value):
+    return value > 0
 
 
 def has_duality_gap(problem):

@@ -33,8 +33,6 @@ from ``random_state`` and is then cast to ``dtype``, so float32 and float64
 problems with one seed share their gates.
 """
 
-import numbers
-
 import numpy as np
 
 from cvxnn.core.patterns import standard_normal_gates as _standard_normal
@@ -43,6 +41,7 @@ from cvxnn.core.validation import (
     check_choice,
     check_positive_int,
     check_random_state,
+    check_real,
     check_X,
 )
 
@@ -210,16 +209,6 @@ def conv_gates(height, width, channels, n_gates, kernel_size, *, layout="channel
     return _with_bias_row(G, bias, rng, dtype)
 
 
-def _check_real(value, name, what, valid):
-    """A finite float satisfying ``valid``, else an error saying ``what``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected {what}, got {value!r}.")
-    value = float(value)
-    if not (np.isfinite(value) and valid(value)):
-        raise ValueError(f"{name}: expected {what}, got {value!r}.")
-    return value
-
-
 def _principal_axes(X, rtol):
     """Mean, variances (decreasing) and axes of the rows of X, tiny ones dropped."""
     X = np.asarray(X, dtype=np.float64)
@@ -292,10 +281,10 @@ def spectral_gates(X, n_gates, *, exponent=0.5, orthogonal=True, bias=False,
     """
     X = check_X(X)
     n_gates, bias, dtype = _check_common(n_gates, bias, dtype)
-    exponent = _check_real(exponent, "exponent", "a finite number >= 0",
+    exponent = check_real(exponent, "exponent", "a finite number >= 0",
                            lambda v: v >= 0)
     orthogonal = check_bool(orthogonal, "orthogonal")
-    rtol = _check_real(rtol, "rtol", "a number in [0, 1)", lambda v: 0 <= v < 1)
+    rtol = check_real(rtol, "rtol", "a number in [0, 1)", lambda v: 0 <= v < 1)
     rng = check_random_state(random_state)
     mean, values, axes = _principal_axes(X, rtol)
     if values.size == 0:

@@ -16,14 +16,18 @@ raw inputs, ``W1[:, f] / s_f`` and ``gates[f] / s_f``, so the network takes
 raw data; the weight-decay identity then holds for ``W1 * s``.
 """
 
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from cvxnn.core.problem import check_problem
-from cvxnn.core.validation import as_float_array, check_bool, check_finite
+from cvxnn.core.validation import (
+    as_float_array,
+    check_bool,
+    check_finite,
+    check_real,
+)
 
 
 @dataclass
@@ -132,10 +136,8 @@ def network_from_weights(problem, blocks, threshold=0.0):
                          f"{problem.formulation.name} problem, which takes "
                          f"{', '.join(problem.formulation.block_names)}.")
     blocks = problem.blocks(**blocks)
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
-            or not threshold >= 0 or not np.isfinite(threshold):
-        raise ValueError(f"threshold: expected a finite number >= 0, got "
-                         f"{threshold!r}.")
+    threshold = check_real(threshold, "threshold", "a finite number >= 0",
+                           lambda v: v >= 0)
     gated = not problem.formulation.has_cones
     parts = ([(blocks["U"], 1.0)] if gated
              else [(blocks["V"], 1.0), (blocks["W"], -1.0)])

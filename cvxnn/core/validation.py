@@ -169,6 +169,17 @@ def check_positive_int(value, name):
     return int(value)
 
 
+def check_real(value, name, what, valid, finite=True):
+    """A float (not a bool) that is finite (where ``finite``) and passes
+    ``valid``; else TypeError/ValueError saying it must be ``what``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected {what}, got {value!r}.")
+    value = float(value)
+    if not ((np.isfinite(value) or not finite) and valid(value)):
+        raise ValueError(f"{name}: expected {what}, got {value!r}.")
+    return value
+
+
 def check_positive_float(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a positive number, got {value!r}.")

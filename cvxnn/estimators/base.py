@@ -233,8 +233,9 @@ class _ConvexReLUBase(BaseEstimator):
         may not use (``validation_fraction`` without early stopping): model
         files are checked with it on save and load. ``solver="auto"`` counts
         as ``"fast"`` (what it is where the compiled solvers are built), so
-        validity does not depend on the machine; the names of a device and of
-        a CVXPY solver, known only where they run, are not checked.
+        validity does not depend on the machine: a device is checked by its
+        form, not for being on this machine, and a CVXPY solver name not at
+        all (which are installed is known only where they run).
         ``n_samples``: the rows fitted (the CV splits need them);
         ``n_classes``: a classifier's. Raises what ``fit`` would."""
         probe = type(self)(**self.get_params(deep=False))

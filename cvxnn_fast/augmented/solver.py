@@ -178,9 +178,12 @@ def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
         code, stop = K["RUNNING"], INTERRUPTED
     fista.check_finite_run(problem, ws, code, lambda x: _split(problem, x),
                             monitor.start)
-    status, message = fista.describe(code, stop, ws.state, tol)
     blocks, mults = (polisher.result[:2] if polisher.result else
                      polish_args(ws))
+    quoted = None  # the loop's own optimality, unless it chased a tighter target
+    if target["tol"] < tol or target["cone_tol"] < cone_tol:
+        quoted = certificate(problem, **blocks, multipliers=mults).optimality
+    status, message = fista.describe(code, stop, ws.state, tol, quoted)
     return Result(status, message, blocks, int(ws.state[K["S_ITER"]]),
                          ws.history_dict(True), monitor.start, mults,
                          {"n_outer": sched.n_outer, "rho": sched.rho,

@@ -377,7 +377,7 @@ def run(
     double[::1] feat_roots,   # in/out (rows,): its group prox's last roots
     double[:, ::1] feat_shifts,  # in/out (c, d): its spike part's shifts
     double[::1] feat_work,    # scratch of the spike part (spike_work_size)
-    double[:, ::1] stepped,   # scratch (rows, d) with a metric: its float64 step
+    double[:, ::1] stepped,   # scratch (rows, d) in a metric: its float64 step
     int per_output, double max_scale, Py_ssize_t scale_every,
     double[::1] out_scale,    # in/out (c,): per-output step multipliers
     const floating[:, ::1] X,
@@ -429,11 +429,6 @@ def run(
     s.slack = slack
     s.metric = metric if kind == GATED and reg != FEATURE_GROUP_L1 else 0.0
     s.metric_m = &metric_m[0, 0]
-    s.stepped = NULL
-    if kind == GATED:
-        if stepped.shape[0] * stepped.shape[1] < x.shape[0] * x.shape[1]:
-            raise ValueError("stepped: needs the iterate's shape (GATED)")
-        s.stepped = &stepped[0, 0]
     s.metric_work = &metric_work[0]
     s.feat = NULL
     s.feat_roots = NULL
@@ -445,6 +440,11 @@ def run(
         if feat_shifts.shape[0] * feat_shifts.shape[1] < s.c * s.d or \
                 feat_work.shape[0] < spike_work_size(s.P, s.d):
             s.metric = 0.0  # no room for the spike part's state
+    s.stepped = NULL
+    if s.feat != NULL or s.metric > 0:
+        if stepped.shape[0] * stepped.shape[1] < x.shape[0] * x.shape[1]:
+            raise ValueError("stepped: needs the iterate's shape in a metric")
+        s.stepped = &stepped[0, 0]
     # (the curvature scratch must hold (n, c): Yhat and Yhat_new)
     s.per_output = per_output and kind == GATED and reg != FEATURE_GROUP_L1 \
         and s.c > 1 and Yhat.shape[0] * Yhat.shape[1] >= s.n * s.c \
@@ -683,7 +683,8 @@ def feature_distance(const floating[:, ::1] x, const floating[:, ::1] y,
 def feature_gradient_step(const floating[:, ::1] y, const floating[:, ::1] g,
                           double step, const double[::1] m, Py_ssize_t c,
                           floating[:, ::1] out, scale=None):
-    """out = y - step * g / m (times ``scale[k]`` on output k's rows)."""
+    """out = y - step * g / m (times ``scale[k]`` on output k's rows),
+    rounded to out's dtype; returns the float64 step."""
     return spike_gradient_step(y, g, step, m, 0.0, c, out, scale)
 
 

@@ -69,7 +69,7 @@ class Workspace:
         self.metric_m = np.zeros((c, d))
         self.metric_work = np.empty(metric.work_size(rows // c, d))
         # GATED in a metric: its float64 gradient step (the prox's input).
-        self.stepped = np.empty((rows, d) if gated else (0, 0))
+        self.stepped = np.empty((rows, d) if gated and beta > 0 else (0, 0))
         # GATED on X Q (use_feature_metric): the feature metric's state;
         # empty: none.
         self.feat = self.feat_roots = self.feat_work = np.empty(0)
@@ -90,6 +90,8 @@ class Workspace:
         self.feat, self.feat_roots = m, np.zeros(rows)
         self.feat_shifts = np.zeros((c, d))
         self.feat_work = np.empty(_fista.spike_work_size(rows // c, d))
+        if self.stepped.size < self.x.size:
+            self.stepped = np.empty(self.x.shape)
 
     def history_limit(self, pause):
         """The iteration the kernel may run to: ``pause``, or the last row of
@@ -323,9 +325,12 @@ def _copies(blocks):
     return lambda: {name: B.copy() for name, B in blocks.items()}
 
 
-def describe(code, stop, state, tol):
-    """(status, message) for a finished run."""
-    it, opt = int(state[K["S_ITER"]]), state[K["S_OPT"]]
+def describe(code, stop, state, tol, optimality=None, returned="the last iterate"):
+    """(status, message) for a finished run; the messages quote
+    ``optimality`` where given (the returned weights' certificate), else the
+    loop's own, and say which point is ``returned``."""
+    it = int(state[K["S_ITER"]])
+    opt = state[K["S_OPT"]] if optimality is None else optimality
     if code == K["CONVERGED"]:  # a stop asked at the last report comes too late
         return OPTIMAL, ""
     if stop:
@@ -333,12 +338,12 @@ def describe(code, stop, state, tol):
     if code == K["MAX_ITER"]:
         return OPTIMAL_INACCURATE, (
             f"max_iter={it} reached with optimality {opt:.2e} > tol={tol:.1e}; "
-            "returning the last iterate.")
+            f"returning {returned}.")
     if code == K["STEP_UNDERFLOW"]:
         return OPTIMAL_INACCURATE, (
             f"the line search found no decrease at iteration {it} (optimality "
             f"{opt:.2e}): tol={tol:.1e} is likely below the precision reachable "
-            "in this dtype; returning the last iterate.")
+            f"in this dtype; returning {returned}.")
     raise AssertionError(f"unexpected kernel code {code}")
 
 
@@ -435,7 +440,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
         return {"U": U.reshape(c, P, d).copy()}
 
     polisher = Polisher(problem, tol, np.inf)
-    target = tol
+    target, confirmed = tol, None  # the loop's target; (certificate, blocks)
     try:
         for _ in range(CONFIRMATIONS + 1):
             code, stop = run(work, ws, monitor, tol=target, max_iter=max_iter,
@@ -443,15 +448,23 @@ def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
                              polish_args=lambda ws: (blocks_of(ws.y), None))
             if code != K["CONVERGED"] or stop or polisher.result is not None:
                 break
-            found = certificate(problem, **blocks_of(ws.y)).optimality
+            blocks = blocks_of(ws.y)
+            found = certificate(problem, **blocks).optimality
             if found <= tol:
                 break
+            if confirmed is None or found < confirmed[0]:
+                confirmed = (found, blocks)
             target *= min(0.5, tol / found)
     except KeyboardInterrupt:
         code, stop = K["RUNNING"], INTERRUPTED
     check_finite_run(problem, ws, code, blocks_of, monitor.start)
-    status, message = describe(code, stop, ws.state, tol)
     blocks = polisher.result[0] if polisher.result else blocks_of(ws.y)
+    quoted, returned = None, "the last iterate"  # unless it chased a tighter target
+    if confirmed is not None and not polisher.result:
+        quoted = certificate(problem, **blocks).optimality
+        if quoted > confirmed[0]:  # going on found no better point
+            (quoted, blocks), returned = confirmed, "the best point it confirmed"
+    status, message = describe(code, stop, ws.state, tol, quoted, returned)
     return Result(status, message, blocks, int(ws.state[K["S_ITER"]]),
                   ws.history_dict(False), monitor.start,
                   info={"polished": polisher.result is not None,

@@ -262,12 +262,13 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
         if cert.satisfied(tol, cone_tol):
             finisher.result = (blocks, mults)  # they certify after all
         optimality = cert.optimality
+    returned = "the best point judged" if finisher.best else "the last iterate"
     if finisher.result:
         status, message = OPTIMAL, None
     elif ended:
         status, message = OPTIMAL_INACCURATE, (
             f"{ended} with optimality {optimality:.2e} > tol={tol:.1e}; returning "
-            "the last iterate.")
+            f"{returned}.")
     elif finisher.stalled:
         status, message = OPTIMAL_INACCURATE, (
             f"the certificate stopped improving at {finisher.best_optimality:.2e} "
@@ -279,7 +280,7 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
     else:
         status, message = OPTIMAL_INACCURATE, (
             f"max_iter={k} reached with optimality {optimality:.2e} > "
-            f"tol={tol:.1e}; returning the last iterate.")
+            f"tol={tol:.1e}; returning {returned}.")
     return Result(status, message or "", blocks, k, history.as_dict(),
                          monitor.start, mults, {"method": "interior_point"})
 
