@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import LOSSES
-from test_fast_solver import build, clarabel
+from test_fast_solver import build, clarabel, float32_regression
 
 import cvxnn
 from cvxnn.core import operator
@@ -321,11 +321,7 @@ def test_float32_below_its_precision_ends_at_its_best_point(device):
     its message quotes the returned weights' certificate."""
     if device is not None:
         pytest.importorskip("torch")
-    rng = np.random.default_rng(8)
-    X = rng.standard_normal((25, 4))
-    y = X @ rng.standard_normal(4) + 0.1 * rng.standard_normal(25)
-    problem = cvxnn.build_problem(X.astype(np.float32), y.astype(np.float32),
-                                  n_gates=6, lam=1e-3)
+    problem = float32_regression(8, 25, n_gates=6, lam=1e-3)
     with pytest.warns(ConvergenceWarning, match="stopped improving"):
         sol = fast_solve(problem, method="newton", max_iter=3000, device=device)
     assert sol.n_iter < 500

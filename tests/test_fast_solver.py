@@ -353,6 +353,15 @@ def test_float32_stops_where_rounding_ends_the_line_search(device):
     assert sol.certificate.optimality <= 10 * best < 1e-2
 
 
+def float32_regression(seed, n, **kwargs):
+    """A float32 problem on n rows of 4 Gaussian features, y linear plus
+    noise (seeded): small problems where float32 rounding shows."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 4))
+    y = X @ rng.standard_normal(4) + 0.1 * rng.standard_normal(n)
+    return cvxnn.build_problem(X.astype(np.float32), y.astype(np.float32), **kwargs)
+
+
 @pytest.mark.parametrize("device", [None, "cpu"])
 def test_float32_metric_step_does_not_drift_from_the_best_point(device):
     """In the pattern-mean metric (l1), the gradient step rounded to float32
@@ -360,11 +369,7 @@ def test_float32_metric_step_does_not_drift_from_the_best_point(device):
     4e-2 (compiled) or 0.17 (device) after 3,000 iterations."""
     if device is not None:
         pytest.importorskip("torch")
-    rng = np.random.default_rng(8)
-    X = rng.standard_normal((80, 4))
-    y = X @ rng.standard_normal(4) + 0.1 * rng.standard_normal(80)
-    problem = cvxnn.build_problem(X.astype(np.float32), y.astype(np.float32),
-                                  regularizer="l1", lam=1e-2, random_state=0)
+    problem = float32_regression(8, 80, regularizer="l1", lam=1e-2, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sol = fast_solve(problem, method="fista", tol=1e-9, max_iter=3000,
@@ -383,12 +388,8 @@ def test_float32_optimal_means_the_returned_weights_certify(formulation, method,
     certificate at 1.28e-6 (R-FISTA) and 3.02e-6 (augmented Lagrangian)
     against tol 1e-6. A converged run is now confirmed on its weights and goes
     on where they miss; "optimal" holds for the returned weights."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, 4))
-    y = X @ rng.standard_normal(4) + 0.1 * rng.standard_normal(n)
-    problem = cvxnn.build_problem(X.astype(np.float32), y.astype(np.float32),
-                                  formulation=formulation, regularizer=reg,
-                                  n_gates=6, lam=lam)
+    problem = float32_regression(seed, n, formulation=formulation, regularizer=reg,
+                                 n_gates=6, lam=lam)
     sol = fast_solve(problem, tol=1e-6, method=method)
     assert sol.status == "optimal", sol.message
     cert = cvxnn.certificate(problem, **sol.blocks, multipliers=sol.multipliers)
