@@ -60,6 +60,7 @@ def _worker(rank, world_size, port, losses, out_path):
             cert = sol.certificate
             np.savez(f"{out_path}-{case}-{rank}.npz", U=sol.U, gates=problem.gates,
                      n_iter=sol.n_iter, status=sol.status,
+                     network=sol.network.predict(X[:5]),
                      beta=sol.info["metric_beta"], polished=sol.info["polished"],
                      feature_metric=sol.info["feature_metric"],
                      cert=[cert.objective, cert.dual_objective, cert.duality_gap,
@@ -145,6 +146,9 @@ def test_two_gloo_processes_match_one(two_process_runs, loss):
         assert abs(int(part["n_iter"]) - single.n_iter) <= 1
         scale = np.abs(single.U).max()
         np.testing.assert_allclose(part["U"], single.U, rtol=0, atol=1e-10 * scale)
+        # the network of a sharded solution (its problem is no Problem)
+        np.testing.assert_allclose(part["network"], single.predict(X[:5]),
+                                   rtol=1e-8, atol=1e-10)
         objective, dual, gap, kkt = part["cert"]
         for mine, theirs in [(objective, dev_cert["objective"]),
                              (objective, single.certificate.objective),

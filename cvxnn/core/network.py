@@ -27,6 +27,7 @@ from cvxnn.core.validation import (
     check_bool,
     check_finite,
     check_real,
+    check_weights,
 )
 
 
@@ -125,7 +126,9 @@ def network_from_weights(problem, blocks, threshold=0.0):
     ``blocks`` holds ``U`` (gated ReLU) or ``V`` and ``W`` (ReLU). Blocks whose
     Euclidean norm is at most ``threshold`` (>= 0) are dropped.
     """
-    check_problem(problem)
+    if not hasattr(problem, "formulation") or not hasattr(problem, "weight_shape"):
+        check_problem(problem)  # not problem-like: the Problem error (sharded
+        # problems of the PyTorch backend pass: they have what a network needs)
     if not isinstance(blocks, Mapping):
         raise TypeError(f"blocks: expected a dict of weight blocks "
                         f"({', '.join(problem.formulation.block_names)}), got "
@@ -135,7 +138,13 @@ def network_from_weights(problem, blocks, threshold=0.0):
         raise ValueError(f"blocks: {unknown[0]!r} is not a weight of the "
                          f"{problem.formulation.name} problem, which takes "
                          f"{', '.join(problem.formulation.block_names)}.")
-    blocks = problem.blocks(**blocks)
+    missing = [name for name in problem.formulation.block_names if name not in blocks]
+    if missing:
+        raise ValueError(f"{missing[0]}: required by the {problem.formulation.name} "
+                         "problem.")
+    blocks = {name: check_weights(blocks[name], name, problem.weight_shape,
+                                  problem.dtype)
+              for name in problem.formulation.block_names}
     threshold = check_real(threshold, "threshold", "a finite number >= 0",
                            lambda v: v >= 0)
     gated = not problem.formulation.has_cones
