@@ -194,8 +194,9 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     verbose : bool
         Print a progress line about every half second.
     callback : callable(state: dict) -> bool or None
-        Called between compiled chunks (about every 0.25 s; every Newton
-        step for the interior point) with ``iteration, time, objective,
+        Called between compiled chunks (at least about every 0.25 s, more
+        often while R-FISTA tries its polish; every Newton step for the
+        interior point) with ``iteration, time, objective,
         optimality`` (and ``cone_violation`` for ReLU), and ``weights``: a
         function of no arguments that returns a copy of the current iterate
         as a dict of blocks (``{"U": ...}`` or ``{"V": ..., "W": ...}``), for

@@ -155,7 +155,9 @@ def main(argv=None):
     Returns
     -------
     int
-        Exit status: 0 on success, 2 on an error (printed to stderr).
+        Exit status: 0 on success, 2 on an error (printed to stderr), 1
+        when the output pipe closed; argparse's usage errors exit 2 by
+        SystemExit.
     """
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -40,7 +40,20 @@ from cvxnn.core.validation import check_real, check_weights
 
 @dataclass(frozen=True)
 class Certificate:
-    """What a solution proves about itself (see the module docstring)."""
+    """What a solution proves about itself (see the module docstring).
+
+    Attributes
+    ----------
+    objective : F at the weights.
+    dual_objective, duality_gap, relative_gap : the dual value at the
+        residual's dual point, ``F - D`` and ``(F - D) / |F|`` (None without
+        a cheap dual point: lam = 0 or no norm; for ReLU, without the cone
+        multipliers).
+    kkt_residual, relative_kkt_residual : the minimum-norm element of
+        ``grad f + lam dR``, and it over ``||grad f(0)||``.
+    cone_violation : ReLU only, the largest violation of a cone constraint.
+    optimality : what tol is compared to (property; see ``satisfied``).
+    """
 
     objective: float
     dual_objective: float | None
@@ -69,6 +82,7 @@ class Certificate:
         return opt is not None and opt <= tol and cones_ok
 
     def summary(self):
+        """One line: the objective and every field that is known."""
         parts = [f"objective={self.objective:.8g}"]
         for name in ("duality_gap", "relative_gap", "kkt_residual",
                      "relative_kkt_residual", "cone_violation"):

@@ -297,8 +297,8 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
     some weights redundant or inactive, which every regularizer handles (the
     minimizer of the penalized problem stays finite). Data that are zero
     everywhere (with ``bias=False``) are rejected, as no gate can activate
-    any sample. Sparse and masked arrays are rejected with a TypeError;
-    call ``.toarray()`` or fill them first.
+    any sample. Sparse matrices and masked arrays with masked entries are
+    rejected with a TypeError; call ``.toarray()`` or fill them first.
     """
     formulation = FORMULATIONS[check_choice(formulation, "formulation",
                                             tuple(FORMULATIONS))]

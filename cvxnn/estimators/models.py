@@ -72,7 +72,7 @@ default="group_l1"
         Hold out ``validation_fraction`` of the rows (stratified for
         classifiers), solve on the rest with the fast solver, score the
         iterate on the held-out rows between the solver's compiled chunks
-        (about every 0.25 s) and stop after ``n_iter_no_change`` scores
+        (at least about every 0.25 s) and stop after ``n_iter_no_change`` scores
         without improvement. **You then get the iterate of best validation
         score, not the certified optimum at lam**: ``certificate_`` is the
         certificate of that iterate (its duality gap says how far from the

@@ -241,7 +241,8 @@ def step_hint(solution, options):
 class BestIterate:
     """``fast_solve`` callback: keep the iterate of best validation score.
 
-    At every call (between the solver's compiled chunks, about every 0.25 s)
+    At every call (between the solver's compiled chunks, at least about
+    every 0.25 s)
     the current iterate is scored on ``(X_val, Y_val)``; the solve is stopped
     once ``n_iter_no_change`` calls in a row did not improve the best score.
     """
