@@ -154,13 +154,21 @@ def plot_path(path, filename=None, metric=None):
     path : RegularizationPath.
     filename : optional path of a PNG to save.
     metric : metric name (default: validation accuracy, else validation mse,
-        else the training one); the training curve is drawn dashed.
+        else the training one); the training curve is drawn dashed. Failed
+        solves are gaps.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     Figure = optional_import("matplotlib.figure", "plotting", "plot").Figure
+    if metric is not None:
+        known = sorted({key for p in path.points
+                        for key in (p.train or {}) | (p.validation or {})})
+        if metric not in known:
+            have = ", ".join(known) or "none (no solve succeeded)"
+            raise ValueError(f"metric: {metric!r} is not measured along this path; "
+                             f"it has {have}.")
     name, split = _default_metric(path) if metric is None else (metric, "validation")
     fig = Figure(figsize=(6, 5.5), constrained_layout=True)
     lams = np.asarray(path.lams, dtype=float)
@@ -170,8 +178,10 @@ def plot_path(path, filename=None, metric=None):
                          + (" (it is empty)." if lams.size == 0 else "."))
     top, bottom = fig.subplots(2, 1, sharex=True)
     lams = lams[shown]
-    plot_regularization_path(lams, np.asarray(path.column("n_active"))[shown],
-                             ax=top)
+    # a failed solve has no network: a gap, not 0 neurons
+    active = np.array([np.nan if p.solution.U is None else p.n_active
+                       for p in path.points], dtype=float)
+    plot_regularization_path(lams, active[shown], ax=top)
     valid = np.asarray(path.metric(name))[shown] if split == "validation" else None
     if valid is not None and np.any(np.isfinite(valid)):
         bottom.plot(lams, valid, "o-", label=f"validation {name}")

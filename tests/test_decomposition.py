@@ -180,13 +180,29 @@ def degenerate():
     return cvxnn.build_problem(X, rng.standard_normal(23), gates=G, lam=1e-3)
 
 
+def test_a_cone_too_thin_for_the_fast_split_is_not_called_empty():
+    """|w2| <= 1e-8 w1 has an interior, so u = (0, 1) splits (with |w| ~ 5e7);
+    the fast least-distance split gives up past ~1e6 and said the cone had
+    an empty interior. It now says the cone is too thin and points to the
+    CVXPY split, which succeeds."""
+    X = np.array([[1e-8, 1.0], [1e-8, -1.0]])
+    problem = cvxnn.build_problem(X, np.array([1.0, 2.0]),
+                                  gates=np.array([[1.0], [0.0]]), lam=1e-3)
+    U = np.zeros(problem.weight_shape)
+    U[0, 0] = [0.0, 1.0]
+    with pytest.warns(DecompositionWarning, match="too thin.*method='cvxpy'"):
+        assert decompose(problem, U).status == "infeasible"
+    split = decompose(problem, U, method="cvxpy")
+    assert split.status == "optimal" and split.certificate.cone_violation <= 1e-6
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_undecomposable_pattern_is_reported(degenerate, method):
     problem = degenerate
     U = np.zeros(problem.weight_shape)
     U[0, 0] = [1.0, 1.0]  # not in K_0 - K_0 = {w1 = 0}
     U[0, 1] = [0.3, -0.2]
-    with pytest.warns(DecompositionWarning, match=r"patterns \[0\]"):
+    with pytest.warns(DecompositionWarning, match=r"\[0\]: the cone has an empty"):
         relu = decompose(problem, U, method=method)
     report = relu.info["decomposition"]
     assert relu.status == "infeasible" and not report.exact

@@ -1,5 +1,6 @@
 """Regularization paths: cheap lam variants, grids, per-lam results, warm starts."""
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -7,7 +8,13 @@ import pytest
 import cvxnn
 from cvxnn.core import backends
 from cvxnn.core.errors import ConvergenceWarning
-from cvxnn.path import active_neurons, lam_grid, regularization_path
+from cvxnn.core.solution import Solution
+from cvxnn.path import (
+    RegularizationPath,
+    active_neurons,
+    lam_grid,
+    regularization_path,
+)
 from cvxnn.solvers.cvxpy_backend import solve_cvxpy
 
 
@@ -204,6 +211,25 @@ def test_plot_leaves_out_lam_zero(classification):
     np.testing.assert_array_equal(top.lines[0].get_xdata(), [0.1, 0.01])
     with pytest.raises(ValueError, match="path: has no point with lam > 0"):
         regularization_path(problem, [0.0], solver="CLARABEL").plot()
+
+
+def test_plot_shows_failed_solves_as_gaps_and_checks_the_metric(classification):
+    """A failed solve (no weights) was drawn as 0 active neurons; a misspelled
+    metric drew an empty line."""
+    pytest.importorskip("matplotlib")
+    problem, X_val, y_val = classification
+    path = regularization_path(problem, [0.1, 0.01], solver="CLARABEL", X_val=X_val,
+                               y_val=y_val)
+    nothing = Solution.failed(problem, status="solver_error", solver="CLARABEL",
+                              solve_time=0.0, message="failed")
+    failed = dataclasses.replace(path.points[0], lam=0.05, solution=nothing,
+                                 n_active=0, train={}, validation={})
+    mixed = RegularizationPath([path.points[0], failed, path.points[1]], path.solver)
+    top, _ = mixed.plot().axes
+    drawn = top.lines[0].get_ydata()
+    assert np.isnan(drawn[1]) and drawn[0] == path.points[0].n_active
+    with pytest.raises(ValueError, match="^metric: 'bogus'.*accuracy"):
+        path.plot(metric="bogus")
 
 
 def test_bad_arguments(classification):

@@ -283,10 +283,16 @@ def _assemble(problem, U, blocks, W_act, ok, status, n_iter, method, name, start
     patterns = tuple(sorted({i for _, i in bad}))
     if bad:
         status = INFEASIBLE
+        empty = sorted({int(i) for i in blocks.i[~ok & blocks.degenerate]})
+        thin = sorted(set(patterns) - set(empty))
+        why = ([f"patterns {empty}: the cone has an empty interior and u is not "
+                "in K_i - K_i"] if empty else []) + (
+               [f"patterns {thin}: the cone is too thin for the least-distance "
+                "split, whose w would exceed about 1e6 times the rows' scale; "
+                "method='cvxpy' may split them"] if thin else [])
         warnings.warn(
             f"decompose: {len(bad)} block(s) cannot be split into their cones "
-            f"(patterns {list(patterns)}: the cone has an empty interior and u is "
-            "not in K_i - K_i); they are kept as v = u, w = 0 and violate the "
+            f"({'; '.join(why)}); they are kept as v = u, w = 0 and violate the "
             "cones.", DecompositionWarning, stacklevel=3)
     twin = relu_twin(problem)
     sol = Solution.from_weights(twin, status=status, solver=name,
