@@ -180,6 +180,25 @@ def degenerate():
     return cvxnn.build_problem(X, rng.standard_normal(23), gates=G, lam=1e-3)
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_blocks_in_plus_or_minus_their_cone_split_into_one_neuron(method):
+    """A gate lies in its own cone: u = c g splits as v = u, w = 0 and -u as
+    v = 0, w = u, one neuron each at the least ||v|| + ||w||. The conic split
+    left w ~ 2e-7 and the least-distance one v ~ 1e-16: spurious neurons."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((20, 3))
+    problem = cvxnn.build_problem(X, rng.standard_normal(20), n_gates=10, lam=1e-3)
+    P = problem.n_patterns
+    U = np.zeros(problem.weight_shape)
+    U[0] = problem.gates.T * np.linspace(0.1, 2, P)[:, None]
+    U[0, :3] *= -1
+    relu = decompose(problem, U, method=method)
+    assert relu.n_active == P and relu.certificate.cone_violation == 0
+    np.testing.assert_array_equal(relu.V - relu.W, U)
+    np.testing.assert_array_equal(relu.V[0, :3], 0)
+    np.testing.assert_array_equal(relu.W[0, 3:], 0)
+
+
 def test_a_cone_too_thin_for_the_fast_split_is_not_called_empty():
     """|w2| <= 1e-8 w1 has an interior, so u = (0, 1) splits (with |w| ~ 5e7);
     the fast least-distance split gives up past ~1e6 and said the cone had

@@ -265,7 +265,23 @@ def decompose(problem, solution, method="fast", *, solver=None, **options):
         name = f"decompose[cvxpy:{solver}]"
     W = repair(blocks.cones, blocks.cone, blocks.U, W)
     W[~ok] = 0.0
+    W = _exact_ends(blocks, W)
     return _assemble(problem, U, blocks, W, ok, status, n_iter, method, name, start)
+
+
+def _exact_ends(blocks, W):
+    """W with the splits that need no arithmetic made exact: u in its cone
+    splits as v = u, w = 0, and u in minus its cone as v = 0, w = -u. Both
+    reach ``||v|| + ||w|| = ||u||``, the least any split can (triangle
+    inequality), with one neuron; a conic solver returned them only to its
+    tolerance (a spurious neuron of norm ~2e-7) and the least-distance split
+    left v at rounding level."""
+    signed = blocks.signs * (blocks.cones.X @ blocks.U.T)  # (n, M)
+    W = W.copy()
+    inside, opposite = (signed >= 0).all(axis=0), (signed <= 0).all(axis=0)
+    W[opposite & ~inside] = -blocks.U[opposite & ~inside]
+    W[inside] = 0.0
+    return W
 
 
 def _relu_predictions(X, V, W):
