@@ -62,7 +62,8 @@ def plot_convergence(runs, x="time", y="optimality", labels=None, ax=None):
     x : {"time", "iteration"} or another history key, default="time"
         Horizontal axis (``"iteration"`` is the index when not recorded).
     y : str, default="optimality"
-        Vertical axis, drawn on a log scale when every value is positive.
+        Vertical axis, drawn on a log scale when every value drawn here is
+        positive (NaN entries are gaps).
     labels : list of str or None
         One legend entry per run (default: each solution's solver name).
     ax : matplotlib Axes or None
@@ -75,12 +76,15 @@ def plot_convergence(runs, x="time", y="optimality", labels=None, ax=None):
     if labels is not None and len(labels) != len(runs):
         raise ValueError(f"labels: expected {len(runs)} labels, got {len(labels)}.")
     ax = _axes(ax)
+    positive = True
     for i, run in enumerate(runs):
         history = _history(run, f"runs[{i}]")
         xs, ys = _curve(history, x, f"runs[{i}]"), _curve(history, y, f"runs[{i}]")
         label = labels[i] if labels is not None else getattr(run, "solver", None)
         ax.plot(xs, ys, label=label)
-    if all(np.min(line.get_ydata(), initial=1.0) > 0 for line in ax.get_lines()):
+        values = np.asarray(ys, dtype=float)
+        positive &= bool(np.all(values[~np.isnan(values)] > 0))  # a NaN is a gap
+    if positive:
         ax.set_yscale("log")
     ax.set_xlabel("time (s)" if x == "time" else x)
     ax.set_ylabel(y)

@@ -47,6 +47,14 @@ def test_convergence_plot_of_a_solution_against_iterations():
     assert ax.get_legend().get_texts()[0].get_text() == "fast"
 
 
+def test_convergence_plot_stays_logarithmic_across_a_nan():
+    """One NaN entry switched the axis to linear, hiding the decay."""
+    ax = plot_convergence({"time": [0.0, 1.0, 2.0], "optimality": [1.0, np.nan, 0.01]})
+    assert ax.get_yscale() == "log"
+    ax = plot_convergence({"time": [0.0, 1.0], "optimality": [1.0, 0.0]})
+    assert ax.get_yscale() == "linear"
+
+
 def test_convergence_plot_errors():
     with pytest.raises(ValueError, match="no history"):
         plot_convergence({})
