@@ -71,6 +71,7 @@ def _worker(rank, world_size, port, losses, out_path):
                 except ValueError as exc:
                     np.save(f"{out_path}-refused-{rank}.npy", str(exc))
                 _mismatched_shards(X, y, gates, rank, out_path)
+                _refused_on_every_process(problem, sol, rank, out_path)
             if case in NEWTON_CASES:
                 sol = solve_sharded(problem, tol=NEWTON_TOL, method="newton")
                 cert = sol.certificate
@@ -89,20 +90,51 @@ def _mismatched_shards(X, y, gates, rank, out_path):
     the shard on every process (Gloo aborted the process before)."""
     from cvxnn_fast.pytorch.distributed import build_sharded_problem
 
+    def fails_on_one(r, w):
+        if r == 1:
+            raise OSError("no such shard file")
+        return X[:100], y[:100]
+
+    codes = (y[:, :2] > 0).astype(float)  # logistic columns: {0, 1} / {-1, +1}
     loaders = {
         "outputs": lambda r, w: ((X[:100], y[:100]) if r == 0 else
                                  (X[100:], y[100:, :1])),
         "dtype": lambda r, w: ((X[:100], y[:100]) if r == 0 else
                                (X[100:].astype(np.float32), y[100:])),
+        "loader": fails_on_one,
+        "length": lambda r, w: (X[:100], y[:100]) if r == 0 else (X[100:], y[101:]),
+        "coding": lambda r, w: ((X[:100], codes[:100]) if r == 0 else
+                                (X[100:], 2 * codes[100:] - 1)),
     }
     messages = []
     for name, load in loaders.items():
         try:
-            build_sharded_problem(load, lam=LAM, gates=gates, bias=True, device="cpu")
+            build_sharded_problem(load, lam=LAM, gates=gates, bias=True, device="cpu",
+                                  loss="logistic" if name == "coding" else "squared")
             messages.append(f"{name}: accepted")
+        except (ValueError, OSError, RuntimeError) as exc:
+            messages.append(f"{type(exc).__name__}: {exc}")
+    np.save(f"{out_path}-mismatch-{rank}.npy", np.array(messages))
+
+
+def _refused_on_every_process(problem, sol, rank, out_path):
+    """A warm start given on one process only, and saving a sharded solution
+    (its rows on many processes): refused on every process, by name."""
+    messages = []
+    for attempt in (lambda: solve_sharded_(problem, sol if rank == 0 else None),
+                    lambda: cvxnn.save(f"{out_path}-sol-{rank}.npz", sol)):
+        try:
+            attempt()
+            messages.append("accepted")
         except ValueError as exc:
             messages.append(str(exc))
-    np.save(f"{out_path}-mismatch-{rank}.npy", np.array(messages))
+    np.save(f"{out_path}-refused-both-{rank}.npy", np.array(messages))
+
+
+def solve_sharded_(problem, warm_start):
+    from cvxnn_fast.pytorch.distributed import solve_sharded
+
+    return solve_sharded(problem, tol=TOL, warm_start=warm_start, max_iter=5)
 
 
 def _free_port():
@@ -198,11 +230,32 @@ def test_sharded_solve_refuses_other_methods(two_process_runs):
 
 
 def test_shards_that_disagree_are_refused_on_every_process(two_process_runs):
+    """Each process raises (none waits in a collective for one that failed):
+    its own error, or one naming the process that failed."""
     for rank in range(2):
-        outputs, dtype = np.load(f"{two_process_runs}-mismatch-{rank}.npy")
-        assert outputs == "y shard: the processes' targets have different numbers " \
-                          "of outputs [1, 2]."
-        assert dtype.startswith("X shard: the processes' shards have different dtypes")
+        outputs, dtype, loader, length, coding = np.load(
+            f"{two_process_runs}-mismatch-{rank}.npy")
+        assert outputs == "ValueError: y shard: the processes' targets have " \
+                          "different numbers of outputs [1, 2]."
+        assert dtype.startswith("ValueError: X shard: the processes' shards have "
+                                "different dtypes")
+        assert loader == ("OSError: no such shard file" if rank == 1 else
+                          "RuntimeError: build_sharded_problem: process 1 failed: "
+                          "OSError: no such shard file")
+        rows = N_SAMPLES - 100  # rank 1's X shard; its y has one row fewer
+        expected = f"y shard: has {rows - 1} rows but the X shard has {rows}"
+        assert expected in length and (rank == 1) == length.startswith("ValueError")
+        # the two codings of logistic columns, as build_problem on the stack
+        assert coding.startswith("ValueError: y:") and "-1" in coding
+
+
+def test_one_process_warm_start_and_saving_a_sharded_solution_are_refused(
+        two_process_runs):
+    for rank in range(2):
+        warm, save = np.load(f"{two_process_runs}-refused-both-{rank}.npy")
+        assert warm.startswith("warm_start: differs between the processes (given "
+                               "on [0] of 2)")
+        assert save.startswith("solution: its problem is a ShardedProblem")
 
 
 # Newton-CG's row subsamples over the shards: n above SAMPLE_MIN_N (lowered

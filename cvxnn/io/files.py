@@ -114,6 +114,11 @@ def _prefixed(arrays, prefix):
 
 # --- problems and solutions ---------------------------------------------------
 def _problem_parts(problem):
+    if not isinstance(problem, Problem):  # a sharded solve's: rows on many processes
+        raise ValueError(
+            f"solution: its problem is a {type(problem).__name__}, whose rows no "
+            "process holds together, so the solution cannot be saved; save "
+            "sol.network (cvxnn.save(path, sol.network)) on one process instead.")
     meta = {"formulation": problem.formulation.name, "loss": problem.loss.name,
             "regularizer": problem.regularizer.name, "lam": float(problem.lam),
             "bias": bool(problem.bias),

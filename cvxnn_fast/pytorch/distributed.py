@@ -20,6 +20,7 @@ flags), so the kept patterns and gates are exactly those
 :func:`cvxnn.build_problem` keeps on the whole data.
 """
 
+import hashlib
 import os
 import time
 import warnings
@@ -115,16 +116,44 @@ def _all_gather(dist, obj, group, world):
     return out
 
 
-def _check_shard(X, y, dist, group, world):
+def _on_every_process(work, dist, group, world, where="build_sharded_problem"):
+    """``work()`` on this process; an error on any process is raised on every
+    one (this process's own, else a RuntimeError naming the process that
+    failed and why). Otherwise the others would wait in the next collective
+    until the process group's timeout, or die on a closed connection."""
+    try:
+        result, error = work(), None
+    except Exception as exc:  # re-raised below, on every process
+        result, error = None, exc
+    failed = _all_gather(dist, None if error is None else
+                         f"{type(error).__name__}: {error}", group, world)
+    if error is not None:
+        raise error
+    for k, message in enumerate(failed):
+        if message is not None:
+            raise RuntimeError(f"{where}: process {k} failed: {message}")
+    return result
+
+
+def _local_shard(X, y):
+    """A shard's own checks: finite 2-D X, one target row per row of X."""
     X = check_finite(as_float_array(X, "X shard"), "X shard")
     if X.ndim != 2 or X.shape[1] < 1:
         raise ValueError(f"X shard: expected a 2-D array (rows, n_features), got "
                          f"shape {X.shape}.")
+    y = np.asarray(y)
+    if y.ndim == 0 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y shard: has {y.shape[0] if y.ndim else 0} rows but the "
+                         f"X shard has {X.shape[0]}; they must match.")
+    return X, y
+
+
+def _check_shard(X, y, dist, group, world):
     widths = set(_all_gather(dist, X.shape[1], group, world))
     if len(widths) > 1:
         raise ValueError(f"X shard: the processes' shards have different numbers "
                          f"of features {sorted(widths)}.")
-    return X, np.asarray(y)
+    return X, y
 
 
 def _check_agreement(X, Y, dist, group, world):
@@ -141,14 +170,21 @@ def _check_agreement(X, Y, dist, group, world):
 
 
 def _targets(loss, y, n_rows, dtype, dist, group, world):
-    """Targets as the loss uses them, with labels agreed over all processes."""
-    if loss.is_classification and (y.ndim == 1 or y.shape[1] == 1):
-        labels = np.unique(y.ravel())
-        union = np.unique(np.concatenate(_all_gather(dist, labels, group, world)))
-        Y, classes = loss.prepare_targets(np.concatenate([y.ravel(), union]),
-                                          n_rows + union.size, dtype)
-        return np.ascontiguousarray(Y[:n_rows]), classes
-    return loss.prepare_targets(y, n_rows, dtype)
+    """Targets as the loss uses them, with labels (or a logistic loss's
+    coding of its columns) agreed over all processes: each shard's are
+    encoded with rows of every shard's values appended."""
+    column = y.ndim == 1 or y.shape[1] == 1
+    if not (loss.is_classification and (column or loss.name == "logistic")):
+        return loss.prepare_targets(y, n_rows, dtype)
+    # an empty shard's y (often float64) has no values to change the union's type
+    labels = np.unique(y.ravel()) if y.size else None
+    shown = [v for v in _all_gather(dist, labels, group, world) if v is not None]
+    union = np.unique(np.concatenate(shown))
+    extra = union if column else np.repeat(union[:, None], y.shape[1], axis=1)
+    body = y.ravel() if column else y
+    Y, classes = loss.prepare_targets(np.concatenate([body, extra]),
+                                      n_rows + union.size, dtype)
+    return np.ascontiguousarray(Y[:n_rows]), classes
 
 
 def _raw_patterns(X, G):
@@ -208,7 +244,9 @@ def build_sharded_problem(load_shard, *, loss="squared", regularizer="group_l1",
                                             tuple(REGULARIZERS))]
     lam = check_lam(lam)
     dev = resolve_device(_default_device(dist, group) if device is None else device)
-    X, y = _check_shard(*load_shard(rank, world), dist, group, world)
+    X, y = _on_every_process(lambda: _local_shard(*load_shard(rank, world)), dist,
+                             group, world)
+    X, y = _check_shard(X, y, dist, group, world)
     Y, classes = _targets(loss, y, X.shape[0], X.dtype, dist, group, world)
     _check_agreement(X, Y, dist, group, world)
     if bias:
@@ -236,12 +274,27 @@ def build_sharded_problem(load_shard, *, loss="squared", regularizer="group_l1",
 
 
 def _start(problem, warm_start):
+    """The start on the device: the same on every process (a warm start that
+    differs between them is refused on all, naming them)."""
     c, P, d = problem.weight_shape
-    if warm_start is None:
-        U0 = np.zeros((c, P, d), problem.dtype)
-    else:
+    dist = import_torch().distributed
+    world = dist.get_world_size(problem.group)
+
+    def start():
+        if warm_start is None:
+            return np.zeros((c, P, d), problem.dtype)
         U0 = warm_start.U if isinstance(warm_start, Solution) else warm_start
-        U0 = check_weights(U0, "warm_start", (c, P, d), problem.dtype)
+        return check_weights(U0, "warm_start", (c, P, d), problem.dtype)
+
+    U0 = _on_every_process(start, dist, problem.group, world, "solve_sharded")
+    digests = _all_gather(dist, None if warm_start is None else
+                          hashlib.sha256(U0.tobytes()).hexdigest(), problem.group,
+                          world)
+    if len(set(digests)) > 1:
+        given = [k for k, digest in enumerate(digests) if digest is not None]
+        raise ValueError(f"warm_start: differs between the processes (given on "
+                         f"{given} of {world}); every process must pass the same "
+                         "start (a Solution of solve_sharded is).")
     return to_device(U0.reshape(c * P, d), problem.data)
 
 
