@@ -129,6 +129,12 @@ def _refused_on_every_process(problem, sol, rank, out_path):
         except ValueError as exc:
             messages.append(str(exc))
     np.save(f"{out_path}-refused-both-{rank}.npy", np.array(messages))
+    from cvxnn_fast.pytorch.distributed import solve_sharded
+
+    stopped = solve_sharded(problem, tol=1e-12, max_iter=10_000,
+                            callback=lambda state: rank == 1 and state["iteration"] > 0)
+    np.save(f"{out_path}-stopped-{rank}.npy",
+            np.array([stopped.status, stopped.message, str(stopped.n_iter)]))
 
 
 def solve_sharded_(problem, warm_start):
@@ -247,6 +253,14 @@ def test_shards_that_disagree_are_refused_on_every_process(two_process_runs):
         assert expected in length and (rank == 1) == length.startswith("ValueError")
         # the two codings of logistic columns, as build_problem on the stack
         assert coding.startswith("ValueError: y:") and "-1" in coding
+
+
+def test_a_stop_asked_by_one_process_reads_the_same_on_all(two_process_runs):
+    """Every process returns the same Solution: the others said "stopped by
+    another process" where the asking one named its callback."""
+    runs = [np.load(f"{two_process_runs}-stopped-{rank}.npy") for rank in range(2)]
+    assert runs[0].tolist() == runs[1].tolist()
+    assert runs[0][0] == "user_limit" and "callback" in runs[0][1]
 
 
 def test_one_process_warm_start_and_saving_a_sharded_solution_are_refused(

@@ -282,7 +282,7 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
                 code = K["NOT_FINITE"]
                 break
             if flag > 0:
-                stop = asked or "stopped by another process"
+                stop = data.stop_reason(asked)
                 break
             if opt <= tol:
                 code = K["CONVERGED"]
@@ -317,7 +317,7 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
         weights = polished[2] if polished else (lambda: weights_of(st.y))
         final = _report(monitor, st, rows[-1][1], opt, weights)
         if data.sum_scalars(1.0 if final else 0.0)[0] > 0:
-            stop = final or "stopped by another process"
+            stop = data.stop_reason(final)
     if code == K["STEP_UNDERFLOW"] and not bool(data.torch.isfinite(G).all()):
         code = K["NOT_FINITE"]
     return Run(code, stop, st.y, st.it, opt, _history(rows),

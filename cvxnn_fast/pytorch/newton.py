@@ -117,7 +117,7 @@ class ShardedProducts(DeviceProducts):
     def agree_stop(self, stop):
         if not self.agree(bool(stop)):
             return None
-        return stop or "stopped by another process"
+        return self.data.stop_reason(stop)
 
     def first_order(self, problem, U0, tol, max_iter, monitor):
         return self._first_order(self.sharded, U0, tol, max_iter, monitor)

@@ -101,6 +101,16 @@ class DeviceData:
             self.torch.distributed.all_reduce(tensor, group=self.group)
         return tensor
 
+    def stop_reason(self, own):
+        """The reason of an agreed stop, the same on every process: the first
+        process's that asked (``own``: this one's, or "" where it did not)."""
+        if not self.sharded:
+            return own
+        reasons = [None] * self.torch.distributed.get_world_size(self.group)
+        self.torch.distributed.all_gather_object(reasons, own or None,
+                                                 group=self.group)
+        return next((r for r in reasons if r), "stopped by another process")
+
     def sum_scalars(self, *values):
         """Sums over processes of float64 scalars (0-d tensors or floats)."""
         packed = self.torch.stack([self.torch.as_tensor(v, dtype=self.torch.float64,
