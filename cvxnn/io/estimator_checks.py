@@ -166,6 +166,9 @@ def _check_fitted(fitted, solution, arrays, sizes):
     if names is not None:
         expect_shape(names, "fitted/feature_names_in_", (d,),
                      f"the model takes {d} features")
+        if np.unique(names).size != names.size:  # a fit refuses such data
+            raise ModelFileError("array 'fitted/feature_names_in_' names a "
+                                 f"feature twice: {shown(names)}.")
 
 
 def _check_whitening(arrays, d):
