@@ -466,7 +466,7 @@ def _finish(problem, result, tol, cone_tol=None, device=False):
         problem, status=result.status, solver="fast", solve_time=elapsed,
         n_iter=result.n_iter, history=result.history, message=result.message,
         multipliers=result.multipliers, info={"tol": tol, **result.info},
-        **result.blocks)
+        certificate=result.certificate, **result.blocks)
     cone_tol = tol if cone_tol is None else cone_tol
     if solution.status == OPTIMAL:
         short = _short_of_tol(solution, tol, cone_tol, device)

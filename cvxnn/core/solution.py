@@ -51,10 +51,12 @@ class Solution:
 
     @classmethod
     def from_weights(cls, problem, *, status, solver, solve_time, U=None, V=None,
-                     W=None, multipliers=None, **extra):
-        """A solution at the given weights, objective and certificate computed here."""
+                     W=None, multipliers=None, certificate=None, **extra):
+        """A solution at the given weights, objective and certificate computed
+        here (``certificate``: that of exactly these weights and multipliers,
+        where the caller has it already)."""
         blocks = problem.blocks(U, V, W)
-        cert = compute_certificate(problem, **blocks, **(
+        cert = certificate or compute_certificate(problem, **blocks, **(
             {"multipliers": multipliers} if "V" in blocks else {}))
         U_model = problem.formulation.combine(blocks)
         return cls(problem=problem, status=status, objective=cert.objective,

@@ -119,10 +119,9 @@ class Schedule:
                              min(self.inner_tol, INNER_TOL_PER_VIOLATION * violation))
 
 
-def _tighten(problem, target, tol, cone_tol, blocks, multipliers):
-    """True where the point's certificate meets tol and cone_tol; else
-    tighten the loop's ``target`` past what it missed by, and False."""
-    cert = certificate(problem, **blocks, multipliers=multipliers)
+def _tighten(target, tol, cone_tol, cert):
+    """True where ``cert`` meets tol and cone_tol; else tighten the loop's
+    ``target`` past what it missed by, and False."""
     if cert.satisfied(tol, cone_tol):
         return True
     if cert.optimality > tol:
@@ -150,6 +149,7 @@ def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
     # The loop's own targets: tightened where the returned point's certificate
     # misses (see fista.CONFIRMATIONS).
     target = {"tol": tol, "cone_tol": cone_tol}
+    checked = None  # (blocks, multipliers, certificate) of the last check
 
     def run(limit, inner_tol):
         return fista.run(problem, ws, monitor, max_iter=limit,
@@ -164,27 +164,33 @@ def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
         sched.inner_tol = max(tol * INNER_TOL_FLOOR,
                               INNER_TOL_START * min(1.0, ws.state[K["S_OPT"]]))
         for _ in range(fista.CONFIRMATIONS + 1):
+            checked = None
             while code in (K["MAX_ITER"], K["INNER_CONVERGED"]) and not stop:
                 code, stop = run(max_iter, sched.inner_tol)
                 if code != K["INNER_CONVERGED"] or stop:
                     break
                 sched.update(ws.Z_y, ws.state[K["S_VIOL"]])
                 ws.restart_at_y()
-            if code != K["CONVERGED"] or stop or polisher.result is not None or \
-                    _tighten(problem, target, tol, cone_tol, *polish_args(ws)):
+            if code != K["CONVERGED"] or stop or polisher.result is not None:
+                break
+            blocks, mults = polish_args(ws)
+            checked = (blocks, mults, certificate(problem, **blocks,
+                                                  multipliers=mults))
+            if _tighten(target, tol, cone_tol, checked[2]):
                 break
             code = K["MAX_ITER"]  # resume at the tighter target
     except KeyboardInterrupt:
         code, stop = K["RUNNING"], INTERRUPTED
     fista.check_finite_run(problem, ws, code, lambda x: _split(problem, x),
                             monitor.start)
-    blocks, mults = (polisher.result[:2] if polisher.result else
-                     polish_args(ws))
+    blocks, mults, cert = (polisher.result or checked
+                           or (*polish_args(ws), None))
     quoted = None  # the loop's own optimality, unless it chased a tighter target
     if target["tol"] < tol or target["cone_tol"] < cone_tol:
-        quoted = certificate(problem, **blocks, multipliers=mults).optimality
+        cert = cert or certificate(problem, **blocks, multipliers=mults)
+        quoted = cert.optimality
     status, message = fista.describe(code, stop, ws.state, tol, quoted)
     return Result(status, message, blocks, int(ws.state[K["S_ITER"]]),
                          ws.history_dict(True), monitor.start, mults,
                          {"n_outer": sched.n_outer, "rho": sched.rho,
-                          "polished": polisher.result is not None})
+                          "polished": polisher.result is not None}, cert)

@@ -26,6 +26,7 @@ class Result:
     start: float
     multipliers: tuple | None = None
     info: dict = field(default_factory=dict)
+    certificate: object = None  # of blocks and multipliers, where computed
 
 
 class Monitor:

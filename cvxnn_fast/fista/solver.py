@@ -440,32 +440,40 @@ def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
         return {"U": U.reshape(c, P, d).copy()}
 
     polisher = Polisher(problem, tol, np.inf)
-    target, confirmed = tol, None  # the loop's target; (certificate, blocks)
+    # the loop's target; (certificate, blocks) of the best miss and of the
+    # last check (None once the loop moved on from it)
+    target, confirmed, checked = tol, None, None
     try:
         for _ in range(CONFIRMATIONS + 1):
+            checked = None
             code, stop = run(work, ws, monitor, tol=target, max_iter=max_iter,
                              mult=dummy, polisher=polisher, blocks_of=blocks_of,
                              polish_args=lambda ws: (blocks_of(ws.y), None))
             if code != K["CONVERGED"] or stop or polisher.result is not None:
                 break
             blocks = blocks_of(ws.y)
-            found = certificate(problem, **blocks).optimality
+            checked = (certificate(problem, **blocks), blocks)
+            found = checked[0].optimality
             if found <= tol:
                 break
-            if confirmed is None or found < confirmed[0]:
-                confirmed = (found, blocks)
+            if confirmed is None or found < confirmed[0].optimality:
+                confirmed = checked
             target *= min(0.5, tol / found)
     except KeyboardInterrupt:
         code, stop = K["RUNNING"], INTERRUPTED
     check_finite_run(problem, ws, code, blocks_of, monitor.start)
-    blocks = polisher.result[0] if polisher.result else blocks_of(ws.y)
     quoted, returned = None, "the last iterate"  # unless it chased a tighter target
-    if confirmed is not None and not polisher.result:
-        quoted = certificate(problem, **blocks).optimality
-        if quoted > confirmed[0]:  # going on found no better point
-            (quoted, blocks), returned = confirmed, "the best point it confirmed"
+    if polisher.result:
+        blocks, _, cert = polisher.result
+    else:
+        cert, blocks = checked or (None, blocks_of(ws.y))
+        if confirmed is not None:
+            cert = cert or certificate(problem, **blocks)
+            if cert.optimality > confirmed[0].optimality:  # no better point found
+                (cert, blocks), returned = confirmed, "the best point it confirmed"
+            quoted = cert.optimality
     status, message = describe(code, stop, ws.state, tol, quoted, returned)
     return Result(status, message, blocks, int(ws.state[K["S_ITER"]]),
-                  ws.history_dict(False), monitor.start,
+                  ws.history_dict(False), monitor.start, certificate=cert,
                   info={"polished": polisher.result is not None,
                         "metric_beta": ws.beta, "feature_metric": fm is not None})

@@ -257,6 +257,7 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
     else:
         blocks, mults = _weights(problem, system, it)
         blocks = expand(blocks)
+    cert = None
     if not finisher.result:  # the messages quote the returned weights
         cert = certificate(original, **blocks, multipliers=mults)
         if cert.satisfied(tol, cone_tol):
@@ -282,7 +283,7 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
             f"max_iter={k} reached with optimality {optimality:.2e} > "
             f"tol={tol:.1e}; returning {returned}.")
     return Result(status, message or "", blocks, k, history.as_dict(),
-                         monitor.start, mults, {"method": "interior_point"})
+                         monitor.start, mults, {"method": "interior_point"}, cert)
 
 
 def _reported(judged, problem, system, it, expand):

@@ -160,7 +160,7 @@ class Step:
         self.products = 0
 
     def hessian(self, V):
-        """``(H V, A V)`` on the free groups: two masked GEMMs."""
+        """``H V`` on the free groups: two masked GEMMs."""
         p = self.hp
         AV = self.hops.predict(V)
         HV = self.hops.adjoint(self.h_apply(AV).astype(p.dtype, copy=False))
@@ -170,7 +170,7 @@ class Step:
             HV += self.mu * V
         HV *= self.free
         self.products += 1
-        return HV, AV
+        return HV
 
     def precondition(self, R):
         return self.kron.apply(R) * self.free
@@ -190,7 +190,7 @@ class Step:
         p = z.copy()
         rz = float(np.vdot(res, z))
         for it in range(1, max_iter + 1):
-            Hp, _ = self.hessian(p)
+            Hp = self.hessian(p)
             curv = float(np.vdot(p, Hp))
             if not curv > 0:
                 return x, it
