@@ -363,6 +363,26 @@ def test_cross_entropy_newton_system_solves_the_explicit_matrix(rng, formulation
     np.testing.assert_allclose(system.solve(rhs), expected, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("loss,regularizer", [
+    ("cross_entropy", "l2"), ("cross_entropy", "feature_group_l1"),
+    ("logistic", "feature_group_l1"), ("squared", "feature_group_l1")])
+def test_dense_capacitance_is_the_sum_over_outputs_of_the_roots(rng, loss,
+                                                                regularizer):
+    """``L^T blockdiag(M) L`` from its O(n^2 c^2) formula equals the sum of
+    ``L[:, k]^T M_k L[:, k]`` over outputs, formed term by term."""
+    problem = build(loss, regularizer, lam=0.05, n_outputs=4, n_samples=9,
+                    n_gates=3)
+    system = newton_system.GatedSystem(problem)
+    n, c = system.n, system.c
+    system._curvature(rng.standard_normal((n, c)))
+    M = [(lambda a: a @ a.T)(rng.standard_normal((n, n))) for _ in range(c)]
+    L = system.root_L
+    expected = sum(np.einsum("ja,jl,lb->jalb", L[:, k, :], M[k], L[:, k, :])
+                   for k in range(c))
+    np.testing.assert_allclose(system._dense_capacitance(M), expected,
+                               rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
 @pytest.mark.parametrize("loss,regularizer,lam", [
     ("squared", "l1", 0.02), ("logistic", "l1", 1e-3),
