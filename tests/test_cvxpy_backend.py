@@ -89,6 +89,23 @@ def test_solver_status_is_kept(small):
     assert sol.status != "optimal"
 
 
+def test_an_optimal_the_certificate_does_not_back_is_explained():
+    """CLARABEL's "optimal" at relative gap 8e-4 (separable logistic data,
+    tiny lam: its tolerances are absolute) keeps the solver's word but says
+    what the certificate found; a certified "optimal" has no message."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = (X[:, 0] > 0).astype(float)
+    loose = cvxnn.build_problem(X, y, loss="logistic", formulation="relu", lam=1e-6,
+                                n_gates=5).solve("CLARABEL")
+    assert loose.status == "optimal" and loose.certificate.relative_gap > 1e-4
+    assert "relative duality gap 7.9" in loose.message
+    assert "cone violation" not in loose.message
+    tight = cvxnn.build_problem(X, X[:, 0], lam=1e-3, n_gates=5).solve("CLARABEL")
+    assert tight.status == "optimal" and tight.certificate.optimality <= 1e-6
+    assert tight.message == ""
+
+
 def test_cvxpy_program_has_no_loop_over_patterns(data):
     """One sparse product: the expression tree does not grow with P."""
     X, y = data("squared", n_samples=40, n_features=3)

@@ -31,7 +31,8 @@ class Solution:
     history : dict of arrays (e.g. time, objective, optimality) for plotting.
     multipliers : ReLU cone multipliers ``(lam_V, lam_W)``, when known.
     info : solver-specific extras (setup time, solver's own status, ...).
-    message : why a solve failed or stopped early, "" otherwise.
+    message : why a solve failed or stopped early, or why a CVXPY solver's
+        "optimal" is not backed by the certificate; "" otherwise.
     """
 
     problem: object
