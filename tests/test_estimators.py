@@ -1,5 +1,7 @@
 """scikit-learn estimators: sklearn's own checks, pipelines, dtypes, pandas, gates."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -202,6 +204,9 @@ def test_fixed_gate_array(regression_data):
     ({"gates": "sparse", "gate_options": {"bias": False}}, ValueError,
      "^gate_options: 'bias'"),
     ({"tol": "a", "solver": "CLARABEL"}, ValueError, "^tol"),
+    # checked by fit whether used or not: save refuses them (model files)
+    ({"validation_fraction": 5}, ValueError, "^validation_fraction"),
+    ({"n_iter_no_change": 0}, ValueError, "^n_iter_no_change"),
 ])
 def test_bad_parameters_are_named(regression_data, params, error, match):
     X, y = regression_data
@@ -237,6 +242,30 @@ def test_inaccurate_solve_warns(regression_data):
                               solver_options={"max_iter": 1})
     with pytest.warns(ConvergenceWarning, match="user_limit"):
         est.fit(X, y)
+
+
+def test_a_stopped_fit_warns_once_with_scikit_learns_warning(regression_data):
+    """GridSearchCV users filter sklearn's ConvergenceWarning: the solver's
+    own warning is not repeated beside it."""
+    X, y = regression_data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ConvexReLURegressor(n_gates=6, solver="fast", tol=1e-9,
+                            solver_options={"max_iter": 2}).fit(X, y)
+    assert [w.category for w in caught] == [ConvergenceWarning]
+
+
+def test_large_targets_give_no_floating_point_warning():
+    """Diabetes targets times 100: the interior point's cone step ratio
+    overflowed to inf (harmless, but a RuntimeWarning reached the user)."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        est = ConvexReLURegressor(solver="fast").fit(X, 100 * y)
+    assert est.solution_.status == "optimal"
 
 
 def test_failed_solve_raises(regression_data, monkeypatch):

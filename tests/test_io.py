@@ -301,3 +301,14 @@ def test_torch_export_of_classifier(data):
                                atol=1e-12)
     with pytest.raises(TypeError, match="network"):
         to_torch(ConvexReLUClassifier())
+
+
+def test_an_estimator_on_a_torch_device_is_saved_by_the_device_name(tmp_path):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    est = ConvexReLURegressor(n_gates=4, device=torch.device("cpu")).fit(X, X[:, 0])
+    cvxnn.save(tmp_path / "m.npz", est)
+    back = cvxnn.load(tmp_path / "m.npz")
+    assert back.device == "cpu"
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))

@@ -163,6 +163,36 @@ def test_cv_with_one_row_validation_splits_is_decided_by_the_loss():
     assert est.score(X, y) > 0.5
 
 
+def test_cv_on_all_zero_targets_gives_the_zero_model():
+    """lam_max = 0: every lam gives the zero model (the grid used to raise
+    'lam_max: must be ... > 0', naming nothing the user set)."""
+    X = np.random.default_rng(1).standard_normal((40, 3))
+    est = ConvexReLURegressorCV(n_gates=5, n_lams=4, solver=FAST).fit(X, np.zeros(40))
+    assert est.lam_ == est.lams_[0] == np.finfo(np.float64).resolution
+    assert est.n_active_ == 0
+    np.testing.assert_array_equal(est.predict(X), 0.0)
+
+
+@pytest.mark.parametrize("regularizer", ["l2", None])
+def test_cv_without_lam_max_is_refused_before_any_work(regularizer, monkeypatch):
+    X = np.random.default_rng(1).standard_normal((40, 3))
+    monkeypatch.setattr(ConvexReLURegressorCV, "_build", None)  # never reached
+    with pytest.raises(ValueError, match="^regularizer: the CV estimators"):
+        ConvexReLURegressorCV(regularizer=regularizer, solver=FAST).fit(X, X[:, 0])
+
+
+def test_one_row_validation_scores_raise_no_metric_warning():
+    """R^2 of one row is NaN by design (the loss decides): scikit-learn's
+    UndefinedMetricWarning is not emitted at every score."""
+    X = np.random.default_rng(1).standard_normal((6, 3))
+    y = X[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ConvexReLURegressor(early_stopping=True, n_gates=4, solver=FAST).fit(X[:4],
+                                                                            y[:4])
+        ConvexReLURegressorCV(n_gates=4, n_lams=3, solver=FAST).fit(X[:5], y[:5])
+
+
 def test_early_stopping_needs_the_fast_solver(classification):
     X, y = classification
     with pytest.raises(ValueError, match="early_stopping"):

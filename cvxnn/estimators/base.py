@@ -15,6 +15,7 @@ from cvxnn.core.errors import ConvergenceWarning as SolverConvergenceWarning
 from cvxnn.core.gates import conv_gates, sparse_gates, spectral_gates
 from cvxnn.core.patterns import standard_normal_gates
 from cvxnn.core.problem import _append_bias, build_problem
+from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.core.validation import (
@@ -63,6 +64,9 @@ def _spectral_family(X, n_gates, random_state, exponent=0.5, orthogonal=True,
 #: ``sparse``, ``conv`` and ``spectral`` take their options (``order``; the
 #: image shape; ``exponent``, ``orthogonal``) from ``gate_options`` and are
 #: told ``bias`` by the estimator.
+#: The regularizers with a lam_max, where the CV estimators' paths start.
+PATH_REGULARIZERS = tuple(name for name, reg in REGULARIZERS.items() if reg.is_norm)
+
 GATE_FAMILIES = {"gaussian": _gaussian_family, "sparse": _sparse_family,
                  "conv": _conv_family, "spectral": _spectral_family}
 _TOLD_BIAS = ("sparse", "conv", "spectral")
@@ -251,6 +255,12 @@ class _ConvexReLUBase(BaseEstimator):
         if n_classes is not None:
             probe._resolve_loss(n_classes)
         if "n_lams" in probe.get_params(deep=False):  # the CV estimators' path
+            if probe.regularizer not in PATH_REGULARIZERS:
+                raise ValueError(
+                    f"regularizer: the CV estimators walk lam down from lam_max, "
+                    f"which exists only for the norms {PATH_REGULARIZERS}, not "
+                    f"{probe.regularizer!r}; use the plain estimator with a fixed "
+                    "lam.")
             check_positive_int(probe.n_lams, "n_lams")
             _check_fraction(probe.lam_ratio, "lam_ratio")
             check_positive_int(probe.patience, "patience")
@@ -294,6 +304,7 @@ class _ConvexReLUBase(BaseEstimator):
 
     def _fit_problem(self, X, Y, loss):
         """Build the problem, solve it and set the fitted attributes."""
+        self._check_settings(X.shape[0])
         solver, options, _ = self._check_params()
         if check_bool(self.early_stopping, "early_stopping"):
             return self._set_solution(*self._fit_early_stopping(X, Y, loss, solver,
@@ -354,6 +365,7 @@ class _ConvexReLUBase(BaseEstimator):
 
     def _fit_cv(self, X, Y, loss):
         """Choose lam on a warm-started path (see the CV estimators); refit."""
+        self._check_settings(X.shape[0])
         solver, options, _ = self._check_params()
         n_lams = check_positive_int(self.n_lams, "n_lams")
         ratio = _check_fraction(self.lam_ratio, "lam_ratio")
@@ -386,12 +398,15 @@ class _ConvexReLUBase(BaseEstimator):
 
 
     def _solve(self, problem, solver, options):
-        if self.progress:
-            from cvxnn.progress import solve_with_progress
+        with warnings.catch_warnings():
+            # said once below, as scikit-learn's ConvergenceWarning
+            warnings.simplefilter("ignore", SolverConvergenceWarning)
+            if self.progress:
+                from cvxnn.progress import solve_with_progress
 
-            solution = solve_with_progress(problem, solver, **options)
-        else:
-            solution = problem.solve(solver, **options)
+                solution = solve_with_progress(problem, solver, **options)
+            else:
+                solution = problem.solve(solver, **options)
         if solution.U is None:
             raise RuntimeError(f"fit: the {solver} solver returned no weights "
                                f"({solution.status}): {solution.message}")

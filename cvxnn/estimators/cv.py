@@ -35,7 +35,10 @@ _CV_DOC = r"""
     path_tol : float > 0, default=%g
         Tolerance of the fast solver along the path (the refit uses ``tol``).
     %s
-        As for the plain estimator (no ``lam``; no early stopping).
+        As for the plain estimator (no ``lam``; no early stopping), except
+        that ``regularizer`` must be a norm (group_l1, feature_group_l1, l1):
+        the path starts at lam_max. All-zero targets (lam_max = 0) give the
+        zero model, on a grid from float64's resolution (1e-15).
 
     Attributes
     ----------

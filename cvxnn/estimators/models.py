@@ -138,7 +138,11 @@ default="group_l1"
         return None
 
     def _score_outputs(self, Z, Y):
-        """R^2 of network outputs ``Z`` (n, n_outputs) against targets ``Y``."""
+        """R^2 of network outputs ``Z`` (n, n_outputs) against targets ``Y``;
+        NaN on a single row, where it is undefined (the callers count NaN as
+        the worst score and let the loss decide)."""
+        if Y.shape[0] < 2:
+            return float("nan")
         return float(r2_score(Y, Z[:, 0] if Y.ndim == 1 else Z))
 
     def predict(self, X):

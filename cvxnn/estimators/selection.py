@@ -171,7 +171,9 @@ def select_lam(problems, held_out, score, solver, options, *, n_lams, ratio,
     :func:`validation_key` (the largest lam among exact ties); solutions :
     the first split's solution at the best lam (None for the first lam).
     """
-    top = max(lam_max(p) for p in problems)
+    # All-zero targets: every lam gives the zero model; a grid from the
+    # smallest lam float64 tells from 0 (as scikit-learn's LassoCV does).
+    top = max(lam_max(p) for p in problems) or np.finfo(np.float64).resolution
     grid = lam_grid(problems[0], n_lams, ratio, lam_max=top)
     options = dict(options) if path_tol is None else {**options, "tol": path_tol}
     previous = [None] * len(problems)

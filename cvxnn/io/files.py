@@ -90,6 +90,8 @@ def _jsonable(value, name):
         return [_jsonable(v, f"{name}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
         return {_key(k, name): _jsonable(v, f"{name}[{k!r}]") for k, v in value.items()}
+    if type(value).__module__ == "torch" and type(value).__name__ == "device":
+        return str(value)  # "cpu", "cuda:1": what device= takes back
     if isinstance(value, DecompositionReport):  # back as one by _info_from_parts
         return _jsonable(dataclasses.asdict(value), name)
     raise TypeError(f"{name}: cannot be saved without pickle ({type(value).__name__}); "

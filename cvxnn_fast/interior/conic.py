@@ -172,5 +172,6 @@ def max_step_soc(x, dx):
     c = np.maximum(_jsquare(x), 0.0)
     disc = b * b - a * c
     hits = (a < 0) | ((b < 0) & (disc >= 0))
-    root = c / np.maximum(np.sqrt(np.maximum(disc, 0.0)) - b, 1e-300)
+    with np.errstate(over="ignore"):  # a root past 1e308: no limit (inf)
+        root = c / np.maximum(np.sqrt(np.maximum(disc, 0.0)) - b, 1e-300)
     return float(np.min(np.where(hits, root, np.inf)))
