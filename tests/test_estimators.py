@@ -175,6 +175,33 @@ def test_gate_families(regression_data):
     assert all(any(np.array_equal(g, col) for col in G.T) for g in est.problem_.gates.T)
 
 
+def _doubled_gates(X_used, n_gates, rng):
+    return 2.0 * rng.standard_normal((X_used.shape[1], n_gates))
+
+
+def test_a_registered_family_travels_with_the_pickled_estimator(regression_data):
+    """A joblib worker (n_jobs > 1) unpickles the estimator without the
+    parent's registrations: 'gates: unknown value' in every worker."""
+    import pickle
+
+    X, y = regression_data
+    register_gate_family("test_travel", _doubled_gates)
+    try:
+        blob = pickle.dumps(ConvexReLURegressor(gates="test_travel", n_gates=5,
+                                                solver=SOLVER))
+    finally:
+        del GATE_FAMILIES["test_travel"]  # as in a fresh worker process
+    try:
+        est = pickle.loads(blob).fit(X, y)
+        assert GATE_FAMILIES["test_travel"] is _doubled_gates
+    finally:
+        GATE_FAMILIES.pop("test_travel", None)
+    G = _doubled_gates(np.ones((1, X.shape[1] + 1)), 5, np.random.default_rng(0))
+    assert all(any(np.array_equal(g, col) for col in G.T) for g in est.problem_.gates.T)
+    with pytest.raises(ValueError, match="^gates: unknown value 'test_travel'"):
+        ConvexReLURegressor(gates="test_travel", solver=SOLVER).fit(X, y)
+
+
 def test_fixed_gate_array(regression_data):
     X, y = regression_data
     G = np.random.default_rng(5).standard_normal((4, 6))

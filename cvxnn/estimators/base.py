@@ -20,7 +20,6 @@ from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.core.validation import (
     check_bool,
-    check_choice,
     check_device_name,
     check_positive_int,
     check_random_state,
@@ -64,12 +63,13 @@ def _spectral_family(X, n_gates, random_state, exponent=0.5, orthogonal=True,
 #: ``sparse``, ``conv`` and ``spectral`` take their options (``order``; the
 #: image shape; ``exponent``, ``orthogonal``) from ``gate_options`` and are
 #: told ``bias`` by the estimator.
-#: The regularizers with a lam_max, where the CV estimators' paths start.
-PATH_REGULARIZERS = tuple(name for name, reg in REGULARIZERS.items() if reg.is_norm)
-
 GATE_FAMILIES = {"gaussian": _gaussian_family, "sparse": _sparse_family,
                  "conv": _conv_family, "spectral": _spectral_family}
 _TOLD_BIAS = ("sparse", "conv", "spectral")
+BUILTIN_FAMILIES = tuple(GATE_FAMILIES)
+
+#: The regularizers with a lam_max, where the CV estimators' paths start.
+PATH_REGULARIZERS = tuple(name for name, reg in REGULARIZERS.items() if reg.is_norm)
 
 
 def register_gate_family(name, sampler):
@@ -89,6 +89,16 @@ def register_gate_family(name, sampler):
     if not callable(sampler):
         raise TypeError(f"sampler: expected a callable, got {sampler!r}.")
     GATE_FAMILIES[name] = sampler
+
+
+def _check_family(name):
+    """``name`` if it is a gate family, else a ValueError naming ``gates``."""
+    if isinstance(name, str) and name in GATE_FAMILIES:
+        return name
+    raise ValueError(
+        f"gates: unknown value {name!r}; expected one of "
+        f"{', '.join(map(repr, GATE_FAMILIES))} (register_gate_family adds "
+        "families).")
 
 
 def fast_available():
@@ -151,7 +161,7 @@ def _check_fraction(value, name, upper=1.0):
 def _sample_gates(gates, X, n_gates, random_state, options, bias):
     """The (d, n_gates) gate array the problem is built with."""
     if isinstance(gates, str):
-        sampler = GATE_FAMILIES[check_choice(gates, "gates", tuple(GATE_FAMILIES))]
+        sampler = GATE_FAMILIES[_check_family(gates)]
         if gates in _TOLD_BIAS:
             if "bias" in options:
                 raise ValueError(f"gate_options: 'bias' of gates={gates!r} is the "
@@ -208,6 +218,22 @@ class _ConvexReLUBase(BaseEstimator):
         self.random_state = random_state
         self.device = device
 
+    def __getstate__(self):
+        # A family added by register_gate_family travels with the estimator,
+        # so that a joblib worker (n_jobs > 1), which starts without the
+        # parent's registrations, or a later process unpickling it, has it.
+        state = super().__getstate__()
+        if isinstance(self.gates, str) and self.gates not in BUILTIN_FAMILIES \
+                and self.gates in GATE_FAMILIES:
+            state = {**state, "_gate_family": GATE_FAMILIES[self.gates]}
+        return state
+
+    def __setstate__(self, state):
+        sampler = state.pop("_gate_family", None)
+        if sampler is not None:
+            GATE_FAMILIES.setdefault(state["gates"], sampler)
+        super().__setstate__(state)
+
     def _check_params(self):
         check_positive_int(self.n_gates, "n_gates")
         check_bool(self.bias, "bias")
@@ -247,7 +273,7 @@ class _ConvexReLUBase(BaseEstimator):
             probe.solver = "fast"
         _, _, gate_options = probe._check_params()
         if isinstance(probe.gates, str):
-            check_choice(probe.gates, "gates", tuple(GATE_FAMILIES))
+            _check_family(probe.gates)
             check_random_state(probe.random_state)
         elif not callable(probe.gates):  # a fixed array: no gate_options
             _sample_gates(probe.gates, None, probe.n_gates, probe.random_state,
