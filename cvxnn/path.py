@@ -247,7 +247,9 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
         what warm starts profit from.
     solver : ``"fast"`` (default) or any installed CVXPY solver.
     warm_start : bool; with ``"fast"``, start each solve from the previous
-        successful solution (see the module docstring).
+        solution that has weights (a solve stopped by ``time_limit`` or
+        ``max_iter`` included: its iterate is still the nearest start; see
+        the module docstring).
     X_val, y_val : optional validation data (raw features, targets as for
         :func:`cvxnn.build_problem`) for validation metrics.
     active_rtol : relative threshold of :func:`active_neurons`.

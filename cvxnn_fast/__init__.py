@@ -32,8 +32,9 @@ def _warm_start_helps(problem, options):
     # start switches "auto" to a first-order method, which pays at loose
     # tolerances only.
     method = options.get("method", "auto")
-    if choose_method(problem, method) != "interior_point":
-        return True
+    if options.get("device") is not None or choose_method(problem, method) != \
+            "interior_point":
+        return True  # a device runs first-order methods (or Newton-CG) only
     return method == "auto" and options.get("tol", DEFAULT_TOL) >= LOOSE_TOL
 
 

@@ -19,7 +19,11 @@
 The loop runs in compiled code in chunks of about ``CHUNK_SECONDS``; between
 chunks this driver prints progress, calls ``callback``, enforces
 ``time_limit`` and lets Ctrl-C through. KeyboardInterrupt is caught: the last
-iterate is returned with status ``"user_limit"`` and a warning.
+iterate is returned with status ``"user_limit"`` and a warning. Setup before
+the first iteration (the feature metric's d x d eigendecomposition, the
+interior point's reduction, a device's copy of the data) is not timed against
+``time_limit`` and lets a KeyboardInterrupt propagate: there is no iterate
+yet.
 """
 
 import contextlib
@@ -186,7 +190,9 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     max_iter : int
         Iterations of R-FISTA (augmented Lagrangian: inner iterations over all
         outer ones; interior point: Newton steps, at most
-        ``interior.MAX_ITER``).
+        ``interior.MAX_ITER``; Newton-CG: Newton steps, and as many R-FISTA
+        iterations again for its first phase on logistic and cross-entropy
+        losses).
         Reaching it returns the iterate as ``"optimal_inaccurate"`` with a
         :class:`cvxnn.core.errors.ConvergenceWarning`.
     warm_start : None, Solution, array U (gated) or tuple (V, W) (ReLU)
@@ -205,7 +211,9 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     cone_tol : float, optional
         ReLU only: largest cone violation accepted as optimal (default tol).
     time_limit : float, optional
-        Wall seconds; reaching it returns status ``"user_limit"``.
+        Wall seconds; reaching it returns status ``"user_limit"``. Checked
+        between chunks of iterations (an interior-point step is one), so a
+        solve can overrun it by one step or by its setup.
     method : {"auto", "fista", "augmented_lagrangian", "interior_point", "newton"}
         See :func:`choose_method`; ``sol.info["method"]`` says which ran.
     device : None, str or torch.device
@@ -477,6 +485,14 @@ def _finish(problem, result, tol, cone_tol=None, device=False):
         # a loop that stopped short of its own (tightened) target with weights
         # that certify tol: they decide
         solution.status, solution.message = OPTIMAL, ""
+    elif device and solution.certificate.optimality is not None:
+        # the device quotes its own numbers (float32 by default), which can
+        # differ from the host's certificate of the same weights in the
+        # second digit near float32's reach: quote the one that counts
+        quoted = f"{solution.certificate.optimality:.2e}"
+        if quoted not in solution.message:
+            solution.message = (f"{solution.message.rstrip('.')}; the returned "
+                                f"weights' certificate: {quoted}.")
     if solution.status != OPTIMAL:
         warnings.warn(f"fast_solve: {solution.message}", ConvergenceWarning,
                       stacklevel=3)

@@ -326,4 +326,7 @@ def test_float32_below_its_precision_ends_at_its_best_point(device):
         sol = fast_solve(problem, method="newton", max_iter=3000, device=device)
     assert sol.n_iter < 500
     assert f"{sol.certificate.optimality:.2e}" in sol.message
-    assert sol.certificate.optimality <= 1.01 * np.nanmin(sol.history["optimality"])
+    # the history holds the loop's numbers: the device's are float32 sums,
+    # which near float32's reach differ from the host's in the second digit
+    slack = 1.01 if device is None else 2.0
+    assert sol.certificate.optimality <= slack * np.nanmin(sol.history["optimality"])

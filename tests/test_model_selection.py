@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import cvxnn
@@ -254,3 +255,25 @@ def test_cv_path_scores_lam_max_without_a_solve(regression):
     est = ConvexReLURegressorCV(n_gates=10, n_lams=5, solver=FAST).fit(X, y)
     # the zero model at the largest lam_max: R^2 <= 0 on held-out rows
     assert est.scores_[0] <= 0 and est.lams_[0] > est.lams_[-1]
+
+
+def test_ctrl_c_on_the_cv_path_ends_the_fit_at_once():
+    """The path went on after Ctrl-C (26 more solves and the refit in the
+    audit's run) and scored the interrupted solve as if it had finished."""
+    X = np.random.default_rng(0).standard_normal((120, 4))
+    y = X[:, 0] - X[:, 1] ** 2
+    calls = []
+
+    def interrupt(info):
+        calls.append(info["iteration"])
+        raise KeyboardInterrupt
+
+    est = ConvexReLURegressorCV(n_gates=8, cv=3, solver=FAST,
+                                solver_options={"callback": interrupt,
+                                                "method": "fista"})
+    with pytest.warns(ConvergenceWarning, match="KeyboardInterrupt.*not refitted"):
+        est.fit(X, y)
+    assert len(calls) == 1  # no solve after the interrupted one
+    assert len(est.lams_) == 1 and est.lam_ == est.lams_[0]  # lam_max, unsolved
+    assert est.solution_.status == "user_limit" and est.n_active_ == 0
+    assert est.certificate_ is not None

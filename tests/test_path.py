@@ -321,3 +321,15 @@ def test_interrupted_path_keeps_the_solutions_already_computed(monkeypatch, solv
     assert len(path) == (3 if solver == "fast" else 2)
     assert all(np.isfinite(p.objective) for p in path)
     assert len(calls) == 3
+
+
+def test_a_device_path_is_warm_started():
+    """The rule asked which compiled method would run, without the device:
+    an interior point on small data, so a device path never warm-started
+    although the device runs first-order methods only."""
+    pytest.importorskip("torch")
+    problem = cvxnn.build_problem(*make_data("squared"), lam=1e-2, n_gates=8)
+    path = regularization_path(problem, lam_grid(problem, 3, 0.1), device="cpu",
+                               tol=1e-6)
+    assert [p.warm_started for p in path] == [False, True, True]
+    assert all(p.solution.status == "optimal" for p in path)

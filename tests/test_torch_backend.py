@@ -175,6 +175,42 @@ def test_keyboard_interrupt_returns_the_iterate():
     assert sol.status == USER_LIMIT and np.isfinite(sol.objective)
 
 
+@pytest.mark.parametrize("loss,method", [("squared", "fista"),
+                                         ("logistic", "newton")])
+def test_keyboard_interrupt_in_the_last_report_returns_the_iterate(loss, method):
+    """A solve that ends before its first in-loop report (as Newton-CG's
+    first phase does) meets the Ctrl-C in its last report: it escaped."""
+    problem = build(loss, "group_l1", lam=1e-2)
+
+    def interrupt(info):
+        raise KeyboardInterrupt
+
+    with pytest.warns(ConvergenceWarning, match="KeyboardInterrupt"):
+        sol = fast_solve(problem, tol=1e-3, method=method, callback=interrupt,
+                         device="cpu")
+    assert sol.status == USER_LIMIT and np.isfinite(sol.objective)
+
+
+def test_reported_numbers_are_those_of_the_reported_weights(monkeypatch):
+    """The objective of a report is that of its weights(): the device loop
+    reported the point before its step with the weights after it."""
+    from cvxnn_fast.pytorch import fista
+
+    monkeypatch.setattr(fista, "CHUNK_SECONDS", 0.0)  # report every iteration
+    problem = build("squared", "group_l1", lam=1e-3, n_samples=200, n_gates=20)
+    pairs = []
+
+    def record(info):
+        pairs.append((info["objective"], problem.objective(info["weights"]()["U"])))
+
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        fast_solve(problem, tol=1e-12, max_iter=40, method="fista", device="cpu",
+                   dtype="float64", callback=record)
+    assert len(pairs) >= 30
+    reported, recomputed = np.array(pairs).T
+    np.testing.assert_allclose(reported, recomputed, rtol=1e-10)
+
+
 def test_warm_start_from_a_solution():
     problem = build("cross_entropy", "group_l1")
     first = fast_solve(problem, tol=1e-8, device="cpu")

@@ -65,8 +65,14 @@ def test_matches_clarabel_and_the_numpy_path(loss, reg):
     assert sol.objective - ref.objective <= sol.certificate.duality_gap + 1e-12
     assert ref.objective - sol.objective <= 1e-6 * abs(ref.objective)
     if loss == "squared":
-        assert sol.n_iter == host.n_iter
-        assert sol.info["cg_iterations"] == host.info["cg_iterations"]
+        # The same steps to rounding: the first ones agree to 1e-9 (later,
+        # rounding moves a step across tol, or l1's active set, by one
+        # product: whole counts are not comparable across BLAS builds).
+        k = min(5, sol.n_iter, host.n_iter) + 1
+        np.testing.assert_allclose(sol.history["objective"][:k],
+                                   host.history["objective"][:k], rtol=1e-9)
+        np.testing.assert_array_equal(sol.history["cg_iterations"][:k],
+                                      host.history["cg_iterations"][:k])
     else:
         assert abs(sol.n_iter - host.n_iter) <= 2
 
@@ -140,6 +146,25 @@ def test_warm_start_callback_time_limit_and_interrupt(monkeypatch):
     monkeypatch.setattr(solver, "SAMPLE_MIN_N", 100)
     early = newton(cold, tol=1e-14, time_limit=1e-9, device="cpu")
     assert early.status == USER_LIMIT and early.U.shape == cold.weight_shape
+
+
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_a_stop_at_the_end_of_the_first_order_phase_ends_the_solve(device):
+    """Logistic Newton-CG starts with R-FISTA to a loose tol; a stop asked
+    in that phase's last report was dropped and the Newton steps began."""
+    problem = small("logistic", "l2", lam=1e-2)
+    calls = []
+
+    def stop(info):
+        calls.append(info["iteration"])
+        return True
+
+    with pytest.warns(ConvergenceWarning, match="callback"):
+        sol = fast_solve(problem, tol=1e-10, method="newton", callback=stop,
+                         device=device)
+    assert sol.status == USER_LIMIT and len(calls) == 1
+    assert sol.info["cg_iterations"] == 0
+    assert sol.info["first_order_iterations"] == sol.n_iter == calls[0]
 
 
 def test_methods_on_devices(monkeypatch):

@@ -17,7 +17,7 @@ from cvxnn.core.patterns import standard_normal_gates
 from cvxnn.core.problem import _append_bias, build_problem
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.solution import Solution
-from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
+from cvxnn.core.status import INTERRUPTED, OPTIMAL, OPTIMAL_INACCURATE, USER_LIMIT
 from cvxnn.core.validation import (
     check_bool,
     check_device_name,
@@ -410,18 +410,38 @@ class _ConvexReLUBase(BaseEstimator):
             problems.append(problem)
             held_out.append((X[val] if whitening is None
                              else whitening.transform(X[val]), Y[val]))
-        lams, scores, best, start = model_selection.select_lam(
+        lams, scores, best, start, interrupted = model_selection.select_lam(
             problems, held_out, self._score_outputs, solver, options, n_lams=n_lams,
             ratio=ratio, patience=patience,
             path_tol=path_tol if solver == "fast" else None)
         self.lams_, self.scores_, self.lam_ = lams, scores, float(lams[best])
         problem, _ = self._build(X, Y, loss, self.lam_, whitening, gates)
+        if interrupted:
+            return self._set_solution(problem, self._unrefitted(
+                problem, start, solver, len(lams)), whitening)
         if start is not None and backends.warm_start_helps(problem, solver, options):
             options["warm_start"] = model_selection.transfer_weights(start, problem)
             options.update(model_selection.step_hint(start, options))
         return self._set_solution(problem, self._solve(problem, solver, options),
                                   whitening)
 
+
+    def _unrefitted(self, problem, start, solver, n_scored):
+        """After Ctrl-C on the path: the path's solution at ``lam_`` carried
+        to all rows (zero at lam_max), not refitted; status user_limit."""
+        names = problem.formulation.block_names
+        if start is None:
+            weights = [np.zeros(problem.weight_shape, problem.dtype)] * len(names)
+        else:
+            moved = model_selection.transfer_weights(start, problem)
+            weights = moved if isinstance(moved, tuple) else (moved,)
+        message = (f"{INTERRUPTED} on the lam path after {n_scored} lams: lam_ is "
+                   "the best of those; the model is the path's solution at lam_ on "
+                   "the training split, not refitted on all rows.")
+        warnings.warn(f"fit: {message}", ConvergenceWarning, stacklevel=4)
+        return Solution.from_weights(problem, status=USER_LIMIT, solver=solver,
+                                     solve_time=0.0, message=message,
+                                     **dict(zip(names, weights, strict=True)))
 
     def _solve(self, problem, solver, options):
         with warnings.catch_warnings():
@@ -437,8 +457,10 @@ class _ConvexReLUBase(BaseEstimator):
             raise RuntimeError(f"fit: the {solver} solver returned no weights "
                                f"({solution.status}): {solution.message}")
         if solution.status != OPTIMAL:
+            why = f": {solution.message}" if solution.message else ""
+            cert = solution.certificate.summary()
             warnings.warn(f"fit: the {solver} solver stopped with status "
-                          f"{solution.status!r} ({solution.certificate.summary()}); "
+                          f"{solution.status!r}{why} ({cert}); "
                           "the model may not be the global optimum.",
                           ConvergenceWarning, stacklevel=3)
         return solution

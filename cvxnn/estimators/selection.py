@@ -32,6 +32,7 @@ from cvxnn.core import backends
 from cvxnn.core.certificates import lam_max
 from cvxnn.core.network import TwoLayerNetwork, network_from_weights
 from cvxnn.core.problem import with_lam
+from cvxnn.core.status import INTERRUPTED, USER_LIMIT
 from cvxnn.core.validation import MIN_SAMPLES
 from cvxnn.metrics import encode_targets
 from cvxnn.path import lam_grid
@@ -164,12 +165,16 @@ def select_lam(problems, held_out, score, solver, options, *, n_lams, ratio,
     The first lam is the largest lam_max, where every split's solution is
     zero: it is scored without a solve.
 
+    Ctrl-C (KeyboardInterrupt, in a solve or between them) ends the path:
+    the lam being solved is dropped and the lams before it are returned.
+
     Returns
     -------
     lams : the lams solved (a prefix of the grid); scores : their mean
     validation scores; best : index of the best, compared by
     :func:`validation_key` (the largest lam among exact ties); solutions :
-    the first split's solution at the best lam (None for the first lam).
+    the first split's solution at the best lam (None for the first lam);
+    interrupted : whether Ctrl-C ended the path.
     """
     # All-zero targets: every lam gives the zero model; a grid from the
     # smallest lam float64 tells from 0 (as scikit-learn's LassoCV does).
@@ -177,32 +182,41 @@ def select_lam(problems, held_out, score, solver, options, *, n_lams, ratio,
     grid = lam_grid(problems[0], n_lams, ratio, lam_max=top)
     options = dict(options) if path_tol is None else {**options, "tol": path_tol}
     previous = [None] * len(problems)
-    keys, best, best_solution = [], 0, None
-    for t, lam in enumerate(grid):
-        split_keys = []
-        for s, (problem, (X_val, Y_val)) in enumerate(zip(problems, held_out,
-                                                          strict=True)):
-            sub = with_lam(problem, lam)
-            if t == 0:  # lam >= every split's lam_max: the solution is zero
-                zero = np.zeros((X_val.shape[0], sub.n_outputs), sub.dtype)
-                split_keys.append(validation_key(sub, zero, Y_val, score))
-                continue
-            opts = dict(options)
-            if previous[s] is not None and backends.warm_start_helps(sub, solver,
-                                                                     opts):
-                opts["warm_start"] = previous[s]
-            sol = _solve_quietly(sub, solver, opts)
-            if sol.U is None:
-                split_keys.append([-np.inf, -np.inf])
-                continue
-            previous[s] = sol
-            split_keys.append(validation_key(sub, sol.predict(X_val), Y_val, score))
-        keys.append(tuple(np.mean(split_keys, axis=0)))
-        if keys[-1] > keys[best] or t == 0:
-            best, best_solution = t, previous[0]
-        if t - best >= patience:
-            break
-    return grid[:len(keys)], np.array([k[0] for k in keys]), best, best_solution
+    keys, best, best_solution, interrupted = [], 0, None, False
+    try:
+        for t, lam in enumerate(grid):
+            split_keys = []
+            for s, (problem, (X_val, Y_val)) in enumerate(zip(problems, held_out,
+                                                              strict=True)):
+                sub = with_lam(problem, lam)
+                if t == 0:  # lam >= every split's lam_max: the solution is zero
+                    zero = np.zeros((X_val.shape[0], sub.n_outputs), sub.dtype)
+                    split_keys.append(validation_key(sub, zero, Y_val, score))
+                    continue
+                opts = dict(options)
+                if previous[s] is not None and backends.warm_start_helps(
+                        sub, solver, opts):
+                    opts["warm_start"] = previous[s]
+                sol = _solve_quietly(sub, solver, opts)
+                if sol.status == USER_LIMIT and INTERRUPTED in sol.message:
+                    raise KeyboardInterrupt  # caught by the fast solver
+                if sol.U is None:
+                    split_keys.append([-np.inf, -np.inf])
+                    continue
+                previous[s] = sol
+                split_keys.append(validation_key(sub, sol.predict(X_val), Y_val,
+                                                 score))
+            keys.append(tuple(np.mean(split_keys, axis=0)))
+            if keys[-1] > keys[best] or t == 0:
+                best, best_solution = t, previous[0]
+            if t - best >= patience:
+                break
+    except KeyboardInterrupt:
+        if not keys:
+            raise
+        interrupted = True
+    return (grid[:len(keys)], np.array([k[0] for k in keys]), best, best_solution,
+            interrupted)
 
 
 def transfer_weights(solution, problem):

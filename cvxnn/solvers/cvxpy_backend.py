@@ -104,20 +104,25 @@ def solve_cvxpy(problem, solver="CLARABEL", **options):
     sol = Solution.from_weights(problem, status=status, solver=name,
                                 solve_time=elapsed, multipliers=multipliers,
                                 n_iter=info["n_iter"], info=info, **blocks)
-    if status == OPTIMAL:
-        sol.message = _uncertified(name, sol.certificate)
+    sol.message = _message(name, status, sol.certificate)
     return sol
 
 
-def _uncertified(name, cert):
-    """Why cvxnn's certificate does not back a solver's "optimal", or ""."""
-    misses = []
-    if not cert.optimality <= CERTIFIED_TOL:
-        misses.append(f"relative duality gap {cert.relative_gap:.2e}")
-    if cert.cone_violation is not None and not cert.cone_violation <= CERTIFIED_TOL:
-        misses.append(f"cone violation {cert.cone_violation:.2e}")
-    if not misses:
+def _message(name, status, cert):
+    """Why a solver stopped short (its status), or why cvxnn's certificate
+    does not back its "optimal"; "" where it does."""
+    numbers = (f"relative duality gap {cert.relative_gap:.2e}"
+               if cert.relative_gap is not None else
+               f"relative KKT residual {cert.relative_kkt_residual:.2e}")
+    if cert.cone_violation is not None:
+        numbers += f", cone violation {cert.cone_violation:.2e}"
+    if status != OPTIMAL:
+        return (f"{name} stopped with status {status!r} (its own limits or "
+                f"criteria); cvxnn's certificate at the returned weights: "
+                f"{numbers}.")
+    if cert.optimality <= CERTIFIED_TOL and (cert.cone_violation is None or
+                                             cert.cone_violation <= CERTIFIED_TOL):
         return ""
     return (f"{name} reports 'optimal', but cvxnn's certificate at the returned "
-            f"weights has {' and '.join(misses)} (above {CERTIFIED_TOL:.0e}): the "
-            "solver's own tolerances are looser here; fast_solve certifies to its tol.")
+            f"weights has {numbers} (above {CERTIFIED_TOL:.0e}): the solver's own "
+            "tolerances are looser here; fast_solve certifies to its tol.")

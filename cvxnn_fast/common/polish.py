@@ -53,6 +53,12 @@ MAX_GROUPS = 3000
 NEWTON_STEPS = 6
 MAX_SCALE = 2.0
 DAMPING = 1e-12  # relative to the mean diagonal of the Hessian
+# Newton on the scales ends once a step moves them by less than this
+# (relative). A test on Phi's decrease (1e-15 relative, as before) resolves
+# the scales to sqrt(eps) only: the stop fell a step earlier or later with
+# the rounding of the sums, and the polished weights of one problem summed
+# over two processes differed from one process's by 1.7e-7.
+SCALE_TOL = 1e-12
 # ReLU multiplier refinement: only where the polished gap is within REFINE_GAP
 # times tol, and where the non-negative least squares problems (one d x n
 # matrix per neuron) have at most MAX_NNLS_ENTRIES entries in all.
@@ -158,7 +164,7 @@ def scales(problem, B, norms, kappa):
             step /= 2
         else:
             break
-        done = phi - phi_trial <= 1e-15 * abs(phi)
+        done = np.max(np.abs(trial - s)) <= SCALE_TOL * max(1.0, np.max(trial))
         s, Yhat, phi = trial, Yhat_trial, phi_trial
         if done:
             break

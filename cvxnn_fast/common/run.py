@@ -27,6 +27,9 @@ class Result:
     multipliers: tuple | None = None
     info: dict = field(default_factory=dict)
     certificate: object = None  # of blocks and multipliers, where computed
+    # a stop the callback, time limit or Ctrl-C asked for, also one that came
+    # with convergence (status optimal); the same on every process
+    stop: str = ""
 
 
 class Monitor:

@@ -431,8 +431,14 @@ def solve_gated(problem, U0, tol, max_iter, monitor, ops=None, stall=False):
             warnings.simplefilter("ignore", ConvergenceWarning)
             first = ops.first_order(problem, U0, max(tol, SWITCH),
                                     min(max_iter, FIRST_MAX_ITER), monitor)
+        if first.status == OPTIMAL and first.stop and tol < SWITCH:
+            # converged to SWITCH as the stop came: the stop still ends the solve
+            first.status, first.message = USER_LIMIT, (
+                f"{first.stop} at iteration {first.n_iter}, at the end of the "
+                "first-order phase.")
         if first.status == USER_LIMIT or (first.status == OPTIMAL and tol >= SWITCH):
-            first.info["first_order_iterations"] = first.n_iter
+            first.info.update(cg_iterations=0, hessian_products=0,
+                              first_order_iterations=first.n_iter, stalled=False)
             return first
         U0 = first.blocks["U"]
     point = Point(problem, U0, ops=ops)

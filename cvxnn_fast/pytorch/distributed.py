@@ -339,7 +339,7 @@ def fista_result(problem, U0, tol, max_iter, monitor):
         problem, to_device(np.reshape(U0, (-1, problem.n_features)), problem.data),
         tol, max_iter, monitor)
     return Result(status, message, {"U": to_numpy(U, problem.weight_shape)},
-                  run.n_iter, run.history, monitor.start)
+                  run.n_iter, run.history, monitor.start, stop=run.stop)
 
 
 def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,

@@ -290,6 +290,11 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
             if st.it >= max_iter:
                 code = K["MAX_ITER"]
                 break
+            if time.monotonic() - last_report >= CHUNK_SECONDS:
+                # numbers and weights() of the same point, y before its step
+                last_report = time.monotonic()
+                asked = asked or _report(monitor, st, objective, opt,
+                                         lambda: weights_of(st.y))
             if st.scale is not None and st.it % SCALE_EVERY == 0:
                 st.rescale(data, spec, S)
             polished = polish(st.it, opt, st.y) if polish is not None else None
@@ -305,17 +310,18 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
             x_new, Z_new, step = found
             st.advance(data, spec, S, x_new, Z_new)
             step *= GROW
-            if time.monotonic() - last_report >= CHUNK_SECONDS:
-                last_report = time.monotonic()
-                asked = asked or _report(monitor, st, objective, opt,
-                                         lambda: weights_of(st.y))
     except KeyboardInterrupt:
         if data.sharded:
             raise
         code, stop = K["RUNNING"], INTERRUPTED
     if code in (K["CONVERGED"], K["MAX_ITER"], K["STEP_UNDERFLOW"]) and not stop:
         weights = polished[2] if polished else (lambda: weights_of(st.y))
-        final = _report(monitor, st, rows[-1][1], opt, weights)
+        try:
+            final = _report(monitor, st, rows[-1][1], opt, weights)
+        except KeyboardInterrupt:  # in the last callback: as in the loop
+            if data.sharded:
+                raise
+            final, code = INTERRUPTED, K["RUNNING"]
         if data.sum_scalars(1.0 if final else 0.0)[0] > 0:
             stop = data.stop_reason(final)
     if code == K["STEP_UNDERFLOW"] and not bool(data.torch.isfinite(G).all()):

@@ -110,7 +110,8 @@ def scales(phi, groups):
             step /= 2
         else:
             break
-        done = value - trial_value <= 1e-15 * abs(value)
+        done = float((trial - s).abs().max()) <= host.SCALE_TOL * max(
+            1.0, float(trial.max()))
         s, value, S = trial, trial_value, trial_S
         if done:
             break

@@ -98,7 +98,7 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None, data=None):
             "device_certificate": asdict(certificate(
                 data, spec, to_device(U.reshape(run.y.shape), data)))}
     return Result(status, message, {"U": U}, run.n_iter, run.history, monitor.start,
-                  info=info)
+                  info=info, stop=run.stop)
 
 
 def _polish_hook(problem, polisher, max_iter):
