@@ -190,6 +190,9 @@ def test_iterations_match_the_compiled_feature_metric(loss, reg, dtype, spike,
     assert compiled.info["feature_metric"] and device.info["feature_metric"]
     assert compiled.info["metric_beta"] == device.info["metric_beta"] == spike
     assert device.status == compiled.status == "optimal"
-    assert abs(device.n_iter - compiled.n_iter) <= 0.05 * compiled.n_iter + 2
+    # float32: rounding flips line-search decisions, more or less often with
+    # the BLAS build's float32 sums (12% apart on one build, 5% on another)
+    apart = 0.05 if dtype == np.float64 else 0.25
+    assert abs(device.n_iter - compiled.n_iter) <= apart * compiled.n_iter + 2
     slack = device.certificate.duality_gap + compiled.certificate.duality_gap
     assert abs(device.objective - compiled.objective) <= slack

@@ -25,8 +25,11 @@ ATOL = {np.float64: 1e-12, np.float32: 1e-5}
 TOL = {np.float64: 1e-7, np.float32: 1e-4}
 # Iterations of the device loop against the compiled loop's: equal in float64
 # (same steps, same decisions; rounding differs only in the last bits); in
-# float32 rounding can flip a restart or a backtrack now and then.
-ITER_SLACK = {np.float64: 0.0, np.float32: 0.05}
+# float32 rounding can flip a restart or a backtrack now and then, and how
+# often depends on the BLAS build's float32 sums (18% apart on one build for
+# squared feature_group_l1, 5% on another); the objectives are checked to
+# the certified gaps below.
+ITER_SLACK = {np.float64: 0.0, np.float32: 0.25}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
