@@ -549,3 +549,30 @@ def test_warm_start_is_never_written_to(rng, formulation, method):
                                              strict=True):
         np.testing.assert_array_equal(solution_block, before)
         np.testing.assert_array_equal(array, before)
+
+
+@pytest.mark.parametrize("formulation,method", [("gated_relu", "fista"),
+                                                ("relu", "augmented_lagrangian")])
+def test_reported_numbers_are_those_of_the_reported_weights(formulation, method,
+                                                            monkeypatch):
+    """A chunk that ended on time reported the objective of y before its
+    step with weights() of y after it (up to 1.5x apart early in a solve);
+    the augmented Lagrangian also reported after moving y to a subproblem's
+    solution."""
+    from cvxnn_fast.fista import solver
+
+    monkeypatch.setattr(solver, "CHUNK_SECONDS", 0.0)  # a chunk per iteration
+    problem = build("squared", "group_l1", formulation=formulation, lam=1e-3,
+                    n_samples=200, n_gates=20, bias=True)
+    pairs = []
+
+    def record(info):
+        weights = info["weights"]()
+        pairs.append((info["objective"], problem.objective(**weights)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fast_solve(problem, tol=1e-12, max_iter=150, method=method, callback=record)
+    assert len(pairs) >= 100
+    reported, recomputed = np.array(pairs).T
+    np.testing.assert_allclose(reported, recomputed, rtol=1e-12)

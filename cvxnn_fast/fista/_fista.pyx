@@ -77,7 +77,8 @@ cdef enum:
     S_OPT = 4      # optimality at y
     S_VIOL = 5     # cone violation at y (AUGMENTED)
     S_INNER = 6    # subproblem residual at y (AUGMENTED)
-    N_STATE = 7
+    S_EVALUATED = 7  # 1: a chunk ended at y, evaluated (grad, S, Yhat, Z_y hold it)
+    N_STATE = 8
     # Columns of the history.
     H_TIME = 0
     H_OBJ = 1
@@ -93,7 +94,7 @@ CONSTANTS = {
     "MAX_ITER": MAX_ITER, "NOT_FINITE": NOT_FINITE,
     "STEP_UNDERFLOW": STEP_UNDERFLOW, "S_T": S_T, "S_STEP": S_STEP,
     "S_ITER": S_ITER, "S_OBJ": S_OBJ, "S_OPT": S_OPT, "S_VIOL": S_VIOL,
-    "S_INNER": S_INNER, "N_STATE": N_STATE, "H_TIME": H_TIME, "H_OBJ": H_OBJ,
+    "S_INNER": S_INNER, "S_EVALUATED": S_EVALUATED, "N_STATE": N_STATE, "H_TIME": H_TIME, "H_OBJ": H_OBJ,
     "H_OPT": H_OPT, "H_STEP": H_STEP, "H_VIOL": H_VIOL, "N_HISTORY": N_HISTORY,
 }
 
@@ -403,7 +404,10 @@ def run(
     """Run R-FISTA iterations; return a code (module constants).
 
     The products of x and of the candidate swap buffers instead of being
-    copied; Z_x holds those of x again on return.
+    copied; Z_x holds those of x again on return. A chunk that ends on time
+    ends at an evaluated y (its numbers in ``state``, what a report pairs
+    with the weights at y) and sets ``state[S_EVALUATED]``: the next call
+    resumes with y's step instead of evaluating y again.
     """
     cdef Setting s
     s.kind = kind
@@ -463,40 +467,53 @@ def run(
     cdef floating* z_new = &Z_new[0, 0]
     cdef floating* swap
     cdef bint pending = False  # y moved; Z_y still to be combined
+    cdef bint resume = state[S_EVALUATED] > 0
+    state[S_EVALUATED] = 0
     with nogil:
         chunk_start = now()
         s.mult_sq = squared_sum(&mult[0, 0], mult.shape[0] * mult.shape[1]) \
             if kind == AUGMENTED else 0.0
         while True:
-            f_y = at_point(&s, X, D, Y, mult, z_y, z_new, z_x, beta, pending, Yhat,
-                           S, work, grad, &fit, &viol)
-            if pending:
-                swap = z_x
-                z_x = z_new
-                z_new = swap
-                pending = False
-            if not isfinite(f_y):
-                code = NOT_FINITE
-                break
-            objective = fit + lam * penalty_value(reg, &y[0, 0], s.rows, s.d, s.n_halves)
-            opt = optimality(&s, Y, &S[0, 0], &grad[0, 0], &y[0, 0], objective)
-            history[it, H_TIME] = now() - start_time
-            history[it, H_OBJ] = objective
-            history[it, H_OPT] = opt
-            history[it, H_STEP] = step
-            history[it, H_VIOL] = viol
-            state[S_OBJ] = objective
-            state[S_OPT] = opt
-            state[S_VIOL] = viol
-            if not isfinite(opt) or not isfinite(objective):
-                code = NOT_FINITE
-                break
+            if resume:  # y was evaluated by the last chunk: its numbers
+                objective = state[S_OBJ]
+                opt = state[S_OPT]
+                viol = state[S_VIOL]
+            else:
+                f_y = at_point(&s, X, D, Y, mult, z_y, z_new, z_x, beta, pending,
+                               Yhat, S, work, grad, &fit, &viol)
+                if pending:
+                    swap = z_x
+                    z_x = z_new
+                    z_new = swap
+                    pending = False
+                if not isfinite(f_y):
+                    code = NOT_FINITE
+                    break
+                objective = fit + lam * penalty_value(reg, &y[0, 0], s.rows, s.d,
+                                                      s.n_halves)
+                opt = optimality(&s, Y, &S[0, 0], &grad[0, 0], &y[0, 0], objective)
+                history[it, H_TIME] = now() - start_time
+                history[it, H_OBJ] = objective
+                history[it, H_OPT] = opt
+                history[it, H_STEP] = step
+                history[it, H_VIOL] = viol
+                state[S_OBJ] = objective
+                state[S_OPT] = opt
+                state[S_VIOL] = viol
+                if not isfinite(opt) or not isfinite(objective):
+                    code = NOT_FINITE
+                    break
             if opt <= tol and (kind == GATED or viol <= cone_tol):
                 code = CONVERGED
                 break
             if it >= max_iter:
                 code = MAX_ITER
+                state[S_EVALUATED] = 1
                 break
+            if not resume and now() - chunk_start > chunk_seconds:
+                state[S_EVALUATED] = 1  # end the chunk at y, evaluated
+                break
+            resume = False
             if s.per_output and it % s.scale_every == 0:
                 update_output_scale(&s, &S[0, 0], &Y[0, 0], &Yhat[0, 0],
                                     &Yhat_new[0, 0])
@@ -533,12 +550,6 @@ def run(
             pending = True
             step *= grow
             it += 1
-            if now() - chunk_start > chunk_seconds:
-                combine_arrays(z_y, z_new, z_x, beta, z_size)
-                swap = z_x
-                z_x = z_new
-                z_new = swap
-                break
         if z_x != &Z_x[0, 0]:
             memcpy(&Z_x[0, 0], z_x, z_size * sizeof(floating))
     state[S_T] = t

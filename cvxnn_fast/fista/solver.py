@@ -122,6 +122,7 @@ class Workspace:
         self.x[...] = self.y
         self.Z_x[...] = self.Z_y
         self.state[K["S_T"]] = 1.0
+        self.state[K["S_EVALUATED"]] = 0.0  # the caller changed the subproblem
 
     def record_polished(self, cert, elapsed):
         """Make the last history row (and the state) describe a polished point."""
@@ -313,6 +314,10 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
                                                 *polish_args(ws)):
                 code = K["CONVERGED"]
                 ws.record_polished(polisher.result[2], monitor.elapsed())
+        if code == K["INNER_CONVERGED"]:
+            # y moved to the subproblem's solution after its numbers were
+            # taken: the next chunk evaluates and reports it
+            return code, ""
         weights = (_copies(polisher.result[0]) if polisher.result is not None
                    else lambda: blocks_of(ws.y))
         stop = report(monitor, ws.state, ws.kind, weights)
