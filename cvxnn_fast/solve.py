@@ -64,10 +64,11 @@ METHODS = ("auto", "fista", "augmented_lagrangian", "interior_point", "newton")
 INTERIOR_MAX_FLOPS = 3e10
 INTERIOR_MAX_FLOPS_RELU = 3e11
 INTERIOR_MAX_ENTRIES = 2**25
-# Cross-entropy couples the outputs: one (n c) x (n c) factor per step. Its
-# interior point is taken only up to n c = INTERIOR_MAX_COUPLED (the campaign's
-# sizes: n <= 250, 3 classes); digits (n = 400, 10 classes) stays on R-FISTA,
-# which certifies it in 0.16 s where one such factor costs ~1 s here.
+# Cross-entropy couples the outputs (and feature_group_l1's cones span them):
+# one (n c) x (n c) factor per step. Its interior point is taken only up to
+# n c = INTERIOR_MAX_COUPLED (the campaign's sizes: n <= 250, 3 classes);
+# digits (n = 400, 10 classes) stays on R-FISTA, which certifies it in 0.16 s
+# where one such factor costs ~1 s here.
 INTERIOR_MAX_COUPLED = 1000
 
 
@@ -89,7 +90,8 @@ def choose_method(problem, method="auto", warm_start=None):
     ``"auto"``: the interior-point method where no warm start is given and
     its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`, ReLU
     :data:`INTERIOR_MAX_FLOPS_RELU`, :data:`INTERIOR_MAX_ENTRIES`;
-    cross-entropy: n c at most :data:`INTERIOR_MAX_COUPLED`); else Newton-CG where
+    cross-entropy and feature_group_l1: n c at most
+    :data:`INTERIOR_MAX_COUPLED`); else Newton-CG where
     :func:`cvxnn_fast.newton.solver.preferred` (gated ReLU, squared loss,
     group_l1, n at least 100,000 and 80 P d); else R-FISTA (gated ReLU) or
     the augmented Lagrangian (ReLU). An explicit ``method`` that cannot run
@@ -121,7 +123,7 @@ def choose_method(problem, method="auto", warm_start=None):
             f"program (gated_relu: 'fista' or 'interior_point'; relu: "
             "'augmented_lagrangian' or 'interior_point').")
     if method == "interior_point":
-        reason = interior.unsupported(problem)
+        reason = interior.unsupported(problem) or _memory_short(problem)
         if reason:
             raise ValueError(f"method: {reason}; use {first_order!r}.")
         if warm_start is not None:
@@ -131,11 +133,29 @@ def choose_method(problem, method="auto", warm_start=None):
     return method
 
 
+def _memory_short(problem):
+    """Why the interior point's systems would not fit in this machine's
+    memory, or "". Three float64 arrays of ``estimated_entries`` (the
+    matrix, its factor, a temporary) against the physical memory: a named
+    interior point on 20,000 rows of 10-class cross-entropy was killed by
+    the kernel at 24 GB instead of being refused."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on this platform
+        return ""
+    need = 3 * 8 * interior.estimated_entries(problem)
+    if need <= total:
+        return ""
+    return (f"the interior point's systems need about {need / 2**30:.3g} GiB "
+            f"(n={problem.n_samples}, weight shape {problem.weight_shape}) where "
+            f"this machine has {total / 2**30:.3g} GiB")
+
+
 def _cheap(problem):
     """Whether the interior-point method's iterations fit the limits."""
     n, (c, _, _) = problem.n_samples, problem.weight_shape
-    if problem.loss.name == "cross_entropy" and n * c > INTERIOR_MAX_COUPLED:
-        return False
+    if interior.dense_capacitance(problem) and n * c > INTERIOR_MAX_COUPLED:
+        return False  # one (n c) factor: cross-entropy, feature_group_l1
     if problem.formulation.has_cones:
         limit, form = INTERIOR_MAX_FLOPS_RELU, None
     else:

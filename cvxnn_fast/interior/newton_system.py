@@ -332,19 +332,27 @@ class _System:
         return x
 
 
+def dense_capacitance(problem):
+    """Whether the n-space system is one ``(n c)`` factor rather than one
+    ``n x n`` per output: cross-entropy couples a sample's outputs, and
+    feature_group_l1's cones (one per feature, across outputs) sit in it."""
+    reg = problem.regularizer.name if problem.lam > 0 else None
+    return problem.loss.name == "cross_entropy" or reg == "feature_group_l1"
+
+
 def use_weight_space(problem):
     """Whether the system is solved in weight space (dense blocks): outputs
     not coupled (not cross-entropy), no feature_group_l1 cones, and fewer
     flops per step than the n x n Woodbury matrices (:func:`step_flops`)."""
-    reg = problem.regularizer.name if problem.lam > 0 else None
-    if problem.loss.name == "cross_entropy" or reg == "feature_group_l1":
+    if dense_capacitance(problem):
         return False
     return step_flops(problem, True) < step_flops(problem, False)
 
 
 def step_flops(problem, weight_space):
     """Flops of one step: the n x n Woodbury matrices and their factors
-    (cross-entropy: one (n c) factor; gated ReLU without dense blocks: two
+    (cross-entropy and feature_group_l1: one (n c) factor,
+    :func:`dense_capacitance`; gated ReLU without dense blocks: two
     n x n x P products, :class:`GatedSystem`), or in weight space
     ``I + F S F^T`` and its factor per output plus ``N`` and its root F
     (formed once for squared loss: counted as a tenth); ReLU adds the blocks
@@ -353,8 +361,7 @@ def step_flops(problem, weight_space):
     c, P, d = problem.weight_shape
     relu = problem.formulation.has_cones
     if not weight_space:
-        factor = ((n * c) ** 3 if problem.loss.name == "cross_entropy"
-                  else c * n**3) / 3.0
+        factor = ((n * c) ** 3 if dense_capacitance(problem) else c * n**3) / 3.0
         dense = relu or (problem.lam > 0 and problem.regularizer.name
                          in ("l1", "feature_group_l1"))
         if not dense:

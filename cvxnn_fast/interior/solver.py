@@ -64,6 +64,7 @@ from cvxnn_fast.interior.newton_system import (
     REFINE_TOL,
     GatedSystem,
     ReluSystem,
+    dense_capacitance,
     step_flops,
     use_weight_space,
 )
@@ -117,8 +118,9 @@ def estimated_flops(problem, weight_space=None):
 
 def estimated_entries(problem, weight_space=None):
     """Entries of one iteration's largest arrays: the Woodbury matrices (n x n
-    per output, (n c)^2 for cross-entropy; P d x P d per output in weight
-    space) and, for ReLU, the (2 c P, n) slacks of the cone constraints."""
+    per output; (n c)^2 for cross-entropy and feature_group_l1; P d x P d per
+    output in weight space) and, for ReLU, the (2 c P, n) slacks of the cone
+    constraints."""
     n = problem.n_samples
     c, P, d = problem.weight_shape
     relu = problem.formulation.has_cones
@@ -126,7 +128,7 @@ def estimated_entries(problem, weight_space=None):
         weight_space = use_weight_space(problem)
     if weight_space:
         matrices = c * (P * d) ** 2
-    elif problem.loss.name == "cross_entropy":
+    elif dense_capacitance(problem):
         matrices = (n * c) ** 2
     else:
         matrices = c * n * n
