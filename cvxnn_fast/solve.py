@@ -70,6 +70,10 @@ INTERIOR_MAX_ENTRIES = 2**25
 # digits (n = 400, 10 classes) stays on R-FISTA, which certifies it in 0.16 s
 # where one such factor costs ~1 s here.
 INTERIOR_MAX_COUPLED = 1000
+# auto on gated ReLU whose interior point is cheap only in weight space: R-FISTA
+# first, for the flops of this many interior-point steps (fista_budget).
+INTERIOR_STEPS_PARITY = 4
+MIN_FISTA_BUDGET = 100
 
 
 def _check_arguments(problem, tol, max_iter, callback, cone_tol, time_limit):
@@ -91,7 +95,9 @@ def choose_method(problem, method="auto", warm_start=None):
     its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`, ReLU
     :data:`INTERIOR_MAX_FLOPS_RELU`, :data:`INTERIOR_MAX_ENTRIES`;
     cross-entropy and feature_group_l1: n c at most
-    :data:`INTERIOR_MAX_COUPLED`); else Newton-CG where
+    :data:`INTERIOR_MAX_COUPLED`; gated ReLU cheap only in weight space:
+    ``fast_solve`` runs R-FISTA for :func:`fista_budget` iterations first,
+    ``info["fista_iterations"]``); else Newton-CG where
     :func:`cvxnn_fast.newton.solver.preferred` (gated ReLU, squared loss,
     group_l1, n at least 100,000 and 80 P d); else R-FISTA (gated ReLU) or
     the augmented Lagrangian (ReLU). An explicit ``method`` that cannot run
@@ -109,6 +115,8 @@ def choose_method(problem, method="auto", warm_start=None):
     first_order = "augmented_lagrangian" if relu else "fista"
     if method == "auto":
         usable = warm_start is None and not interior.unsupported(problem)
+        if newton.preferred(problem) and (not usable or _weight_space_only(problem)):
+            return "newton"  # its rule (n >= 100,000) was measured first
         if usable and _cheap(problem):
             return "interior_point"
         return "newton" if newton.preferred(problem) else first_order
@@ -156,15 +164,21 @@ def _cheap(problem):
     n, (c, _, _) = problem.n_samples, problem.weight_shape
     if interior.dense_capacitance(problem) and n * c > INTERIOR_MAX_COUPLED:
         return False  # one (n c) factor: cross-entropy, feature_group_l1
-    if problem.formulation.has_cones:
-        limit, form = INTERIOR_MAX_FLOPS_RELU, None
-    else:
-        # Gated ReLU is judged by its n x n form, the rule measured against
-        # R-FISTA and Newton-CG; where the interior point runs, the weight
-        # space only makes its steps cheaper (docs/design/interior-point.md).
-        limit, form = INTERIOR_MAX_FLOPS, False
-    return (interior.estimated_flops(problem, form) <= limit
-            and interior.estimated_entries(problem, form) <= INTERIOR_MAX_ENTRIES)
+    # Each form is judged by its own steps (gated ReLU in weight space: see
+    # _fista_then_interior, which runs it only after a bounded R-FISTA).
+    limit = (INTERIOR_MAX_FLOPS_RELU if problem.formulation.has_cones
+             else INTERIOR_MAX_FLOPS)
+    return (interior.estimated_flops(problem) <= limit
+            and interior.estimated_entries(problem) <= INTERIOR_MAX_ENTRIES)
+
+
+def _weight_space_only(problem):
+    """Gated ReLU whose interior point is cheap only in weight space (large
+    n, P d well below it): the rule measured against R-FISTA judged gated
+    ReLU by its n x n form, so these problems went to R-FISTA alone."""
+    return (not problem.formulation.has_cones and (
+        interior.estimated_flops(problem, False) > INTERIOR_MAX_FLOPS
+        or interior.estimated_entries(problem, False) > INTERIOR_MAX_ENTRIES))
 
 
 def _warm_blocks(problem, warm_start):
@@ -285,7 +299,9 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     monitor = Monitor(verbose, callback, time_limit)
     args = (problem, tol, cone_tol, max_iter, monitor)
     with _blas_threads(problem, method):
-        if auto and method == "interior_point":
+        if auto and method == "interior_point" and _weight_space_only(problem):
+            result = _fista_then_interior(problem, blocks, args)
+        elif auto and method == "interior_point":
             result = _interior_then_first_order(problem, blocks, args)
         elif auto and method == "newton":
             result = _newton_then_fista(problem, blocks, args)
@@ -316,6 +332,40 @@ def _interior_then_first_order(problem, blocks, args):
     result.info.update(method=first_order, fallback_from="interior_point")
     if interior_run is not None:
         result.info["interior_steps"] = interior_run.n_iter
+    return result
+
+
+def fista_budget(problem):
+    """R-FISTA's iterations before ``auto`` turns to the weight-space
+    interior point: the flops of ``INTERIOR_STEPS_PARITY`` interior-point
+    steps at the four masked GEMMs' ``4 n c P d`` an iteration (at least
+    ``MIN_FISTA_BUDGET``). R-FISTA certifies well-conditioned problems (lam
+    near lam_max) in tens to hundreds of iterations, and the interior point
+    is bounded where R-FISTA's count grows without bound (tiny lam,
+    correlated features): the pair costs at most about twice the interior
+    point (docs/design/interior-point.md, "auto")."""
+    n = problem.n_samples
+    c, P, d = problem.weight_shape
+    parity = INTERIOR_STEPS_PARITY * interior.estimated_flops(problem)
+    return max(MIN_FISTA_BUDGET, int(parity / (4.0 * n * c * P * d)))
+
+
+def _fista_then_interior(problem, blocks, args):
+    """``method="auto"`` on gated ReLU whose interior point is cheap only in
+    weight space: R-FISTA for :func:`fista_budget` iterations; where it has
+    not certified (or its line search gave out), the interior point from its
+    own start, continued as :func:`_interior_then_first_order` does."""
+    problem, tol, cone_tol, max_iter, monitor = args
+    budget = min(max_iter, fista_budget(problem))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = fista.solve_gated(problem, blocks["U"], tol, budget, monitor)
+    first.info.update(method="fista", fista_budget=budget)
+    if first.status != OPTIMAL_INACCURATE or budget == max_iter:
+        return first  # certified, stopped by the user, or max_iter spent
+    result = _interior_then_first_order(problem, blocks, args)
+    result.info.update(fista_iterations=first.n_iter, fista_budget=budget)
+    result.info.setdefault("fallback_from", "fista")
     return result
 
 

@@ -462,3 +462,40 @@ def test_a_named_interior_point_too_big_for_memory_is_refused(monkeypatch):
                                          r"need about .* GiB .* use 'fista'"):
         fast_solve(problem, method="interior_point")
     assert fast_solve(problem).status == "optimal"  # auto is not refused (by size)
+
+
+@pytest.mark.parametrize("lam_ratio,first", [(1e-6, "interior_point"),
+                                             (0.5, "fista")])
+def test_auto_runs_a_bounded_fista_before_the_weight_space_interior_point(
+        lam_ratio, first, monkeypatch):
+    """Gated ReLU whose interior point is cheap only in weight space went to
+    R-FISTA alone, which took 6-30 s (or failed) at tiny lam where the
+    interior point took 0.6-0.9 s (n = 20,000, d = 20, P = 50). R-FISTA now
+    runs first for a bounded number of iterations (fista_budget): near
+    lam_max it certifies within them, at tiny lam the interior point
+    follows. Here the n x n limit is lowered to put a small problem there."""
+    from cvxnn_fast import solve
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 4))
+    y = np.maximum(X @ rng.standard_normal(4), 0) + 0.1 * rng.standard_normal(600)
+    problem = cvxnn.build_problem(X, y, lam=1.0, n_gates=8, bias=True)
+    problem = cvxnn.build_problem(X, y, lam=lam_ratio * cvxnn.lam_max(problem),
+                                  n_gates=8, bias=True)
+    assert interior.use_weight_space(problem)
+    monkeypatch.setattr(solve, "INTERIOR_MAX_FLOPS",
+                        interior.estimated_flops(problem) * 1.01)  # n x n: over
+    assert solve._weight_space_only(problem)
+    budget = solve.fista_budget(problem)
+    c, P, d = problem.weight_shape
+    assert budget == max(solve.MIN_FISTA_BUDGET, int(
+        solve.INTERIOR_STEPS_PARITY * interior.estimated_flops(problem)
+        / (4.0 * 600 * c * P * d)))
+    sol = fast_solve(problem, tol=1e-8)
+    assert_matches(sol, clarabel(problem), 1e-8)
+    assert sol.info["method"] == first and sol.info["fista_budget"] == budget
+    if first == "interior_point":
+        assert sol.info["fallback_from"] == "fista"
+        assert sol.info["fista_iterations"] == budget
+    else:
+        assert sol.n_iter < budget
