@@ -70,8 +70,8 @@ INTERIOR_MAX_ENTRIES = 2**25
 # digits (n = 400, 10 classes) stays on R-FISTA, which certifies it in 0.16 s
 # where one such factor costs ~1 s here.
 INTERIOR_MAX_COUPLED = 1000
-# auto on gated ReLU whose interior point is cheap only in weight space: R-FISTA
-# first, for the flops of this many interior-point steps (fista_budget).
+# auto's interior point on gated ReLU: R-FISTA first, for the flops of this
+# many interior-point steps (fista_budget).
 INTERIOR_STEPS_PARITY = 4
 MIN_FISTA_BUDGET = 100
 
@@ -95,9 +95,10 @@ def choose_method(problem, method="auto", warm_start=None):
     its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`, ReLU
     :data:`INTERIOR_MAX_FLOPS_RELU`, :data:`INTERIOR_MAX_ENTRIES`;
     cross-entropy and feature_group_l1: n c at most
-    :data:`INTERIOR_MAX_COUPLED`; gated ReLU cheap only in weight space:
-    ``fast_solve`` runs R-FISTA for :func:`fista_budget` iterations first,
-    ``info["fista_iterations"]``); else Newton-CG where
+    :data:`INTERIOR_MAX_COUPLED`; for gated ReLU ``fast_solve`` runs
+    R-FISTA for :func:`fista_budget` iterations first, and the interior
+    point only where that has not certified, ``info["fista_iterations"]``);
+    else Newton-CG where
     :func:`cvxnn_fast.newton.solver.preferred` (gated ReLU, squared loss,
     group_l1, n at least 100,000 and 80 P d); else R-FISTA (gated ReLU) or
     the augmented Lagrangian (ReLU). An explicit ``method`` that cannot run
@@ -164,8 +165,8 @@ def _cheap(problem):
     n, (c, _, _) = problem.n_samples, problem.weight_shape
     if interior.dense_capacitance(problem) and n * c > INTERIOR_MAX_COUPLED:
         return False  # one (n c) factor: cross-entropy, feature_group_l1
-    # Each form is judged by its own steps (gated ReLU in weight space: see
-    # _fista_then_interior, which runs it only after a bounded R-FISTA).
+    # Each form is judged by its own steps (gated ReLU: fast_solve runs a
+    # bounded R-FISTA first, _fista_then_interior).
     limit = (INTERIOR_MAX_FLOPS_RELU if problem.formulation.has_cones
              else INTERIOR_MAX_FLOPS)
     return (interior.estimated_flops(problem) <= limit
@@ -174,8 +175,8 @@ def _cheap(problem):
 
 def _weight_space_only(problem):
     """Gated ReLU whose interior point is cheap only in weight space (large
-    n, P d well below it): the rule measured against R-FISTA judged gated
-    ReLU by its n x n form, so these problems went to R-FISTA alone."""
+    n, P d well below it): there Newton-CG's own rule, where it applies,
+    comes first."""
     return (not problem.formulation.has_cones and (
         interior.estimated_flops(problem, False) > INTERIOR_MAX_FLOPS
         or interior.estimated_entries(problem, False) > INTERIOR_MAX_ENTRIES))
@@ -299,7 +300,7 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     monitor = Monitor(verbose, callback, time_limit)
     args = (problem, tol, cone_tol, max_iter, monitor)
     with _blas_threads(problem, method):
-        if auto and method == "interior_point" and _weight_space_only(problem):
+        if auto and method == "interior_point" and not problem.formulation.has_cones:
             result = _fista_then_interior(problem, blocks, args)
         elif auto and method == "interior_point":
             result = _interior_then_first_order(problem, blocks, args)
@@ -351,18 +352,18 @@ def fista_budget(problem):
 
 
 def _fista_then_interior(problem, blocks, args):
-    """``method="auto"`` on gated ReLU whose interior point is cheap only in
-    weight space: R-FISTA for :func:`fista_budget` iterations; where it has
-    not certified (or its line search gave out), the interior point from its
-    own start, continued as :func:`_interior_then_first_order` does."""
+    """``method="auto"``'s interior point on gated ReLU: R-FISTA for
+    :func:`fista_budget` iterations first; where it has not certified (or
+    its line search gave out), the interior point from its own start,
+    continued as :func:`_interior_then_first_order` does."""
     problem, tol, cone_tol, max_iter, monitor = args
     budget = min(max_iter, fista_budget(problem))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         first = fista.solve_gated(problem, blocks["U"], tol, budget, monitor)
     first.info.update(method="fista", fista_budget=budget)
-    if first.status != OPTIMAL_INACCURATE or budget == max_iter:
-        return first  # certified, stopped by the user, or max_iter spent
+    if first.status != OPTIMAL_INACCURATE:
+        return first  # certified, or stopped by the user
     result = _interior_then_first_order(problem, blocks, args)
     result.info.update(fista_iterations=first.n_iter, fista_budget=budget)
     result.info.setdefault("fallback_from", "fista")
