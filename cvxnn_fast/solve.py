@@ -358,14 +358,18 @@ def _fista_then_interior(problem, blocks, args):
     continued as :func:`_interior_then_first_order` does."""
     problem, tol, cone_tol, max_iter, monitor = args
     budget = min(max_iter, fista_budget(problem))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        first = fista.solve_gated(problem, blocks["U"], tol, budget, monitor)
-    first.info.update(method="fista", fista_budget=budget)
-    if first.status != OPTIMAL_INACCURATE:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            first = fista.solve_gated(problem, blocks["U"], tol, budget, monitor)
+    except NumericalBreakdown:  # the interior point may still solve it
+        first = None
+    if first is not None and first.status != OPTIMAL_INACCURATE:
+        first.info.update(method="fista", fista_budget=budget)
         return first  # certified, or stopped by the user
     result = _interior_then_first_order(problem, blocks, args)
-    result.info.update(fista_iterations=first.n_iter, fista_budget=budget)
+    result.info.update(fista_budget=budget, fista_iterations=(
+        first.n_iter if first is not None else None))
     result.info.setdefault("fallback_from", "fista")
     return result
 

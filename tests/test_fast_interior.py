@@ -499,3 +499,22 @@ def test_auto_runs_a_bounded_fista_before_the_weight_space_interior_point(
         assert sol.info["fista_iterations"] == budget
     else:
         assert sol.n_iter < budget
+
+
+def test_a_breakdown_in_autos_first_fista_leaves_it_to_the_interior_point(
+        monkeypatch):
+    from cvxnn.core.errors import NumericalBreakdown
+    from cvxnn_fast import solve
+
+    calls = []
+
+    def breaks(*args, **kwargs):
+        calls.append(1)
+        raise NumericalBreakdown("overflow (test)", None)
+
+    monkeypatch.setattr(solve.fista, "solve_gated", breaks)
+    problem = build("squared", "group_l1", lam=1e-2)
+    sol = fast_solve(problem, tol=1e-8)
+    assert calls == [1] and sol.status == OPTIMAL
+    assert sol.info["method"] == "interior_point"
+    assert sol.info["fallback_from"] == "fista" and sol.info["fista_iterations"] is None
