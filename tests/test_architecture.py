@@ -134,6 +134,38 @@ def test_cvxnn_solves_without_cvxnn_fast():
     assert out.stdout.strip() == "ok"
 
 
+def test_cvxpy_is_imported_only_when_a_cvxpy_solver_runs(tmp_path):
+    """cvxpy's import is 0.4 s of the 0.6 s that `import cvxnn` (and every
+    CLI command) took; the fast solver, the estimators and model files do
+    not need it."""
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import cvxnn
+        from cvxnn_fast import fast_solve
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((40, 3))
+        problem = cvxnn.build_problem(X, X[:, 0], lam=1e-2, n_gates=5)
+        sol = fast_solve(problem)
+        model = cvxnn.ConvexReLURegressor(n_gates=5).fit(X, X[:, 0])
+        cvxnn.save(sys.argv[1], model)
+        cvxnn.load(sys.argv[1])
+        assert "cvxpy" not in sys.modules, "imported by cvxnn, a fit or a model file"
+        ref = problem.solve("CLARABEL")
+        assert abs(ref.objective - sol.objective) <= 1e-6 * abs(ref.objective)
+        import cvxpy as cp
+        from cvxnn.core.status import CVXPY_STATUSES
+        assert CVXPY_STATUSES == frozenset(cp.settings.SOLUTION_PRESENT
+                                           + cp.settings.INF_OR_UNB
+                                           + cp.settings.ERROR)
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.npz")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_documented_import_paths_and_top_level_names():
     from cvxnn.network import TwoLayerNetwork, network_from_weights
 

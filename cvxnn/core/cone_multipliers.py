@@ -24,10 +24,10 @@ which is never above the gated ReLU value ``R°(G)`` (take ``Lambda = 0``).
   program per sign with CVXPY.
 """
 
-import cvxpy as cp
 import numpy as np
 from scipy.optimize import nnls
 
+from cvxnn._optional import cvxpy as cp
 from cvxnn.core.cvxpy_solvers import check_solver
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.core.validation import check_choice

@@ -4,8 +4,7 @@ The CVXPY backend, the ReLU lam_max programs and the decomposition all take
 a CVXPY solver name; :func:`check_solver` validates it in one place.
 """
 
-import cvxpy as cp
-
+from cvxnn._optional import cvxpy as cp
 from cvxnn.core.validation import (
     check_bool,
     check_options,

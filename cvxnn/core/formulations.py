@@ -11,9 +11,9 @@ A formulation owns the linear map from its weight blocks to predictions and,
 for ReLU, the cone constraints; it knows nothing of losses or regularizers.
 """
 
-import cvxpy as cp
 import numpy as np
 
+from cvxnn._optional import cvxpy as cp
 from cvxnn.core import operator
 
 

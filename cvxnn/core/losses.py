@@ -19,10 +19,10 @@ Conventions, per sample ``j`` with prediction ``z`` and target ``y``:
 
 import numbers
 
-import cvxpy as cp
 import numpy as np
 from scipy.special import expit, logsumexp, softmax, xlogy
 
+from cvxnn._optional import cvxpy as cp
 from cvxnn.core.validation import as_float_array, check_finite, check_y_shape
 
 # Slack allowed when checking that a dual point lies in a conjugate's domain.

@@ -15,8 +15,9 @@ The three norms share one implementation, :class:`GroupNorm`, that differs
 only in the axes a group spans.
 """
 
-import cvxpy as cp
 import numpy as np
+
+from cvxnn._optional import cvxpy as cp
 
 
 class GroupNorm:

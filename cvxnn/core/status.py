@@ -16,3 +16,11 @@ WITH_WEIGHTS = frozenset({OPTIMAL, OPTIMAL_INACCURATE, USER_LIMIT, INFEASIBLE})
 # The message a solver that caught Ctrl-C puts in its solution (status
 # USER_LIMIT), so that callers such as regularization_path can stop too.
 INTERRUPTED = "interrupted by the user (KeyboardInterrupt)"
+
+# Every status CVXPY's solvers return (cvxpy.settings.SOLUTION_PRESENT,
+# INF_OR_UNB, ERROR), which the CVXPY backend passes on; named here so that
+# model files are checked without importing cvxpy (tests compare the two).
+CVXPY_STATUSES = frozenset({
+    OPTIMAL, OPTIMAL_INACCURATE, USER_LIMIT, SOLVER_ERROR, INFEASIBLE,
+    "infeasible_inaccurate", "unbounded", "unbounded_inaccurate",
+    "infeasible_or_unbounded"})

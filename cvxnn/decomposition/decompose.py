@@ -41,9 +41,9 @@ import time
 import warnings
 from dataclasses import dataclass
 
-import cvxpy as cp
 import numpy as np
 
+from cvxnn._optional import cvxpy as cp
 from cvxnn.core import operator
 from cvxnn.core.cvxpy_solvers import check_solver
 from cvxnn.core.problem import check_problem, relu_twin, same_array

@@ -28,20 +28,18 @@ import dataclasses
 import math
 import numbers
 
-import cvxpy as cp
 import numpy as np
 
 from cvxnn.core.certificates import Certificate
 from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
 from cvxnn.core.regularizers import REGULARIZERS
-from cvxnn.core.status import SOLVER_ERROR, WITH_WEIGHTS
+from cvxnn.core.status import CVXPY_STATUSES, SOLVER_ERROR, WITH_WEIGHTS
 from cvxnn.io.archive import ModelFileError
 
 # Every status a solution can have: cvxnn's own and those of CVXPY, which the
 # CVXPY backend passes on (with weights or, failed, without).
-STATUSES = WITH_WEIGHTS | {SOLVER_ERROR} | frozenset(
-    cp.settings.SOLUTION_PRESENT + cp.settings.INF_OR_UNB + cp.settings.ERROR)
+STATUSES = WITH_WEIGHTS | {SOLVER_ERROR} | CVXPY_STATUSES
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # Recomputing the objective on another machine (another BLAS) changes only
 # rounding; the tolerance is relative to max(|stored|, |recomputed|, F(0)).

@@ -15,9 +15,9 @@ building the CVXPY problem to reading back the weights.
 import time
 from dataclasses import dataclass
 
-import cvxpy as cp
 import numpy as np
 
+from cvxnn._optional import cvxpy as cp
 from cvxnn.core import operator
 from cvxnn.core.cvxpy_solvers import check_solver
 from cvxnn.core.solution import Solution
@@ -37,7 +37,7 @@ CERTIFIED_TOL = 1e-6
 class CvxpyModel:
     """The CVXPY problem of a cvxnn problem, with handles on its parts."""
 
-    problem: cp.Problem
+    problem: "cp.Problem"
     variables: dict
     cone_constraints: list
 
