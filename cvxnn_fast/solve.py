@@ -35,6 +35,7 @@ import warnings
 import numpy as np
 import scipy
 
+from cvxnn.core.certificates import certificate
 from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
 from cvxnn.core.problem import check_problem, same_array
 from cvxnn.core.solution import Solution
@@ -227,7 +228,8 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         outer ones; interior point: Newton steps, at most
         ``interior.MAX_ITER``; Newton-CG: Newton steps, and as many R-FISTA
         iterations again for its first phase on logistic and cross-entropy
-        losses).
+        losses; each phase of an ``auto`` hand-over has its own, and the
+        callback's iteration numbers start again in each).
         Reaching it returns the iterate as ``"optimal_inaccurate"`` with a
         :class:`cvxnn.core.errors.ConvergenceWarning`.
     warm_start : None, Solution, array U (gated) or tuple (V, W) (ReLU)
@@ -364,6 +366,13 @@ def _fista_then_interior(problem, blocks, args):
             first = fista.solve_gated(problem, blocks["U"], tol, budget, monitor)
     except NumericalBreakdown:  # the interior point may still solve it
         first = None
+    if first is not None and first.status == OPTIMAL_INACCURATE:
+        # short of its own (tightened) target, the returned weights may still
+        # certify tol: then they decide (as in _finish), no interior point
+        first.certificate = first.certificate or certificate(problem,
+                                                             **first.blocks)
+        if first.certificate.satisfied(tol, cone_tol):
+            first.status, first.message = OPTIMAL, ""
     if first is not None and first.status != OPTIMAL_INACCURATE:
         first.info.update(method="fista", fista_budget=budget)
         return first  # certified, or stopped by the user

@@ -314,3 +314,20 @@ def test_fast_solver_matches_clarabel(regression_data):
     ref = ConvexReLURegressor(n_gates=10, lam=1e-2, solver=SOLVER).fit(X, y)
     assert fast.solution_.objective == pytest.approx(ref.solution_.objective,
                                                      rel=1e-5)
+
+
+def test_an_estimator_with_a_lambda_family_still_pickles(regression_data):
+    """Carrying the sampler broke pickle for lambda or local samplers (loky's
+    cloudpickle carried them, pickle and joblib.dump did not)."""
+    import pickle
+
+    X, y = regression_data
+    register_gate_family(
+        "test_lambda", lambda X_used, n, rng: rng.standard_normal((X_used.shape[1], n)))
+    try:
+        est = ConvexReLURegressor(gates="test_lambda", n_gates=5,
+                                  solver=SOLVER).fit(X, y)
+        back = pickle.loads(pickle.dumps(est))
+    finally:
+        del GATE_FAMILIES["test_lambda"]
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))

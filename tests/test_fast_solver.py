@@ -576,3 +576,30 @@ def test_reported_numbers_are_those_of_the_reported_weights(formulation, method,
     assert len(pairs) >= 100
     reported, recomputed = np.array(pairs).T
     np.testing.assert_allclose(reported, recomputed, rtol=1e-12)
+
+
+def test_short_subproblems_do_not_put_the_reports_off(monkeypatch):
+    """Each kernel call restarted its chunk clock, and a call ended by a
+    solved subproblem did not report: with subproblems shorter than a
+    chunk, an augmented Lagrangian without polish pauses (l2) reported
+    twice in 3 s and overran time_limit=0.5 by 2.6 s."""
+    import time
+
+    from cvxnn_fast.fista import solver
+
+    monkeypatch.setattr(solver, "CHUNK_SECONDS", 0.1)  # > a subproblem (~25 ms)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 10))
+    problem = cvxnn.build_problem(X, rng.standard_normal(600), formulation="relu",
+                                  regularizer="l2", lam=1e-3, n_gates=30)
+    calls = []
+    start = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = fast_solve(problem, tol=1e-12, max_iter=3000,
+                         method="augmented_lagrangian",
+                         callback=lambda info: calls.append(info["iteration"]))
+    elapsed = time.monotonic() - start
+    assert sol.info["n_outer"] > 5  # many subproblems
+    # about one report per chunk (2 in all before, at the first and last)
+    assert len(calls) >= max(4, elapsed / 0.1 / 2)

@@ -2,6 +2,7 @@
 and the fit/predict machinery of :class:`_ConvexReLUBase`."""
 
 import numbers
+import pickle
 import warnings
 
 import numpy as np
@@ -91,6 +92,14 @@ def register_gate_family(name, sampler):
     GATE_FAMILIES[name] = sampler
 
 
+def _picklable(obj):
+    try:
+        pickle.dumps(obj)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
 def _check_family(name):
     """``name`` if it is a gate family, else a ValueError naming ``gates``."""
     if isinstance(name, str) and name in GATE_FAMILIES:
@@ -98,7 +107,9 @@ def _check_family(name):
     raise ValueError(
         f"gates: unknown value {name!r}; expected one of "
         f"{', '.join(map(repr, GATE_FAMILIES))} (register_gate_family adds "
-        "families).")
+        "families; a pickled estimator carries its family to other processes, "
+        "such as joblib's workers, only where the sampler is a module-level "
+        "function, not a lambda or local function).")
 
 
 def fast_available():
@@ -221,14 +232,18 @@ class _ConvexReLUBase(BaseEstimator):
     def __getstate__(self):
         # A family added by register_gate_family travels with the estimator,
         # so that a joblib worker (n_jobs > 1), which starts without the
-        # parent's registrations, or a later process unpickling it, has it.
+        # parent's registrations, or a later process unpickling it, has it;
+        # a sampler pickle cannot carry (a lambda, a local function) stays
+        # behind and the estimator pickles as before, by the family's name.
         state = super().__getstate__()
         if isinstance(self.gates, str) and self.gates not in BUILTIN_FAMILIES \
-                and self.gates in GATE_FAMILIES:
+                and self.gates in GATE_FAMILIES \
+                and _picklable(GATE_FAMILIES[self.gates]):
             state = {**state, "_gate_family": GATE_FAMILIES[self.gates]}
         return state
 
     def __setstate__(self, state):
+        # a family this process registered under the name keeps its sampler
         sampler = state.pop("_gate_family", None)
         if sampler is not None:
             GATE_FAMILIES.setdefault(state["gates"], sampler)

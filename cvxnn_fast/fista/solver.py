@@ -79,6 +79,10 @@ class Workspace:
         self.state = np.zeros(K["N_STATE"])
         self.state[K["S_T"]] = 1.0
         self.max_iter = max_iter
+        # When the driver last reported: a chunk gets the rest of
+        # CHUNK_SECONDS, so that kernel calls cut short (a subproblem solved,
+        # a polish pause) do not put the next report off.
+        self.last_report = time.monotonic()
         # Rows grow by doubling (history_limit): max_iter may be huge.
         rows = min(max_iter + 1, HISTORY_ROWS)
         self.history = np.full((rows, K["N_HISTORY"]), np.nan)
@@ -306,7 +310,9 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
             problem.patterns.view(np.uint8),
             problem.y, mult, ws.x, ws.y,
             ws.x_new, ws.grad, ws.Z_x, ws.Z_y, ws.Z_new, ws.Yhat, ws.Yhat_new, ws.S,
-            ws.work, ws.state, ws.history, limit, CHUNK_SECONDS, monitor.start)
+            ws.work, ws.state, ws.history, limit,
+            max(0.0, CHUNK_SECONDS - (time.monotonic() - ws.last_report)),
+            monitor.start)
         it = int(ws.state[K["S_ITER"]])
         if code == K["MAX_ITER"] and it < max_iter:
             code = K["RUNNING"]
@@ -321,6 +327,7 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
         weights = (_copies(polisher.result[0]) if polisher.result is not None
                    else lambda: blocks_of(ws.y))
         stop = report(monitor, ws.state, ws.kind, weights)
+        ws.last_report = time.monotonic()
         if code != K["RUNNING"] or stop:
             return code, stop
 
