@@ -35,6 +35,8 @@ def _warm_start_helps(problem, options):
     if options.get("device") is not None or choose_method(problem, method) != \
             "interior_point":
         return True  # a device runs first-order methods (or Newton-CG) only
+    if method == "auto" and not problem.formulation.has_cones:
+        return True  # auto's bounded R-FISTA before the interior point takes it
     return method == "auto" and options.get("tol", DEFAULT_TOL) >= LOOSE_TOL
 
 

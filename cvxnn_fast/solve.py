@@ -301,9 +301,17 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     blocks, multipliers = _warm_blocks(problem, warm_start)
     monitor = Monitor(verbose, callback, time_limit)
     args = (problem, tol, cone_tol, max_iter, monitor)
+    gated = not problem.formulation.has_cones
+    # gated ReLU where auto takes the interior point: a bounded R-FISTA first,
+    # from the warm start where one is given (the interior point ignores it)
+    interior_after = auto and gated and (method == "interior_point" or (
+        method == "fista" and warm_start is not None
+        and choose_method(problem) == "interior_point"))
     with _blas_threads(problem, method):
-        if auto and method == "interior_point" and not problem.formulation.has_cones:
-            result = _fista_then_interior(problem, blocks, args)
+        if interior_after:
+            beta, step = _path_hint(problem, warm_start)
+            result = _fista_then_interior(problem, blocks, args,
+                                          (beta, step_size or step))
         elif auto and method == "interior_point":
             result = _interior_then_first_order(problem, blocks, args)
         elif auto and method == "newton":
@@ -353,17 +361,19 @@ def fista_budget(problem):
     return max(MIN_FISTA_BUDGET, int(parity / (4.0 * n * c * P * d)))
 
 
-def _fista_then_interior(problem, blocks, args):
+def _fista_then_interior(problem, blocks, args, fista_hint=(None, None)):
     """``method="auto"``'s interior point on gated ReLU: R-FISTA for
-    :func:`fista_budget` iterations first; where it has not certified (or
-    its line search gave out), the interior point from its own start,
+    :func:`fista_budget` iterations first, from ``blocks`` (a warm start or
+    zeros; ``fista_hint`` as for :func:`_run`); where it has not certified
+    (or its line search gave out), the interior point from its own start,
     continued as :func:`_interior_then_first_order` does."""
     problem, tol, cone_tol, max_iter, monitor = args
     budget = min(max_iter, fista_budget(problem))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            first = fista.solve_gated(problem, blocks["U"], tol, budget, monitor)
+            first = fista.solve_gated(problem, blocks["U"], tol, budget, monitor,
+                                      *fista_hint)
     except NumericalBreakdown:  # the interior point may still solve it
         first = None
     if first is not None and first.status == OPTIMAL_INACCURATE:

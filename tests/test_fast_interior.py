@@ -518,3 +518,23 @@ def test_a_breakdown_in_autos_first_fista_leaves_it_to_the_interior_point(
     assert calls == [1] and sol.status == "optimal"
     assert sol.info["method"] == "interior_point"
     assert sol.info["fallback_from"] == "fista" and sol.info["fista_iterations"] is None
+
+
+def test_a_warm_started_auto_keeps_the_interior_point_after_its_fista():
+    """With a warm start auto ran R-FISTA alone, unbounded; now its bounded
+    R-FISTA starts from the warm start and the interior point follows."""
+    from cvxnn_fast import solve
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 4))
+    y = np.maximum(X @ rng.standard_normal(4), 0) + 0.1 * rng.standard_normal(600)
+    problem = cvxnn.build_problem(X, y, lam=1.0, n_gates=8, bias=True)
+    problem = cvxnn.with_lam(problem, 1e-6 * cvxnn.lam_max(problem))
+    near = fast_solve(cvxnn.with_lam(problem, 2 * problem.lam), tol=1e-3)
+    sol = fast_solve(problem, tol=1e-8, warm_start=near)
+    assert_matches(sol, clarabel(problem), 1e-8)
+    assert sol.info["fista_budget"] == solve.fista_budget(problem)
+    # tiny lam: R-FISTA does not certify within its budget, even warm
+    assert sol.info["method"] == "interior_point"
+    assert sol.info["fallback_from"] == "fista"
+    assert sol.info["fista_iterations"] == sol.info["fista_budget"]

@@ -218,8 +218,14 @@ def test_nan_during_the_solve_raises_with_the_last_finite_iterate():
     problem = build("logistic", "group_l1", lam=1e-3)
     start = np.full(problem.weight_shape, 1e306)
     with np.errstate(all="ignore"), pytest.raises(NumericalBreakdown) as info:
-        fast_solve(problem, warm_start=start)
+        fast_solve(problem, warm_start=start, method="fista")
     assert "iteration 0" in str(info.value)
+    # auto's R-FISTA breaks down the same way, and its interior point, which
+    # starts from its own point, solves the problem
+    with np.errstate(all="ignore"):
+        sol = fast_solve(problem, warm_start=start)
+    assert sol.status == "optimal" and sol.info["method"] == "interior_point"
+    assert sol.info["fallback_from"] == "fista"
 
 
 def test_callback_sees_progress_and_can_stop():
@@ -501,11 +507,16 @@ def test_step_size_is_for_r_fista_only():
 def test_warm_starts_help_paths_at_loose_tolerances():
     from cvxnn.core import backends
 
-    small = build("squared", "group_l1", n_samples=30)
+    small = build("squared", "group_l1", n_samples=30, formulation="relu")
     assert not backends.warm_start_helps(small, "fast", {"tol": 1e-6})
     assert backends.warm_start_helps(small, "fast", {"tol": 1e-2})
     assert not backends.warm_start_helps(small, "fast",
                                          {"tol": 1e-2, "method": "interior_point"})
+    # gated ReLU: auto's bounded R-FISTA before its interior point takes it
+    gated = build("squared", "group_l1", n_samples=30)
+    assert backends.warm_start_helps(gated, "fast", {"tol": 1e-6})
+    assert not backends.warm_start_helps(gated, "fast",
+                                         {"tol": 1e-6, "method": "interior_point"})
 
 
 @pytest.mark.parametrize("formulation,method", [("gated_relu", "fista"),
