@@ -30,7 +30,7 @@ from cvxnn.core.certificates import lam_max as compute_lam_max
 from cvxnn.core.cvxpy_solvers import check_solver
 from cvxnn.core.errors import ConvergenceWarning
 from cvxnn.core.problem import check_problem, with_lam
-from cvxnn.core.status import INTERRUPTED, USER_LIMIT
+from cvxnn.core.status import interrupted
 from cvxnn.core.validation import (
     as_float_array,
     check_bool,
@@ -283,7 +283,7 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
                                  previous if warm_start else None, solver_options,
                                  train, validation, active_rtol)
             points.append(point)
-            if _interrupted(point.solution):
+            if interrupted(point.solution):
                 raise KeyboardInterrupt
             if point.solution.U is not None:
                 previous = point.solution
@@ -294,7 +294,3 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
         return RegularizationPath(points, solver, interrupted=True)
     return RegularizationPath(points, solver)
 
-
-def _interrupted(solution):
-    """Whether the fast solver caught a Ctrl-C during this solve."""
-    return solution.status == USER_LIMIT and INTERRUPTED in solution.message

@@ -116,12 +116,10 @@ def choose_method(problem, method="auto", warm_start=None):
     relu = problem.formulation.has_cones
     first_order = "augmented_lagrangian" if relu else "fista"
     if method == "auto":
+        if newton.preferred(problem):
+            return "newton"  # n >= 100,000, measured on its own (newton.md)
         usable = warm_start is None and not interior.unsupported(problem)
-        if newton.preferred(problem) and (not usable or _weight_space_only(problem)):
-            return "newton"  # its rule (n >= 100,000) was measured first
-        if usable and _cheap(problem):
-            return "interior_point"
-        return "newton" if newton.preferred(problem) else first_order
+        return "interior_point" if usable and _cheap(problem) else first_order
     if method == "newton":
         reason = newton.unsupported(problem)
         if reason:
@@ -172,15 +170,6 @@ def _cheap(problem):
              else INTERIOR_MAX_FLOPS)
     return (interior.estimated_flops(problem) <= limit
             and interior.estimated_entries(problem) <= INTERIOR_MAX_ENTRIES)
-
-
-def _weight_space_only(problem):
-    """Gated ReLU whose interior point is cheap only in weight space (large
-    n, P d well below it): there Newton-CG's own rule, where it applies,
-    comes first."""
-    return (not problem.formulation.has_cones and (
-        interior.estimated_flops(problem, False) > INTERIOR_MAX_FLOPS
-        or interior.estimated_entries(problem, False) > INTERIOR_MAX_ENTRIES))
 
 
 def _warm_blocks(problem, warm_start):
@@ -347,8 +336,8 @@ def _interior_then_first_order(problem, blocks, args):
 
 
 def fista_budget(problem):
-    """R-FISTA's iterations before ``auto`` turns to the weight-space
-    interior point: the flops of ``INTERIOR_STEPS_PARITY`` interior-point
+    """R-FISTA's iterations before ``auto`` turns to the gated interior
+    point: the flops of ``INTERIOR_STEPS_PARITY`` interior-point
     steps at the four masked GEMMs' ``4 n c P d`` an iteration (at least
     ``MIN_FISTA_BUDGET``). R-FISTA certifies well-conditioned problems (lam
     near lam_max) in tens to hundreds of iterations, and the interior point
@@ -378,12 +367,11 @@ def _fista_then_interior(problem, blocks, args, fista_hint=(None, None)):
         first = None
     if first is not None and first.status == OPTIMAL_INACCURATE:
         # short of its own (tightened) target, the returned weights may still
-        # certify tol: then they decide (as in _finish), no interior point
+        # certify tol: then _finish calls them optimal, no interior point
         first.certificate = first.certificate or certificate(problem,
                                                              **first.blocks)
-        if first.certificate.satisfied(tol, cone_tol):
-            first.status, first.message = OPTIMAL, ""
-    if first is not None and first.status != OPTIMAL_INACCURATE:
+    if first is not None and (first.status != OPTIMAL_INACCURATE
+                              or first.certificate.satisfied(tol, cone_tol)):
         first.info.update(method="fista", fista_budget=budget)
         return first  # certified, or stopped by the user
     result = _interior_then_first_order(problem, blocks, args)

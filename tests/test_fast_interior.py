@@ -485,7 +485,7 @@ def test_auto_runs_a_bounded_fista_before_the_weight_space_interior_point(
     assert interior.use_weight_space(problem)
     monkeypatch.setattr(solve, "INTERIOR_MAX_FLOPS",
                         interior.estimated_flops(problem) * 1.01)  # n x n: over
-    assert solve._weight_space_only(problem)
+    assert interior.estimated_flops(problem, False) > solve.INTERIOR_MAX_FLOPS
     budget = solve.fista_budget(problem)
     c, P, d = problem.weight_shape
     assert budget == max(solve.MIN_FISTA_BUDGET, int(

@@ -17,6 +17,11 @@ WITH_WEIGHTS = frozenset({OPTIMAL, OPTIMAL_INACCURATE, USER_LIMIT, INFEASIBLE})
 # USER_LIMIT), so that callers such as regularization_path can stop too.
 INTERRUPTED = "interrupted by the user (KeyboardInterrupt)"
 
+
+def interrupted(solution):
+    """Whether the fast solver caught a Ctrl-C during this solve."""
+    return solution.status == USER_LIMIT and INTERRUPTED in solution.message
+
 # Every status CVXPY's solvers return (cvxpy.settings.SOLUTION_PRESENT,
 # INF_OR_UNB, ERROR), which the CVXPY backend passes on; named here so that
 # model files are checked without importing cvxpy (tests compare the two).

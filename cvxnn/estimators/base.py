@@ -446,7 +446,7 @@ class _ConvexReLUBase(BaseEstimator):
         to all rows (zero at lam_max), not refitted; status user_limit."""
         names = problem.formulation.block_names
         if start is None:
-            weights = [np.zeros(problem.weight_shape, problem.dtype)] * len(names)
+            weights = [np.zeros(problem.weight_shape, problem.dtype) for _ in names]
         else:
             moved = model_selection.transfer_weights(start, problem)
             weights = moved if isinstance(moved, tuple) else (moved,)

@@ -32,7 +32,7 @@ from cvxnn.core import backends
 from cvxnn.core.certificates import lam_max
 from cvxnn.core.network import TwoLayerNetwork, network_from_weights
 from cvxnn.core.problem import with_lam
-from cvxnn.core.status import INTERRUPTED, USER_LIMIT
+from cvxnn.core.status import interrupted as solve_interrupted
 from cvxnn.core.validation import MIN_SAMPLES
 from cvxnn.metrics import encode_targets
 from cvxnn.path import lam_grid
@@ -198,7 +198,7 @@ def select_lam(problems, held_out, score, solver, options, *, n_lams, ratio,
                         sub, solver, opts):
                     opts["warm_start"] = previous[s]
                 sol = _solve_quietly(sub, solver, opts)
-                if sol.status == USER_LIMIT and INTERRUPTED in sol.message:
+                if solve_interrupted(sol):
                     raise KeyboardInterrupt  # caught by the fast solver
                 if sol.U is None:
                     split_keys.append([-np.inf, -np.inf])

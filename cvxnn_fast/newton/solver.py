@@ -404,6 +404,12 @@ def _sample_start(problem, tol, max_iter, monitor, ops, stall=False):
             bool(result.info.get("stalled")))
 
 
+def _counts(cg=0, products=0, first_order=0, stalled=False):
+    """The info a Newton-CG Result carries, whichever way it ends."""
+    return {"cg_iterations": cg, "hessian_products": products,
+            "first_order_iterations": first_order, "stalled": bool(stalled)}
+
+
 def solve_gated(problem, U0, tol, max_iter, monitor, ops=None, stall=False):
     """Newton-CG on the gated ReLU program from U0 (see the module docstring);
     the products with the data from ``ops`` (default: the host's). With
@@ -423,9 +429,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor, ops=None, stall=False):
                                                 "stalled in the subsample warm start."))
             return Result(status, message, {"U": U0}, 0,
                           {k: np.zeros(0) for k in history}, monitor.start,
-                          info={"cg_iterations": 0, "hessian_products": 0,
-                                "first_order_iterations": 0,
-                                "stalled": bool(stalled and not stopped)})
+                          info=_counts(stalled=stalled and not stopped))
     if problem.loss.name != "squared" and not U0.any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -437,8 +441,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor, ops=None, stall=False):
                 f"{first.stop} at iteration {first.n_iter}, at the end of the "
                 "first-order phase.")
         if first.status == USER_LIMIT or (first.status == OPTIMAL and tol >= SWITCH):
-            first.info.update(cg_iterations=0, hessian_products=0,
-                              first_order_iterations=first.n_iter, stalled=False)
+            first.info.update(_counts(first_order=first.n_iter))
             return first
         U0 = first.blocks["U"]
     point = Point(problem, U0, ops=ops)
@@ -450,10 +453,9 @@ def solve_gated(problem, U0, tol, max_iter, monitor, ops=None, stall=False):
         point, status, message = counts["point"], USER_LIMIT, INTERRUPTED
     n_iter = max(len(history["time"]) - 1, 0)
     history = {k: np.asarray(v) for k, v in history.items()}
-    info = {"cg_iterations": counts["cg"], "hessian_products": counts["products"],
-            "first_order_iterations": 0, "stalled": bool(counts.get("stalled"))}
+    info = _counts(counts["cg"], counts["products"],
+                   0 if first is None else first.n_iter, counts.get("stalled"))
     if first is not None:
-        info["first_order_iterations"] = first.n_iter
         history = {k: np.concatenate([first.history.get(k, np.zeros(
             first.n_iter + 1)), v]) for k, v in history.items()}
     return Result(status, message, {"U": point.U.copy()}, n_iter, history,
