@@ -37,7 +37,7 @@ import scipy
 
 from cvxnn.core.certificates import certificate
 from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
-from cvxnn.core.problem import check_problem, same_array
+from cvxnn.core.problem import check_problem, same_array, with_dtype
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.core.validation import (
@@ -47,7 +47,7 @@ from cvxnn.core.validation import (
     check_weights,
 )
 from cvxnn_fast.augmented import solver as augmented
-from cvxnn_fast.common.run import Monitor, joined_history
+from cvxnn_fast.common.run import Monitor, Result, joined_history
 from cvxnn_fast.fista import solver as fista
 from cvxnn_fast.interior import solver as interior
 from cvxnn_fast.newton import solver as newton
@@ -253,8 +253,15 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         ``sol.info["device_certificate"]`` holds the one computed on the
         device (a dict of the Certificate's fields).
     dtype : None, "float32" or "float64" (or np.float32, torch.float64, ...)
-        PyTorch backend only: the working dtype (default float32 on a GPU,
-        the problem's dtype on the CPU).
+        The working dtype. PyTorch backend: default float32 on a GPU, the
+        problem's dtype on the CPU. Compiled solvers: default the problem's;
+        another one solves a copy of the problem in it (same patterns), and
+        the returned weights are certified on the problem as given. Where the
+        copy certifies ``tol`` but the problem does not (or R-FISTA's line
+        search runs out of precision), the solve goes on in the problem's
+        dtype from there (``sol.info["refined"]``). float32 on float64 data
+        halves the cost of the data products for tol at float32's reach
+        (about 1e-5 and up; the estimators use it from 1e-4).
     step_size : float > 0, optional
         R-FISTA only: its first step, in place of ``1 / L`` from power
         iterations on the loss's global curvature bound. That bound is far
@@ -277,11 +284,21 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     if step_size is not None:
         step_size = check_positive_float(step_size, "step_size")
     verbose = check_bool(verbose, "verbose")
-    if _on_torch(device, dtype):
+    if _on_torch(device):
         if step_size is not None:
             raise ValueError("step_size: the PyTorch backend estimates its own.")
         return _torch_solve(problem, tol, max_iter, warm_start, verbose, callback,
                             time_limit, method, device, dtype)
+    if dtype is not None:
+        from cvxnn_fast.pytorch.device import working_dtype  # no torch import
+
+        working = with_dtype(problem, working_dtype(problem.dtype, None, dtype))
+        if working is not problem:
+            return _in_working_dtype(problem, working, tol, cone_tol, max_iter,
+                                     time_limit, dict(
+                                         warm_start=warm_start, verbose=verbose,
+                                         callback=callback, method=method,
+                                         step_size=step_size))
     auto = method == "auto"
     method = choose_method(problem, method, warm_start)
     if step_size is not None and method != "fista":
@@ -421,17 +438,57 @@ def _run(method, blocks, multipliers, problem, tol, cone_tol, max_iter, monitor,
                              *fista_hint)
 
 
-def _on_torch(device, dtype):
+def _on_torch(device):
     """Whether ``device`` asks for the PyTorch backend (see fast_solve)."""
     from cvxnn_fast.pytorch.device import torch_available
 
-    if device is None or (device == "cpu" and not torch_available()):
-        if dtype is not None:
-            raise ValueError("dtype: only the PyTorch backend takes a working "
-                             "dtype (give device=); the compiled solvers run in "
-                             "the problem's dtype.")
-        return False
-    return True
+    return not (device is None or (device == "cpu" and not torch_available()))
+
+
+def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
+                      options):
+    """fast_solve's compiled solvers on ``working`` (``problem`` in another
+    dtype); the weights certified on ``problem``, and refined in its dtype
+    where the working one certified ``tol`` but ``problem`` does not."""
+    start = time.monotonic()
+    with warnings.catch_warnings():  # judged here, on the problem as given
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = fast_solve(working, tol=tol, max_iter=max_iter, cone_tol=cone_tol,
+                           time_limit=time_limit, **options)
+    name = working.dtype.name
+    refine = first.status == OPTIMAL or first.info.get("precision_stall", False)
+    result = Result(first.status, first.message, _cast(first.blocks, problem.dtype),
+                    first.n_iter, first.history, start,
+                    _cast(first.multipliers, problem.dtype),
+                    info={**first.info, "dtype": name})
+    left = None if time_limit is None else time_limit - (time.monotonic() - start)
+    if refine and (left is None or left > 0):
+        solution = Solution.from_weights(
+            problem, status=first.status, solver="fast", solve_time=0.0,
+            multipliers=result.multipliers, **result.blocks)
+        if solution.certificate.satisfied(tol, cone_tol):
+            result.certificate = solution.certificate
+        else:
+            second = fast_solve(problem, tol=tol, max_iter=max_iter,
+                                cone_tol=cone_tol, time_limit=left,
+                                **{**options, "warm_start": solution,
+                                   "step_size": None})
+            second.solve_time = time.monotonic() - start
+            second.n_iter += first.n_iter
+            second.history = joined_history(first.history, second.history)
+            second.info.update(dtype=name, refined=problem.dtype.name,
+                               working_iterations=first.n_iter)
+            return second
+    return _finish(problem, result, tol, cone_tol, working="dtype", stacklevel=4)
+
+
+def _cast(arrays, dtype):
+    """A dict or tuple of arrays (or None) in ``dtype``."""
+    if arrays is None:
+        return None
+    if isinstance(arrays, dict):
+        return {k: np.ascontiguousarray(a, dtype) for k, a in arrays.items()}
+    return tuple(np.ascontiguousarray(a, dtype) for a in arrays)
 
 
 def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_limit,
@@ -455,10 +512,10 @@ def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_lim
         result = torch_solver.solve(problem, blocks["U"], tol, max_iter, monitor,
                                     device, dtype)
     result.info["method"] = method
-    return _finish(problem, result, tol, device=True)
+    return _finish(problem, result, tol, working="device")
 
 
-def _short_of_tol(solution, tol, cone_tol, device):
+def _short_of_tol(solution, tol, cone_tol, working):
     """Why an ``optimal`` solve's returned weights miss ``tol`` (or
     ``cone_tol``) by their own certificate, or None. The methods judge
     their iterates in the loop, in the working dtype (a device's float32 by
@@ -470,14 +527,17 @@ def _short_of_tol(solution, tol, cone_tol, device):
     found = (f"certificate is {cert.optimality:.2e}" if cert.optimality > tol else
              f"cone violation is {cert.cone_violation:.2e} > "
              f"cone_tol={cone_tol:.1e}")
-    working = solution.info.get("dtype")
-    if device and working != "float64":
+    dtype = solution.info.get("dtype")
+    if working == "device" and dtype != "float64":
         advice = "a float64 working dtype (dtype='float64') certifies tighter"
+    elif working == "dtype":
+        advice = "the problem's own dtype (no dtype=) certifies tighter"
     elif solution.problem.dtype == np.float32:
         advice = "a problem built from float64 data certifies tighter"
     else:
         advice = "a smaller tol leaves a margin"
-    where = f"the device's working dtype {working}" if device else "its own test"
+    where = {"device": f"the device's working dtype {dtype}",
+             "dtype": f"the working dtype {dtype}"}.get(working, "its own test")
     return (f"the method reached tol={tol:.1e} in {where}, but the returned "
             f"weights' {found}; {advice}.")
 
@@ -547,10 +607,12 @@ def _blas_threads(problem, method):
     return controller.select(filepath=others).limit(limits=1)
 
 
-def _finish(problem, result, tol, cone_tol=None, device=False):
+def _finish(problem, result, tol, cone_tol=None, working=None, stacklevel=3):
     """Turn an engine result into a Solution: ``optimal`` only where the
     returned weights' certificate meets tol (and cone_tol); warn where the
-    solve fell short."""
+    solve fell short. ``working``: "device" or "dtype" where the loop ran on
+    a PyTorch device or in another working dtype (its messages quote its own
+    numbers)."""
     elapsed = time.monotonic() - result.start
     solution = Solution.from_weights(
         problem, status=result.status, solver="fast", solve_time=elapsed,
@@ -559,7 +621,7 @@ def _finish(problem, result, tol, cone_tol=None, device=False):
         certificate=result.certificate, **result.blocks)
     cone_tol = tol if cone_tol is None else cone_tol
     if solution.status == OPTIMAL:
-        short = _short_of_tol(solution, tol, cone_tol, device)
+        short = _short_of_tol(solution, tol, cone_tol, working)
         if short is not None:
             solution.status, solution.message = OPTIMAL_INACCURATE, short
     elif solution.status == OPTIMAL_INACCURATE and \
@@ -567,15 +629,16 @@ def _finish(problem, result, tol, cone_tol=None, device=False):
         # a loop that stopped short of its own (tightened) target with weights
         # that certify tol: they decide
         solution.status, solution.message = OPTIMAL, ""
-    elif device and solution.certificate.optimality is not None:
-        # the device quotes its own numbers (float32 by default), which can
-        # differ from the host's certificate of the same weights in the
-        # second digit near float32's reach: quote the one that counts
+    elif working and solution.certificate.optimality is not None:
+        # the loop quotes its own numbers (a device's float32 by default),
+        # which can differ from the certificate of the same weights on the
+        # problem in the second digit near float32's reach: quote the one
+        # that counts
         quoted = f"{solution.certificate.optimality:.2e}"
         if quoted not in solution.message:
             solution.message = (f"{solution.message.rstrip('.')}; the returned "
                                 f"weights' certificate: {quoted}.")
     if solution.status != OPTIMAL:
         warnings.warn(f"fast_solve: {solution.message}", ConvergenceWarning,
-                      stacklevel=3)
+                      stacklevel=stacklevel)
     return solution

@@ -316,6 +316,31 @@ def test_fast_solver_matches_clarabel(regression_data):
                                                      rel=1e-5)
 
 
+def test_a_loose_fast_fit_of_float64_data_iterates_in_float32(three_classes):
+    """At tol >= 1e-4 the fast solver iterates in float32 on float64 data;
+    the model, problem and certificate are float64, and the certificate is
+    that of the returned weights on the float64 problem."""
+    X, y = three_classes
+    est = ConvexReLUClassifier(n_gates=8, lam=1e-3, solver="fast").fit(X, y)
+    assert est.solution_.info["dtype"] == "float32"
+    assert est.problem_.dtype == est.solution_.U.dtype == np.float64
+    assert est.network_.W1.dtype == np.float64
+    again = cvxnn.certificate(est.problem_, est.solution_.U)
+    assert est.certificate_.optimality == pytest.approx(again.optimality, rel=1e-12)
+    assert again.optimality <= est.tol
+    ref = ConvexReLUClassifier(n_gates=8, lam=1e-3, solver=SOLVER).fit(X, y)
+    assert abs(est.solution_.objective - ref.solution_.objective) <= \
+        est.tol * est.solution_.objective
+    # where float32 does not fit: a tight tol, float32 data, the ReLU program,
+    # a device, a dtype the user chose
+    for params, data in [({"tol": 1e-6}, X), ({}, X.astype(np.float32)),
+                         ({"formulation": "relu"}, X),
+                         ({"solver_options": {"dtype": "float64"}}, X)]:
+        fit = ConvexReLUClassifier(n_gates=8, lam=1e-3, solver="fast",
+                                   **params).fit(data, y)
+        assert fit.solution_.info.get("dtype") in (None, "float64"), params
+
+
 def test_an_estimator_with_a_lambda_family_still_pickles(regression_data):
     """Carrying the sampler broke pickle for lambda or local samplers (loky's
     cloudpickle carried them, pickle and joblib.dump did not)."""

@@ -114,6 +114,58 @@ def test_float32_agrees_with_float64(formulation):
                                atol=1e-3)
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
+def test_float32_working_dtype_is_certified_on_the_problem(loss, formulation):
+    """dtype="float32" on float64 data: the loop runs on a float32 copy with
+    the same patterns (its iterates are those of that copy's own solve), and
+    the weights come back in float64 with their float64 certificate."""
+    from cvxnn.core.problem import with_dtype
+
+    problem = build(loss, "group_l1", formulation=formulation, bias=True)
+    copy = with_dtype(problem, np.float32)
+    assert copy.X.dtype == copy.y.dtype == copy.gates.dtype == np.float32
+    assert copy.patterns is problem.patterns
+    assert with_dtype(problem, "float64") is problem
+    sol = fast_solve(problem, tol=1e-4, max_iter=100_000, dtype="float32")
+    alone = fast_solve(copy, tol=1e-4, max_iter=100_000)
+    assert sol.status == "optimal", sol.message
+    assert sol.problem is problem and sol.info["dtype"] == "float32"
+    for name, block in sol.blocks.items():
+        assert block.dtype == np.float64
+        np.testing.assert_array_equal(block, getattr(alone, name))
+    again = cvxnn.certificate(problem, **sol.blocks, **(
+        {"multipliers": sol.multipliers} if formulation == "relu" else {}))
+    assert sol.certificate.optimality == pytest.approx(again.optimality, rel=1e-12)
+    assert sol.certificate.satisfied(1e-4, 1e-4)
+    ref = clarabel(problem)
+    assert abs(sol.objective - ref.objective) <= 1e-4 * abs(sol.objective) + 1e-12
+
+
+def test_float32_working_dtype_refines_in_the_problems_dtype():
+    """Below float32's reach the solve goes on in float64 from the float32
+    one's point, and certifies there."""
+    problem = build("squared", "group_l1", lam=1e-3, n_samples=60, n_gates=10)
+    sol = fast_solve(problem, tol=1e-9, max_iter=100_000, dtype="float32")
+    assert sol.status == "optimal", sol.message
+    assert sol.info["refined"] == "float64" and sol.info["dtype"] == "float32"
+    assert 0 < sol.info["working_iterations"] < sol.n_iter
+    assert sol.U.dtype == np.float64
+    assert cvxnn.certificate(problem, sol.U).optimality <= 1e-9
+    cold = fast_solve(problem, tol=1e-9, max_iter=100_000)
+    assert sol.objective == pytest.approx(cold.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int64", np.complex128, "half"])
+def test_bad_working_dtype_is_refused_before_any_work(dtype, monkeypatch):
+    import cvxnn_fast.solve as solve_module
+
+    problem = build("squared", "group_l1")
+    monkeypatch.setattr(solve_module, "_in_working_dtype", None)  # never reached
+    with pytest.raises(ValueError, match="^dtype: expected"):
+        fast_solve(problem, dtype=dtype)
+
+
 @pytest.mark.parametrize("formulation", ["gated_relu", "relu"])
 def test_warm_start_from_the_optimum_stops_at_once(formulation):
     problem = build("logistic", "group_l1", formulation=formulation)

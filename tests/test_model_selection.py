@@ -82,6 +82,53 @@ def test_cv_lam_equals_brute_force_grid(kind, request):
     assert est.solution_.status == OPTIMAL
 
 
+@pytest.mark.parametrize("path_tol, whiten, dtype", [
+    (2e-2, False, np.float32), (2e-2, True, np.float32), (1e-6, False, np.float64)])
+def test_cv_path_runs_in_float32_and_the_refit_starts_from_it(
+        classification, monkeypatch, path_tol, whiten, dtype):
+    """A loose path on float64 data solves float32 copies (1.5x faster on
+    digits); the refit is float64 and starts from the path's solution at
+    lam_ (its gates matched across the dtypes: they used to be matched by
+    their float64 bytes, which a float32 path's never equal)."""
+    from cvxnn.estimators import selection as model_selection
+
+    X, y = classification
+    path_dtypes, starts = [], []
+    quietly = model_selection._solve_quietly
+
+    path = {}
+
+    def record_path(problem, solver, options):
+        path_dtypes.append(problem.dtype)
+        path[problem.lam] = quietly(problem, solver, options)
+        return path[problem.lam]
+
+    refit = ConvexReLUClassifierCV._solve
+
+    def record_refit(self, problem, solver, options):
+        starts.append((problem, options.get("warm_start")))
+        return refit(self, problem, solver, options)
+
+    monkeypatch.setattr(model_selection, "_solve_quietly", record_path)
+    monkeypatch.setattr(ConvexReLUClassifierCV, "_solve", record_refit)
+    est = ConvexReLUClassifierCV(n_gates=8, n_lams=5, path_tol=path_tol,
+                                 whiten=whiten, solver=FAST).fit(X, y)
+    assert path_dtypes and set(path_dtypes) == {np.dtype(dtype)}
+    ((problem, start),) = starts
+    assert problem is est.problem_ and problem.dtype == np.float64
+    assert est.lam_ < est.lams_[0]  # a path solution to start from
+    # the start is the path's solution at lam_, carried to the refit's gates
+    sol = path[est.lam_]
+    sub = sol.problem
+    assert np.count_nonzero(start) > 0 and start.dtype == np.float64
+    by_gate = {g.astype(np.float32).tobytes(): i for i, g in enumerate(sub.gates.T)}
+    for j, g in enumerate(problem.gates.T):
+        i = by_gate.get(g.astype(np.float32).tobytes())
+        expected = 0.0 if i is None else sol.U[:, i]
+        np.testing.assert_array_equal(start[:, j], expected)
+    assert est.certificate_.relative_gap <= est.tol
+
+
 def test_cv_path_stops_when_validation_stops_improving(regression):
     X, y = regression
     est = ConvexReLURegressorCV(n_gates=10, n_lams=30, patience=2,

@@ -400,6 +400,23 @@ def replace_problem(problem, *, lam=None, formulation=None):
     return new
 
 
+def with_dtype(problem, dtype):
+    """``problem`` with its data (X, y, gates) in ``dtype`` (float32 or
+    float64) and the same patterns, lam and formulation; ``problem`` itself
+    when it is in ``dtype`` already. The copy has its own ``data_cache``."""
+    check_problem(problem)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype.name}.")
+    if dtype == problem.dtype:
+        return problem
+    return Problem(np.ascontiguousarray(problem.X, dtype),
+                   np.ascontiguousarray(problem.y, dtype), problem.patterns,
+                   np.ascontiguousarray(problem.gates, dtype), problem.loss,
+                   problem.regularizer, problem.lam, problem.formulation,
+                   problem.bias, problem.classes, problem.input_scale)
+
+
 def with_lam(problem, lam):
     """``problem`` with its regularization strength replaced by ``lam``."""
     return replace_problem(problem, lam=lam)

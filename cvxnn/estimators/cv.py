@@ -34,6 +34,8 @@ _CV_DOC = r"""
         Lams without improvement of the validation score before the path stops.
     path_tol : float > 0, default=%g
         Tolerance of the fast solver along the path (the refit uses ``tol``).
+        From 1e-4 up, the path solves float32 copies of float64 data (the
+        refit is in the data's dtype).
     %s
         As for the plain estimator (no ``lam``; no early stopping), except
         that ``regularizer`` must be a norm (group_l1, feature_group_l1, l1):

@@ -221,14 +221,16 @@ def select_lam(problems, held_out, score, solver, options, *, n_lams, ratio,
 
 def transfer_weights(solution, problem):
     """A warm start for ``problem`` from ``solution`` of a problem on a subset
-    of its rows built with the same gates (patterns matched by their gate;
-    patterns the subset merged or lost start at zero).
+    of its rows built with the same gates, in its dtype or another (patterns
+    matched by their gate; patterns the subset merged or lost start at zero).
 
     Returns the array ``U`` (gated) or the tuple ``(V, W)`` (ReLU).
     """
-    index = {g.tobytes(): i for i, g in enumerate(solution.problem.gates.T.copy())}
-    kept = [(j, index[g.tobytes()]) for j, g in enumerate(problem.gates.T.copy())
-            if g.tobytes() in index]
+    def keys(G):  # in float32, so that a float32 path's gates match float64 ones
+        return [g.tobytes() for g in np.asarray(G.T, dtype=np.float32, order="C")]
+
+    index = {g: i for i, g in enumerate(keys(solution.problem.gates))}
+    kept = [(j, index[g]) for j, g in enumerate(keys(problem.gates)) if g in index]
     full, sub = (np.array(k, dtype=np.intp) for k in zip(*kept, strict=True)) \
         if kept else (np.zeros(0, np.intp),) * 2
     blocks = []
