@@ -39,7 +39,7 @@ from cvxnn.core.certificates import certificate
 from cvxnn.core.errors import ConvergenceWarning, NumericalBreakdown
 from cvxnn.core.problem import check_problem, same_array, with_dtype
 from cvxnn.core.solution import Solution
-from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
+from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE, USER_LIMIT
 from cvxnn.core.validation import (
     check_bool,
     check_positive_float,
@@ -217,8 +217,8 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         outer ones; interior point: Newton steps, at most
         ``interior.MAX_ITER``; Newton-CG: Newton steps, and as many R-FISTA
         iterations again for its first phase on logistic and cross-entropy
-        losses; each phase of an ``auto`` hand-over has its own, and the
-        callback's iteration numbers start again in each).
+        losses; each phase of an ``auto`` hand-over has its own; the
+        callback's iteration numbers count on across phases).
         Reaching it returns the iterate as ``"optimal_inaccurate"`` with a
         :class:`cvxnn.core.errors.ConvergenceWarning`.
     warm_start : None, Solution, array U (gated) or tuple (V, W) (ReLU)
@@ -256,10 +256,10 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         The working dtype. PyTorch backend: default float32 on a GPU, the
         problem's dtype on the CPU. Compiled solvers: default the problem's;
         another one solves a copy of the problem in it (same patterns), and
-        the returned weights are certified on the problem as given. Where the
-        copy certifies ``tol`` but the problem does not (or R-FISTA's line
-        search runs out of precision), the solve goes on in the problem's
-        dtype from there (``sol.info["refined"]``). float32 on float64 data
+        the returned weights are certified on the problem as given. Where
+        they miss ``tol`` there (float32's precision or range), and no stop
+        was asked, the solve goes on in the problem's dtype from them
+        (``sol.info["refined"]``; max_iter counts again). float32 on float64 data
         halves the cost of the data products for tol at float32's reach
         (about 1e-5 and up; the estimators use it from 1e-4).
     step_size : float > 0, optional
@@ -335,7 +335,7 @@ def _interior_then_first_order(problem, blocks, args):
     (ill-conditioned, or no minimizer) or breaks down, the first-order method
     goes on from its iterate (from ``blocks`` after a breakdown)."""
     first_order = choose_method(problem, "auto", warm_start=blocks)
-    multipliers, interior_run = None, None
+    multipliers, interior_run, monitor = None, None, args[-1]
     try:
         result = _run("interior_point", blocks, None, *args)
         result.info["method"] = "interior_point"
@@ -343,6 +343,7 @@ def _interior_then_first_order(problem, blocks, args):
             return result
         blocks = {k: np.ascontiguousarray(b) for k, b in result.blocks.items()}
         multipliers, interior_run = result.multipliers, result
+        monitor.offset += result.n_iter
     except NumericalBreakdown:
         pass
     result = _run(first_order, blocks, multipliers, *args)
@@ -391,6 +392,7 @@ def _fista_then_interior(problem, blocks, args, fista_hint=(None, None)):
                               or first.certificate.satisfied(tol, cone_tol)):
         first.info.update(method="fista", fista_budget=budget)
         return first  # certified, or stopped by the user
+    monitor.offset += 0 if first is None else first.n_iter
     result = _interior_then_first_order(problem, blocks, args)
     result.info.update(fista_budget=budget, fista_iterations=(
         first.n_iter if first is not None else None))
@@ -409,6 +411,7 @@ def _newton_then_fista(problem, blocks, args):
     if not result.info.get("stalled"):
         return result
     stalled = result
+    monitor.offset += stalled.n_iter
     result = fista.solve_gated(problem, np.ascontiguousarray(result.blocks["U"]),
                                tol, max_iter, monitor)
     return handed_over(stalled, result)
@@ -448,38 +451,63 @@ def _on_torch(device):
 def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
                       options):
     """fast_solve's compiled solvers on ``working`` (``problem`` in another
-    dtype); the weights certified on ``problem``, and refined in its dtype
-    where the working one certified ``tol`` but ``problem`` does not."""
+    dtype), the weights certified on ``problem``; where they miss ``tol``
+    there, and no stop was asked, the solve goes on in ``problem``'s dtype
+    from them (from the start after a breakdown: float32's range)."""
     start = time.monotonic()
-    with warnings.catch_warnings():  # judged here, on the problem as given
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        first = fast_solve(working, tol=tol, max_iter=max_iter, cone_tol=cone_tol,
-                           time_limit=time_limit, **options)
-    name = working.dtype.name
-    refine = first.status == OPTIMAL or first.info.get("precision_stall", False)
-    result = Result(first.status, first.message, _cast(first.blocks, problem.dtype),
-                    first.n_iter, first.history, start,
-                    _cast(first.multipliers, problem.dtype),
-                    info={**first.info, "dtype": name})
-    left = None if time_limit is None else time_limit - (time.monotonic() - start)
-    if refine and (left is None or left > 0):
-        solution = Solution.from_weights(
+    callback = options["callback"]
+    counted = None if callback is None else _CountOn(callback)
+    name, first = working.dtype.name, None
+    try:
+        # judged here, on the problem as given; float32's overflows are caught
+        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            first = fast_solve(working, tol=tol, max_iter=max_iter, cone_tol=cone_tol,
+                               time_limit=time_limit,
+                               **{**options, "callback": counted})
+    except NumericalBreakdown:
+        warm_start = options["warm_start"]
+    if first is not None:
+        result = Result(first.status, first.message,
+                        _cast(first.blocks, problem.dtype), first.n_iter,
+                        first.history, start, _cast(first.multipliers, problem.dtype),
+                        info={**first.info, "dtype": name})
+        warm_start = Solution.from_weights(
             problem, status=first.status, solver="fast", solve_time=0.0,
             multipliers=result.multipliers, **result.blocks)
-        if solution.certificate.satisfied(tol, cone_tol):
-            result.certificate = solution.certificate
-        else:
-            second = fast_solve(problem, tol=tol, max_iter=max_iter,
-                                cone_tol=cone_tol, time_limit=left,
-                                **{**options, "warm_start": solution,
-                                   "step_size": None})
-            second.solve_time = time.monotonic() - start
-            second.n_iter += first.n_iter
-            second.history = joined_history(first.history, second.history)
-            second.info.update(dtype=name, refined=problem.dtype.name,
-                               working_iterations=first.n_iter)
-            return second
-    return _finish(problem, result, tol, cone_tol, working="dtype", stacklevel=4)
+        result.certificate = warm_start.certificate
+        left = None if time_limit is None else time_limit - (time.monotonic() - start)
+        if (first.status == USER_LIMIT or (left is not None and left <= 0)
+                or warm_start.certificate.satisfied(tol, tol if cone_tol is None
+                                                    else cone_tol)):
+            return _finish(problem, result, tol, cone_tol, working="dtype",
+                           stacklevel=4)
+    left = None if time_limit is None else time_limit - (time.monotonic() - start)
+    second = fast_solve(problem, tol=tol, max_iter=max_iter, cone_tol=cone_tol,
+                        time_limit=left, **{
+                            **options, "warm_start": warm_start,
+                            "step_size": None if first is not None
+                            else options["step_size"],
+                            "callback": counted and _CountOn(callback, counted.last)})
+    second.solve_time = time.monotonic() - start
+    if first is not None:
+        second.n_iter += first.n_iter
+        second.history = joined_history(first.history, second.history)
+    second.info.update(dtype=name, refined=problem.dtype.name,
+                       working_iterations=None if first is None else first.n_iter)
+    return second
+
+
+class _CountOn:
+    """The user's callback seeing iteration numbers shifted by ``offset``
+    (those of an earlier solve); ``last``: the last it saw."""
+
+    def __init__(self, callback, offset=0):
+        self.callback, self.offset, self.last = callback, offset, offset
+
+    def __call__(self, state):
+        self.last = state["iteration"] + self.offset
+        return self.callback({**state, "iteration": self.last})
 
 
 def _cast(arrays, dtype):
@@ -505,6 +533,7 @@ def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_lim
         result = torch_newton.solve(problem, blocks["U"], tol, max_iter, monitor,
                                     device, dtype, stall=auto)
         if result.info.get("stalled"):  # as _newton_then_fista
+            monitor.offset += result.n_iter
             result = handed_over(result, torch_solver.solve(
                 problem, result.blocks["U"], tol, max_iter, monitor, device, dtype))
             method = "fista"

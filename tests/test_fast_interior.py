@@ -531,10 +531,16 @@ def test_a_warm_started_auto_keeps_the_interior_point_after_its_fista():
     problem = cvxnn.build_problem(X, y, lam=1.0, n_gates=8, bias=True)
     problem = cvxnn.with_lam(problem, 1e-6 * cvxnn.lam_max(problem))
     near = fast_solve(cvxnn.with_lam(problem, 2 * problem.lam), tol=1e-3)
-    sol = fast_solve(problem, tol=1e-8, warm_start=near)
+    seen = []
+    sol = fast_solve(problem, tol=1e-8, warm_start=near,
+                     callback=lambda state: seen.append(state["iteration"]))
     assert_matches(sol, clarabel(problem), 1e-8)
     assert sol.info["fista_budget"] == solve.fista_budget(problem)
     # tiny lam: R-FISTA does not certify within its budget, even warm
     assert sol.info["method"] == "interior_point"
     assert sol.info["fallback_from"] == "fista"
     assert sol.info["fista_iterations"] == sol.info["fista_budget"]
+    # the callback's iteration numbers count on into the interior point (they
+    # started again from 0)
+    assert np.all(np.diff(seen) >= 0), seen
+    assert seen[-1] == sol.info["fista_iterations"] + sol.n_iter

@@ -146,14 +146,38 @@ def test_float32_working_dtype_refines_in_the_problems_dtype():
     """Below float32's reach the solve goes on in float64 from the float32
     one's point, and certifies there."""
     problem = build("squared", "group_l1", lam=1e-3, n_samples=60, n_gates=10)
-    sol = fast_solve(problem, tol=1e-9, max_iter=100_000, dtype="float32")
+    seen = []
+    sol = fast_solve(problem, tol=1e-9, max_iter=100_000, dtype="float32",
+                     callback=lambda state: seen.append(state["iteration"]))
     assert sol.status == "optimal", sol.message
+    assert np.all(np.diff(seen) >= 0), seen  # counting on into the refinement
     assert sol.info["refined"] == "float64" and sol.info["dtype"] == "float32"
     assert 0 < sol.info["working_iterations"] < sol.n_iter
     assert sol.U.dtype == np.float64
     assert cvxnn.certificate(problem, sol.U).optimality <= 1e-9
     cold = fast_solve(problem, tol=1e-9, max_iter=100_000)
     assert sol.objective == pytest.approx(cold.objective, rel=1e-8)
+
+
+def test_float32_working_dtype_falls_back_where_float32_overflows():
+    """Data beyond float32's range break the float32 solve down; the problem's
+    float64 solves it from the start, without leaking float32's warnings."""
+    rng = np.random.default_rng(0)
+    X = 1e22 * rng.standard_normal((60, 3))
+    problem = cvxnn.build_problem(X, X[:, 0], lam=1e40, n_gates=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = fast_solve(problem, tol=1e-4, dtype="float32")
+    assert sol.status == "optimal" and sol.certificate.optimality <= 1e-4
+    assert sol.info["refined"] == "float64" and sol.info["working_iterations"] is None
+
+
+def test_a_stopped_float32_solve_is_not_refined():
+    problem = build("squared", "group_l1", lam=1e-3, n_samples=60, n_gates=10)
+    with pytest.warns(ConvergenceWarning, match="stopped by the callback"):
+        sol = fast_solve(problem, tol=1e-9, dtype="float32", callback=lambda s: True)
+    assert sol.status == "user_limit" and "refined" not in sol.info
+    assert sol.info["dtype"] == "float32" and sol.U.dtype == np.float64
 
 
 @pytest.mark.parametrize("dtype", ["float16", "int64", np.complex128, "half"])

@@ -33,13 +33,19 @@ class Result:
 
 
 class Monitor:
-    """Progress printing, the user's callback and the time limit, between chunks."""
+    """Progress printing, the user's callback and the time limit, between chunks.
+
+    ``offset``: iterations of the phases before the running one (an ``auto``
+    hand-over adds the finished phase's), so that the iteration numbers the
+    user sees count on across phases.
+    """
 
     def __init__(self, verbose, callback, time_limit):
         self.verbose = bool(verbose)
         self.callback = callback
         self.time_limit = time_limit
         self.start = time.monotonic()
+        self.offset = 0
         self._last_print = -np.inf
 
     def elapsed(self):
@@ -47,6 +53,8 @@ class Monitor:
 
     def check(self, info):
         """Print, call back and test the time limit for one progress record."""
+        if self.offset:
+            info = {**info, "iteration": info["iteration"] + self.offset}
         if self.verbose and info["time"] - self._last_print >= 0.5:
             self._last_print = info["time"]
             extra = (f"  cone violation {info['cone_violation']:.2e}"

@@ -488,6 +488,5 @@ def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
     return Result(status, message, blocks, int(ws.state[K["S_ITER"]]),
                   ws.history_dict(False), monitor.start, certificate=cert,
                   info={"polished": polisher.result is not None,
-                        "metric_beta": ws.beta, "feature_metric": fm is not None,
-                        "precision_stall": code == K["STEP_UNDERFLOW"]},
+                        "metric_beta": ws.beta, "feature_metric": fm is not None},
                   stop=stop)

@@ -444,6 +444,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor, ops=None, stall=False):
             first.info.update(_counts(first_order=first.n_iter))
             return first
         U0 = first.blocks["U"]
+        monitor.offset += first.n_iter
     point = Point(problem, U0, ops=ops)
     counts = {"cg": 0, "products": 0, "point": point}
     try:
