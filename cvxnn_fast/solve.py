@@ -257,11 +257,13 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         problem's dtype on the CPU. Compiled solvers: default the problem's;
         another one solves a copy of the problem in it (same patterns), and
         the returned weights are certified on the problem as given. Where
-        they miss ``tol`` there (float32's precision or range), and no stop
-        was asked, the solve goes on in the problem's dtype from them
-        (``sol.info["refined"]``; max_iter counts again). float32 on float64 data
-        halves the cost of the data products for tol at float32's reach
-        (about 1e-5 and up; the estimators use it from 1e-4).
+        float32 iterates for a float64 problem and its weights miss ``tol``
+        there (precision, or range: an overflow restarts in float64), and
+        no stop was asked, the solve goes on in float64 from them with what
+        is left of ``max_iter`` (``sol.info["refined"]``). float32 on float64
+        data halves the cost of the data products of R-FISTA for tol at
+        float32's reach (about 1e-5 and up; the estimators use it from 1e-4
+        where R-FISTA runs alone).
     step_size : float > 0, optional
         R-FISTA only: its first step, in place of ``1 / L`` from power
         iterations on the loss's global curvature bound. That bound is far
@@ -292,7 +294,8 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     if dtype is not None:
         from cvxnn_fast.pytorch.device import working_dtype  # no torch import
 
-        working = with_dtype(problem, working_dtype(problem.dtype, None, dtype))
+        with np.errstate(over="ignore"):  # the working solve breaks down
+            working = with_dtype(problem, working_dtype(problem.dtype, None, dtype))
         if working is not problem:
             return _in_working_dtype(problem, working, tol, cone_tol, max_iter,
                                      time_limit, dict(
@@ -335,7 +338,7 @@ def _interior_then_first_order(problem, blocks, args):
     (ill-conditioned, or no minimizer) or breaks down, the first-order method
     goes on from its iterate (from ``blocks`` after a breakdown)."""
     first_order = choose_method(problem, "auto", warm_start=blocks)
-    multipliers, interior_run, monitor = None, None, args[-1]
+    multipliers, interior_run = None, None
     try:
         result = _run("interior_point", blocks, None, *args)
         result.info["method"] = "interior_point"
@@ -343,9 +346,9 @@ def _interior_then_first_order(problem, blocks, args):
             return result
         blocks = {k: np.ascontiguousarray(b) for k, b in result.blocks.items()}
         multipliers, interior_run = result.multipliers, result
-        monitor.offset += result.n_iter
     except NumericalBreakdown:
         pass
+    args[-1].next_phase()  # the monitor
     result = _run(first_order, blocks, multipliers, *args)
     result.info.update(method=first_order, fallback_from="interior_point")
     if interior_run is not None:
@@ -392,7 +395,7 @@ def _fista_then_interior(problem, blocks, args, fista_hint=(None, None)):
                               or first.certificate.satisfied(tol, cone_tol)):
         first.info.update(method="fista", fista_budget=budget)
         return first  # certified, or stopped by the user
-    monitor.offset += 0 if first is None else first.n_iter
+    monitor.next_phase()
     result = _interior_then_first_order(problem, blocks, args)
     result.info.update(fista_budget=budget, fista_iterations=(
         first.n_iter if first is not None else None))
@@ -411,7 +414,7 @@ def _newton_then_fista(problem, blocks, args):
     if not result.info.get("stalled"):
         return result
     stalled = result
-    monitor.offset += stalled.n_iter
+    monitor.next_phase()
     result = fista.solve_gated(problem, np.ascontiguousarray(result.blocks["U"]),
                                tol, max_iter, monitor)
     return handed_over(stalled, result)
@@ -451,17 +454,20 @@ def _on_torch(device):
 def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
                       options):
     """fast_solve's compiled solvers on ``working`` (``problem`` in another
-    dtype), the weights certified on ``problem``; where they miss ``tol``
-    there, and no stop was asked, the solve goes on in ``problem``'s dtype
-    from them (from the start after a breakdown: float32's range)."""
+    dtype), the weights certified on ``problem``. Where the working dtype is
+    the less precise one and its weights miss ``tol`` there, the solve goes on
+    in ``problem``'s dtype from them with the iterations ``max_iter`` has
+    left, unless a stop was asked (from the start, with all of ``max_iter``,
+    after a breakdown or a non-finite certificate: float32's range)."""
     start = time.monotonic()
-    callback = options["callback"]
-    counted = None if callback is None else _CountOn(callback)
-    name, first = working.dtype.name, None
+    cone_tol_ = tol if cone_tol is None else cone_tol
+    counted = _CountOn(options["callback"])
+    name, first, warm_start, budget = working.dtype.name, None, None, max_iter
     try:
         # judged here, on the problem as given; float32's overflows are caught
         with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
             warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)  # BLAS's overflows
             first = fast_solve(working, tol=tol, max_iter=max_iter, cone_tol=cone_tol,
                                time_limit=time_limit,
                                **{**options, "callback": counted})
@@ -472,42 +478,57 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
                         _cast(first.blocks, problem.dtype), first.n_iter,
                         first.history, start, _cast(first.multipliers, problem.dtype),
                         info={**first.info, "dtype": name})
-        warm_start = Solution.from_weights(
+        judged = Solution.from_weights(
             problem, status=first.status, solver="fast", solve_time=0.0,
             multipliers=result.multipliers, **result.blocks)
-        result.certificate = warm_start.certificate
+        result.certificate = judged.certificate
+        finite = np.isfinite(judged.certificate.optimality)
+        coarser = np.finfo(working.dtype).eps > np.finfo(problem.dtype).eps
         left = None if time_limit is None else time_limit - (time.monotonic() - start)
-        if (first.status == USER_LIMIT or (left is not None and left <= 0)
-                or warm_start.certificate.satisfied(tol, tol if cone_tol is None
-                                                    else cone_tol)):
+        budget = max_iter - counted.last if finite else max_iter
+        if (first.status == USER_LIMIT or not coarser or budget <= 0
+                or (left is not None and left <= 0)
+                or judged.certificate.satisfied(tol, cone_tol_)):
             return _finish(problem, result, tol, cone_tol, working="dtype",
                            stacklevel=4)
-    left = None if time_limit is None else time_limit - (time.monotonic() - start)
-    second = fast_solve(problem, tol=tol, max_iter=max_iter, cone_tol=cone_tol,
-                        time_limit=left, **{
-                            **options, "warm_start": warm_start,
-                            "step_size": None if first is not None
-                            else options["step_size"],
-                            "callback": counted and _CountOn(callback, counted.last)})
+        if finite:
+            warm_start = judged
+        else:
+            warm_start = options["warm_start"]
+    if options["method"] == "interior_point":
+        warm_start = None  # it starts from its own interior point
+    elapsed = time.monotonic() - start
+    second = fast_solve(problem, tol=tol, max_iter=budget, cone_tol=cone_tol,
+                        time_limit=None if time_limit is None else time_limit - elapsed,
+                        **{**options, "warm_start": warm_start,
+                           "step_size": None if first is not None
+                           else options["step_size"],
+                           "callback": _CountOn(options["callback"], counted.last,
+                                                elapsed)})
     second.solve_time = time.monotonic() - start
-    if first is not None:
-        second.n_iter += first.n_iter
-        second.history = joined_history(first.history, second.history)
+    history = {**second.history,
+               "time": np.asarray(second.history["time"]) + elapsed}
+    if first is not None:  # n_iter stays the last phase's, as in auto's hand-overs
+        history = joined_history(first.history, history)
+    second.history = history
     second.info.update(dtype=name, refined=problem.dtype.name,
-                       working_iterations=None if first is None else first.n_iter)
+                       working_iterations=None if first is None else counted.last)
     return second
 
 
 class _CountOn:
-    """The user's callback seeing iteration numbers shifted by ``offset``
-    (those of an earlier solve); ``last``: the last it saw."""
+    """The user's callback (or none) for a later phase of a solve: iteration
+    numbers and times shifted by those of the phases before; ``last``: the
+    last iteration number it saw."""
 
-    def __init__(self, callback, offset=0):
-        self.callback, self.offset, self.last = callback, offset, offset
+    def __init__(self, callback, offset=0, time_offset=0.0):
+        self.callback, self.offset, self.time_offset = callback, offset, time_offset
+        self.last = offset
 
     def __call__(self, state):
         self.last = state["iteration"] + self.offset
-        return self.callback({**state, "iteration": self.last})
+        return self.callback is not None and self.callback(
+            {**state, "iteration": self.last, "time": state["time"] + self.time_offset})
 
 
 def _cast(arrays, dtype):
@@ -533,7 +554,7 @@ def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_lim
         result = torch_newton.solve(problem, blocks["U"], tol, max_iter, monitor,
                                     device, dtype, stall=auto)
         if result.info.get("stalled"):  # as _newton_then_fista
-            monitor.offset += result.n_iter
+            monitor.next_phase()
             result = handed_over(result, torch_solver.solve(
                 problem, result.blocks["U"], tol, max_iter, monitor, device, dtype))
             method = "fista"
@@ -553,13 +574,13 @@ def _short_of_tol(solution, tol, cone_tol, working):
     cert = solution.certificate
     if cert.optimality is None or cert.satisfied(tol, cone_tol):
         return None
-    found = (f"certificate is {cert.optimality:.2e}" if cert.optimality > tol else
-             f"cone violation is {cert.cone_violation:.2e} > "
+    found = (f"certificate is {cert.optimality:.2e}" if not cert.optimality <= tol
+             else f"cone violation is {cert.cone_violation:.2e} > "
              f"cone_tol={cone_tol:.1e}")
     dtype = solution.info.get("dtype")
     if working == "device" and dtype != "float64":
         advice = "a float64 working dtype (dtype='float64') certifies tighter"
-    elif working == "dtype":
+    elif working == "dtype" and dtype == "float32" != solution.problem.dtype:
         advice = "the problem's own dtype (no dtype=) certifies tighter"
     elif solution.problem.dtype == np.float32:
         advice = "a problem built from float64 data certifies tighter"

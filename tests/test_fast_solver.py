@@ -152,7 +152,8 @@ def test_float32_working_dtype_refines_in_the_problems_dtype():
     assert sol.status == "optimal", sol.message
     assert np.all(np.diff(seen) >= 0), seen  # counting on into the refinement
     assert sol.info["refined"] == "float64" and sol.info["dtype"] == "float32"
-    assert 0 < sol.info["working_iterations"] < sol.n_iter
+    assert sol.info["working_iterations"] > 0
+    assert np.all(np.diff(sol.history["time"]) >= 0)  # the float64 part after
     assert sol.U.dtype == np.float64
     assert cvxnn.certificate(problem, sol.U).optimality <= 1e-9
     cold = fast_solve(problem, tol=1e-9, max_iter=100_000)
@@ -170,6 +171,61 @@ def test_float32_working_dtype_falls_back_where_float32_overflows():
         sol = fast_solve(problem, tol=1e-4, dtype="float32")
     assert sol.status == "optimal" and sol.certificate.optimality <= 1e-4
     assert sol.info["refined"] == "float64" and sol.info["working_iterations"] is None
+
+
+@pytest.mark.parametrize("scale, y_scale", [(1e12, 1e-12), (1.0, 1e20)])
+def test_float32_working_dtype_past_float32s_range(scale, y_scale):
+    """Where float32 overflows (the interior point's weights carried back,
+    y^2 in the certificate), the float64 problem is solved (from the start
+    where nothing finite came back), without float32's warnings: the weights
+    carried back used to raise 'U: contains NaN', a NaN certificate a
+    TypeError in the message."""
+    rng = np.random.default_rng(0)
+    X = scale * rng.standard_normal((80, 3))
+    y = y_scale * (X[:, 0] + 0.1 * scale * rng.standard_normal(80))
+    problem = cvxnn.build_problem(X, y, regularizer="l2", n_gates=10, bias=True)
+    with warnings.catch_warnings(record=True) as own:
+        warnings.simplefilter("always")
+        plain = fast_solve(problem, tol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore" if own else "error")  # float64's own
+        sol = fast_solve(problem, tol=1e-4, dtype="float32")
+    assert sol.status == plain.status  # optimal_inaccurate at X ~ 1e12
+    assert sol.info["dtype"] == "float32" and sol.U.dtype == np.float64
+    assert sol.objective == pytest.approx(plain.objective, rel=1e-3)
+
+
+def test_float32_working_dtype_with_a_named_interior_point():
+    """The float64 continuation of a named interior point starts from its own
+    interior point (a warm start is refused there: it used to crash)."""
+    X, y = make_data("squared", n_samples=60, n_features=3, n_outputs=1, seed=0)
+    problem = cvxnn.build_problem(X, y, lam=0.01, n_gates=6, bias=True)
+    sol = fast_solve(problem, tol=1e-9, dtype="float32", method="interior_point")
+    assert sol.status == "optimal" and sol.info["method"] == "interior_point"
+    assert cvxnn.certificate(problem, sol.U).optimality <= 1e-9
+
+
+def test_max_iter_bounds_a_float32_solve_and_its_continuation():
+    problem = build("cross_entropy", "group_l1", lam=1e-3, n_samples=60, n_gates=10,
+                    n_outputs=3)
+    seen = []
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        sol = fast_solve(problem, tol=1e-9, max_iter=30, dtype="float32",
+                         method="fista", callback=lambda s: seen.append(s["iteration"]))
+    assert sol.status == "optimal_inaccurate" and max(seen) <= 30
+    assert "refined" not in sol.info and sol.n_iter == 30
+
+
+def test_float64_working_dtype_on_a_float32_problem_is_not_continued():
+    """Iterating a float32 problem in float64: the weights are judged in
+    float32 and returned; a float32 continuation could only lose digits."""
+    problem = build("squared", "l2", lam=1e-3, n_samples=60, n_gates=10,
+                    dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = fast_solve(problem, tol=1e-9, dtype="float64", max_iter=20_000)
+    assert sol.info["dtype"] == "float64" and "refined" not in sol.info
+    assert sol.U.dtype == np.float32
 
 
 def test_a_stopped_float32_solve_is_not_refined():

@@ -82,21 +82,28 @@ def test_cv_lam_equals_brute_force_grid(kind, request):
     assert est.solution_.status == OPTIMAL
 
 
-@pytest.mark.parametrize("path_tol, whiten, dtype", [
-    (2e-2, False, np.float32), (2e-2, True, np.float32), (1e-6, False, np.float64)])
+@pytest.mark.parametrize("params, dtype, refit_dtype", [
+    ({}, "float32", "float32"), ({"whiten": True}, "float32", "float32"),
+    ({"path_tol": 1e-6}, "float64", "float32"),  # below float32's reach
+    ({"formulation": "relu"}, "float64", "float64"),  # cone tests in float64
+    ({"solver_options": {"dtype": "float64"}}, "float64", "float64"),  # the user's
+    ({"n_rows": 150}, "float64", "float64")])  # small: interior point work
 def test_cv_path_runs_in_float32_and_the_refit_starts_from_it(
-        classification, monkeypatch, path_tol, whiten, dtype):
-    """A loose path on float64 data solves float32 copies (1.5x faster on
-    digits); the refit is float64 and starts from the path's solution at
-    lam_ (its gates matched across the dtypes: they used to be matched by
-    their float64 bytes, which a float32 path's never equal)."""
+        monkeypatch, params, dtype, refit_dtype):
+    """A loose path on float64 data solves float32 copies where R-FISTA runs
+    it (1.5x faster on digits); the refit is float64 and starts from the
+    path's solution at lam_ (its gates matched across the dtypes: they used
+    to be matched by their float64 bytes, which a float32 path's never
+    equal)."""
     from cvxnn.estimators import selection as model_selection
 
-    X, y = classification
-    path_dtypes, starts = [], []
+    params = dict(params)
+    rng = np.random.default_rng(1)
+    n = params.pop("n_rows", 700)  # 3 classes: n * c past the interior point's
+    X = rng.standard_normal((n, 3))
+    y = np.digitize(X[:, 0] * X[:, 1] + 0.3 * rng.standard_normal(n), [-0.3, 0.3])
+    path_dtypes, starts, path = [], [], {}
     quietly = model_selection._solve_quietly
-
-    path = {}
 
     def record_path(problem, solver, options):
         path_dtypes.append(problem.dtype)
@@ -111,22 +118,26 @@ def test_cv_path_runs_in_float32_and_the_refit_starts_from_it(
 
     monkeypatch.setattr(model_selection, "_solve_quietly", record_path)
     monkeypatch.setattr(ConvexReLUClassifierCV, "_solve", record_refit)
-    est = ConvexReLUClassifierCV(n_gates=8, n_lams=5, path_tol=path_tol,
-                                 whiten=whiten, solver=FAST).fit(X, y)
+    est = ConvexReLUClassifierCV(n_gates=8, n_lams=5, solver=FAST,
+                                 **params).fit(X, y)
     assert path_dtypes and set(path_dtypes) == {np.dtype(dtype)}
     ((problem, start),) = starts
     assert problem is est.problem_ and problem.dtype == np.float64
+    assert est.solution_.info.get("dtype", "float64") == refit_dtype
     assert est.lam_ < est.lams_[0]  # a path solution to start from
     # the start is the path's solution at lam_, carried to the refit's gates
     sol = path[est.lam_]
-    sub = sol.problem
-    assert np.count_nonzero(start) > 0 and start.dtype == np.float64
-    by_gate = {g.astype(np.float32).tobytes(): i for i, g in enumerate(sub.gates.T)}
-    for j, g in enumerate(problem.gates.T):
-        i = by_gate.get(g.astype(np.float32).tobytes())
-        expected = 0.0 if i is None else sol.U[:, i]
-        np.testing.assert_array_equal(start[:, j], expected)
-    assert est.certificate_.relative_gap <= est.tol
+    start = start if isinstance(start, tuple) else (start,)
+    assert np.count_nonzero(start[0]) > 0 and start[0].dtype == np.float64
+    by_gate = {g.astype(np.float32).tobytes(): i
+               for i, g in enumerate(sol.problem.gates.T)}
+    for block, name in zip(start, sol.problem.formulation.block_names, strict=True):
+        for j, g in enumerate(problem.gates.T):
+            i = by_gate.get(g.astype(np.float32).tobytes())
+            expected = 0.0 if i is None else getattr(sol, name)[:, i]
+            np.testing.assert_array_equal(block[:, j], expected)
+    if est.formulation == "gated_relu":
+        assert est.certificate_.relative_gap <= est.tol
 
 
 def test_cv_path_stops_when_validation_stops_improving(regression):

@@ -19,12 +19,16 @@ class Backend:
 
     ``solve(problem, solver_name, **options)`` returns a Solution;
     ``warm_start_helps(problem, options)`` says whether passing the previous
-    solution of a path as ``warm_start`` speeds this backend up.
+    solution of a path as ``warm_start`` speeds this backend up;
+    ``working_dtype(problem, options)`` names a cheaper dtype for this
+    backend's ``dtype`` option that still meets the options' tolerance, or
+    None.
     """
 
     name: str
     solve: object
     warm_start_helps: object = None
+    working_dtype: object = None
 
 
 _BACKENDS = {}
@@ -33,12 +37,13 @@ _FALLBACK = []  # the backend of every name no backend claims (CVXPY's)
 ADD_ONS = {"fast": "cvxnn_fast"}
 
 
-def register_backend(name, solve, *, warm_start_helps=None, fallback=False):
+def register_backend(name, solve, *, warm_start_helps=None, working_dtype=None,
+                     fallback=False):
     """Make ``solve(problem, name, **options)`` the backend of ``name``.
 
     With ``fallback=True`` it also serves every name no backend claims.
     """
-    entry = Backend(name.lower(), solve, warm_start_helps)
+    entry = Backend(name.lower(), solve, warm_start_helps, working_dtype)
     _BACKENDS[entry.name] = entry
     if fallback:
         _FALLBACK[:] = [entry]
@@ -87,3 +92,10 @@ def warm_start_helps(problem, solver, options):
     """Whether ``solver`` gains from a warm start on ``problem`` (paths ask)."""
     rule = backend(solver).warm_start_helps
     return bool(rule is not None and rule(problem, options))
+
+
+def working_dtype(problem, solver, options):
+    """A cheaper dtype ``solver`` would iterate ``problem`` in at ``options``
+    (a value for its ``dtype`` option), or None (the estimators ask)."""
+    rule = backend(solver).working_dtype
+    return None if rule is None else rule(problem, options)

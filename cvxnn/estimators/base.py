@@ -15,7 +15,7 @@ from cvxnn.core import backends
 from cvxnn.core.errors import ConvergenceWarning as SolverConvergenceWarning
 from cvxnn.core.gates import conv_gates, sparse_gates, spectral_gates
 from cvxnn.core.patterns import standard_normal_gates
-from cvxnn.core.problem import _append_bias, build_problem
+from cvxnn.core.problem import _append_bias, build_problem, with_dtype
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import INTERRUPTED, OPTIMAL, OPTIMAL_INACCURATE, USER_LIMIT
@@ -71,12 +71,6 @@ BUILTIN_FAMILIES = tuple(GATE_FAMILIES)
 
 #: The regularizers with a lam_max, where the CV estimators' paths start.
 PATH_REGULARIZERS = tuple(name for name, reg in REGULARIZERS.items() if reg.is_norm)
-# Fast solves at a tol of at least FLOAT32_TOL (float32's reach is ~1e-5) on
-# float64 data iterate in float32: the CV path on float32 copies, the final
-# solve with fast_solve(dtype="float32"), certified on the float64 problem
-# (docs/design/defaults.md). Data beyond FLOAT32_RANGE stay in float64.
-FLOAT32_TOL = 1e-4
-FLOAT32_RANGE = 1e15
 
 
 def register_gate_family(name, sampler):
@@ -329,15 +323,14 @@ class _ConvexReLUBase(BaseEstimator):
         """The convex program ``fit`` solves for validated data ``(X, Y)``."""
         return self._build(X, Y, loss, self.lam)[0]
 
-    def _build(self, X, Y, loss, lam, whitening=None, gates=None, dtype=None):
+    def _build(self, X, Y, loss, lam, whitening=None, gates=None):
         """The convex program for validated data ``(X, Y)`` and its whitening.
 
         ``gates`` (drawn on ``X`` when None) and ``whitening`` (a
         :class:`cvxnn.estimators.selection.Whitening`, fitted on ``X`` when None
-        and ``whiten``) can be shared between problems; ``dtype`` (default:
-        X's) is the problem's. Returns ``(problem, whitening)``; with
-        ``whiten`` the problem holds the whitened data and the gates carried
-        to it, else whitening is None.
+        and ``whiten``) can be shared between problems. Returns
+        ``(problem, whitening)``; with ``whiten`` the problem holds the
+        whitened data and the gates carried to it, else whitening is None.
         """
         G = self._draw_gates(X) if gates is None else gates
         if not self.whiten:
@@ -345,8 +338,6 @@ class _ConvexReLUBase(BaseEstimator):
         else:
             whitening = whitening or model_selection.Whitening(X)
             X, G = whitening.transform(X), whitening.gates(np.asarray(G, np.float64))
-        if dtype is not None:
-            X = np.asarray(X, dtype=dtype)
         problem = build_problem(X, Y, formulation=self.formulation, loss=loss,
                                 regularizer=self.regularizer, lam=lam, gates=G,
                                 bias=self.bias)
@@ -427,12 +418,15 @@ class _ConvexReLUBase(BaseEstimator):
         # split and the refit, so that the refit can start from a path solution.
         whitening = model_selection.Whitening(X) if self.whiten else None
         gates = self._draw_gates(X)
-        path_dtype = _path_dtype(X, solver, path_tol)
+        path_options = {**options, "tol": path_tol} if solver == "fast" else options
         problems, held_out = [], []
         for train, val in splits:
             problem, _ = self._build(X[train], Y[train], loss, 1.0, whitening,
-                                     gates, dtype=path_dtype)
-            problems.append(problem)
+                                     gates)
+            # the loose path in the backend's cheaper dtype (float32: 1.5x on
+            # digits), on copies with the same patterns
+            dtype = backends.working_dtype(problem, solver, path_options)
+            problems.append(problem if dtype is None else with_dtype(problem, dtype))
             held_out.append((X[val] if whitening is None
                              else whitening.transform(X[val]), Y[val]))
         lams, scores, best, start, interrupted = model_selection.select_lam(
@@ -469,7 +463,9 @@ class _ConvexReLUBase(BaseEstimator):
                                      **dict(zip(names, weights, strict=True)))
 
     def _solve(self, problem, solver, options):
-        options = _working_dtype(problem, solver, options)
+        dtype = backends.working_dtype(problem, solver, options)
+        if dtype is not None:  # certified on the problem as built
+            options = {**options, "dtype": dtype}
         with warnings.catch_warnings():
             # said once below, as scikit-learn's ConvergenceWarning
             warnings.simplefilter("ignore", SolverConvergenceWarning)
@@ -501,26 +497,6 @@ class _ConvexReLUBase(BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = False
         return tags
-
-
-def _path_dtype(X, solver, path_tol):
-    """float32 for a loose fast path on float64 data of moderate range (the
-    refit stays in X's dtype), else None (X's dtype)."""
-    if (solver == "fast" and X.dtype == np.float64 and path_tol >= FLOAT32_TOL
-            and X.size and np.max(np.abs(X)) < FLOAT32_RANGE):
-        return np.float32
-    return None
-
-
-def _working_dtype(problem, solver, options):
-    """``options`` with ``dtype="float32"`` where a compiled fast solve of
-    float64 gated ReLU data at a loose tol gains from it (see FLOAT32_TOL)."""
-    if (solver == "fast" and "dtype" not in options and "device" not in options
-            and not problem.formulation.has_cones
-            and options.get("tol", 0.0) >= FLOAT32_TOL
-            and _path_dtype(problem.X, solver, options["tol"]) is not None):
-        return {**options, "dtype": "float32"}
-    return options
 
 
 def expected_failed_checks(estimator):

@@ -35,9 +35,10 @@ class Result:
 class Monitor:
     """Progress printing, the user's callback and the time limit, between chunks.
 
-    ``offset``: iterations of the phases before the running one (an ``auto``
-    hand-over adds the finished phase's), so that the iteration numbers the
-    user sees count on across phases.
+    The iteration numbers the user sees count on across the phases of a
+    solve (``auto``'s hand-overs, Newton-CG's first-order and subsample
+    starts): :meth:`next_phase` makes the next phase's iteration 0 (the
+    point the last one ended at) the last number reported.
     """
 
     def __init__(self, verbose, callback, time_limit):
@@ -45,16 +46,21 @@ class Monitor:
         self.callback = callback
         self.time_limit = time_limit
         self.start = time.monotonic()
-        self.offset = 0
+        self.offset = self.last = 0
         self._last_print = -np.inf
 
     def elapsed(self):
         return time.monotonic() - self.start
 
+    def next_phase(self):
+        """The next phase's iterations count on from the last one reported."""
+        self.offset = self.last
+
     def check(self, info):
         """Print, call back and test the time limit for one progress record."""
         if self.offset:
             info = {**info, "iteration": info["iteration"] + self.offset}
+        self.last = info["iteration"]
         if self.verbose and info["time"] - self._last_print >= 0.5:
             self._last_print = info["time"]
             extra = (f"  cone violation {info['cone_violation']:.2e}"

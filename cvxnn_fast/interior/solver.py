@@ -320,6 +320,11 @@ class Finisher:
         problem = self.problem
         blocks, mults = _weights(problem, self.system, it)
         blocks = self.expand(blocks)
+        if not all(np.all(np.isfinite(B)) for B in blocks.values()):
+            raise NumericalBreakdown(
+                f"fast_solve (interior point): the weights overflow {problem.dtype} "
+                "when carried back to the problem's coordinates; check the data "
+                "scaling (build_problem(..., standardize=True)).", None)
         cert = certificate(problem, **blocks, multipliers=mults)
         if not cert.satisfied(self.tol, self.cone_tol):
             blocks, mults, cert = self._polished(blocks, mults, cert)

@@ -400,6 +400,7 @@ def _sample_start(problem, tol, max_iter, monitor, ops, stall=False):
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = solve_gated(sub, U0, max(tol, SAMPLE_TOL), max_iter, monitor,
                              sub_ops, stall)
+    monitor.next_phase()
     return (result.blocks["U"], result.status == USER_LIMIT,
             bool(result.info.get("stalled")))
 
@@ -444,7 +445,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor, ops=None, stall=False):
             first.info.update(_counts(first_order=first.n_iter))
             return first
         U0 = first.blocks["U"]
-        monitor.offset += first.n_iter
+        monitor.next_phase()
     point = Point(problem, U0, ops=ops)
     counts = {"cg": 0, "products": 0, "point": point}
     try:
