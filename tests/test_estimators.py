@@ -334,6 +334,13 @@ def test_a_loose_fast_fit_of_float64_data_iterates_in_float32():
     ref = ConvexReLUClassifier(n_gates=8, lam=1e-3, solver=SOLVER).fit(X, y)
     assert abs(est.solution_.objective - ref.solution_.objective) <= \
         est.tol * est.solution_.objective
+    # early stopping too: its iterate is judged on the float64 problem
+    early = ConvexReLUClassifier(n_gates=8, lam=1e-5, solver="fast",
+                                 early_stopping=True).fit(X, y)
+    assert early.solution_.info["dtype"] == "float32"
+    assert early.solution_.U.dtype == np.float64
+    assert early.certificate_.optimality == pytest.approx(
+        cvxnn.certificate(early.problem_, early.solution_.U).optimality, rel=1e-12)
     # where float32 does not fit: a tight tol, float32 data, the ReLU program,
     # a dtype the user chose, the interior point (small problems)
     for params, data in [({"tol": 1e-6}, X), ({}, X.astype(np.float32)),

@@ -392,7 +392,8 @@ class _ConvexReLUBase(BaseEstimator):
                                               self._score_outputs, patience)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SolverConvergenceWarning)  # stopped early
-            solution = problem.solve(solver, callback=tracker, **options)
+            solution = problem.solve(solver, callback=tracker,
+                                     **_in_working_dtype(problem, solver, options))
         if solution.U is None:
             raise RuntimeError(f"fit: the {solver} solver returned no weights "
                                f"({solution.status}): {solution.message}")
@@ -401,7 +402,7 @@ class _ConvexReLUBase(BaseEstimator):
                 problem, status=OPTIMAL_INACCURATE, solver=solution.solver,
                 solve_time=solution.solve_time, n_iter=solution.n_iter,
                 message="early stopping: the iterate of best validation score",
-                **tracker.best_blocks)
+                info=dict(solution.info), **tracker.best_blocks)
         return problem, solution, whitening
 
     def _fit_cv(self, X, Y, loss):
@@ -463,9 +464,7 @@ class _ConvexReLUBase(BaseEstimator):
                                      **dict(zip(names, weights, strict=True)))
 
     def _solve(self, problem, solver, options):
-        dtype = backends.working_dtype(problem, solver, options)
-        if dtype is not None:  # certified on the problem as built
-            options = {**options, "dtype": dtype}
+        options = _in_working_dtype(problem, solver, options)
         with warnings.catch_warnings():
             # said once below, as scikit-learn's ConvergenceWarning
             warnings.simplefilter("ignore", SolverConvergenceWarning)
@@ -497,6 +496,14 @@ class _ConvexReLUBase(BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = False
         return tags
+
+
+def _in_working_dtype(problem, solver, options):
+    """``options`` with the backend's cheaper working dtype for ``problem``,
+    where it names one (float32 for a loose R-FISTA solve of float64 data:
+    ``backends.working_dtype``); the solution is certified on ``problem``."""
+    dtype = backends.working_dtype(problem, solver, options)
+    return options if dtype is None else {**options, "dtype": dtype}
 
 
 def expected_failed_checks(estimator):
