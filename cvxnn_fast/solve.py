@@ -42,6 +42,7 @@ from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE, USER_LIMIT
 from cvxnn.core.validation import (
     check_bool,
+    check_float_dtype,
     check_positive_float,
     check_positive_int,
     check_weights,
@@ -292,10 +293,8 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         return _torch_solve(problem, tol, max_iter, warm_start, verbose, callback,
                             time_limit, method, device, dtype)
     if dtype is not None:
-        from cvxnn_fast.pytorch.device import working_dtype  # no torch import
-
         with np.errstate(over="ignore"):  # the working solve breaks down
-            working = with_dtype(problem, working_dtype(problem.dtype, None, dtype))
+            working = with_dtype(problem, check_float_dtype(dtype))
         if working is not problem:
             return _in_working_dtype(problem, working, tol, cone_tol, max_iter,
                                      time_limit, dict(
@@ -460,7 +459,7 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
     left, unless a stop was asked (from the start, with all of ``max_iter``,
     after a breakdown or a non-finite certificate: float32's range)."""
     start = time.monotonic()
-    cone_tol_ = tol if cone_tol is None else cone_tol
+    judged_cone_tol = tol if cone_tol is None else cone_tol
     counted = _CountOn(options["callback"])
     name, first, warm_start, budget = working.dtype.name, None, None, max_iter
     try:
@@ -488,7 +487,7 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
         budget = max_iter - counted.last if finite else max_iter
         if (first.status == USER_LIMIT or not coarser or budget <= 0
                 or (left is not None and left <= 0)
-                or judged.certificate.satisfied(tol, cone_tol_)):
+                or judged.certificate.satisfied(tol, judged_cone_tol)):
             return _finish(problem, result, tol, cone_tol, working="dtype",
                            stacklevel=4)
         if finite:

@@ -155,6 +155,20 @@ def check_device_name(device, name="device"):
     return device
 
 
+def check_float_dtype(dtype, name="dtype"):
+    """The NumPy dtype float32 or float64 named by ``dtype``: "float32",
+    np.float32, np.dtype(...), torch.float64 (by its name; torch is not
+    imported)."""
+    try:
+        found = np.dtype(dtype).name
+    except TypeError:  # torch.float32, or not a dtype at all
+        found = str(dtype).replace("torch.", "")
+    if found not in ("float32", "float64"):
+        raise ValueError(f"{name}: expected None, 'float32' or 'float64', got "
+                         f"{dtype!r}.")
+    return np.dtype(found)
+
+
 def check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {value!r}.")

@@ -8,6 +8,8 @@ import contextlib
 
 import numpy as np
 
+from cvxnn.core.validation import check_float_dtype
+
 INSTALL_HINT = ('install PyTorch: pip install "cvxnn[torch]" (see the README for '
                 "CPU-only and CUDA builds)")
 DEVICE_TYPES = ("cpu", "cuda")
@@ -84,14 +86,7 @@ def working_dtype(problem_dtype, device, dtype=None):
     """
     if dtype is None:
         return np.dtype(np.float32 if device.type == "cuda" else problem_dtype)
-    try:  # "float32", np.float32, np.dtype(...)
-        name = np.dtype(dtype).name
-    except TypeError:  # torch.float32, or not a dtype at all
-        name = str(dtype).replace("torch.", "")
-    if name not in ("float32", "float64"):
-        raise ValueError(f"dtype: expected None, 'float32' or 'float64', got "
-                         f"{dtype!r}.")
-    return np.dtype(name)
+    return check_float_dtype(dtype)
 
 
 def torch_dtype(dtype):
