@@ -163,7 +163,8 @@ def _memory_short(problem):
 def _cheap(problem):
     """Whether the interior-point method's iterations fit the limits."""
     n, (c, _, _) = problem.n_samples, problem.weight_shape
-    if interior.dense_capacitance(problem) and n * c > INTERIOR_MAX_COUPLED:
+    if (interior.dense_capacitance(problem) and n * c > INTERIOR_MAX_COUPLED
+            and not interior.use_weight_space(problem)):
         return False  # one (n c) factor: cross-entropy, feature_group_l1
     # Each form is judged by its own steps (gated ReLU: fast_solve runs a
     # bounded R-FISTA first, _fista_then_interior).
@@ -310,16 +311,18 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     monitor = Monitor(verbose, callback, time_limit)
     args = (problem, tol, cone_tol, max_iter, monitor)
     gated = not problem.formulation.has_cones
-    # gated ReLU where auto takes the interior point: a bounded R-FISTA first,
-    # from the warm start where one is given (the interior point ignores it)
-    interior_after = auto and gated and (method == "interior_point" or (
-        method == "fista" and warm_start is not None
-        and choose_method(problem) == "interior_point"))
+    # where auto takes the interior point: a bounded first-order run first,
+    # from the warm start where one is given (the interior point ignores it);
+    # cold, on gated ReLU only (ReLU's cold start is the interior point's)
+    interior_after = auto and (
+        (gated and method == "interior_point") or (
+            method in ("fista", "augmented_lagrangian") and warm_start is not None
+            and choose_method(problem) == "interior_point"))
     with _blas_threads(problem, method):
         if interior_after:
             beta, step = _path_hint(problem, warm_start)
             result = _fista_then_interior(problem, blocks, args,
-                                          (beta, step_size or step))
+                                          (beta, step_size or step), multipliers)
         elif auto and method == "interior_point":
             result = _interior_then_first_order(problem, blocks, args)
         elif auto and method == "newton":
@@ -370,35 +373,46 @@ def fista_budget(problem):
     return max(MIN_FISTA_BUDGET, int(parity / (4.0 * n * c * P * d)))
 
 
-def _fista_then_interior(problem, blocks, args, fista_hint=(None, None)):
-    """``method="auto"``'s interior point on gated ReLU: R-FISTA for
-    :func:`fista_budget` iterations first, from ``blocks`` (a warm start or
-    zeros; ``fista_hint`` as for :func:`_run`); where it has not certified
-    (or its line search gave out), the interior point from its own start,
-    continued as :func:`_interior_then_first_order` does."""
+def _fista_then_interior(problem, blocks, args, fista_hint=(None, None),
+                         multipliers=None):
+    """``method="auto"``'s interior point after a bounded first-order run:
+    R-FISTA (gated ReLU; ``fista_hint`` as for :func:`_run`) or, from a warm
+    start, the augmented Lagrangian (ReLU; with the warm start's
+    ``multipliers``) for :func:`fista_budget` iterations first, from
+    ``blocks`` (a warm start or zeros); where that has not certified (or
+    its line search gave out), the interior point from its own start,
+    continued as :func:`_interior_then_first_order` does. ``info`` names
+    the first run ``fista_budget`` / ``fista_iterations`` (gated) or
+    ``augmented_budget`` / ``augmented_iterations`` (ReLU)."""
     problem, tol, cone_tol, max_iter, monitor = args
     budget = min(max_iter, fista_budget(problem))
+    relu = problem.formulation.has_cones
+    method, name = (("augmented_lagrangian", "augmented") if relu
+                    else ("fista", "fista"))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            first = fista.solve_gated(problem, blocks["U"], tol, budget, monitor,
-                                      *fista_hint)
+            first = (augmented.solve(problem, blocks, multipliers, tol, cone_tol,
+                                     budget, monitor) if relu else
+                     fista.solve_gated(problem, blocks["U"], tol, budget, monitor,
+                                       *fista_hint))
     except NumericalBreakdown:  # the interior point may still solve it
         first = None
     if first is not None and first.status == OPTIMAL_INACCURATE:
         # short of its own (tightened) target, the returned weights may still
         # certify tol: then _finish calls them optimal, no interior point
-        first.certificate = first.certificate or certificate(problem,
-                                                             **first.blocks)
+        first.certificate = first.certificate or certificate(
+            problem, **first.blocks,
+            **({"multipliers": first.multipliers} if relu else {}))
     if first is not None and (first.status != OPTIMAL_INACCURATE
                               or first.certificate.satisfied(tol, cone_tol)):
-        first.info.update(method="fista", fista_budget=budget)
+        first.info.update({"method": method, f"{name}_budget": budget})
         return first  # certified, or stopped by the user
     monitor.next_phase()
     result = _interior_then_first_order(problem, blocks, args)
-    result.info.update(fista_budget=budget, fista_iterations=(
-        first.n_iter if first is not None else None))
-    result.info.setdefault("fallback_from", "fista")
+    result.info.update({f"{name}_budget": budget, f"{name}_iterations": (
+        first.n_iter if first is not None else None)})
+    result.info.setdefault("fallback_from", method)
     return result
 
 

@@ -322,20 +322,20 @@ def test_a_loose_fast_fit_of_float64_data_iterates_in_float32():
     and the certificate is that of the returned weights on the float64
     problem."""
     rng = np.random.default_rng(1)
-    X = rng.standard_normal((500, 3))  # 3 classes: past the interior point
-    y = np.digitize(X[:, 0] + 0.3 * X[:, 1], [-0.4, 0.4])
-    est = ConvexReLUClassifier(n_gates=8, lam=1e-3, solver="fast").fit(X, y)
+    X = rng.standard_normal((500, 12))  # 3 classes, 16 x 13 weights: past
+    y = np.digitize(X[:, 0] + 0.3 * X[:, 1], [-0.4, 0.4])  # the interior point
+    est = ConvexReLUClassifier(n_gates=16, lam=1e-3, solver="fast").fit(X, y)
     assert est.solution_.info["dtype"] == "float32"
     assert est.problem_.dtype == est.solution_.U.dtype == np.float64
     assert est.network_.W1.dtype == np.float64
     again = cvxnn.certificate(est.problem_, est.solution_.U)
     assert est.certificate_.optimality == pytest.approx(again.optimality, rel=1e-12)
     assert again.optimality <= est.tol
-    ref = ConvexReLUClassifier(n_gates=8, lam=1e-3, solver=SOLVER).fit(X, y)
+    ref = ConvexReLUClassifier(n_gates=16, lam=1e-3, solver=SOLVER).fit(X, y)
     assert abs(est.solution_.objective - ref.solution_.objective) <= \
         est.tol * est.solution_.objective
     # early stopping too: its iterate is judged on the float64 problem
-    early = ConvexReLUClassifier(n_gates=8, lam=1e-5, solver="fast",
+    early = ConvexReLUClassifier(n_gates=16, lam=1e-5, solver="fast",
                                  early_stopping=True).fit(X, y)
     assert early.solution_.info["dtype"] == "float32"
     assert early.solution_.U.dtype == np.float64
@@ -344,12 +344,13 @@ def test_a_loose_fast_fit_of_float64_data_iterates_in_float32():
     # where float32 does not fit: a tight tol, float32 data, the ReLU program,
     # a dtype the user chose, the interior point (small problems)
     for params, data in [({"tol": 1e-6}, X), ({}, X.astype(np.float32)),
-                         ({"formulation": "relu"}, X),
                          ({"solver_options": {"dtype": "float64"}}, X),
                          ({}, X[:60])]:
-        fit = ConvexReLUClassifier(n_gates=8, lam=1e-3, solver="fast",
+        fit = ConvexReLUClassifier(n_gates=16, lam=1e-3, solver="fast",
                                    **params).fit(data, y[:len(data)])
         assert fit.solution_.info.get("dtype") in (None, "float64"), params
+    relu = cvxnn.relu_twin(est.problem_)  # its cone test stays in float64
+    assert estimators.backends.working_dtype(relu, "fast", {"tol": 1e-3}) is None
 
 
 def test_an_estimator_with_a_lambda_family_still_pickles(regression_data):

@@ -136,7 +136,12 @@ def test_interior_point_matches_clarabel(loss, regularizer, lam, bias, n_outputs
     ("relu", "squared", None, 0.0, 1), ("gated_relu", "squared", "l1", 0.02, 2),
     ("gated_relu", "logistic", "l1", 1e-3, 1),
     ("gated_relu", "squared", "group_l1", 1e-3, 2),
-    ("gated_relu", "logistic", "l2", 0.02, 1), ("gated_relu", "squared", None, 0.0, 1)])
+    ("gated_relu", "logistic", "l2", 0.02, 1), ("gated_relu", "squared", None, 0.0, 1),
+    # cross-entropy: one coupled (c P d) factor against the (n c) one
+    ("relu", "cross_entropy", "group_l1", 1e-3, 3),
+    ("relu", "cross_entropy", "l1", 0.02, 3), ("relu", "cross_entropy", "l2", 0.02, 2),
+    ("gated_relu", "cross_entropy", "group_l1", 1e-3, 3),
+    ("gated_relu", "cross_entropy", "l1", 0.02, 3)])
 def test_weight_space_takes_the_n_space_steps(formulation, loss, regularizer, lam,
                                               n_outputs, monkeypatch):
     """The P d x P d Woodbury solve and the n x n one: the same steps to
@@ -170,9 +175,12 @@ def test_weight_space_is_chosen_where_the_weights_are_fewer_than_the_rows(rng):
     small = build("squared", "group_l1", formulation="relu", n_samples=30,
                   n_gates=20)
     assert not newton_system.use_weight_space(small)  # P d = 80 > n = 30
-    ce = cvxnn.build_problem(X[:2000], (y[:2000] > 1).astype(int), loss="cross_entropy",
-                             formulation="relu", n_gates=10)
-    assert not newton_system.use_weight_space(ce)  # outputs coupled
+    # cross-entropy: the outputs coupled in one (c P d) factor, not (n c)
+    ce = cvxnn.build_problem(X[:2000, :3], np.digitize(y[:2000], [0.5, 1.5]),
+                             loss="cross_entropy", formulation="relu", n_gates=8)
+    assert newton_system.use_weight_space(ce)
+    assert interior.estimated_entries(ce) == (3 * 8 * 3) ** 2 + 2 * 3 * 8 * 2000
+    assert choose_method(ce) == "interior_point"  # n c = 6000: past the (n c) one
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
@@ -518,6 +526,33 @@ def test_a_breakdown_in_autos_first_fista_leaves_it_to_the_interior_point(
     assert calls == [1] and sol.status == "optimal"
     assert sol.info["method"] == "interior_point"
     assert sol.info["fallback_from"] == "fista" and sol.info["fista_iterations"] is None
+
+
+def test_a_warm_started_relu_auto_runs_the_interior_point_after_a_bounded_al():
+    """ReLU with a warm start (a CV path's refit) ran the augmented Lagrangian
+    alone: at tiny lam with cross-entropy 10,000 iterations left it at gap
+    0.18 (700 rows, 3 classes), where the interior point certifies in 89
+    steps. A bounded augmented Lagrangian now comes first, the interior point
+    after it."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 3))
+    y = np.digitize(X[:, 0] * X[:, 1] + 0.3 * rng.standard_normal(300), [-0.3, 0.3])
+    problem = cvxnn.build_problem(X, y, formulation="relu", loss="cross_entropy",
+                                  n_gates=8, bias=True, lam=1.0)
+    tiny = cvxnn.with_lam(problem, 1e-4 * cvxnn.lam_max(problem))
+    near = fast_solve(cvxnn.with_lam(tiny, 2 * tiny.lam), tol=2e-2)
+    sol = fast_solve(tiny, tol=1e-3, warm_start=near)
+    assert sol.status == "optimal" and sol.info["method"] == "interior_point"
+    assert sol.info["fallback_from"] == "augmented_lagrangian"
+    assert sol.info["augmented_iterations"] == sol.info["augmented_budget"]
+    assert sol.certificate.satisfied(1e-3, 1e-3)
+    # near lam_max the bounded augmented Lagrangian certifies on its own
+    large = cvxnn.with_lam(problem, 0.5 * cvxnn.lam_max(problem))
+    warm = fast_solve(cvxnn.with_lam(problem, 0.6 * cvxnn.lam_max(problem)), tol=1e-3)
+    again = fast_solve(large, tol=1e-3, warm_start=warm)
+    assert again.status == "optimal"
+    assert again.info["method"] == "augmented_lagrangian"
+    assert again.n_iter <= again.info["augmented_budget"]
 
 
 def test_a_warm_started_auto_keeps_the_interior_point_after_its_fista():

@@ -259,9 +259,14 @@ def test_warm_start_from_the_optimum_stops_at_once(formulation):
     else:  # weights without multipliers: the method must rebuild them
         cold = fast_solve(problem, tol=1e-7, max_iter=100_000,
                           method="augmented_lagrangian")
-        warm = fast_solve(problem, tol=1e-7, warm_start=(sol.V, sol.W))
-        assert warm.info["method"] == "augmented_lagrangian"
+        warm = fast_solve(problem, tol=1e-7, warm_start=(sol.V, sol.W),
+                          method="augmented_lagrangian")
         assert warm.status == "optimal" and warm.n_iter < cold.n_iter
+        # auto: a bounded augmented Lagrangian from them, then the interior
+        # point where that has not certified
+        auto = fast_solve(problem, tol=1e-7, warm_start=(sol.V, sol.W))
+        assert auto.status == "optimal"
+        assert auto.info["method"] in ("augmented_lagrangian", "interior_point")
 
 
 def test_relu_warm_start_from_other_samples_drops_the_multipliers():

@@ -8,6 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import cvxnn
+from cvxnn.core import backends
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE
 from cvxnn.estimators import (
     ConvexReLUClassifier,
@@ -82,14 +83,14 @@ def test_cv_lam_equals_brute_force_grid(kind, request):
     assert est.solution_.status == OPTIMAL
 
 
-@pytest.mark.parametrize("params, dtype, refit_dtype", [
-    ({}, "float32", "float32"), ({"whiten": True}, "float32", "float32"),
-    ({"path_tol": 1e-6}, "float64", "float32"),  # below float32's reach
-    ({"formulation": "relu"}, "float64", "float64"),  # cone tests in float64
-    ({"solver_options": {"dtype": "float64"}}, "float64", "float64"),  # the user's
-    ({"n_rows": 150}, "float64", "float64")])  # small: interior point work
+@pytest.mark.parametrize("params, dtype", [
+    ({}, "float32"), ({"whiten": True}, "float32"),
+    ({"path_tol": 1e-6}, "float64"),  # below float32's reach
+    ({"formulation": "relu", "n_rows": 150}, "float64"),  # cone tests in float64
+    ({"solver_options": {"dtype": "float64"}}, "float64"),  # the user's
+    ({"n_rows": 150}, "float64")])  # small: interior point work
 def test_cv_path_runs_in_float32_and_the_refit_starts_from_it(
-        monkeypatch, params, dtype, refit_dtype):
+        monkeypatch, params, dtype):
     """A loose path on float64 data solves float32 copies where R-FISTA runs
     it (1.5x faster on digits); the refit is float64 and starts from the
     path's solution at lam_ (its gates matched across the dtypes: they used
@@ -99,8 +100,8 @@ def test_cv_path_runs_in_float32_and_the_refit_starts_from_it(
 
     params = dict(params)
     rng = np.random.default_rng(1)
-    n = params.pop("n_rows", 700)  # 3 classes: n * c past the interior point's
-    X = rng.standard_normal((n, 3))
+    n = params.pop("n_rows", 700)  # 3 classes, 16 x 13 weights: past the
+    X = rng.standard_normal((n, 12))  # interior point's sizes
     y = np.digitize(X[:, 0] * X[:, 1] + 0.3 * rng.standard_normal(n), [-0.3, 0.3])
     path_dtypes, starts, path = [], [], {}
     quietly = model_selection._solve_quietly
@@ -118,11 +119,14 @@ def test_cv_path_runs_in_float32_and_the_refit_starts_from_it(
 
     monkeypatch.setattr(model_selection, "_solve_quietly", record_path)
     monkeypatch.setattr(ConvexReLUClassifierCV, "_solve", record_refit)
-    est = ConvexReLUClassifierCV(n_gates=8, n_lams=5, solver=FAST,
+    est = ConvexReLUClassifierCV(n_gates=16, n_lams=5, solver=FAST,
                                  **params).fit(X, y)
     assert path_dtypes and set(path_dtypes) == {np.dtype(dtype)}
     ((problem, start),) = starts
     assert problem is est.problem_ and problem.dtype == np.float64
+    # the refit by the same rule (the full rows may take the interior point)
+    options = {"tol": est.tol, **(est.solver_options or {})}
+    refit_dtype = backends.working_dtype(problem, FAST, options) or "float64"
     assert est.solution_.info.get("dtype", "float64") == refit_dtype
     assert est.lam_ < est.lams_[0]  # a path solution to start from
     # the start is the path's solution at lam_, carried to the refit's gates

@@ -341,10 +341,12 @@ def dense_capacitance(problem):
 
 
 def use_weight_space(problem):
-    """Whether the system is solved in weight space (dense blocks): outputs
-    not coupled (not cross-entropy), no feature_group_l1 cones, and fewer
-    flops per step than the n x n Woodbury matrices (:func:`step_flops`)."""
-    if dense_capacitance(problem):
+    """Whether the system is solved in weight space (dense blocks): no
+    feature_group_l1 cones, and fewer flops per step than the n-space
+    Woodbury matrices (:func:`step_flops`). Cross-entropy couples the
+    outputs there too: one factor of size ``c P d`` instead of ``n c``."""
+    reg = problem.regularizer.name if problem.lam > 0 else None
+    if reg == "feature_group_l1":
         return False
     return step_flops(problem, True) < step_flops(problem, False)
 
@@ -369,6 +371,9 @@ def step_flops(problem, weight_space):
         return c * 2.0 * n * n * P * d + factor + 4.0 * c * P * n * d * d
     blocks = 4.0 * c * P * n * d * d if relu else 0.0
     m = P * d
+    if problem.loss.name == "cross_entropy":  # one coupled root and factor
+        M = c * m
+        return 2.0 * n * c * M * M + 7.0 * M**3 / 3.0 + 2.0 * M * M * d + blocks
     gram = (n * m * m + m**3 / 3.0) * (0.1 if problem.loss.name == "squared" else c)
     return c * (4.0 * m**3 / 3.0 + 2.0 * m * m * d) + gram + blocks
 
@@ -492,10 +497,39 @@ class _DenseBlocks(_System):
             self.data_root = roots
         return roots
 
+    def _coupled_root(self):
+        """Cross-entropy: ``F`` (c P d, c P d), upper, with ``F^T F = N =
+        A^T blockdiag(H_j) A / n``, the outputs coupled by each sample's
+        Hessian ``H_j = L_j L_j^T`` (``root_L``). From a QR of the rows
+        ``L_j^T A_j / sqrt(n)``, stacked over row chunks: N is singular
+        (a shift of all outputs leaves cross-entropy unchanged), which a
+        Cholesky root of N would meet; any root serves, as ``I + F S F^T``
+        stays positive definite."""
+        n, P, d, c = self.n, self.P, self.d, self.c
+        m = P * d
+        R = np.zeros((0, c * m))
+        step = max(1, OUTER_MAX_ENTRIES // (c * c * m))
+        for lo in range(0, n, step):
+            Phi = (self.mask[lo:lo + step] * self.X[lo:lo + step, None, :]).reshape(
+                -1, m)
+            # rows (j, a), columns (b, i): L[j, b, a] Phi[j, i]
+            B = self.root_L[lo:lo + step].transpose(0, 2, 1)[:, :, :, None] \
+                * Phi[:, None, None, :]
+            R = np.linalg.qr(np.vstack([R, B.reshape(-1, c * m)]), mode="r")
+        return R / np.sqrt(n)
+
     def _factor_weights(self, R):
-        """Factors ``I + (F L)(F L)^T`` per output for the block roots R
-        (c P, d, d)."""
+        """Factors ``I + (F L)(F L)^T`` per output (one coupled factor for
+        cross-entropy) for the block roots R (c P, d, d)."""
         P, d = self.P, self.d
+        if self.coupled:
+            self.F = self._coupled_root()
+            FL = _block_right(self.F, R, self.c * P, d)
+            C = FL @ FL.T
+            C.flat[:: C.shape[0] + 1] += 1.0
+            self.K = sla.cho_factor(C, lower=True, overwrite_a=True,
+                                    check_finite=False)
+            return
         self.F = self._data_roots()
         self.K = []
         for k in range(self.c):
@@ -510,10 +544,14 @@ class _DenseBlocks(_System):
         o, d = self.block_offset, self.d
         y = self._apply_Q(b)
         g = self.data_weights(y[:, o:]).reshape(self.c, -1)
-        t = np.empty_like(g)
-        for k in range(self.c):
-            s = sla.cho_solve(self.K[k], self.F[k] @ g[k], check_finite=False)
-            t[k] = self.F[k].T @ s
+        if self.coupled:
+            s = sla.cho_solve(self.K, self.F @ g.ravel(), check_finite=False)
+            t = (self.F.T @ s).reshape(g.shape)
+        else:
+            t = np.empty_like(g)
+            for k in range(self.c):
+                s = sla.cho_solve(self.K[k], self.F[k] @ g[k], check_finite=False)
+                t[k] = self.F[k].T @ s
         correction = np.zeros_like(b)
         correction[:, o:] = self.data_weights_adjoint(t.reshape(-1, d))
         return y - self._apply_Q(correction)

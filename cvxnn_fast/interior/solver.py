@@ -119,15 +119,16 @@ def estimated_flops(problem, weight_space=None):
 def estimated_entries(problem, weight_space=None):
     """Entries of one iteration's largest arrays: the Woodbury matrices (n x n
     per output; (n c)^2 for cross-entropy and feature_group_l1; P d x P d per
-    output in weight space) and, for ReLU, the (2 c P, n) slacks of the cone
-    constraints."""
+    output in weight space, (c P d)^2 for cross-entropy) and, for ReLU, the
+    (2 c P, n) slacks of the cone constraints."""
     n = problem.n_samples
     c, P, d = problem.weight_shape
     relu = problem.formulation.has_cones
     if weight_space is None:
         weight_space = use_weight_space(problem)
-    if weight_space:
-        matrices = c * (P * d) ** 2
+    if weight_space:  # cross-entropy: one coupled (c P d) matrix
+        matrices = (c * P * d) ** 2 if problem.loss.name == "cross_entropy" \
+            else c * (P * d) ** 2
     elif dense_capacitance(problem):
         matrices = (n * c) ** 2
     else:
