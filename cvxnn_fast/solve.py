@@ -96,10 +96,11 @@ def choose_method(problem, method="auto", warm_start=None):
     ``"auto"``: the interior-point method where no warm start is given and
     its iterations are cheap (:data:`INTERIOR_MAX_FLOPS`, ReLU
     :data:`INTERIOR_MAX_FLOPS_RELU`, :data:`INTERIOR_MAX_ENTRIES`;
-    cross-entropy and feature_group_l1: n c at most
+    cross-entropy and feature_group_l1 in n space: n c at most
     :data:`INTERIOR_MAX_COUPLED`; for gated ReLU ``fast_solve`` runs
     R-FISTA for :func:`fista_budget` iterations first, and the interior
-    point only where that has not certified, ``info["fista_iterations"]``);
+    point only where that has not certified, ``info["fista_iterations"]``;
+    with a warm start, ReLU likewise runs the augmented Lagrangian first);
     else Newton-CG where
     :func:`cvxnn_fast.newton.solver.preferred` (gated ReLU, squared loss,
     group_l1, n at least 100,000 and 80 P d); else R-FISTA (gated ReLU) or
