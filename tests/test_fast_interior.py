@@ -555,6 +555,36 @@ def test_a_warm_started_relu_auto_runs_the_interior_point_after_a_bounded_al():
     assert again.n_iter <= again.info["augmented_budget"]
 
 
+def test_a_slowly_closing_gap_is_not_polished_at_every_step(monkeypatch):
+    """ReLU cross-entropy at tiny lam: the gap falls a few percent a step
+    under the trust region, and a polish at every judged step was 40% of the
+    solve; polishes now wait for the certificate to halve."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 3))
+    y = np.digitize(X[:, 0] * X[:, 1] + 0.3 * rng.standard_normal(300), [-0.3, 0.3])
+    problem = cvxnn.build_problem(X, y, formulation="relu", loss="cross_entropy",
+                                  n_gates=8, bias=True, lam=6.65e-5)
+    calls = {"judged": 0, "polished": 0}
+    judge, polished = interior.Finisher.judge, interior.Finisher._polished
+
+    def count_judge(self, *args):
+        out = judge(self, *args)
+        calls["judged"] += out[3] is not None
+        return out
+
+    def count_polish(self, *args):
+        calls["polished"] += 1
+        return polished(self, *args)
+
+    monkeypatch.setattr(interior.Finisher, "judge", count_judge)
+    monkeypatch.setattr(interior.Finisher, "_polished", count_polish)
+    sol = fast_solve(problem, tol=1e-3)
+    assert sol.status == "optimal" and sol.info["method"] == "interior_point"
+    assert calls["judged"] >= 6 and calls["polished"] <= calls["judged"] // 2, calls
+    assert cvxnn.certificate(problem, V=sol.V, W=sol.W,
+                             multipliers=sol.multipliers).satisfied(1e-3, 1e-3)
+
+
 def test_a_warm_started_auto_keeps_the_interior_point_after_its_fista():
     """With a warm start auto ran R-FISTA alone, unbounded; now its bounded
     R-FISTA starts from the warm start and the interior point follows."""
