@@ -393,7 +393,7 @@ class _ConvexReLUBase(BaseEstimator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SolverConvergenceWarning)  # stopped early
             solution = problem.solve(solver, callback=tracker,
-                                     **_in_working_dtype(problem, solver, options))
+                                     **_with_working_dtype(problem, solver, options))
         if solution.U is None:
             raise RuntimeError(f"fit: the {solver} solver returned no weights "
                                f"({solution.status}): {solution.message}")
@@ -464,7 +464,7 @@ class _ConvexReLUBase(BaseEstimator):
                                      **dict(zip(names, weights, strict=True)))
 
     def _solve(self, problem, solver, options):
-        options = _in_working_dtype(problem, solver, options)
+        options = _with_working_dtype(problem, solver, options)
         with warnings.catch_warnings():
             # said once below, as scikit-learn's ConvergenceWarning
             warnings.simplefilter("ignore", SolverConvergenceWarning)
@@ -498,7 +498,7 @@ class _ConvexReLUBase(BaseEstimator):
         return tags
 
 
-def _in_working_dtype(problem, solver, options):
+def _with_working_dtype(problem, solver, options):
     """``options`` with the backend's cheaper working dtype for ``problem``,
     where it names one (float32 for a loose R-FISTA solve of float64 data:
     ``backends.working_dtype``); the solution is certified on ``problem``."""

@@ -34,8 +34,9 @@ _CV_DOC = r"""
         Lams without improvement of the validation score before the path stops.
     path_tol : float > 0, default=%g
         Tolerance of the fast solver along the path (the refit uses ``tol``).
-        From 1e-4 up, the path solves float32 copies of float64 data (the
-        refit is in the data's dtype).
+        From 1e-4 up, where R-FISTA alone runs the solves (past the interior
+        point's sizes), the path solves float32 copies of float64 data (the
+        refit's weights are certified in the data's dtype).
     %s
         As for the plain estimator (no ``lam``; no early stopping), except
         that ``regularizer`` must be a norm (group_l1, feature_group_l1, l1):
