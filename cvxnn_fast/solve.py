@@ -167,8 +167,8 @@ def _cheap(problem):
     if (interior.dense_capacitance(problem) and n * c > INTERIOR_MAX_COUPLED
             and not interior.use_weight_space(problem)):
         return False  # one (n c) factor: cross-entropy, feature_group_l1
-    # Each form is judged by its own steps (gated ReLU: fast_solve runs a
-    # bounded R-FISTA first, _fista_then_interior).
+    # Each form is judged by its own steps (fast_solve may run a bounded
+    # first-order method first, _first_order_then_interior).
     limit = (INTERIOR_MAX_FLOPS_RELU if problem.formulation.has_cones
              else INTERIOR_MAX_FLOPS)
     return (interior.estimated_flops(problem) <= limit
@@ -322,7 +322,7 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     with _blas_threads(problem, method):
         if interior_after:
             beta, step = _path_hint(problem, warm_start)
-            result = _fista_then_interior(problem, blocks, args,
+            result = _first_order_then_interior(problem, blocks, args,
                                           (beta, step_size or step), multipliers)
         elif auto and method == "interior_point":
             result = _interior_then_first_order(problem, blocks, args)
@@ -374,7 +374,7 @@ def fista_budget(problem):
     return max(MIN_FISTA_BUDGET, int(parity / (4.0 * n * c * P * d)))
 
 
-def _fista_then_interior(problem, blocks, args, fista_hint=(None, None),
+def _first_order_then_interior(problem, blocks, args, fista_hint=(None, None),
                          multipliers=None):
     """``method="auto"``'s interior point after a bounded first-order run:
     R-FISTA (gated ReLU; ``fista_hint`` as for :func:`_run`) or, from a warm
@@ -474,7 +474,6 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
     left, unless a stop was asked (from the start, with all of ``max_iter``,
     after a breakdown or a non-finite certificate: float32's range)."""
     start = time.monotonic()
-    judged_cone_tol = tol if cone_tol is None else cone_tol
     counted = _CountOn(options["callback"])
     name, first, warm_start, budget = working.dtype.name, None, None, max_iter
     try:
@@ -502,7 +501,7 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
         budget = max_iter - counted.last if finite else max_iter
         if (first.status == USER_LIMIT or not coarser or budget <= 0
                 or (left is not None and left <= 0)
-                or judged.certificate.satisfied(tol, judged_cone_tol)):
+                or judged.certificate.satisfied(tol, cone_tol)):
             return _finish(problem, result, tol, cone_tol, working="dtype",
                            stacklevel=4)
         if finite:

@@ -28,6 +28,7 @@ from cvxnn.core.validation import (
     check_bool,
     check_choice,
     check_finite,
+    check_float_dtype,
     check_lam,
     check_positive_int,
     check_random_state,
@@ -405,9 +406,7 @@ def with_dtype(problem, dtype):
     float64) and the same patterns, lam and formulation; ``problem`` itself
     when it is in ``dtype`` already. The copy has its own ``data_cache``."""
     check_problem(problem)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype: expected float32 or float64, got {dtype.name}.")
+    dtype = check_float_dtype(dtype)
     if dtype == problem.dtype:
         return problem
     return Problem(np.ascontiguousarray(problem.X, dtype),

@@ -424,8 +424,8 @@ class _ConvexReLUBase(BaseEstimator):
         for train, val in splits:
             problem, _ = self._build(X[train], Y[train], loss, 1.0, whitening,
                                      gates)
-            # the loose path in the backend's cheaper dtype (float32: 1.5x on
-            # digits), on copies with the same patterns
+            # the loose path in the backend's cheaper dtype (float32: the
+            # digits CV fit 0.50 s -> 0.38 s), on copies with the same patterns
             dtype = backends.working_dtype(problem, solver, path_options)
             problems.append(problem if dtype is None else with_dtype(problem, dtype))
             held_out.append((X[val] if whitening is None
