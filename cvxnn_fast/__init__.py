@@ -14,7 +14,7 @@ Importing this package registers it as the ``"fast"`` backend of
 import numpy as np
 
 from cvxnn.solvers import register_backend
-from cvxnn_fast.solve import DEFAULT_TOL, choose_method, fast_solve
+from cvxnn_fast.solve import DEFAULT_TOL, FLOAT32_TOL, choose_method, fast_solve
 
 
 def _solve(problem, _name, **options):
@@ -49,7 +49,6 @@ def _warm_start_helps(problem, options):
 # interior point's normal equations and Newton-CG are left in float64).
 # Digits CV fit 0.50 s -> 0.33 s; raw Fashion-MNIST default fit 370 s ->
 # 187 s (docs/design/defaults.md).
-FLOAT32_TOL = 1e-4
 FLOAT32_RANGE = 1e15
 
 

@@ -75,6 +75,10 @@ INTERIOR_MAX_COUPLED = 1000
 # auto's interior point on gated ReLU: R-FISTA first, for the flops of this
 # many interior-point steps (fista_budget).
 INTERIOR_STEPS_PARITY = 4
+# float32's reach is ~1e-5: a float32 working dtype iterates to this at the
+# finest (then the problem's float64 goes on), and a loose float64 solve
+# iterates in float32 from this tolerance up (cvxnn_fast/__init__.py)
+FLOAT32_TOL = 1e-4
 MIN_FISTA_BUDGET = 100
 
 
@@ -259,8 +263,9 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         The working dtype. PyTorch backend: default float32 on a GPU, the
         problem's dtype on the CPU. Compiled solvers: default the problem's;
         another one solves a copy of the problem in it (same patterns), and
-        the returned weights are certified on the problem as given. Where
-        float32 iterates for a float64 problem and its weights miss ``tol``
+        the returned weights are certified on the problem as given. float32
+        iterates to ``max(tol, 1e-4)`` at the finest; where it does so for a
+        float64 problem and its weights miss ``tol``
         there (precision, or range: an overflow restarts in float64), and
         no stop was asked, the solve goes on in float64 from them with what
         is left of ``max_iter`` (``sol.info["refined"]``). float32 on float64
@@ -476,12 +481,19 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
     start = time.monotonic()
     counted = _CountOn(options["callback"])
     name, first, warm_start, budget = working.dtype.name, None, None, max_iter
+    coarser = np.finfo(working.dtype).eps > np.finfo(problem.dtype).eps
+    # below its reach float32 stalls, and auto's hand-overs (the interior
+    # point's optimal_inaccurate to a first-order method) then spent all of
+    # max_iter there: it iterates to FLOAT32_TOL, the float64 continuation
+    # does the rest
+    floor = FLOAT32_TOL if coarser else 0.0
     try:
         # judged here, on the problem as given; float32's overflows are caught
         with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", RuntimeWarning)  # BLAS's overflows
-            first = fast_solve(working, tol=tol, max_iter=max_iter, cone_tol=cone_tol,
+            first = fast_solve(working, tol=max(tol, floor), max_iter=max_iter,
+                               cone_tol=max(cone_tol, floor),
                                time_limit=time_limit,
                                **{**options, "callback": counted})
     except NumericalBreakdown:
@@ -496,7 +508,6 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
             multipliers=result.multipliers, **result.blocks)
         result.certificate = judged.certificate
         finite = np.isfinite(judged.certificate.optimality)
-        coarser = np.finfo(working.dtype).eps > np.finfo(problem.dtype).eps
         left = None if time_limit is None else time_limit - (time.monotonic() - start)
         budget = max_iter - counted.last if finite else max_iter
         if (first.status == USER_LIMIT or not coarser or budget <= 0

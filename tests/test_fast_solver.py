@@ -160,6 +160,22 @@ def test_float32_working_dtype_refines_in_the_problems_dtype():
     assert sol.objective == pytest.approx(cold.objective, rel=1e-8)
 
 
+@pytest.mark.parametrize("formulation, lam", [
+    ("gated_relu", 1e-2), ("gated_relu", 1e-3), ("relu", 1e-2)])
+def test_float32_working_dtype_hands_over_before_float32s_reach(formulation, lam):
+    """Below float32's reach the float32 part iterates to FLOAT32_TOL only:
+    asked for 1e-8 it used to spend all of max_iter there (auto's interior
+    point ended optimal_inaccurate, the first-order method after it stalled)
+    and return uncertified, with no float64 continuation."""
+    problem = build("cross_entropy", "group_l1", formulation=formulation, lam=lam,
+                    n_samples=60, n_gates=10, n_outputs=3)
+    sol = fast_solve(problem, tol=1e-8, max_iter=5000, dtype="float32")
+    assert sol.status == "optimal", sol.message
+    assert sol.info["refined"] == "float64" and sol.info["working_iterations"] < 5000
+    plain = fast_solve(problem, tol=1e-8, max_iter=5000)
+    assert sol.objective == pytest.approx(plain.objective, rel=1e-7)
+
+
 def test_float32_working_dtype_falls_back_where_float32_overflows():
     """Data beyond float32's range break the float32 solve down; the problem's
     float64 solves it from the start, without leaking float32's warnings."""
