@@ -62,7 +62,8 @@ def to_torch(network):
     torch.nn.Module
         ``module(x)`` maps a (batch, n_features) tensor to (batch, n_outputs),
         equal to ``network.predict(x)`` up to rounding. Attributes: ``hidden``
-        (first layer, ``nn.Linear``), ``output`` (``nn.Linear`` without bias),
+        (first layer, ``nn.Linear``), ``output`` (``nn.Linear``, with the
+        network's ``b2`` as its bias where it has one),
         ``gates`` and ``gate_bias`` buffers (gated networks only).
     """
     net = _network_of(network)
@@ -77,9 +78,11 @@ def to_torch(network):
             self.gated = net.gates is not None
             self.hidden = _linear(torch, net.W1, net.bias, dtype)
             self.output = torch.nn.Linear(net.W2.shape[1], net.W2.shape[0],
-                                          bias=False, dtype=dtype)
+                                          bias=net.b2 is not None, dtype=dtype)
             with torch.no_grad():
                 self.output.weight.copy_(torch.as_tensor(net.W2, dtype=dtype))
+                if net.b2 is not None:
+                    self.output.bias.copy_(torch.as_tensor(net.b2, dtype=dtype))
             if self.gated:
                 gate = _linear(torch, net.gates.T, net.bias, dtype)
                 self.register_buffer("gates", gate.weight.detach().clone())

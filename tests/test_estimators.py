@@ -17,6 +17,7 @@ from cvxnn.estimators import (
     GATE_FAMILIES,
     ConvexReLUClassifier,
     ConvexReLURegressor,
+    ConvexReLURegressorCV,
     expected_failed_checks,
     register_gate_family,
 )
@@ -57,20 +58,40 @@ def test_regressor_matches_problem_built_by_hand(regression_data):
     X, y = regression_data
     est = ConvexReLURegressor(n_gates=12, lam=1e-2, solver=SOLVER,
                               random_state=3).fit(X, y)
-    problem = cvxnn.build_problem(X, y, lam=1e-2, n_gates=12, bias=True,
+    # the regressor fits the targets around their mean, its intercept
+    problem = cvxnn.build_problem(X, y - y.mean(), lam=1e-2, n_gates=12, bias=True,
                                   random_state=3)
     np.testing.assert_array_equal(est.problem_.gates, problem.gates)
+    np.testing.assert_array_equal(est.intercept_, [y.mean()])
+    np.testing.assert_array_equal(est.network_.b2, est.intercept_)
     sol = problem.solve(SOLVER)
     assert est.solution_.objective == pytest.approx(sol.objective, rel=1e-6)
-    # The network's predictions are the convex model's on the training data.
+    # The network's predictions are the convex model's (plus the intercept)
+    # on the training data.
     np.testing.assert_allclose(est.predict(X),
-                               problem.model_predict(est.solution_.blocks)[:, 0],
-                               rtol=1e-10, atol=1e-12)
+                               problem.model_predict(est.solution_.blocks)[:, 0]
+                               + y.mean(), rtol=1e-10, atol=1e-12)
     r2 = 1 - np.sum((y - est.predict(X)) ** 2) / np.sum((y - y.mean()) ** 2)
     assert est.score(X, y) == pytest.approx(r2)
     assert est.n_active_ == est.network_.W1.shape[0]
     assert est.certificate_ is est.solution_.certificate
     assert est.certificate_.relative_gap < 1e-5
+
+
+@pytest.mark.parametrize("cls", [ConvexReLURegressor, ConvexReLURegressorCV])
+def test_regressor_is_invariant_to_a_shift_of_the_targets(regression_data, cls):
+    """Targets 1000 + y: the same neurons, predictions shifted by 1000. Without
+    the intercept the neurons had to build the offset (each paying lam for
+    it): the CV regressor's R^2 on diabetes fell from 0.41 to -0.59."""
+    X, y = regression_data
+    Y = np.column_stack([y, 3 * y - 2])
+    plain = cls(n_gates=8, random_state=0).fit(X, Y)
+    shifted = cls(n_gates=8, random_state=0).fit(X, Y + [1000.0, -50.0])
+    np.testing.assert_allclose(shifted.intercept_, Y.mean(axis=0) + [1000.0, -50.0])
+    np.testing.assert_allclose(shifted.predict(X), plain.predict(X) + [1000.0, -50.0],
+                               rtol=1e-9, atol=1e-9)
+    assert shifted.score(X, Y + [1000.0, -50.0]) == pytest.approx(plain.score(X, Y))
+    assert shifted.n_active_ == plain.n_active_
 
 
 def test_regressor_multi_output(regression_data):

@@ -144,6 +144,16 @@ def test_network_round_trip(tmp_path, data):
         np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
 
 
+def test_network_with_output_bias_round_trip(tmp_path, data):
+    X, y = data
+    net = cvxnn.ConvexReLURegressor(n_gates=6, solver=SOLVER).fit(X, y + 5).network_
+    assert net.b2 is not None
+    io.save_network(tmp_path / "n.npz", net)
+    loaded = io.load(tmp_path / "n.npz")
+    np.testing.assert_array_equal(loaded.b2, net.b2)
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+
+
 def test_regressor_round_trip(tmp_path, data):
     pd = pytest.importorskip("pandas")
     X, y = data
@@ -301,6 +311,17 @@ def test_torch_export_of_classifier(data):
                                atol=1e-12)
     with pytest.raises(TypeError, match="network"):
         to_torch(ConvexReLUClassifier())
+
+
+def test_torch_export_of_regressor_keeps_its_intercept(data):
+    torch = pytest.importorskip("torch")
+    from cvxnn.export import to_torch
+
+    X, y = data
+    est = cvxnn.ConvexReLURegressor(n_gates=6, solver=SOLVER).fit(X, y + 100.0)
+    with torch.no_grad():
+        out = to_torch(est)(torch.from_numpy(X)).numpy()[:, 0]
+    np.testing.assert_allclose(out, est.predict(X), rtol=1e-12)
 
 
 def test_an_estimator_on_a_torch_device_is_saved_by_the_device_name(tmp_path):

@@ -360,6 +360,13 @@ FORGERIES = {
     "whiten mean alone": ("whitened", _drop("fitted/whiten_components_"),
                           _field("params", whiten=False),
                           "'fitted/whiten_mean_' comes without"),
+    # a regressor's intercept (files without one load: written before it)
+    "intercept nan": ("whitened", _poke("fitted/intercept_", NAN), None,
+                      "'fitted/intercept_' has 1 non-finite value"),
+    "intercept per output": ("cv", _put("fitted/intercept_", np.zeros(2)), None,
+                             "'fitted/intercept_' has shape (2,)"),
+    "intercept of classifier": ("estimator", _put("fitted/intercept_", np.zeros(3)),
+                                None, "array 'fitted/intercept_' does not belong"),
     # the path of a CV model; CV attributes on a plain one
     "lams text": ("cv", _put("fitted/lams_", lambda v: v.astype(str)), None,
                   "'fitted/lams_' has dtype <U"),
@@ -430,6 +437,15 @@ FORGERIES = {
 def test_forged_files(saved, tmp_path, forgery):
     kind, edit_arrays, edit_header, fragment = FORGERIES[forgery]
     _refused(_forged(saved, kind, tmp_path, edit_arrays, edit_header), fragment)
+
+
+def test_a_regressor_saved_before_the_intercept_loads_without_one(saved, tmp_path):
+    """Files written before the regressors fitted around an intercept have
+    none: they load with the network they had (no output bias)."""
+    loaded = io.load(_forged(saved, "cv", tmp_path, _drop("fitted/intercept_")))
+    assert not hasattr(loaded, "intercept_") and loaded.network_.b2 is None
+    np.testing.assert_allclose(loaded.predict(saved["X"]),
+                               loaded.solution_.predict(saved["X"])[:, 0])
 
 
 def test_forgeries_that_could_be_genuine_load(saved, tmp_path, monkeypatch):

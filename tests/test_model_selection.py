@@ -270,7 +270,8 @@ def test_whitening_is_exact_and_keeps_hyperplanes(regression, gates):
                               tol=1e-8).fit(X, y)
     Z = (X - est.whiten_mean_) @ est.whiten_components_
     np.testing.assert_allclose(Z.T @ Z / len(X), np.eye(4), atol=1e-10)
-    np.testing.assert_allclose(est.predict(X), est.solution_.predict(Z)[:, 0],
+    np.testing.assert_allclose(est.predict(X),
+                               est.solution_.predict(Z)[:, 0] + est.intercept_,
                                rtol=1e-9, atol=1e-9)
     plain = ConvexReLURegressor(gates=gates, n_gates=12, solver=FAST).fit(X, y)
     # the same hyperplanes split the raw data, so the same patterns are kept

@@ -134,10 +134,17 @@ def test_network_checks_its_arrays():
             ({"W1": "abc"}, TypeError, "^W1"),
             ({"W1": np.ones(4)}, ValueError, "^W1: expected a 2-D"),
             ({"W2": np.full((2, 3), np.inf)}, ValueError, "^W2"),
+            ({"b2": np.ones(3)}, ValueError, r"^b2: expected shape \(2,\)"),
+            ({"b2": np.ones((1, 2))}, ValueError, r"^b2: expected shape \(2,\)"),
+            ({"b2": [np.nan, 0.0]}, ValueError, "^b2"),
             ({"bias": "x"}, TypeError, "^bias")):
         with pytest.raises(error, match=match):
             cvxnn.TwoLayerNetwork(**{"W1": W1, "W2": W2, "gates": G, "bias": True,
                                      **kwargs})
+    shifted = cvxnn.TwoLayerNetwork(W1=W1, W2=W2, gates=G, bias=True, b2=[1.0, -2.0])
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    np.testing.assert_array_equal(shifted.predict(X), net.predict(X) + [1.0, -2.0])
+    assert shifted.weight_decay() == net.weight_decay()  # the bias is not decayed
 
 
 def test_relu_and_gated_losses_coincide_without_regularization():

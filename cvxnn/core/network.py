@@ -33,7 +33,7 @@ from cvxnn.core.validation import (
 
 @dataclass
 class TwoLayerNetwork:
-    """A two-layer network ``X -> W2 @ act(W1 @ x)``.
+    """A two-layer network ``X -> W2 @ act(W1 @ x) + b2``.
 
     Attributes
     ----------
@@ -41,12 +41,17 @@ class TwoLayerNetwork:
     W2 : (n_outputs, n_neurons) second-layer weights.
     gates : (d, n_neurons) gate vectors for a gated network, None for ReLU.
     bias : whether a column of ones is appended to the inputs.
+    b2 : (n_outputs,) output bias, or None (zero). A convex solution's
+        network has none; the regressors' networks add their intercept
+        (the training targets' mean, which they fit around). It is not
+        part of the weight decay.
     """
 
     W1: np.ndarray
     W2: np.ndarray
     gates: np.ndarray | None
     bias: bool
+    b2: np.ndarray | None = None
 
     def __post_init__(self):
         """Check the arrays agree (names the field at fault)."""
@@ -61,6 +66,11 @@ class TwoLayerNetwork:
             if self.gates.shape != (d, n_neurons):
                 raise ValueError(f"gates: expected shape {(d, n_neurons)} (W1's d by "
                                  f"its neurons), got {self.gates.shape}.")
+        if self.b2 is not None:
+            self.b2 = check_finite(as_float_array(self.b2, "b2"), "b2")
+            if self.b2.shape != (self.W2.shape[0],):
+                raise ValueError(f"b2: expected shape ({self.W2.shape[0]},) (one "
+                                 f"per output of W2), got {self.b2.shape}.")
         self.bias = check_bool(self.bias, "bias")
         if d < 1 + int(self.bias):
             raise ValueError(f"W1: {d} columns leave no input feature "
@@ -95,7 +105,8 @@ class TwoLayerNetwork:
 
     def predict(self, X):
         """Network outputs (n_samples, n_outputs) on raw inputs (no bias column)."""
-        return self.hidden(X) @ self.W2.T
+        out = self.hidden(X) @ self.W2.T
+        return out if self.b2 is None else out + self.b2.astype(out.dtype, copy=False)
 
     def weight_decay(self):
         """``0.5 * (||W1||_F^2 + ||W2||_F^2)``."""

@@ -70,8 +70,8 @@ class ConvexReLURegressorCV(ConvexReLURegressor):
                    "R^2", "formulation, loss, regularizer, n_gates, gates, "
                    "gate_options, bias, whiten, tol, solver, solver_options, "
                    "progress, random_state, device",
-                   "problem_, solution_, network_, certificate_, n_active_, "
-                   "n_iter_, n_features_in_"))
+                   "problem_, solution_, network_, intercept_, certificate_, "
+                   "n_active_, n_iter_, n_features_in_"))
 
     def __init__(self, *, cv=0.2, n_lams=10, lam_ratio=1e-3, patience=2,
                  path_tol=2e-2, formulation="gated_relu", loss="squared",

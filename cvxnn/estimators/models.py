@@ -19,9 +19,11 @@ from cvxnn.estimators.base import (
 class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     r"""Two-layer ReLU regression trained to global optimality (squared loss).
 
-    Minimizes :math:`\frac1n\sum_j \tfrac12\|h(x_j) - y_j\|^2 + \lambda R(U)`
-    over the convex reformulation; ``y`` may have several columns (one set of
-    neurons per output).
+    Minimizes :math:`\frac1n\sum_j \tfrac12\|h(x_j) - (y_j - b)\|^2 +
+    \lambda R(U)` over the convex reformulation, with the intercept ``b``
+    the mean of the training targets (``intercept_``), and predicts
+    :math:`h(x) + b`; ``y`` may have several columns (one set of neurons per
+    output). ``problem_`` and ``solution_`` hold the centred targets.
 
     Parameters
     ----------
@@ -95,7 +97,11 @@ default="group_l1"
     solution_ : cvxnn.Solution
         Weights, status, solver and timing of the solve.
     network_ : cvxnn.TwoLayerNetwork
-        The equivalent non-convex network; used by :meth:`predict`.
+        The equivalent non-convex network; used by :meth:`predict`. A
+        regressor's has the intercept as its output bias ``b2``.
+    intercept_ : ndarray (n_outputs,)
+        Regressors only: the mean of the training targets, which the
+        network's neurons fit around.
     certificate_ : cvxnn.Certificate
         Duality gap / KKT residual (and cone violation for ReLU).
     n_active_ : int
@@ -136,6 +142,10 @@ default="group_l1"
     def _split_labels(self, Y):
         """Labels to stratify validation splits by: none for regression."""
         return None
+
+    def _target_offset(self, Y):
+        """The intercept: the mean of the targets (n_outputs,)."""
+        return np.atleast_1d(np.mean(Y, axis=0, dtype=np.float64)).astype(Y.dtype)
 
     def _score_outputs(self, Z, Y):
         """R^2 of network outputs ``Z`` (n, n_outputs) against targets ``Y``;

@@ -89,7 +89,7 @@ def network_on_inputs(network, mean, A):
     gates = None if network.gates is None else _on_inputs(network.gates.T, mean, A).T
     return TwoLayerNetwork(W1=_on_inputs(network.W1, mean, A), W2=network.W2,
                            gates=None if gates is None else np.ascontiguousarray(gates),
-                           bias=True)
+                           bias=True, b2=network.b2)
 
 
 def validation_splits(n_samples, cv, labels=None, random_state=0, name="cv"):

@@ -389,7 +389,8 @@ def check_objective(problem, blocks, stored):
 
 # --- networks -----------------------------------------------------------------
 def check_network(header, arrays):
-    """Check a saved network: W1 (m, d), W2 (k, m), gates (d, m) or none."""
+    """Check a saved network: W1 (m, d), W2 (k, m), gates (d, m) or none,
+    b2 (k,) or none."""
     bias = bool_field(header, "bias", "network")
     W1 = array(arrays, "W1", "float", 2)
     m, d = W1.shape
@@ -408,9 +409,13 @@ def check_network(header, arrays):
         raise ModelFileError(f"the metadata says activation={activation!r} but the "
                              f"file {'lacks' if gates is None else 'holds'} "
                              "the array 'gates'.")
-    for name in ("W1", "W2", "gates"):
+    b2 = array(arrays, "b2", "float", 1, required=False)
+    if b2 is not None:
+        same_dtype(b2, "b2", W1.dtype, "'W1'")
+        expect_shape(b2, "b2", (W2.shape[0],), f"'W2' has {W2.shape[0]} outputs")
+    for name in ("W1", "W2", "gates", "b2"):
         if name in arrays:
             finite(arrays[name], name)
-    no_other_arrays(arrays, {"W1", "W2", "gates"})
+    no_other_arrays(arrays, {"W1", "W2", "gates", "b2"})
     _check_sizes(header, "network", {"n_neurons": m, "n_features": d,
                                      "n_outputs": W2.shape[0]})

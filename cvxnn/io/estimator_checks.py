@@ -49,13 +49,17 @@ OWN_FITTED = {
     "ConvexReLURegressorCV": ("_y_1d", "lam_", "lams_", "scores_"),
     "ConvexReLUClassifierCV": ("loss_", "classes_", "lam_", "lams_", "scores_"),
 }
+#: Fitted attributes a class may lack: files written before the regressors
+#: fitted around an intercept have none (the intercept was zero).
+OPTIONAL_FITTED = {"ConvexReLURegressor": ("intercept_",),
+                   "ConvexReLURegressorCV": ("intercept_",)}
 ESTIMATOR_CLASSES = tuple(OWN_FITTED)
 _COMMON = ("n_features_in_", "n_active_", "n_iter_", "feature_names_in_",
            "whiten_mean_", "whiten_components_")
 #: Fitted attributes stored in the JSON header; the others are arrays.
 FITTED_SCALARS = ("n_features_in_", "n_active_", "n_iter_", "loss_", "_y_1d", "lam_")
 FITTED_ARRAYS = ("classes_", "feature_names_in_", "lams_", "scores_", "whiten_mean_",
-                 "whiten_components_")
+                 "whiten_components_", "intercept_")
 
 
 def check_estimator(header, arrays):
@@ -104,7 +108,8 @@ def _check_names(name, fitted, arrays):
     if foreign:
         raise ModelFileError(f"metadata field 'fitted' holds {', '.join(foreign)}, "
                              f"which a {name} does not have.")
-    allowed = {f"fitted/{k}" for k in (*own, *_COMMON) if k in FITTED_ARRAYS}
+    allowed = {f"fitted/{k}" for k in (*own, *_COMMON, *OPTIONAL_FITTED.get(name, ()))
+               if k in FITTED_ARRAYS}
     no_other_arrays(arrays, allowed | {"params/gates"}, ("solution/",))
 
 
@@ -246,6 +251,11 @@ def _check_regressor(fitted, loss, arrays, sizes):
     if bool_field(fitted, "_y_1d", "fitted") and sizes["n_outputs"] != 1:
         raise ModelFileError(f"metadata field 'fitted._y_1d' is true but the "
                              f"problem has {sizes['n_outputs']} outputs.")
+    intercept = array(arrays, "fitted/intercept_", "float", 1, required=False)
+    if intercept is not None:
+        expect_shape(intercept, "fitted/intercept_", (sizes["n_outputs"],),
+                     f"the problem has {sizes['n_outputs']} outputs")
+        finite(intercept, "fitted/intercept_")
 
 
 def _check_path(fitted, arrays):

@@ -285,7 +285,7 @@ def _solution_check(header, arrays):
 
 # --- networks ---------------------------------------------------------------
 def save_network(path, network):
-    """Write a :class:`cvxnn.TwoLayerNetwork` (W1, W2, gates, bias) to ``path``.
+    """Write a :class:`cvxnn.TwoLayerNetwork` (W1, W2, gates, bias, b2) to ``path``.
 
     Parameters
     ----------
@@ -300,6 +300,8 @@ def save_network(path, network):
     arrays = {"W1": network.W1, "W2": network.W2}
     if network.gates is not None:
         arrays["gates"] = network.gates
+    if network.b2 is not None:
+        arrays["b2"] = network.b2
     meta = {"bias": bool(network.bias), "activation": network.activation,
             "sizes": {"n_neurons": network.n_neurons,
                       "n_features": network.W1.shape[1],
@@ -323,7 +325,8 @@ def load_network(path, *, allow_no_checksum=False):
     with naming(path):
         header, arrays = _read(path, "network", _check_network, allow_no_checksum)
     return TwoLayerNetwork(W1=arrays["W1"], W2=arrays["W2"],
-                           gates=arrays.get("gates"), bias=header["bias"])
+                           gates=arrays.get("gates"), bias=header["bias"],
+                           b2=arrays.get("b2"))
 
 
 # --- estimators ---------------------------------------------------------------
