@@ -310,12 +310,6 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
                                          step_size=step_size))
     auto = method == "auto"
     method = choose_method(problem, method, warm_start)
-    if step_size is not None and method != "fista":
-        raise ValueError(f"step_size: only R-FISTA (method 'fista', gated ReLU) "
-                         f"takes a first step; this solve runs {method!r}.")
-    blocks, multipliers = _warm_blocks(problem, warm_start)
-    monitor = Monitor(verbose, callback, time_limit)
-    args = (problem, tol, cone_tol, max_iter, monitor)
     gated = not problem.formulation.has_cones
     # where auto takes the interior point: a bounded first-order run first,
     # from the warm start where one is given (the interior point ignores it);
@@ -324,6 +318,13 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         (gated and method == "interior_point") or (
             method in ("fista", "augmented_lagrangian") and warm_start is not None
             and choose_method(problem) == "interior_point"))
+    if step_size is not None and not (
+            method == "fista" or (interior_after and gated)):
+        raise ValueError(f"step_size: only R-FISTA (method 'fista', gated ReLU) "
+                         f"takes a first step; this solve runs {method!r}.")
+    blocks, multipliers = _warm_blocks(problem, warm_start)
+    monitor = Monitor(verbose, callback, time_limit)
+    args = (problem, tol, cone_tol, max_iter, monitor)
     with _blas_threads(problem, method):
         if interior_after:
             beta, step = _path_hint(problem, warm_start)
@@ -499,36 +500,55 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
     except NumericalBreakdown:
         warm_start = options["warm_start"]
     if first is not None:
-        result = Result(first.status, first.message,
+        # its messages and info quote the user's tol, not the floored one
+        message = first.message.replace(f"tol={max(tol, floor):.1e}", f"tol={tol:.1e}")
+        info = {k: v for k, v in first.info.items() if k != "tol"}
+        result = Result(first.status, message,
                         _cast(first.blocks, problem.dtype), first.n_iter,
                         first.history, start, _cast(first.multipliers, problem.dtype),
-                        info={**first.info, "dtype": name})
+                        info={**info, "dtype": name})
         judged = Solution.from_weights(
             problem, status=first.status, solver="fast", solve_time=0.0,
             multipliers=result.multipliers, **result.blocks)
         result.certificate = judged.certificate
         finite = np.isfinite(judged.certificate.optimality)
         left = None if time_limit is None else time_limit - (time.monotonic() - start)
-        budget = max_iter - counted.last if finite else max_iter
+        # the interior point starts from its own interior point (a float32
+        # one does not warm-start it): from the start, with all of max_iter,
+        # as after a breakdown (30 steps: 2.7e-6 in float32, then a cold
+        # float64 start with the 8 steps left ended at 0.65)
+        cold = options["method"] == "interior_point" or \
+            first.info.get("method") == "interior_point"
+        budget = max_iter - counted.last if finite and not cold else max_iter
         if (first.status == USER_LIMIT or not coarser or budget <= 0
                 or (left is not None and left <= 0)
                 or judged.certificate.satisfied(tol, cone_tol)):
             return _finish(problem, result, tol, cone_tol, working="dtype",
                            stacklevel=4)
-        if finite:
-            warm_start = judged
-        else:
-            warm_start = options["warm_start"]
+        warm_start = None if cold else judged if finite else options["warm_start"]
     if options["method"] == "interior_point":
-        warm_start = None  # it starts from its own interior point
+        warm_start = None  # it refuses warm starts
     elapsed = time.monotonic() - start
-    second = fast_solve(problem, tol=tol, max_iter=budget, cone_tol=cone_tol,
-                        time_limit=None if time_limit is None else time_limit - elapsed,
-                        **{**options, "warm_start": warm_start,
-                           "step_size": None if first is not None
-                           else options["step_size"],
-                           "callback": _CountOn(options["callback"], counted.last,
-                                                elapsed)})
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        second = fast_solve(problem, tol=tol, max_iter=budget, cone_tol=cone_tol,
+                            time_limit=None if time_limit is None
+                            else time_limit - elapsed,
+                            **{**options, "warm_start": warm_start,
+                               "step_size": None if first is not None
+                               else options["step_size"],
+                               "callback": _CountOn(options["callback"], counted.last,
+                                                    elapsed)})
+    if first is not None and finite and _better(judged.certificate,
+                                                second.certificate, cone_tol):
+        # a continuation that ended worse (an interior point restarted cold
+        # with the few steps max_iter had left) keeps the working dtype's
+        # weights
+        result.info.update(refined=problem.dtype.name, refinement_kept=False,
+                           working_iterations=counted.last)
+        return _finish(problem, result, tol, cone_tol, working="dtype", stacklevel=4)
+    for warning in said:
+        warnings.warn(warning.message, warning.category, stacklevel=3)
     second.solve_time = time.monotonic() - start
     history = {**second.history,
                "time": np.asarray(second.history["time"]) + elapsed}
@@ -538,6 +558,17 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
     second.info.update(dtype=name, refined=problem.dtype.name,
                        working_iterations=None if first is None else counted.last)
     return second
+
+
+def _better(certificate, other, cone_tol):
+    """Whether ``certificate`` beats ``other``: a lower optimality (``other``'s
+    NaN or missing counts as worst) without a cone violation above both
+    ``cone_tol`` and ``other``'s."""
+    if other is None or not np.isfinite(other.optimality):
+        return True
+    violation = certificate.cone_violation or 0.0
+    return (certificate.optimality < other.optimality
+            and violation <= max(cone_tol, other.cone_violation or 0.0))
 
 
 class _CountOn:

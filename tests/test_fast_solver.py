@@ -176,6 +176,40 @@ def test_float32_working_dtype_hands_over_before_float32s_reach(formulation, lam
     assert sol.objective == pytest.approx(plain.objective, rel=1e-7)
 
 
+@pytest.mark.parametrize("formulation, method", [
+    ("gated_relu", "interior_point"), ("gated_relu", "auto"), ("relu", "auto")])
+def test_float32_working_dtype_before_an_interior_point_restarts_it(formulation,
+                                                                    method):
+    """A float32 interior point's weights cannot warm-start the float64 one,
+    which starts cold with all of max_iter (it used to get what the float32
+    steps had left, 8 of 30, and its worse point came back: 0.65 where the
+    float32 weights had 2.7e-6 and float64 alone certifies 1e-6)."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((150, 5))
+    y = np.argmax(X @ rng.standard_normal((5, 3)) + 0.5 * rng.standard_normal((150, 3)),
+                  axis=1)
+    problem = cvxnn.build_problem(X, y, formulation=formulation, loss="cross_entropy",
+                                  lam=1e-3, n_gates=10, bias=True)
+    plain = fast_solve(problem, method=method, max_iter=30, tol=1e-6)
+    sol = fast_solve(problem, dtype="float32", method=method, max_iter=30, tol=1e-6)
+    assert sol.status == plain.status == "optimal", sol.message
+    assert sol.info["refined"] == "float64"
+    assert sol.objective == pytest.approx(plain.objective, rel=1e-6)
+
+
+def test_a_float32_solve_quotes_the_tol_asked_for():
+    """The float32 part iterates to FLOAT32_TOL; where max_iter ends it, the
+    message and info quote the tol the user asked for (they said 1e-4)."""
+    problem = build("cross_entropy", "group_l1", lam=1e-3, n_samples=60, n_gates=6,
+                    n_outputs=3, bias=True)
+    with pytest.warns(ConvergenceWarning, match=r"tol=1\.0e-06") as said:
+        sol = fast_solve(problem, dtype="float32", tol=1e-6, method="fista",
+                         max_iter=30)
+    assert sol.status == "optimal_inaccurate" and sol.info["tol"] == 1e-6
+    assert "tol=1.0e-06" in sol.message and "1.0e-04" not in sol.message
+    assert not any("1.0e-04" in str(w.message) for w in said)
+
+
 def test_float32_working_dtype_falls_back_where_float32_overflows():
     """Data beyond float32's range break the float32 solve down; the problem's
     float64 solves it from the start, without leaking float32's warnings."""
@@ -655,6 +689,15 @@ def test_step_size_is_for_r_fista_only():
         fast_solve(problem, step_size=1.0, method="interior_point")
     with pytest.raises(ValueError, match="step_size"):
         fast_solve(problem, step_size=-1.0)
+    relu = build("squared", "group_l1", n_samples=30, formulation="relu")
+    with pytest.raises(ValueError, match="step_size: only R-FISTA"):
+        fast_solve(relu, step_size=1.0)
+    # auto's cold gated solve runs R-FISTA before the interior point: it takes
+    # one (it was refused, while the same call with a warm start was not)
+    sol = fast_solve(problem, step_size=1.0, tol=1e-8)
+    assert sol.status == "optimal" and sol.info["fista_budget"] > 0
+    assert sol.objective == pytest.approx(fast_solve(problem, tol=1e-8).objective,
+                                          rel=1e-6)
 
 
 def test_warm_starts_help_paths_at_loose_tolerances():
