@@ -609,3 +609,18 @@ def test_a_warm_started_auto_keeps_the_interior_point_after_its_fista():
     # started again from 0)
     assert np.all(np.diff(seen) >= 0), seen
     assert seen[-1] == sol.info["fista_iterations"] + sol.n_iter
+
+
+def test_a_raw_certificate_at_its_floor_still_gets_polished():
+    """The raw iterate's certificate sat at its floor (~5e-6) while the
+    method's own gap estimate fell 10x a step; polishing waited for the raw
+    certificate to halve, so the solve stalled at tol 1e-8 (optimal_inaccurate,
+    1.1e-6) where a polish at the next step certifies 1.2e-9."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 4))
+    y = np.argmax(X @ rng.standard_normal((4, 3)) + 0.5 * rng.standard_normal((60, 3)),
+                  axis=1)
+    problem = cvxnn.build_problem(X, y, formulation="relu", loss="cross_entropy",
+                                  lam=1e-4, n_gates=6, bias=True, random_state=5)
+    sol = fast_solve(problem, method="interior_point", tol=1e-8)
+    assert sol.status == "optimal" and sol.certificate.optimality <= 1e-8

@@ -86,6 +86,12 @@ CHECK_FACTOR = 10.0
 # a few percent a step (tiny lam, cross-entropy under the trust region), a
 # polish every step cost 40% of a solve (17 polishes of 27 ms against 8 ms
 # steps, docs/design/interior-point.md); where it falls fast, every step.
+# The method's own gap estimate counts too: the raw certificate has a floor
+# (see Finisher._polished), and where it sat there (5e-6, ReLU cross-entropy,
+# 60 rows, the estimate falling 10x a step) it never halved, nothing was
+# polished again and the solve stalled at tol 1e-7 / 1e-8, where a polish at
+# the next step certifies 1.2e-9 (later iterates, nearer the boundary, no
+# longer polish to it).
 POLISH_PROGRESS = 0.5
 # A step shorter than this ends the solve (no progress).
 MIN_STEP = 1e-10
@@ -315,7 +321,8 @@ class Finisher:
         self.result = self.best = None
         self.best_optimality, self.stalled, self.since_best = np.inf, False, 0
         self.extra = 0  # certified iterations so far
-        self.last_polished = np.inf  # certificate of the last iterate polished
+        # certificate and gap estimate of the last iterate polished
+        self.last_polished = self.last_estimate = np.inf
         # ReLU, and small enough for per-neuron NNLS (the solvers' rule).
         self.refit = Polisher(problem, tol, cone_tol).refine
 
@@ -334,9 +341,10 @@ class Finisher:
                 "when carried back to the problem's coordinates; check the data "
                 "scaling (build_problem(..., standardize=True)).", None)
         cert = certificate(problem, **blocks, multipliers=mults)
-        if (not cert.satisfied(self.tol, self.cone_tol)
-                and cert.optimality <= POLISH_PROGRESS * self.last_polished):
-            self.last_polished = cert.optimality
+        if not cert.satisfied(self.tol, self.cone_tol) and (
+                cert.optimality <= POLISH_PROGRESS * self.last_polished
+                or optimality <= POLISH_PROGRESS * self.last_estimate):
+            self.last_polished, self.last_estimate = cert.optimality, optimality
             blocks, mults, cert = self._polished(blocks, mults, cert)
         if cert.satisfied(self.tol, self.cone_tol):
             complete = True
