@@ -368,7 +368,8 @@ def _interior_then_first_order(problem, blocks, args):
 def fista_budget(problem):
     """R-FISTA's iterations before ``auto`` turns to the gated interior
     point: the flops of ``INTERIOR_STEPS_PARITY`` interior-point
-    steps at the four masked GEMMs' ``4 n c P d`` an iteration (at least
+    steps at the four masked GEMMs' ``4 n c P d`` an iteration (the augmented
+    Lagrangian's before the ReLU one: ``16 n c P d``; at least
     ``MIN_FISTA_BUDGET``). R-FISTA certifies well-conditioned problems (lam
     near lam_max) in tens to hundreds of iterations, and the interior point
     is bounded where R-FISTA's count grows without bound (tiny lam,
@@ -377,7 +378,10 @@ def fista_budget(problem):
     n = problem.n_samples
     c, P, d = problem.weight_shape
     parity = INTERIOR_STEPS_PARITY * interior.estimated_flops(problem)
-    return max(MIN_FISTA_BUDGET, int(parity / (4.0 * n * c * P * d)))
+    # ReLU's augmented Lagrangian: V and W, and their cone products, 16 n c P d
+    # (counted as R-FISTA's, its first phase cost 12-34 interior steps, not 4)
+    per_iteration = (16.0 if problem.formulation.has_cones else 4.0) * n * c * P * d
+    return max(MIN_FISTA_BUDGET, int(parity / per_iteration))
 
 
 def _first_order_then_interior(problem, blocks, args, fista_hint=(None, None),
