@@ -67,7 +67,8 @@ class TwoLayerNetwork:
                 raise ValueError(f"gates: expected shape {(d, n_neurons)} (W1's d by "
                                  f"its neurons), got {self.gates.shape}.")
         if self.b2 is not None:
-            self.b2 = check_finite(as_float_array(self.b2, "b2"), "b2")
+            self.b2 = check_finite(as_float_array(self.b2, "b2", dtype=self.W1.dtype),
+                                   "b2")
             if self.b2.shape != (self.W2.shape[0],):
                 raise ValueError(f"b2: expected shape ({self.W2.shape[0]},) (one "
                                  f"per output of W2), got {self.b2.shape}.")
@@ -106,7 +107,7 @@ class TwoLayerNetwork:
     def predict(self, X):
         """Network outputs (n_samples, n_outputs) on raw inputs (no bias column)."""
         out = self.hidden(X) @ self.W2.T
-        return out if self.b2 is None else out + self.b2.astype(out.dtype, copy=False)
+        return out if self.b2 is None else out + self.b2
 
     def weight_decay(self):
         """``0.5 * (||W1||_F^2 + ||W2||_F^2)``."""
