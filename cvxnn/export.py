@@ -5,11 +5,13 @@ fitted estimator holding one) into a ``torch.nn.Module`` computing
 
 .. math::
 
-    h(x) = W_2\,\big(a(x) \odot (W_1 \tilde x)\big), \qquad
+    h(x) = W_2\,\big(a(x) \odot (W_1 \tilde x)\big) + b_2, \qquad
     a(x) = 1[G^\top \tilde x > 0] \text{ (gated)}, \quad
     a(x) \odot z = \max(z, 0) \text{ (ReLU)},
 
-with :math:`\tilde x = (x, 1)` when the network has a bias, so the module
+with :math:`\tilde x = (x, 1)` when the network has a bias and :math:`b_2`
+its output bias (zero where it has none: a regressor's network has its
+intercept there), so the module
 takes raw inputs of shape (batch, n_features) like ``network.predict``. The
 bias column is split off into ``nn.Linear`` biases, so the first layer is an
 ordinary ``nn.Linear(n_features, n_neurons)`` that can be fine-tuned; the

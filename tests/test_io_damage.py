@@ -365,6 +365,9 @@ FORGERIES = {
                       "'fitted/intercept_' has 1 non-finite value"),
     "intercept per output": ("cv", _put("fitted/intercept_", np.zeros(2)), None,
                              "'fitted/intercept_' has shape (2,)"),
+    "intercept float32": ("cv", _put("fitted/intercept_",
+                                     lambda v: v.astype(np.float32)), None,
+                          "'fitted/intercept_' has dtype float32 but"),
     "intercept of classifier": ("estimator", _put("fitted/intercept_", np.zeros(3)),
                                 None, "array 'fitted/intercept_' does not belong"),
     # the path of a CV model; CV attributes on a plain one

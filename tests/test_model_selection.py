@@ -361,3 +361,7 @@ def test_ctrl_c_on_the_cv_path_ends_the_fit_at_once():
     assert len(est.lams_) == 1 and est.lam_ == est.lams_[0]  # lam_max, unsolved
     assert est.solution_.status == "user_limit" and est.n_active_ == 0
     assert est.certificate_ is not None
+    # the model is the first split's path solution: around its training mean
+    from cvxnn.estimators import selection as model_selection
+    train = model_selection.validation_splits(120, 3, None, est.random_state)[0][0]
+    np.testing.assert_allclose(est.intercept_, [y[train].mean()], rtol=1e-12)

@@ -456,9 +456,10 @@ class _ConvexReLUBase(BaseEstimator):
         self.lams_, self.scores_, self.lam_ = lams, scores, float(lams[best])
         problem, _ = self._build(X, Y, loss, self.lam_, whitening, gates)
         intercept = self._target_offset(Y)
-        if interrupted:
+        if interrupted:  # the first split's solution, fit around its rows' mean
             return self._set_solution(problem, self._unrefitted(
-                problem, start, solver, len(lams)), whitening, intercept)
+                problem, start, solver, len(lams)), whitening,
+                self._target_offset(Y[splits[0][0]]))
         if start is not None and backends.warm_start_helps(problem, solver, options):
             options["warm_start"] = model_selection.transfer_weights(start, problem)
             options.update(model_selection.step_hint(start, options))

@@ -40,8 +40,10 @@ _CV_DOC = r"""
     %s
         As for the plain estimator (no ``lam``; no early stopping), except
         that ``regularizer`` must be a norm (group_l1, feature_group_l1, l1):
-        the path starts at lam_max. All-zero targets (lam_max = 0) give the
-        zero model, on a grid from float64's resolution (1e-15).
+        the path starts at lam_max. Targets with lam_max = 0 (all zero; for
+        the regressors, which fit around the targets' mean, any constant)
+        give the zero model (plus the intercept), on a grid from float64's
+        resolution (1e-15).
 
     Attributes
     ----------

@@ -100,8 +100,9 @@ default="group_l1"
         The equivalent non-convex network; used by :meth:`predict`. A
         regressor's has the intercept as its output bias ``b2``.
     intercept_ : ndarray (n_outputs,)
-        Regressors only: the mean of the training targets, which the
-        network's neurons fit around.
+        Regressors only: the mean of the training targets (with
+        ``early_stopping``, of the rows solved on), which the network's
+        neurons fit around.
     certificate_ : cvxnn.Certificate
         Duality gap / KKT residual (and cone violation for ReLU).
     n_active_ : int

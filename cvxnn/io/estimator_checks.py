@@ -35,6 +35,7 @@ from cvxnn.io.checks import (
     mapping,
     no_other_arrays,
     number_field,
+    same_dtype,
     shown,
     sorted_labels,
     string_field,
@@ -253,6 +254,8 @@ def _check_regressor(fitted, loss, arrays, sizes):
                              f"problem has {sizes['n_outputs']} outputs.")
     intercept = array(arrays, "fitted/intercept_", "float", 1, required=False)
     if intercept is not None:
+        same_dtype(intercept, "fitted/intercept_", sizes["dtype"],
+                   "'solution/problem/X'")
         expect_shape(intercept, "fitted/intercept_", (sizes["n_outputs"],),
                      f"the problem has {sizes['n_outputs']} outputs")
         finite(intercept, "fitted/intercept_")
