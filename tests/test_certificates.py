@@ -196,3 +196,29 @@ def test_loose_cone_tol_does_not_accept_a_negative_gap_beyond_tol(seed):
     assert sol.status == "optimal"
     cert = certificate(problem, **sol.blocks, multipliers=sol.multipliers)
     assert abs(cert.relative_gap) <= 1e-4 and cert.cone_violation <= 1e-1
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"method": "fista"}, {"method": "interior_point"}, {"device": "cpu"}])
+def test_the_relative_gap_is_scale_free(kwargs):
+    """Targets times 1e-8 (and lam with them) are the same problem, objective
+    times 1e-16. The relative gap's floor was 1e-12 absolute, so the zero
+    model (F ~ 1e-16, several times the optimum) certified at once and the
+    CV regressor returned it (R^2 0); the floor now follows f(0)."""
+    from cvxnn_fast import fast_solve
+
+    if "device" in kwargs:
+        pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 4))
+    y = np.maximum(X @ rng.standard_normal(4), 0) - X[:, 1]
+    unit = cvxnn.build_problem(X, y, lam=1e-2, n_gates=10, random_state=0)
+    tiny = cvxnn.build_problem(X, 1e-8 * y, lam=1e-10, n_gates=10, random_state=0)
+    zero = cvxnn.certificate(tiny, np.zeros(tiny.weight_shape))
+    assert zero.relative_gap == pytest.approx(
+        cvxnn.certificate(unit, np.zeros(unit.weight_shape)).relative_gap, rel=1e-6)
+    assert zero.relative_gap > 0.1
+    ref = fast_solve(unit, tol=1e-7, **kwargs)
+    sol = fast_solve(tiny, tol=1e-7, **kwargs)
+    assert sol.status == ref.status == "optimal"
+    assert sol.objective * 1e16 == pytest.approx(ref.objective, rel=1e-6)

@@ -12,7 +12,12 @@ The same functions judge every backend. For the objective
   the dual point also needs the cone multipliers; with them
   ``A^T S`` becomes ``A^T S - C^T lambda`` (V) and ``-A^T S - C^T mu`` (W).
   Available when lam > 0 and R is a norm or l2; None otherwise.
-* **relative gap**: duality gap / max(|F|, 1e-12).
+* **relative gap**: duality gap / max(|F|, 1e-12 f(0)), f(0) the data fit
+  at zero (:func:`gap_floor`): the floor follows the objective's scale, so
+  that an objective near zero (an interpolating fit) can be certified while
+  targets of tiny scale (squared loss, y ~ 1e-8) are judged as at unit
+  scale. With an absolute floor of 1e-12 the zero model of targets times
+  1e-8 (F ~ 1e-16, four times the optimum) certified at once.
 * **KKT residual**: Frobenius norm of the minimum-norm element of
   ``grad f + lam dR`` (for ReLU: of the Lagrangian's gradient with the
   multipliers, over V and W). **relative KKT residual** divides it by
@@ -116,6 +121,15 @@ def _dual_objective(problem, S_unscaled, Zs):
     return -conj + sum(reg.dual_value(Z, lam) for Z in Zs)
 
 
+GAP_FLOOR = 1e-12
+
+
+def gap_floor(problem):
+    """The relative gap's denominator at the least: ``GAP_FLOOR`` times the
+    data fit at zero (the smallest positive float where that is 0)."""
+    return max(GAP_FLOOR * problem.zero_fit, np.finfo(np.float64).tiny)
+
+
 def _gradient_scale(problem):
     scale = float(np.linalg.norm(problem.gradient_at_zero))
     return scale if scale > 0 else 1.0
@@ -139,7 +153,7 @@ def _assemble(problem, blocks, Zs, S, cone_violation, with_dual=True, Yhat=None)
     if with_dual and has_duality_gap(problem):
         dual = float(_dual_objective(problem, S, Zs))
         gap = primal - dual
-        rel = gap / max(abs(primal), 1e-12)
+        rel = gap / max(abs(primal), gap_floor(problem))
     kkt = rel_kkt = None
     if with_dual:
         kkt = _residual_norm(problem, Zs, list(blocks.values()))

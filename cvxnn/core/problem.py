@@ -177,6 +177,12 @@ class Problem:
         return operator.adjoint(self.X, self.patterns, S) / self.n_samples
 
     @_per_data
+    def zero_fit(self):
+        """The data fit at U = 0, ``f(0)``: the scale of the objective that the
+        relative gap's floor follows (:func:`cvxnn.core.certificates.gap_floor`)."""
+        return float(self.data_fit(np.zeros_like(self.y)))
+
+    @_per_data
     def feature_spectrum(self):
         """``(eigenvalues, Q)`` of ``X^T X / n_samples`` (ascending, clipped at
         0; eigenvectors in the columns of Q, C order), float64.

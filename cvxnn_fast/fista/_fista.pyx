@@ -102,7 +102,7 @@ CONSTANTS = {
 cdef struct Setting:
     int kind, loss, reg, has_gap, reg_is_norm
     Py_ssize_t n, d, c, P, rows, n_halves, block
-    double lam, rho, grad0, tol, inner_tol, cone_tol, backtrack, grow, slack
+    double lam, rho, grad0, gap_floor, tol, inner_tol, cone_tol, backtrack, grow, slack
     double mult_sq  # AUGMENTED: sum of the squared multipliers
     double metric   # GATED: beta of the pattern-mean metric (0: Euclidean)
     double* metric_m  # GATED with metric: each output's prox shift m, (c, d)
@@ -222,7 +222,8 @@ cdef double optimality(
         if s.reg == L2:
             dual -= dot(<int> size, grad, grad) / (2.0 * s.lam)
         gap = fabs(objective - dual)  # below 0: cones violated (Certificate)
-        return gap / (fabs(objective) if fabs(objective) > 1e-12 else 1e-12)
+        return gap / (fabs(objective) if fabs(objective) > s.gap_floor
+                      else s.gap_floor)
     kkt = sqrt(residual_sq(s.reg, grad, y, s.lam, s.rows, s.d, s.n_halves))
     return kkt / s.grad0
 
@@ -370,7 +371,8 @@ cdef double line_search(
 
 def run(
     int kind, int loss, int reg, int reg_is_norm, int has_gap, double lam,
-    double rho, double grad0, double tol, double inner_tol, double cone_tol,
+    double rho, double grad0, double gap_floor, double tol, double inner_tol,
+    double cone_tol,
     double backtrack, double grow, double slack, double metric,
     double[:, ::1] metric_m,  # in/out (c, d): prox shifts of the metric
     double[::1] metric_work,  # scratch of the metric's prox (metric.work_size)
@@ -425,6 +427,7 @@ def run(
     s.lam = lam
     s.rho = rho
     s.grad0 = grad0
+    s.gap_floor = gap_floor  # cvxnn.core.certificates.gap_floor
     s.tol = tol
     s.inner_tol = inner_tol
     s.cone_tol = cone_tol

@@ -5,7 +5,12 @@ import time
 import numpy as np
 
 from cvxnn.core import operator
-from cvxnn.core.certificates import _gradient_scale, certificate, has_duality_gap
+from cvxnn.core.certificates import (
+    _gradient_scale,
+    certificate,
+    gap_floor,
+    has_duality_gap,
+)
 from cvxnn.core.errors import NumericalBreakdown
 from cvxnn.core.regularizers import REGULARIZERS
 from cvxnn.core.solution import Solution
@@ -303,7 +308,8 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
         limit = ws.history_limit(pause)
         code = _fista.run(
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
-            st["lam"], rho, grad0, tol, inner_tol, cone_tol, BACKTRACK, GROW, slack,
+            st["lam"], rho, grad0, gap_floor(problem), tol, inner_tol, cone_tol,
+            BACKTRACK, GROW, slack,
             ws.beta, ws.metric_m, ws.metric_work, ws.feat, ws.feat_roots,
             ws.feat_shifts, ws.feat_work, ws.stepped, int(ws.per_output),
             MAX_OUTPUT_SCALE, SCALE_EVERY, ws.out_scale, problem.X,

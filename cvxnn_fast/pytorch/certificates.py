@@ -10,7 +10,7 @@ gets them through all-reduces. Everything is returned as Python floats.
 import math
 from dataclasses import dataclass
 
-from cvxnn.core.certificates import Certificate
+from cvxnn.core.certificates import GAP_FLOOR, Certificate
 from cvxnn_fast.pytorch import losses, penalties
 
 
@@ -61,9 +61,20 @@ def dual_value(data, spec, S, G):
     return dual
 
 
-def relative_gap(objective, dual):
-    """|F - D| / |F|, as :attr:`cvxnn.core.certificates.Certificate.optimality`."""
-    return abs(objective - dual) / max(abs(objective), 1e-12)
+def gap_floor(data, spec):
+    """As :func:`cvxnn.core.certificates.gap_floor`: ``GAP_FLOOR`` times the
+    data fit at zero (one all-reduce)."""
+    fit_sum, _ = losses.value_and_gradient(spec.loss, data.Y.new_zeros(data.Y.shape),
+                                           data.Y)
+    zero = data.sum_scalars(fit_sum)[0] / data.n_samples
+    return max(GAP_FLOOR * zero, math.ulp(0.0))
+
+
+def relative_gap(objective, dual, floor):
+    """|F - D| / max(|F|, floor), as
+    :attr:`cvxnn.core.certificates.Certificate.optimality` (floor:
+    :func:`gap_floor`)."""
+    return abs(objective - dual) / max(abs(objective), floor)
 
 
 def gradient_scale(data, spec):
@@ -81,7 +92,7 @@ def certificate(data, spec, U, grad0=None):
     if spec.has_gap:
         dual = dual_value(data, spec, S, G)
         gap = primal - dual
-        rel = gap / max(abs(primal), 1e-12)  # signed, as the host's
+        rel = gap / max(abs(primal), gap_floor(data, spec))  # signed, as the host's
     kkt = math.sqrt(penalties.residual_sq(spec.reg, G, U, spec.lam))
     grad0 = gradient_scale(data, spec) if grad0 is None else grad0
     return Certificate(primal, dual, gap, rel, kkt, kkt / grad0, None)

@@ -48,6 +48,7 @@ from cvxnn_fast.pytorch import losses, metric, penalties
 from cvxnn_fast.pytorch.certificates import (
     at_point,
     dual_value,
+    gap_floor,
     gradient_scale,
     relative_gap,
 )
@@ -198,11 +199,13 @@ def _candidate(data, spec, st, G, step):
                           t * spec.lam).to(dtype)
 
 
-def optimality(data, spec, S, G, y, objective, grad0):
-    """Relative gap at y where a dual point is cheap, else relative KKT."""
+def optimality(data, spec, S, G, y, objective, scale):
+    """Relative gap at y where a dual point is cheap, else relative KKT;
+    ``scale``: the gap's floor (:func:`gap_floor`) or the KKT residual's
+    normalization (:func:`gradient_scale`)."""
     if spec.has_gap:
-        return relative_gap(objective, dual_value(data, spec, S, G))
-    return math.sqrt(penalties.residual_sq(spec.reg, G, y, spec.lam)) / grad0
+        return relative_gap(objective, dual_value(data, spec, S, G), scale)
+    return math.sqrt(penalties.residual_sq(spec.reg, G, y, spec.lam)) / scale
 
 
 def _report(monitor, st, objective, opt, weights):
@@ -264,7 +267,7 @@ def _in_basis(fm, data, spec, x0, tol, max_iter, monitor, weights_of, polish):
 def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, polish,
            fm=None):
     step = initial_step(data, spec, x0, metric_beta, fm)
-    grad0 = 1.0 if spec.has_gap else gradient_scale(data, spec)
+    scale = gap_floor(data, spec) if spec.has_gap else gradient_scale(data, spec)
     st = _State(data, spec, x0, metric_beta, fm)
     rows, asked, last_report = [], "", time.monotonic()
     code, stop, opt, polished = K["RUNNING"], "", math.inf, None
@@ -276,7 +279,7 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
             if not math.isfinite(objective):
                 code = K["NOT_FINITE"]
                 break
-            opt = optimality(data, spec, S, G, st.y, objective, grad0)
+            opt = optimality(data, spec, S, G, st.y, objective, scale)
             rows.append((monitor.elapsed(), objective, opt, step))
             if not math.isfinite(opt):
                 code = K["NOT_FINITE"]
