@@ -265,10 +265,12 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         another one solves a copy of the problem in it (same patterns), and
         the returned weights are certified on the problem as given. float32
         iterates to ``max(tol, 1e-4)`` at the finest; where it does so for a
-        float64 problem and its weights miss ``tol``
-        there (precision, or range: an overflow restarts in float64), and
-        no stop was asked, the solve goes on in float64 from them with what
-        is left of ``max_iter`` (``sol.info["refined"]``). float32 on float64
+        float64 problem and its weights miss ``tol`` there (precision, or
+        range: an overflow restarts in float64), and no stop was asked, the
+        solve goes on in float64 from them with what is left of ``max_iter``
+        (``sol.info["refined"]``; an interior point, which takes no warm
+        start, restarts with all of it), and the better-certified weights
+        of the two come back. float32 on float64
         data halves the cost of the data products of R-FISTA for tol at
         float32's reach (about 1e-5 and up; the estimators use it from 1e-4
         where R-FISTA runs alone).
