@@ -519,12 +519,15 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
         result.certificate = judged.certificate
         finite = np.isfinite(judged.certificate.optimality)
         left = None if time_limit is None else time_limit - (time.monotonic() - start)
-        # the interior point starts from its own interior point (a float32
-        # one does not warm-start it): from the start, with all of max_iter,
-        # as after a breakdown (30 steps: 2.7e-6 in float32, then a cold
-        # float64 start with the 8 steps left ended at 0.65)
-        cold = options["method"] == "interior_point" or \
-            first.info.get("method") == "interior_point"
+        # where the float32 solve ran the interior point (or handed over from
+        # it: a float32 augmented Lagrangian spent all of max_iter at 3e-3
+        # where float64's interior point certifies in 0.4 s), the float64
+        # one starts from its own interior point (a float32 iterate does not
+        # warm-start it), with all of max_iter, as after a breakdown (30
+        # steps: 2.7e-6 in float32, then a cold float64 start with the 8
+        # steps left ended at 0.65)
+        cold = "interior_point" in (options["method"], first.info.get("method"),
+                                    first.info.get("fallback_from"))
         budget = max_iter - counted.last if finite and not cold else max_iter
         if (first.status == USER_LIMIT or not coarser or budget <= 0
                 or (left is not None and left <= 0)

@@ -1,4 +1,5 @@
 """Certificates: weak duality, zero gap at the optimum, lam_max, cone violation."""
+import warnings
 
 import numpy as np
 import pytest
@@ -222,3 +223,23 @@ def test_the_relative_gap_is_scale_free(kwargs):
     sol = fast_solve(tiny, tol=1e-7, **kwargs)
     assert sol.status == ref.status == "optimal"
     assert sol.objective * 1e16 == pytest.approx(ref.objective, rel=1e-6)
+
+
+@pytest.mark.parametrize("formulation, regularizer, method", [
+    ("relu", "l2", "auto"), ("relu", "group_l1", "interior_point"),
+    ("gated_relu", "group_l1", "interior_point"), ("gated_relu", "l2", "auto")])
+def test_zero_targets_are_solved_at_once(formulation, regularizer, method):
+    """f(0) = 0 (zero targets; a regressor's constant ones, centred): U = 0 is
+    optimal. The scale-free floor first fell to the smallest float there,
+    the interior point's estimate overflowed and ReLU ended
+    optimal_inaccurate at optimality 1 (gated: a NaN breakdown); where f(0)
+    is 0 the floor is 1e-12, as before."""
+    from cvxnn_fast import fast_solve
+
+    X = np.random.default_rng(1).standard_normal((50, 4))
+    problem = cvxnn.build_problem(X, np.zeros(50), formulation=formulation,
+                                  regularizer=regularizer, lam=1e-3, n_gates=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = fast_solve(problem, tol=1e-6, method=method)
+    assert sol.status == "optimal" and sol.objective <= 1e-12

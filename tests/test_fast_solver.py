@@ -197,6 +197,27 @@ def test_float32_working_dtype_before_an_interior_point_restarts_it(formulation,
     assert sol.objective == pytest.approx(plain.objective, rel=1e-6)
 
 
+def test_float32_after_an_interior_point_hand_over_restarts_in_float64():
+    """auto's float32 interior point handed over to a float32 augmented
+    Lagrangian, which stalled at 3e-3 through all of max_iter; no float64
+    part ran (max_iter was spent) where float64's interior point certifies in
+    55 steps. A float32 solve that ran the interior point now restarts in
+    float64 with all of max_iter."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    z = (y - y.mean()) / y.std()
+    labels = (z > 0).astype(int) + (z > 1)
+    problem = cvxnn.build_problem(X[:200], labels[:200], formulation="relu",
+                                  loss="cross_entropy", lam=1e-4, n_gates=10,
+                                  random_state=0)
+    sol = fast_solve(problem, tol=1e-6, max_iter=2000, dtype="float32")
+    assert sol.status == "optimal" and sol.info["refined"] == "float64"
+    plain = fast_solve(problem, tol=1e-6, max_iter=2000)
+    assert sol.objective == pytest.approx(plain.objective, rel=1e-5)
+
+
 def test_a_float32_solve_quotes_the_tol_asked_for():
     """The float32 part iterates to FLOAT32_TOL; where max_iter ends it, the
     message and info quote the tol the user asked for (they said 1e-4)."""

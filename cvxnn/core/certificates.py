@@ -13,7 +13,8 @@ The same functions judge every backend. For the objective
   ``A^T S`` becomes ``A^T S - C^T lambda`` (V) and ``-A^T S - C^T mu`` (W).
   Available when lam > 0 and R is a norm or l2; None otherwise.
 * **relative gap**: duality gap / max(|F|, 1e-12 f(0)), f(0) the data fit
-  at zero (:func:`gap_floor`): the floor follows the objective's scale, so
+  at zero (1e-12 where f(0) is 0; :func:`gap_floor`): the floor follows the
+  objective's scale, so
   that an objective near zero (an interpolating fit) can be certified while
   targets of tiny scale (squared loss, y ~ 1e-8) are judged as at unit
   scale. With an absolute floor of 1e-12 the zero model of targets times
@@ -126,8 +127,16 @@ GAP_FLOOR = 1e-12
 
 def gap_floor(problem):
     """The relative gap's denominator at the least: ``GAP_FLOOR`` times the
-    data fit at zero (the smallest positive float where that is 0)."""
-    return max(GAP_FLOOR * problem.zero_fit, np.finfo(np.float64).tiny)
+    data fit at zero; ``GAP_FLOOR`` itself where that is 0 (zero targets,
+    or too small to square: U = 0 is optimal, and an iterate within 1e-12
+    of it certifies, as before the floor followed the scale)."""
+    return float(relative_floor(problem.zero_fit))
+
+
+def relative_floor(zero_fit):
+    """:func:`gap_floor` from the data fit at zero (the device and the
+    interior point compute that on their own data)."""
+    return GAP_FLOOR * zero_fit if zero_fit > 0 else GAP_FLOOR
 
 
 def _gradient_scale(problem):

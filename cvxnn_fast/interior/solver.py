@@ -47,7 +47,7 @@ import time
 
 import numpy as np
 
-from cvxnn.core.certificates import GAP_FLOOR, certificate, has_duality_gap
+from cvxnn.core.certificates import certificate, has_duality_gap, relative_floor
 from cvxnn.core.errors import NumericalBreakdown
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import (
@@ -233,8 +233,8 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
     # With one, its floor follows the data fit at zero as the certificate's
     # does (cvxnn.core.certificates.gap_floor).
     zero_fit = system.data_fit(np.zeros_like(system.Y))
-    floor = max(GAP_FLOOR * zero_fit, np.finfo(np.float64).tiny) \
-        if has_duality_gap(problem) else max(zero_fit, 1e-12)
+    floor = relative_floor(zero_fit) if has_duality_gap(problem) \
+        else max(zero_fit, 1e-12)
     try:
         for k in range(limit + 1):  # noqa: B007 (k is the iteration count after)
             newton = Newton(system, it)

@@ -10,7 +10,7 @@ gets them through all-reduces. Everything is returned as Python floats.
 import math
 from dataclasses import dataclass
 
-from cvxnn.core.certificates import GAP_FLOOR, Certificate
+from cvxnn.core.certificates import Certificate, relative_floor
 from cvxnn_fast.pytorch import losses, penalties
 
 
@@ -66,8 +66,7 @@ def gap_floor(data, spec):
     data fit at zero (one all-reduce)."""
     fit_sum, _ = losses.value_and_gradient(spec.loss, data.Y.new_zeros(data.Y.shape),
                                            data.Y)
-    zero = data.sum_scalars(fit_sum)[0] / data.n_samples
-    return max(GAP_FLOOR * zero, math.ulp(0.0))
+    return relative_floor(data.sum_scalars(fit_sum)[0] / data.n_samples)
 
 
 def relative_gap(objective, dual, floor):
