@@ -59,7 +59,7 @@ def _brute_force_lam(est, X, y, lams):
                                         est.random_state)
     keys = []
     for lam in lams:
-        problem, _ = est._build(X[train], Y[train], loss, lam)
+        problem, _, _ = est._build(X[train], Y[train], loss, lam)
         sol = problem.solve(FAST, tol=1e-9, max_iter=100000)
         keys.append(tuple(validation_key(problem, sol.predict(X[val]), Y[val],
                                          est._score_outputs)))

@@ -335,13 +335,13 @@ class _ConvexReLUBase(BaseEstimator):
         ``gates`` (drawn on ``X`` when None) and ``whitening`` (a
         :class:`cvxnn.estimators.selection.Whitening`, fitted on ``X`` when None
         and ``whiten``) can be shared between problems. Returns
-        ``(problem, whitening)``; with ``whiten`` the problem holds the
-        whitened data and the gates carried to it, else whitening is None.
+        ``(problem, whitening, offset)``; with ``whiten`` the problem holds the
+        whitened data and the gates carried to it, else whitening is None;
+        the problem's targets are ``Y - offset`` (:meth:`_target_offset`).
         """
         G = self._draw_gates(X) if gates is None else gates
         offset = self._target_offset(Y)
-        if offset is not None:
-            Y = Y - offset
+        Y = _shifted(Y, offset)
         if not self.whiten:
             whitening = None
         else:
@@ -350,7 +350,7 @@ class _ConvexReLUBase(BaseEstimator):
         problem = build_problem(X, Y, formulation=self.formulation, loss=loss,
                                 regularizer=self.regularizer, lam=lam, gates=G,
                                 bias=self.bias)
-        return problem, whitening
+        return problem, whitening, offset
 
     def _fit_problem(self, X, Y, loss):
         """Build the problem, solve it and set the fitted attributes."""
@@ -359,9 +359,9 @@ class _ConvexReLUBase(BaseEstimator):
         if check_bool(self.early_stopping, "early_stopping"):
             return self._set_solution(*self._fit_early_stopping(X, Y, loss, solver,
                                                                 options))
-        problem, whitening = self._build(X, Y, loss, self.lam)
+        problem, whitening, offset = self._build(X, Y, loss, self.lam)
         return self._set_solution(problem, self._solve(problem, solver, options),
-                                  whitening, self._target_offset(Y))
+                                  whitening, offset)
 
     def _set_solution(self, problem, solution, whitening=None, intercept=None):
         self.problem_ = problem
@@ -399,12 +399,10 @@ class _ConvexReLUBase(BaseEstimator):
         ((train, val),) = model_selection.validation_splits(
             X.shape[0], fraction, self._split_labels(Y), self.random_state,
             name="validation_fraction")
-        problem, whitening = self._build(X[train], Y[train], loss, self.lam)
+        problem, whitening, offset = self._build(X[train], Y[train], loss, self.lam)
         X_val = X[val] if whitening is None else whitening.transform(X[val])
-        offset = self._target_offset(Y[train])
-        tracker = model_selection.BestIterate(
-            problem, X_val, Y[val] if offset is None else Y[val] - offset,
-            self._score_outputs, patience)
+        tracker = model_selection.BestIterate(problem, X_val, _shifted(Y[val], offset),
+                                              self._score_outputs, patience)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SolverConvergenceWarning)  # stopped early
             solution = problem.solve(solver, callback=tracker,
@@ -435,31 +433,29 @@ class _ConvexReLUBase(BaseEstimator):
         whitening = model_selection.Whitening(X) if self.whiten else None
         gates = self._draw_gates(X)
         path_options = {**options, "tol": path_tol} if solver == "fast" else options
-        problems, held_out = [], []
+        problems, held_out, offsets = [], [], []
         for train, val in splits:
-            problem, _ = self._build(X[train], Y[train], loss, 1.0, whitening,
-                                     gates)
+            problem, _, offset = self._build(X[train], Y[train], loss, 1.0,
+                                             whitening, gates)
             # the loose path in the backend's cheaper dtype (float32: the
             # digits CV fit 0.50 s -> 0.38 s), on copies with the same patterns
             dtype = backends.working_dtype(problem, solver, path_options)
             problems.append(problem if dtype is None else with_dtype(problem, dtype))
             # the fold's targets around its training rows' intercept, as
             # the fold's model predicts them
-            offset = self._target_offset(Y[train])
+            offsets.append(offset)
             held_out.append((X[val] if whitening is None
                              else whitening.transform(X[val]),
-                             Y[val] if offset is None else Y[val] - offset))
+                             _shifted(Y[val], offset)))
         lams, scores, best, start, interrupted = model_selection.select_lam(
             problems, held_out, self._score_outputs, solver, options, n_lams=n_lams,
             ratio=ratio, patience=patience,
             path_tol=path_tol if solver == "fast" else None)
         self.lams_, self.scores_, self.lam_ = lams, scores, float(lams[best])
-        problem, _ = self._build(X, Y, loss, self.lam_, whitening, gates)
-        intercept = self._target_offset(Y)
+        problem, _, intercept = self._build(X, Y, loss, self.lam_, whitening, gates)
         if interrupted:  # the first split's solution, fit around its rows' mean
             return self._set_solution(problem, self._unrefitted(
-                problem, start, solver, len(lams)), whitening,
-                self._target_offset(Y[splits[0][0]]))
+                problem, start, solver, len(lams)), whitening, offsets[0])
         if start is not None and backends.warm_start_helps(problem, solver, options):
             options["warm_start"] = model_selection.transfer_weights(start, problem)
             options.update(model_selection.step_hint(start, options))
@@ -517,6 +513,11 @@ class _ConvexReLUBase(BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = False
         return tags
+
+
+def _shifted(Y, offset):
+    """The targets around ``offset`` (as they are where it is None)."""
+    return Y if offset is None else Y - offset
 
 
 def _with_working_dtype(problem, solver, options):

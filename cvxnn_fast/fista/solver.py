@@ -301,14 +301,14 @@ def run(problem, ws, monitor, *, tol, max_iter, mult, rho=0.0, inner_tol=0.0,
     point is in ``polisher.result``).
     """
     st = settings(problem)
-    grad0 = _gradient_scale(problem)
+    grad0, floor = _gradient_scale(problem), gap_floor(problem)
     slack = 1e-6  # relative slack of the line search's bound
     while True:
         pause = polisher.pause_at(max_iter)
         limit = ws.history_limit(pause)
         code = _fista.run(
             ws.kind, st["loss"], st["reg"], st["reg_is_norm"], st["has_gap"],
-            st["lam"], rho, grad0, gap_floor(problem), tol, inner_tol, cone_tol,
+            st["lam"], rho, grad0, floor, tol, inner_tol, cone_tol,
             BACKTRACK, GROW, slack,
             ws.beta, ws.metric_m, ws.metric_work, ws.feat, ws.feat_roots,
             ws.feat_shifts, ws.feat_work, ws.stepped, int(ws.per_output),

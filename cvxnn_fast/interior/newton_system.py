@@ -527,8 +527,9 @@ class _DenseBlocks(_System):
         U, piv, rank, info = pstrf(N, lower=0, overwrite_a=True)
         if info < 0:
             raise ValueError(f"pstrf: argument {-info} is invalid")
-        F = np.zeros((max(rank, 1), c * m))
-        F[:, piv - 1] = np.triu(U[:max(rank, 1)])
+        rows = max(rank, 1)
+        F = np.zeros((rows, c * m))
+        F[:, piv - 1] = np.triu(U[:rows])
         return F
 
     def _factor_weights(self, R):
