@@ -52,18 +52,21 @@ def classification():
     return X, y
 
 
-def _brute_force_lam(est, X, y, lams):
-    """The lam a grid of cold, tight solves picks on the estimator's split."""
+def _brute_force_keys(est, X, y, lams):
+    """Held-out keys of a grid of cold, tight solves on the estimator's split,
+    scored as the estimator scores (a regressor's held-out targets around the
+    training split's mean, the intercept it fits around)."""
     X, Y, loss = est._prepare(X, y)
     ((train, val),) = validation_splits(len(X), est.cv, est._split_labels(Y),
                                         est.random_state)
     keys = []
     for lam in lams:
-        problem, _, _ = est._build(X[train], Y[train], loss, lam)
+        problem, _, offset = est._build(X[train], Y[train], loss, lam)
+        targets = Y[val] if offset is None else Y[val] - offset
         sol = problem.solve(FAST, tol=1e-9, max_iter=100000)
-        keys.append(tuple(validation_key(problem, sol.predict(X[val]), Y[val],
-                                         est._score_outputs)))
-    return lams[max(range(len(lams)), key=lambda i: (keys[i], -i))]
+        keys.append(validation_key(problem, sol.predict(X[val]), targets,
+                                   est._score_outputs))
+    return np.array(keys)
 
 
 @pytest.mark.parametrize("kind", ["regression", "classification"])
@@ -75,8 +78,12 @@ def test_cv_lam_equals_brute_force_grid(kind, request):
     grid = cvxnn.lam_grid(est.problem_, 8, 1e-3, lam_max=est.lams_[0])
     np.testing.assert_allclose(est.lams_, grid[:len(est.lams_)])
     # the early-stopped, warm-started, loose path picks what the whole grid
-    # of cold, tight solves picks
-    assert est.lam_ == _brute_force_lam(est, X, y, grid)
+    # of cold, tight solves picks, or a lam whose tight held-out score is
+    # within 1e-3 of the best (the path's solves are loose: path_tol)
+    keys = _brute_force_keys(est, X, y, grid)
+    best = max(range(len(grid)), key=lambda i: (tuple(keys[i]), -i))
+    picked = int(np.flatnonzero(grid == est.lam_)[0])
+    assert picked == best or keys[best, 0] - keys[picked, 0] <= 1e-3
     # the refit is the certified optimum at lam_
     assert est.problem_.lam == est.lam_
     assert est.certificate_.relative_gap <= est.tol
