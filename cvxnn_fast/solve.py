@@ -42,13 +42,14 @@ from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, OPTIMAL_INACCURATE, USER_LIMIT
 from cvxnn.core.validation import (
     check_bool,
+    check_callback,
     check_float_dtype,
     check_positive_float,
     check_positive_int,
     check_weights,
 )
 from cvxnn_fast.augmented import solver as augmented
-from cvxnn_fast.common.run import Monitor, Result, joined_history
+from cvxnn_fast.common.run import Monitor, Result, joined_history, settle_status
 from cvxnn_fast.fista import solver as fista
 from cvxnn_fast.interior import solver as interior
 from cvxnn_fast.newton import solver as newton
@@ -89,8 +90,7 @@ def _check_arguments(problem, tol, max_iter, callback, cone_tol, time_limit):
     cone_tol = tol if cone_tol is None else check_positive_float(cone_tol, "cone_tol")
     if time_limit is not None:
         time_limit = check_positive_float(time_limit, "time_limit")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback: expected a callable or None, got {callback!r}.")
+    check_callback(callback)
     return tol, max_iter, cone_tol, time_limit
 
 
@@ -629,33 +629,6 @@ def _torch_solve(problem, tol, max_iter, warm_start, verbose, callback, time_lim
     return _finish(problem, result, tol, working="device")
 
 
-def _short_of_tol(solution, tol, cone_tol, working):
-    """Why an ``optimal`` solve's returned weights miss ``tol`` (or
-    ``cone_tol``) by their own certificate, or None. The methods judge
-    their iterates in the loop, in the working dtype (a device's float32 by
-    default) and at points the finish may still change; the solution's
-    certificate is the one that counts."""
-    cert = solution.certificate
-    if cert.optimality is None or cert.satisfied(tol, cone_tol):
-        return None
-    found = (f"certificate is {cert.optimality:.2e}" if not cert.optimality <= tol
-             else f"cone violation is {cert.cone_violation:.2e} > "
-             f"cone_tol={cone_tol:.1e}")
-    dtype = solution.info.get("dtype")
-    if working == "device" and dtype != "float64":
-        advice = "a float64 working dtype (dtype='float64') certifies tighter"
-    elif working == "dtype" and dtype == "float32" != solution.problem.dtype:
-        advice = "the problem's own dtype (no dtype=) certifies tighter"
-    elif solution.problem.dtype == np.float32:
-        advice = "a problem built from float64 data certifies tighter"
-    else:
-        advice = "a smaller tol leaves a margin"
-    where = {"device": f"the device's working dtype {dtype}",
-             "dtype": f"the working dtype {dtype}"}.get(working, "its own test")
-    return (f"the method reached tol={tol:.1e} in {where}, but the returned "
-            f"weights' {found}; {advice}.")
-
-
 def _path_hint(problem, warm_start):
     """(metric beta, step size) of a warm start on the same data, or Nones.
 
@@ -733,25 +706,7 @@ def _finish(problem, result, tol, cone_tol=None, working=None, stacklevel=3):
         n_iter=result.n_iter, history=result.history, message=result.message,
         multipliers=result.multipliers, info={"tol": tol, **result.info},
         certificate=result.certificate, **result.blocks)
-    cone_tol = tol if cone_tol is None else cone_tol
-    if solution.status == OPTIMAL:
-        short = _short_of_tol(solution, tol, cone_tol, working)
-        if short is not None:
-            solution.status, solution.message = OPTIMAL_INACCURATE, short
-    elif solution.status == OPTIMAL_INACCURATE and \
-            solution.certificate.satisfied(tol, cone_tol):
-        # a loop that stopped short of its own (tightened) target with weights
-        # that certify tol: they decide
-        solution.status, solution.message = OPTIMAL, ""
-    elif working and solution.certificate.optimality is not None:
-        # the loop quotes its own numbers (a device's float32 by default),
-        # which can differ from the certificate of the same weights on the
-        # problem in the second digit near float32's reach: quote the one
-        # that counts
-        quoted = f"{solution.certificate.optimality:.2e}"
-        if quoted not in solution.message:
-            solution.message = (f"{solution.message.rstrip('.')}; the returned "
-                                f"weights' certificate: {quoted}.")
+    settle_status(solution, tol, cone_tol, working)
     if solution.status != OPTIMAL:
         warnings.warn(f"fast_solve: {solution.message}", ConvergenceWarning,
                       stacklevel=stacklevel)

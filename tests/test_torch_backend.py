@@ -74,6 +74,44 @@ def test_agrees_with_compiled_and_clarabel(loss, reg, dtype):
         assert other.objective - sol.objective <= other_gap + slack * scale
 
 
+@pytest.mark.parametrize("loss, tol", [("squared", 1e-6), ("squared", 1e-7),
+                                       ("logistic", 1e-7), ("cross_entropy", 1e-7)])
+def test_float32_loop_stops_where_the_weights_certify(loss, tol):
+    """The loop judges its convergence on y's own products: the combined ones
+    (rounded in float32) passed 1e-7 where y's certificate read 2.4e-7, and
+    the solve ended optimal_inaccurate where the compiled loop certifies."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 4))
+    t = np.tanh(X @ rng.standard_normal(4)) + 0.1 * rng.standard_normal(200)
+    y = {"squared": t - t.mean(), "logistic": np.sign(t),
+         "cross_entropy": np.digitize(t, [-0.3, 0.3])}[loss]
+    problem = cvxnn.build_problem(X.astype(np.float32), y, loss=loss,
+                                  regularizer="l2", lam=1e-3, n_gates=16, bias=True)
+    sol = fast_solve(problem, tol=tol, device="cpu")
+    assert sol.status == OPTIMAL and sol.certificate.optimality <= tol
+    assert sol.info["dtype"] == "float32"
+
+
+@pytest.mark.parametrize("data, working, advice", [
+    (np.float32, None, "a problem built from float64 data certifies tighter"),
+    (np.float64, "float32", "a float64 working dtype (dtype='float64') certifies")])
+def test_short_of_tol_advice_fits_the_dtypes(data, working, advice):
+    """A device solve whose loop reached tol but whose weights miss it: on a
+    float32 problem the advice is float64 data (a float64 working dtype on
+    float32 data certifies no tighter); on float64 data worked in float32,
+    a float64 working dtype."""
+    from cvxnn_fast.common.run import settle_status
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 4)).astype(data)
+    problem = cvxnn.build_problem(X, X @ np.ones(4, data), lam=1e-3, n_gates=16,
+                                  bias=True)
+    sol = fast_solve(problem, tol=1e-2, device="cpu", dtype=working)
+    assert sol.status == OPTIMAL and sol.certificate.optimality > 1e-12
+    settle_status(sol, 1e-12, working="device")
+    assert sol.status == OPTIMAL_INACCURATE and advice in sol.message
+
+
 def test_dtype_follows_problem_on_cpu_and_can_be_chosen():
     problem = build("squared", "group_l1", np.float64)
     a = fast_solve(problem, tol=1e-4, device="cpu", dtype="float32")

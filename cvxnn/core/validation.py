@@ -175,6 +175,12 @@ def check_bool(value, name):
     return bool(value)
 
 
+def check_callback(callback, name="callback"):
+    if callback is not None and not callable(callback):
+        raise TypeError(f"{name}: expected a callable or None, got {callback!r}.")
+    return callback
+
+
 def check_positive_int(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected a positive integer, got {value!r}.")

@@ -36,6 +36,8 @@ from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL
 from cvxnn.core.validation import (
     as_float_array,
+    check_bool,
+    check_callback,
     check_choice,
     check_finite,
     check_lam,
@@ -44,7 +46,7 @@ from cvxnn.core.validation import (
     check_random_state,
     check_weights,
 )
-from cvxnn_fast.common.run import Monitor, Result, joined_history
+from cvxnn_fast.common.run import Monitor, Result, joined_history, settle_status
 from cvxnn_fast.fista.solver import K, describe
 from cvxnn_fast.pytorch import fista, newton
 from cvxnn_fast.pytorch.certificates import Spec, certificate
@@ -243,6 +245,7 @@ def build_sharded_problem(load_shard, *, loss="squared", regularizer="group_l1",
     regularizer = REGULARIZERS[check_choice(regularizer, "regularizer",
                                             tuple(REGULARIZERS))]
     lam = check_lam(lam)
+    bias = check_bool(bias, "bias")
     dev = resolve_device(_default_device(dist, group) if device is None else device)
     X, y = _on_every_process(lambda: _local_shard(*load_shard(rank, world)), dist,
                              group, world)
@@ -364,6 +367,8 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     max_iter = check_positive_int(max_iter, "max_iter")
     if time_limit is not None:
         time_limit = check_positive_float(time_limit, "time_limit")
+    verbose = check_bool(verbose, "verbose")
+    check_callback(callback)
     auto, method = method == "auto", check_method(problem, method)
     data, spec = problem.data, Spec.of(problem)
     rank = import_torch().distributed.get_rank(problem.group)
@@ -389,14 +394,17 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
         n_iter, history = run.n_iter, run.history
         info.update(metric_beta=run.metric_beta, feature_metric=run.feature_metric,
                     polished=cert is not None)
-    if status != OPTIMAL:
-        warnings.warn(f"solve_sharded: {message}", ConvergenceWarning, stacklevel=2)
     cert = cert or certificate(data, spec, U)
     U = to_numpy(U, shape).astype(problem.dtype)
-    return Solution(
+    solution = settle_status(Solution(
         problem=problem, status=status, objective=cert.objective, U=U, V=None,
         W=None, solver="fast", solve_time=time.monotonic() - monitor.start,
         certificate=cert, n_iter=n_iter, history=history, message=message,
         info={"tol": tol, "method": method, "device": str(data.device),
               "dtype": str(data.dtype).replace("torch.", ""), **info,
-              "world_size": import_torch().distributed.get_world_size(problem.group)})
+              "world_size": import_torch().distributed.get_world_size(problem.group)}),
+        tol, working="device")
+    if solution.status != OPTIMAL:
+        warnings.warn(f"solve_sharded: {solution.message}", ConvergenceWarning,
+                      stacklevel=2)
+    return solution
