@@ -289,7 +289,9 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     -------
     cvxnn.Solution
         ``solver="fast"``, ``n_iter``, ``history`` (arrays ``time``,
-        ``objective``, ``optimality``, ``step_size``, ``cone_violation``).
+        ``objective``, ``optimality``, ``step_size``, and ``cone_violation``
+        where the method tracks it: the ReLU methods and the interior point;
+        Newton-CG adds ``cg_iterations``).
     """
     tol, max_iter, cone_tol, time_limit = _check_arguments(
         problem, tol, max_iter, callback, cone_tol, time_limit)

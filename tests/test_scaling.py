@@ -76,6 +76,23 @@ def test_user_gates_are_raw_space_gates(badly_scaled):
                                rtol=1e-9, atol=1e-9)
 
 
+def test_standardized_patterns_are_the_networks_gate_test_at_exact_ties():
+    """Integer data on a gate's hyperplane (3 x1 - x2 = 0 on 18 rows): the
+    patterns were formed on the scaled data, where rounding decided 8 of
+    those rows the other way than the network's test on raw inputs
+    (network and convex model 0.17 apart on the training data)."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(-5, 6, (200, 2)) * np.array([1.0, 3.0])
+    G = np.array([[3.0, 1.0], [-1.0, 0.5]])
+    problem = cvxnn.build_problem(X, rng.standard_normal(200), gates=G, lam=1e-3,
+                                  standardize=True)
+    assert np.sum(X @ G[:, 0] == 0) == 18
+    np.testing.assert_array_equal(problem.patterns, X @ G > 0)
+    sol = problem.solve("fast", tol=1e-8)
+    np.testing.assert_allclose(sol.predict(X), problem.model_predict(sol.blocks),
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_standardize_is_off_by_default(badly_scaled):
     X, X_bad, y = badly_scaled
     problem = cvxnn.build_problem(X_bad, y, n_gates=5)

@@ -77,7 +77,9 @@ def gaussian_gates(n_features, n_gates, *, bias=False, random_state=None,
     These are the gates :func:`cvxnn.build_problem` samples when ``gates`` is
     not given: ``build_problem(X, y, n_gates=m, bias=b, random_state=s)`` and
     ``build_problem(X, y, gates=gaussian_gates(X.shape[1], m, bias=b,
-    random_state=s), bias=b)`` build the same problem.
+    random_state=s), bias=b)`` build the same problem. (With
+    ``standardize=True`` they do not: ``build_problem`` samples its gates for
+    the standardized data, while ``gates=`` are gates of the raw data.)
 
     Parameters
     ----------

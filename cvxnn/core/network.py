@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cvxnn.core.patterns import raw_input_gates
 from cvxnn.core.problem import check_problem
 from cvxnn.core.validation import (
     as_float_array,
@@ -175,7 +176,6 @@ def network_from_weights(problem, blocks, threshold=0.0):
     W2[k, np.arange(W1.shape[0])] = np.concatenate(outs)
     gates = np.ascontiguousarray(problem.gates[:, i]) if gated else None
     if problem.input_scale is not None:
-        scale = problem.input_scale.astype(problem.dtype)
-        W1 = np.ascontiguousarray(W1 / scale)
-        gates = None if gates is None else np.ascontiguousarray(gates / scale[:, None])
+        W1 = np.ascontiguousarray(W1 / problem.input_scale.astype(problem.dtype))
+        gates = None if gates is None else raw_input_gates(gates, problem.input_scale)
     return TwoLayerNetwork(W1=W1, W2=W2, gates=gates, bias=problem.bias)

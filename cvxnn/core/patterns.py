@@ -32,6 +32,15 @@ def raw_patterns(X, G):
     return out
 
 
+def raw_input_gates(G, column_scale):
+    """Gates ``G`` of the scaled data (``X / column_scale``, bias column
+    included in the scales as 1) as gates of the raw inputs, as the trained
+    network holds them: the patterns of standardized data are formed with
+    these on the raw data, so that the network's gate test on the training
+    data is the problem's patterns to the last bit."""
+    return np.ascontiguousarray(G / column_scale.astype(G.dtype)[:, None])
+
+
 def tensor_patterns(T, G, dtype, column_scale=None, bias=False):
     """``X @ G > 0`` formed where the PyTorch tensor ``T`` lives (a GPU, say).
 

@@ -19,6 +19,8 @@ from cvxnn.core.formulations import FORMULATIONS
 from cvxnn.core.losses import LOSSES
 from cvxnn.core.patterns import (
     activation_patterns,
+    raw_input_gates,
+    raw_patterns,
     standard_normal_gates,
     tensor_patterns,
 )
@@ -326,14 +328,19 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
         rng = check_random_state(random_state)
     else:
         gates = _check_gates(gates, X.shape[1] + bias, X.dtype, bias)
-    X, scale = _data_as_used(X, bias, standardize)
+    raw, (X, scale) = X, _data_as_used(X, bias, standardize)
     if gates is None:
         G = standard_normal_gates(X.shape[1], n_gates, rng, X.dtype)
     else:  # raw-space gates give the same patterns on the scaled data
         G = gates if scale is None else np.ascontiguousarray(
             gates * scale[:, None], dtype=X.dtype)
-    D_all = None if tensor is None else tensor_patterns(tensor, G, X.dtype, scale,
-                                                         bias)
+    if tensor is not None:
+        D_all = tensor_patterns(tensor, G, X.dtype, scale, bias)
+    elif scale is not None:  # as the trained network tests its gates on raw inputs
+        D_all = raw_patterns(_append_bias(raw) if bias else raw,
+                             raw_input_gates(G, scale))
+    else:
+        D_all = None
     D, kept = activation_patterns(X, G, D_all)
     if D.shape[1] == 0:
         raise ValueError(
