@@ -277,3 +277,21 @@ def test_npz_features_select_columns_by_name(table, capsys):
     # a model's columns from an unnamed NPZ: in order, as many as it takes
     code, _, err = _run(["predict", model, table["npz"]], capsys)
     assert code == 2 and "has 3 columns, the model was trained on 2" in err
+
+
+def test_predict_picks_a_python_models_columns_by_name(table, capsys):
+    """A model fitted in Python on a DataFrame and saved with cvxnn.save:
+    ``cvxnn predict`` picks its columns by feature_names_in_ (it took the
+    CSV's columns in file order: 31% agreement on reordered iris columns),
+    and ignores others."""
+    import pandas as pd
+
+    X, d = table["X"], table["dir"]
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    est = cvxnn.ConvexReLURegressor(n_gates=4).fit(frame, table["y"])
+    cvxnn.save(d / "python.npz", est)
+    frame[["c", "a", "b"]].assign(extra=1.0).to_csv(d / "reordered.csv", index=False)
+    code, out, err = _run(["predict", d / "python.npz", d / "reordered.csv"], capsys)
+    assert code == 0 and err == ""
+    np.testing.assert_allclose(np.loadtxt(out.splitlines()[1:]), est.predict(frame),
+                               rtol=1e-12)

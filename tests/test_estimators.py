@@ -204,20 +204,24 @@ def _doubled_gates(X_used, n_gates, rng):
     return 2.0 * rng.standard_normal((X_used.shape[1], n_gates))
 
 
-def test_a_registered_family_travels_with_the_pickled_estimator(regression_data):
+@pytest.mark.parametrize("pickled_gates", ["test_travel", "gaussian"])
+def test_a_registered_family_travels_with_the_pickled_estimator(regression_data,
+                                                                pickled_gates):
     """A joblib worker (n_jobs > 1) unpickles the estimator without the
-    parent's registrations: 'gates: unknown value' in every worker."""
+    parent's registrations: 'gates: unknown value' in every worker. A grid
+    search over ``gates`` pickles its base estimator (gates="gaussian") and
+    sets the family in the worker, so every registered family travels."""
     import pickle
 
     X, y = regression_data
     register_gate_family("test_travel", _doubled_gates)
     try:
-        blob = pickle.dumps(ConvexReLURegressor(gates="test_travel", n_gates=5,
+        blob = pickle.dumps(ConvexReLURegressor(gates=pickled_gates, n_gates=5,
                                                 solver=SOLVER))
     finally:
         del GATE_FAMILIES["test_travel"]  # as in a fresh worker process
     try:
-        est = pickle.loads(blob).fit(X, y)
+        est = pickle.loads(blob).set_params(gates="test_travel").fit(X, y)
         assert GATE_FAMILIES["test_travel"] is _doubled_gates
     finally:
         GATE_FAMILIES.pop("test_travel", None)
@@ -243,6 +247,9 @@ def test_fixed_gate_array(regression_data):
      "gate_options"),
     ({"gate_options": {"foo": 1}}, TypeError, "^gate_options: .*foo"),
     ({"gates": "conv"}, TypeError, "^gate_options: .*height"),
+    ({"gates": "conv", "gate_options": {"height": 3, "width": 3}}, ValueError,
+     r"^gate_options: .*height x width x channels: images of 3 x 3 x 1 = 9 "
+     "features, but X has 3"),
     ({"gates": "spectral", "gate_options": {"exponent": "x"}}, TypeError,
      "^gate_options"),
     ({"loss": "logistic"}, ValueError, "loss"),

@@ -178,6 +178,21 @@ def test_regressor_round_trip(tmp_path, data):
     np.testing.assert_allclose(refit.predict(frame), est.predict(frame))
 
 
+@pytest.mark.parametrize("kind", [int, bool, np.float16])
+def test_integer_boolean_and_half_gate_arrays_are_saved_as_float64(tmp_path, data,
+                                                                   kind):
+    """They fit (as float64), and saving refused them: the file would hold
+    an array that loading refuses."""
+    X, y = data
+    G = np.sign(np.random.default_rng(0).standard_normal((4, 6))).astype(kind)
+    est = ConvexReLURegressor(gates=G, n_gates=6, solver="fast").fit(X, y)
+    io.save(tmp_path / "m.npz", est)
+    loaded = io.load(tmp_path / "m.npz")
+    assert loaded.gates.dtype == np.float64
+    np.testing.assert_array_equal(loaded.gates, G.astype(np.float64))
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
 def test_classifier_round_trip_string_labels(tmp_path, data):
     X, y = data
     labels = np.array(["a", "b", "c"], dtype=object)[np.digitize(y, [-0.5, 0.5])]

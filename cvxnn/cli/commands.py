@@ -12,6 +12,7 @@ import csv
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -357,9 +358,15 @@ def run_predict(args):
         _check_output("--out", args.out)
     est = load_model(args.model)
     meta = load_metadata(args.model)
-    names = meta.get("feature_names")
+    # a model fitted by `cvxnn fit` names its columns in the metadata; one
+    # fitted in Python on a DataFrame, in the estimator
+    names = meta.get("feature_names") or (
+        [str(name) for name in est.feature_names_in_]
+        if hasattr(est, "feature_names_in_") else None)
     table = load_table(args.data, features=names, model=True)
-    header, values = _prediction_columns(est, table.X, args.proba)
+    with warnings.catch_warnings():  # its columns were picked by those names
+        warnings.filterwarnings("ignore", "X does not have valid feature names")
+        header, values = _prediction_columns(est, table.X, args.proba)
     if header is None:
         target = meta.get("target") or "prediction"
         header = [target] if values.shape[1] == 1 else [

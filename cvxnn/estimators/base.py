@@ -49,6 +49,13 @@ def _sparse_family(X, n_gates, random_state, order=2, bias=True):
 def _conv_family(X, n_gates, random_state, *, height, width, channels=1,
                  kernel_size=3, layout="channels_last", bias=True):
     """:func:`cvxnn.conv_gates` on images of the given shape."""
+    height, width, channels = (check_positive_int(v, name) for v, name in (
+        (height, "height"), (width, "width"), (channels, "channels")))
+    features = X.shape[1] - bias
+    if height * width * channels != features:
+        raise ValueError(f"height x width x channels: images of {height} x {width} "
+                         f"x {channels} = {height * width * channels} features, but "
+                         f"X has {features}.")
     return conv_gates(height, width, channels, n_gates, kernel_size, layout=layout,
                       bias=bias, random_state=random_state, dtype=X.dtype)
 
@@ -231,23 +238,22 @@ class _ConvexReLUBase(BaseEstimator):
         self.device = device
 
     def __getstate__(self):
-        # A family added by register_gate_family travels with the estimator,
-        # so that a joblib worker (n_jobs > 1), which starts without the
-        # parent's registrations, or a later process unpickling it, has it;
-        # a sampler pickle cannot carry (a lambda, a local function) stays
-        # behind and the estimator pickles as before, by the family's name.
+        # The families added by register_gate_family travel with the
+        # estimator, so that a joblib worker (n_jobs > 1), which starts
+        # without the parent's registrations, or a later process unpickling
+        # it, has them: all of them, not only the one in ``gates``, as a grid
+        # search pickles its base estimator and sets ``gates`` in the worker.
+        # A sampler pickle cannot carry (a lambda, a local function) stays
+        # behind, and the estimator names its family as before.
         state = super().__getstate__()
-        if isinstance(self.gates, str) and self.gates not in BUILTIN_FAMILIES \
-                and self.gates in GATE_FAMILIES \
-                and _picklable(GATE_FAMILIES[self.gates]):
-            state = {**state, "_gate_family": GATE_FAMILIES[self.gates]}
-        return state
+        families = {name: sampler for name, sampler in GATE_FAMILIES.items()
+                    if name not in BUILTIN_FAMILIES and _picklable(sampler)}
+        return {**state, "_gate_families": families} if families else state
 
     def __setstate__(self, state):
         # a family this process registered under the name keeps its sampler
-        sampler = state.pop("_gate_family", None)
-        if sampler is not None:
-            GATE_FAMILIES.setdefault(state["gates"], sampler)
+        for name, sampler in state.pop("_gate_families", {}).items():
+            GATE_FAMILIES.setdefault(name, sampler)
         super().__setstate__(state)
 
     def _check_params(self):

@@ -340,7 +340,9 @@ def _params_parts(estimator):
         raise ValueError("gates: a callable cannot be saved; register it with "
                          "cvxnn.estimators.register_gate_family and pass its name.")
     if not isinstance(gates, str):
-        arrays["params/gates"] = np.asarray(gates)
+        gates = np.asarray(gates)  # integer, boolean, float16 gates fit as float64
+        arrays["params/gates"] = (gates if gates.dtype in (np.float32, np.float64)
+                                  else gates.astype(np.float64))
         params["gates"] = {"array": True}
     if isinstance(params["random_state"], np.random.Generator):
         raise ValueError("random_state: a numpy Generator cannot be saved; fit with "
