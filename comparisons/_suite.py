@@ -155,7 +155,25 @@ def machine_header():
         version = _version(module)
         if version:
             parts.append(f"{'pyscnn' if module == 'scnn' else module} {version}")
-    return "# " + ", ".join(parts)
+    return "# " + ", ".join(parts + blas_kernels())
+
+
+def blas_kernels():
+    """The BLAS libraries loaded, with the kernels they run: numpy's and
+    scipy's (the compiled solvers call scipy's). Where the environment pins
+    ``OPENBLAS_CORETYPE`` (some machines do, for older OpenBLAS builds), the
+    kernels are the pinned ones: an AVX2 pin on an AVX-512 machine about
+    halves single-precision GEMM speed (comparisons/README.md, "BLAS
+    kernels")."""
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS)
+    from threadpoolctl import threadpool_info
+
+    found = [f"{info['internal_api']} {info['version']} "
+             f"{info.get('architecture') or ''}".rstrip()
+             for info in threadpool_info() if info["user_api"] == "blas"]
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    return [f"BLAS {' / '.join(found)}"
+            + (f" (OPENBLAS_CORETYPE={pinned})" if pinned else "")]
 
 
 def _version(module):

@@ -248,10 +248,11 @@ def test_two_gloo_processes_match_one_with_newton(two_process_runs, case):
         # can move a stop by an iteration here and there, and a moved stop
         # changes the later steps' CG runs (cross-entropy: 578 against 649 CG
         # products over the whole solve), and with them, near the end, whether
-        # tol is met one Newton step earlier (cross-entropy: 15 against 14 on
-        # one BLAS build); the first phase's iterations and the weights stay
-        # those of one process, checked below
-        assert abs(int(part["n_iter"]) - single.n_iter) <= 1
+        # tol is met a Newton step or two earlier (cross-entropy: 15 against
+        # 14 on one BLAS build, two apart with OpenBLAS's AVX-512 kernels); the
+        # first phase's iterations and the weights stay those of one process,
+        # checked below
+        assert abs(int(part["n_iter"]) - single.n_iter) <= 2
         assert abs(int(part["cg"]) - single.info["cg_iterations"]) <= \
             0.25 * single.info["cg_iterations"]
         assert int(part["first"]) == single.info["first_order_iterations"]
