@@ -390,6 +390,40 @@ def test_max_iter_returns_the_iterate_as_inaccurate():
     assert len(sol.history["objective"]) == 6
 
 
+@pytest.mark.parametrize("stop", ["max_iter", "callback"])
+def test_a_limit_stop_returns_the_best_certified_iterate(monkeypatch, stop):
+    """Where the dual point oscillates (correlated features: the gap 0.08 at
+    one iteration, 0.45 sixty iterations later), R-FISTA stopped on a limit
+    returns the iterate that certifies best among those seen at a chunk's
+    end (every iteration here, as on problems where one takes longer than
+    a chunk), not the last one."""
+    from cvxnn.core.certificates import certificate
+    from cvxnn_fast.fista import solver as fista
+
+    monkeypatch.setattr(fista, "CHUNK_SECONDS", 0.0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 20)) @ (rng.standard_normal((20, 20))
+                                          * np.logspace(0, -2, 20))
+    problem = cvxnn.build_problem(X, np.maximum(X @ rng.standard_normal((20, 3)), 0),
+                                  lam=1e-3, n_gates=20, bias=True, random_state=0)
+    options = ({"max_iter": 338} if stop == "max_iter" else
+               {"callback": lambda state: state["iteration"] >= 338})
+    kept = fast_solve(problem, method="fista", tol=1e-9,
+                      **{"max_iter": 10_000, **options})
+    monkeypatch.setattr(fista, "BEST_BY", 0.0)  # the last iterate, as before
+    last = fast_solve(problem, method="fista", tol=1e-9,
+                      **{"max_iter": 10_000, **options})
+    seen = np.minimum.accumulate(last.history["optimality"])
+    assert last.certificate.optimality > 4 * seen[-2]  # the gap rose at the end
+    assert kept.certificate.optimality < 0.25 * last.certificate.optimality
+    assert "best-certified iterate (iteration" in kept.message
+    # its certificate is that of the weights returned
+    again = certificate(problem, kept.U)
+    assert again.optimality == pytest.approx(kept.certificate.optimality, rel=1e-9)
+    np.testing.assert_array_equal(kept.history["optimality"],
+                                  last.history["optimality"])
+
+
 def test_relu_with_violated_cones_is_never_optimal():
     problem = build("squared", "group_l1", formulation="relu", lam=1e-3)
     with pytest.warns(ConvergenceWarning):
