@@ -558,8 +558,15 @@ def _in_working_dtype(problem, working, tol, cone_tol, max_iter, time_limit,
         result.info.update(refined=problem.dtype.name, refinement_kept=False,
                            working_iterations=counted.last)
         return _finish(problem, result, tol, cone_tol, working="dtype", stacklevel=4)
+    # the continuation's max_iter is what the working dtype left of the user's
+    said_budget = f"max_iter={budget} reached"
+    whole = (said_budget if first is None or budget == max_iter else
+             f"max_iter={max_iter} reached ({counted.last} iterations in {name}, "
+             f"{budget} in {problem.dtype.name})")
+    second.message = second.message.replace(said_budget, whole)
     for warning in said:
-        warnings.warn(warning.message, warning.category, stacklevel=3)
+        warnings.warn(str(warning.message).replace(said_budget, whole),
+                      warning.category, stacklevel=3)
     second.solve_time = time.monotonic() - start
     history = {**second.history,
                "time": np.asarray(second.history["time"]) + elapsed}

@@ -656,3 +656,23 @@ def test_coupled_root_is_a_root_of_the_coupled_hessian(formulation):
     N /= problem.n_samples
     np.testing.assert_allclose(F.T @ F, N, rtol=0, atol=1e-12 * np.abs(N).max())
     assert F.shape[0] == np.linalg.matrix_rank(N) < c * P * d
+
+
+def test_a_stalled_relu_interior_point_quotes_the_returned_point():
+    """No judged point met cone_tol, so none was kept as the best: the
+    message quoted the best optimality as inf and said it returned "the best
+    point"; it names the returned point's miss (here the cone violation of
+    a float32 problem at tolerances float32 cannot hold) and the last iterate."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    y = np.sign(X @ rng.standard_normal(4) + 0.3 * np.abs(X[:, 0]) - 0.2)
+    problem = cvxnn.build_problem(X.astype(np.float32), y, loss="logistic",
+                                  regularizer="l2", formulation="relu", lam=1e-1,
+                                  n_gates=10, bias=True)
+    with pytest.warns(ConvergenceWarning, match="stopped improving"):
+        sol = fast_solve(problem, method="interior_point", tol=1e-8)
+    assert "inf" not in sol.message and "returning the last iterate" in sol.message
+    cert = sol.certificate
+    quoted = (f"cone violation {cert.cone_violation:.2e}" if cert.optimality <= 1e-8
+              else f"optimality {cert.optimality:.2e}")
+    assert quoted in sol.message

@@ -333,3 +333,18 @@ def test_float32_below_its_precision_ends_at_its_best_point(device):
     # which near float32's reach differ from the host's in the second digit
     slack = 1.01 if device is None else 2.0
     assert sol.certificate.optimality <= slack * np.nanmin(sol.history["optimality"])
+
+
+def test_a_newton_plateau_far_above_the_dtypes_precision_blames_the_method():
+    """Newton-CG on 8 rows and 65 weights (l1) plateaus at 1.8e-3, where
+    R-FISTA certifies: the message blamed the dtype's precision."""
+    rng = np.random.default_rng(3)
+    rng.standard_normal((40, 3))
+    X = rng.standard_normal((8, 12))
+    problem = cvxnn.build_problem(X, X[:, 0] + np.abs(X[:, 1]), regularizer="l1",
+                                  lam=1.0, n_gates=6, bias=True, random_state=0)
+    problem = cvxnn.with_lam(problem, 0.05 * lam_max(problem))
+    with pytest.warns(ConvergenceWarning, match="Newton-CG makes no progress here"):
+        sol = fast_solve(problem, method="newton", max_iter=20_000)
+    assert sol.certificate.optimality > 1e-4 and "precision" not in sol.message
+    assert fast_solve(problem, method="fista", max_iter=20_000).status == "optimal"

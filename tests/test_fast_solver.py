@@ -287,6 +287,24 @@ def test_max_iter_bounds_a_float32_solve_and_its_continuation():
     assert "refined" not in sol.info and sol.n_iter == 30
 
 
+def test_a_float32_continuations_max_iter_message_quotes_the_users():
+    """The float64 continuation runs on what float32 left of max_iter; its
+    message said "max_iter=10 reached" for the user's max_iter=100."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    problem = cvxnn.build_problem(X, X @ rng.standard_normal(4) + np.abs(X[:, 0]),
+                                  lam=1e-2, n_gates=10, bias=True)
+    with pytest.warns(ConvergenceWarning) as said:
+        sol = fast_solve(problem, method="fista", dtype="float32", max_iter=100,
+                         tol=1e-12)
+    part = sol.info["working_iterations"]
+    assert 0 < part < 100 and sol.n_iter == 100 - part
+    expected = (f"max_iter=100 reached ({part} iterations in float32, "
+                f"{100 - part} in float64)")
+    assert sol.message.startswith(expected)
+    assert any(str(w.message).startswith(f"fast_solve: {expected}") for w in said)
+
+
 def test_float64_working_dtype_on_a_float32_problem_is_not_continued():
     """Iterating a float32 problem in float64: the weights are judged in
     float32 and returned; a float32 continuation could only lose digits."""
@@ -416,12 +434,27 @@ def test_a_limit_stop_returns_the_best_certified_iterate(monkeypatch, stop):
     seen = np.minimum.accumulate(last.history["optimality"])
     assert last.certificate.optimality > 4 * seen[-2]  # the gap rose at the end
     assert kept.certificate.optimality < 0.25 * last.certificate.optimality
-    assert "best-certified iterate (iteration" in kept.message
+    assert "returning the best-certified iterate it saw" in kept.message
     # its certificate is that of the weights returned
     again = certificate(problem, kept.U)
     assert again.optimality == pytest.approx(kept.certificate.optimality, rel=1e-9)
     np.testing.assert_array_equal(kept.history["optimality"],
                                   last.history["optimality"])
+
+
+def test_a_relu_stop_names_the_cone_violation_where_that_misses():
+    """The optimality met tol; the message said it did not ("optimality
+    4.1e-3 > tol=1.0e-02") and never named cone_tol."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    problem = cvxnn.build_problem(X, X @ rng.standard_normal(4) + 0.3 * np.abs(X[:, 0]),
+                                  formulation="relu", lam=1e-2, n_gates=10, bias=True)
+    with pytest.warns(ConvergenceWarning, match="max_iter=1000"):
+        sol = fast_solve(problem, method="augmented_lagrangian", tol=1e-2,
+                         cone_tol=1e-14, max_iter=1000)
+    assert sol.certificate.optimality <= 1e-2 < 1e6 * sol.certificate.cone_violation
+    assert "reached with cone violation" in sol.message
+    assert "cone_tol=1.0e-14" in sol.message
 
 
 def test_relu_with_violated_cones_is_never_optimal():

@@ -186,10 +186,12 @@ def solve(problem, blocks, multipliers, tol, cone_tol, max_iter, monitor):
     blocks, mults, cert = (polisher.result or checked
                            or (*polish_args(ws), None))
     quoted = None  # the loop's own optimality, unless it chased a tighter target
+    violation = ws.state[K["S_VIOL"]]
     if target["tol"] < tol or target["cone_tol"] < cone_tol:
         cert = cert or certificate(problem, **blocks, multipliers=mults)
-        quoted = cert.optimality
-    status, message = fista.describe(code, stop, ws.state, tol, quoted)
+        quoted, violation = cert.optimality, cert.cone_violation
+    status, message = fista.describe(code, stop, ws.state, tol, quoted,
+                                     cone=(violation, cone_tol))
     return Result(status, message, blocks, int(ws.state[K["S_ITER"]]),
                          ws.history_dict(True), monitor.start, mults,
                          {"n_outer": sched.n_outer, "rho": sched.rho,

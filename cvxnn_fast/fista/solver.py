@@ -94,10 +94,10 @@ class Workspace:
         # Rows grow by doubling (history_limit): max_iter may be huge.
         rows = min(max_iter + 1, HISTORY_ROWS)
         self.history = np.full((rows, K["N_HISTORY"]), np.nan)
-        # GATED: the best-judged iterate seen at a chunk's end, its loop
-        # optimality and iteration (every iteration where one takes longer
-        # than a chunk: the large problems a time limit stops)
-        self.best, self.best_opt, self.best_it = None, np.inf, -1
+        # GATED: the best-judged iterate seen at a chunk's end and its loop
+        # optimality (every iteration where one takes longer than a chunk:
+        # the large problems a time limit stops)
+        self.best, self.best_opt = None, np.inf
 
     def note_best(self):
         """Keep y if its loop optimality is the best seen at a chunk's end.
@@ -110,7 +110,7 @@ class Workspace:
             if self.best is None:
                 self.best = np.empty_like(self.y)
             self.best[...] = self.y
-            self.best_opt, self.best_it = opt, int(self.state[K["S_ITER"]])
+            self.best_opt = opt
 
     def use_feature_metric(self, m, c):
         """Run in the feature metric of weights m (d,): the group prox's
@@ -364,10 +364,13 @@ def _copies(blocks):
     return lambda: {name: B.copy() for name, B in blocks.items()}
 
 
-def describe(code, stop, state, tol, optimality=None, returned="the last iterate"):
+def describe(code, stop, state, tol, optimality=None, returned="the last iterate",
+             cone=None):
     """(status, message) for a finished run; the messages quote
     ``optimality`` where given (the returned weights' certificate), else the
-    loop's own, and say which point is ``returned``."""
+    loop's own, and say which point is ``returned``. ``cone``: (cone
+    violation, cone_tol) of a ReLU run, named where the violation, not the
+    optimality, is what misses."""
     it = int(state[K["S_ITER"]])
     opt = state[K["S_OPT"]] if optimality is None else optimality
     if code == K["CONVERGED"]:  # a stop asked at the last report comes too late
@@ -375,10 +378,12 @@ def describe(code, stop, state, tol, optimality=None, returned="the last iterate
     if stop:
         also = "" if returned == "the last iterate" else f"; returning {returned}"
         return USER_LIMIT, f"{stop} at iteration {it} (optimality {opt:.2e}){also}."
+    miss = f"optimality {opt:.2e} > tol={tol:.1e}"
+    if cone is not None and opt <= tol and cone[0] > cone[1]:
+        miss = f"cone violation {cone[0]:.2e} > cone_tol={cone[1]:.1e}"
     if code == K["MAX_ITER"]:
         return OPTIMAL_INACCURATE, (
-            f"max_iter={it} reached with optimality {opt:.2e} > tol={tol:.1e}; "
-            f"returning {returned}.")
+            f"max_iter={it} reached with {miss}; returning {returned}.")
     if code == K["STEP_UNDERFLOW"]:
         return OPTIMAL_INACCURATE, (
             f"the line search found no decrease at iteration {it} (optimality "
@@ -519,7 +524,7 @@ def solve_gated(problem, U0, tol, max_iter, monitor, beta=None, step=None,
             best_cert = certificate(problem, **best)
             if best_cert.optimality < cert.optimality:
                 cert, blocks = best_cert, best
-                returned = f"the best-certified iterate (iteration {ws.best_it})"
+                returned = "the best-certified iterate it saw"
             quoted = cert.optimality
     status, message = describe(code, stop, ws.state, tol, quoted, returned)
     return Result(status, message, blocks, int(ws.state[K["S_ITER"]]),

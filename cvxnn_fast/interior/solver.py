@@ -282,24 +282,25 @@ def _solve(original, problem, tol, cone_tol, max_iter, monitor, expand):
             finisher.result = (blocks, mults)  # they certify after all
         optimality = cert.optimality
     returned = "the best point judged" if finisher.best else "the last iterate"
+    miss = f"optimality {optimality:.2e} > tol={tol:.1e}"
+    if cert is not None and cert.optimality <= tol and cert.cone_violation is not None:
+        miss = f"cone violation {cert.cone_violation:.2e} > cone_tol={cone_tol:.1e}"
     if finisher.result:
         status, message = OPTIMAL, None
     elif ended:
         status, message = OPTIMAL_INACCURATE, (
-            f"{ended} with optimality {optimality:.2e} > tol={tol:.1e}; returning "
-            f"{returned}.")
+            f"{ended} with {miss}; returning {returned}.")
     elif finisher.stalled:
         status, message = OPTIMAL_INACCURATE, (
-            f"the certificate stopped improving at {finisher.best_optimality:.2e} "
-            f"> tol={tol:.1e} (iteration {k}): tol is likely below the precision "
-            "reachable here; returning the best point.")
+            f"the certificate stopped improving (iteration {k}) with {miss}: the "
+            f"tolerances are likely below the precision reachable here; returning "
+            f"{returned}.")
     elif stop:
         status, message = USER_LIMIT, (
             f"{stop} at iteration {k} (optimality {optimality:.2e}).")
     else:
         status, message = OPTIMAL_INACCURATE, (
-            f"max_iter={k} reached with optimality {optimality:.2e} > "
-            f"tol={tol:.1e}; returning {returned}.")
+            f"max_iter={k} reached with {miss}; returning {returned}.")
     return Result(status, message or "", blocks, k, history.as_dict(),
                          monitor.start, mults, {"method": "interior_point"}, cert)
 
