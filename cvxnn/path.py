@@ -15,8 +15,8 @@ and ``warm_start=True`` each solve starts from the previous solution; solving
 a decreasing grid is then cheaper than solving each lam from zero (the first
 point, at lam_max, is zero). CVXPY programs are rebuilt for every lam, so CVXPY
 has nothing to warm start from and ``warm_start`` only applies to ``"fast"``;
-nor does the interior-point method that ``fast_solve`` runs on small
-squared-loss ReLU problems (``PathPoint.warm_started`` says which points were).
+nor does the interior-point method that ``fast_solve`` runs on small ReLU
+problems, whatever the loss (``PathPoint.warm_started`` says which points were).
 """
 
 import time

@@ -1,8 +1,9 @@
 """Plots of convergence and regularization paths (optional: ``cvxnn[plot]``).
 
-Every helper takes plain arrays or solutions, draws on a matplotlib ``Axes``
-(a new figure when ``ax`` is None) and returns it, so plots can be combined
-and saved by the caller (``ax.figure.savefig("path.png")``).
+Every helper but :func:`plot_path` takes plain arrays or solutions, draws on
+a matplotlib ``Axes`` (a new figure when ``ax`` is None) and returns it, so
+plots can be combined and saved by the caller (``ax.figure.savefig("path.png")``);
+:func:`plot_path` takes a path and returns its own two-panel ``Figure``.
 
 * :func:`plot_convergence`: the optimality certificate (relative duality gap
   or relative KKT residual) against time or iterations, log scale, from a

@@ -93,8 +93,10 @@ def _problem_arguments():
                         help="seed of the gate sampling (default 0)")
     parser.add_argument("--option", "-o", action="append", default=[],
                         type=_solver_option, metavar="[SOLVER:]KEY=VALUE",
-                        help="a solver option, e.g. tol=1e-8 or CLARABEL:max_iter=50 "
-                        "(repeatable; SOLVER must be a solver of the run)")
+                        help="a solver option, e.g. fast:tol=1e-8 or "
+                        "CLARABEL:max_iter=50 (repeatable; SOLVER must be a solver "
+                        "of the run; without it the option goes to every solver "
+                        "of the run)")
     return parser
 
 

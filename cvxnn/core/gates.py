@@ -21,8 +21,10 @@ with ``d = n_features + 1`` when ``bias=True``, else ``d = n_features``.
 **The bias row.** :func:`cvxnn.build_problem` with ``bias=True`` appends a
 column of ones as the *last* column of ``X``, so the matching gate row is the
 last row of ``G``: ``X_b @ g = X @ g[:-1] + g[-1]``. With ``bias=True`` every
-family draws that last entry i.i.d. standard normal for every gate (so each
-gate's hyperplane has an offset and need not pass through the origin); the
+family but :func:`spectral_gates` draws that last entry i.i.d. standard normal
+for every gate (so each gate's hyperplane has an offset and need not pass
+through the origin; the spectral family's is ``-mean @ g``, through the
+data's mean); the
 support restrictions of the sparse and convolutional families apply to the
 feature rows only. Use ``bias=False`` (the default) for problems built with
 ``bias=False``.

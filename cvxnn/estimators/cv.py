@@ -13,7 +13,8 @@ _CV_DOC = r"""
     2. on every split, the problem is solved down the geometric grid of
        ``n_lams`` values from ``lam_max`` (:func:`cvxnn.lam_max`, the largest
        over the splits) to ``lam_ratio * lam_max``, each solve warm-started
-       from the previous one at the loose tolerance ``path_tol`` and scored
+       from the previous one (gated ReLU; a ReLU path solves each lam cold
+       where the interior point runs) at the loose tolerance ``path_tol`` and scored
        on the held-out rows (%s);
     3. the path stops once the mean score has not improved for ``patience``
        lams; ``lam_`` is the lam of best mean score, ties broken by the
