@@ -343,6 +343,14 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
             result = _run(method, blocks, multipliers, *args,
                           fista_hint=(beta, step_size or step))
             result.info["method"] = method
+    if step_size is not None and result.n_iter == 0 and \
+            result.message.startswith("the line search found no decrease"):
+        # not precision: a first step far from 1/L (40 halvings reach 1e-12
+        # of it; one below 1e-30 is not tried)
+        result.message = (
+            f"the line search found no decrease from step_size={step_size:.3g} down "
+            "to 1e-12 of it: it is far from the smooth part's 1/L; give one nearer "
+            "it, or none (then it is estimated); returning the start.")
     return _finish(problem, result, tol, cone_tol)
 
 

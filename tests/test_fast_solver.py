@@ -1,5 +1,6 @@
 """The compiled solvers against CLARABEL, and their statuses, warm starts, dtypes."""
 
+import re
 import warnings
 
 import numpy as np
@@ -769,6 +770,19 @@ def test_a_path_hands_over_its_step_and_metric():
     ref = fast_solve(problem, tol=1e-8)
     given = fast_solve(problem, tol=1e-8, step_size=3.0 * step, method="fista")
     assert given.objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+@pytest.mark.parametrize("step_size", [1e12, 1e-30])
+def test_a_step_size_far_from_one_over_l_is_named(step_size):
+    """The line search halves a too-long first step down to 1e-12 of it and
+    does not try one below 1e-30: the solve stopped at iteration 0 blaming
+    the dtype's precision."""
+    problem = build("squared", "group_l1", n_samples=30)
+    said = re.escape(f"step_size={step_size:.3g}")
+    with pytest.warns(ConvergenceWarning, match=said):
+        sol = fast_solve(problem, method="fista", step_size=step_size)
+    assert sol.n_iter == 0 and "precision" not in sol.message
+    assert fast_solve(problem, method="fista", step_size=1e10).status == "optimal"
 
 
 def test_step_size_is_for_r_fista_only():
