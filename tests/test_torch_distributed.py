@@ -2,6 +2,8 @@
 the single-process solution and certificate (float64, to 1e-10 relative), in
 the pattern-mean metric and (correlated features) in the feature metric."""
 
+import contextlib
+import io
 import socket
 
 import numpy as np
@@ -143,6 +145,10 @@ def _refused_on_every_process(problem, sol, rank, out_path):
             bad.append("accepted")
         except TypeError as exc:
             bad.append(str(exc))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        solve_sharded(problem, tol=1e-12, max_iter=3, verbose=True)
+    bad.append(printed.getvalue())
     np.save(f"{out_path}-bad-options-{rank}.npy", np.array(bad))
 
 
@@ -300,9 +306,13 @@ def test_a_stop_asked_by_one_process_reads_the_same_on_all(two_process_runs):
 
 def test_sharded_solve_checks_its_options_before_work(two_process_runs):
     for rank in range(2):
-        verbose, callback = np.load(f"{two_process_runs}-bad-options-{rank}.npy")
+        verbose, callback, printed = np.load(
+            f"{two_process_runs}-bad-options-{rank}.npy")
         assert verbose == "verbose: expected True or False, got 'no'."
         assert callback == "callback: expected a callable or None, got 3."
+        # progress lines on rank 0 only, named after the function
+        assert printed.startswith("solve_sharded  iter") == (rank == 0)
+        assert "fast_solve" not in printed
 
 
 def test_sharded_float32_status_is_its_certificates(two_process_runs):

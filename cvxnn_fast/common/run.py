@@ -97,8 +97,9 @@ class Monitor:
     point the last one ended at) the last number reported.
     """
 
-    def __init__(self, verbose, callback, time_limit):
+    def __init__(self, verbose, callback, time_limit, name="fast_solve"):
         self.verbose = bool(verbose)
+        self.name = name  # what the progress lines start with
         self.callback = callback
         self.time_limit = time_limit
         self.start = time.monotonic()
@@ -121,7 +122,7 @@ class Monitor:
             self._last_print = info["time"]
             extra = (f"  cone violation {info['cone_violation']:.2e}"
                      if "cone_violation" in info else "")
-            print(f"fast_solve  iter {info['iteration']:6d}  t {info['time']:8.2f}s  "
+            print(f"{self.name}  iter {info['iteration']:6d}  t {info['time']:8.2f}s  "
                   f"objective {info['objective']:.10g}  optimality "
                   f"{info['optimality']:.2e}{extra}", flush=True)
         if self.callback is not None and self.callback(info):

@@ -372,7 +372,7 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
     auto, method = method == "auto", check_method(problem, method)
     data, spec = problem.data, Spec.of(problem)
     rank = import_torch().distributed.get_rank(problem.group)
-    monitor = Monitor(verbose and rank == 0, callback, time_limit)
+    monitor = Monitor(verbose and rank == 0, callback, time_limit, "solve_sharded")
     shape = problem.weight_shape
     info = {}
     if method == "newton":
