@@ -785,6 +785,25 @@ def test_a_step_size_far_from_one_over_l_is_named(step_size):
     assert fast_solve(problem, method="fista", step_size=1e10).status == "optimal"
 
 
+def test_auto_without_a_gap_skips_r_fistas_kkt_judged_budget():
+    """lam = 0 has no duality gap: R-FISTA is judged by its KKT residual,
+    which a column of scale 1e-8 hardly moves, and its budget run ended
+    "optimal" 14% above the least-squares optimum. auto goes straight to
+    the interior point there."""
+    from cvxnn.core.operator import design_matrix
+
+    rng = np.random.default_rng(0)
+    problem = cvxnn.build_problem(rng.standard_normal((40, 3)) * 1e-8,
+                                  rng.standard_normal(40), regularizer=None, lam=0.0,
+                                  n_gates=8, bias=True)
+    A = design_matrix(problem.X, problem.patterns).toarray()
+    u = np.linalg.lstsq(A, problem.y[:, 0], rcond=None)[0]
+    optimum = 0.5 * np.mean((A @ u - problem.y[:, 0]) ** 2)
+    sol = fast_solve(problem, tol=1e-7)
+    assert sol.status == "optimal" and "fista_budget" not in sol.info
+    assert sol.objective == pytest.approx(optimum, rel=1e-6)
+
+
 def test_step_size_is_for_r_fista_only():
     problem = build("squared", "group_l1", n_samples=30)
     with pytest.raises(ValueError, match="step_size: only R-FISTA"):

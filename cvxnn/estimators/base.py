@@ -115,9 +115,11 @@ def _check_family(name):
     raise ValueError(
         f"gates: unknown value {name!r}; expected one of "
         f"{', '.join(map(repr, GATE_FAMILIES))} (register_gate_family adds "
-        "families; a pickled estimator carries its family to other processes, "
-        "such as joblib's workers, only where the sampler is a module-level "
-        "function, not a lambda or local function).")
+        "families; a pickled estimator carries its own family to other "
+        "processes, such as joblib's workers, where the sampler is a "
+        "module-level function, not a lambda or local function; a grid search "
+        "that sets gates= in its workers takes the sampler itself, "
+        "gates=[sampler], or a family registered where the workers import).")
 
 
 def fast_available():
@@ -238,22 +240,26 @@ class _ConvexReLUBase(BaseEstimator):
         self.device = device
 
     def __getstate__(self):
-        # The families added by register_gate_family travel with the
-        # estimator, so that a joblib worker (n_jobs > 1), which starts
-        # without the parent's registrations, or a later process unpickling
-        # it, has them: all of them, not only the one in ``gates``, as a grid
-        # search pickles its base estimator and sets ``gates`` in the worker.
-        # A sampler pickle cannot carry (a lambda, a local function) stays
-        # behind, and the estimator names its family as before.
+        # A family added by register_gate_family travels with the estimator,
+        # so that a joblib worker (n_jobs > 1), which starts without the
+        # parent's registrations, or a later process unpickling it, has it;
+        # a sampler pickle cannot carry (a lambda, a local function) stays
+        # behind and the estimator pickles as before, by the family's name.
+        # Only the estimator's own family: carrying every registered one
+        # made a gaussian estimator's pickle 16 MB where an unrelated family
+        # held an array, and unloadable where one lived in another __main__.
         state = super().__getstate__()
-        families = {name: sampler for name, sampler in GATE_FAMILIES.items()
-                    if name not in BUILTIN_FAMILIES and _picklable(sampler)}
-        return {**state, "_gate_families": families} if families else state
+        if isinstance(self.gates, str) and self.gates not in BUILTIN_FAMILIES \
+                and self.gates in GATE_FAMILIES \
+                and _picklable(GATE_FAMILIES[self.gates]):
+            state = {**state, "_gate_family": GATE_FAMILIES[self.gates]}
+        return state
 
     def __setstate__(self, state):
         # a family this process registered under the name keeps its sampler
-        for name, sampler in state.pop("_gate_families", {}).items():
-            GATE_FAMILIES.setdefault(name, sampler)
+        sampler = state.pop("_gate_family", None)
+        if sampler is not None:
+            GATE_FAMILIES.setdefault(state["gates"], sampler)
         super().__setstate__(state)
 
     def _check_params(self):
