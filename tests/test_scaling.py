@@ -76,21 +76,48 @@ def test_user_gates_are_raw_space_gates(badly_scaled):
                                rtol=1e-9, atol=1e-9)
 
 
-def test_standardized_patterns_are_the_networks_gate_test_at_exact_ties():
+@pytest.mark.parametrize("source, dtype", [("numpy", np.float64),
+                                           ("numpy", np.float32),
+                                           ("torch", np.float32)])
+def test_standardized_patterns_are_the_networks_gate_test_at_exact_ties(source,
+                                                                        dtype):
     """Integer data on a gate's hyperplane (3 x1 - x2 = 0 on 18 rows): the
     patterns were formed on the scaled data, where rounding decided 8 of
     those rows the other way than the network's test on raw inputs
-    (network and convex model 0.17 apart on the training data)."""
+    (network and convex model 0.17 apart on the training data); from a
+    float32 tensor, the gates were divided by the scales in float64."""
     rng = np.random.default_rng(0)
-    X = rng.integers(-5, 6, (200, 2)) * np.array([1.0, 3.0])
+    X = (rng.integers(-5, 6, (200, 2)) * np.array([1.0, 3.0])).astype(dtype)
     G = np.array([[3.0, 1.0], [-1.0, 0.5]])
-    problem = cvxnn.build_problem(X, rng.standard_normal(200), gates=G, lam=1e-3,
+    data = X
+    if source == "torch":
+        data = pytest.importorskip("torch").from_numpy(X)
+    problem = cvxnn.build_problem(data, rng.standard_normal(200), gates=G, lam=1e-3,
                                   standardize=True)
     assert np.sum(X @ G[:, 0] == 0) == 18
     np.testing.assert_array_equal(problem.patterns, X @ G > 0)
-    sol = problem.solve("fast", tol=1e-8)
+    sol = problem.solve("fast", tol=1e-6)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(sol.predict(X), problem.model_predict(sol.blocks),
-                               rtol=1e-12, atol=1e-12)
+                               rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("source", ["numpy", "torch"])
+def test_standardized_float32_patterns_use_the_networks_gates(source):
+    """Integer float32 data and integer gates (ties on many rows): a float32
+    tensor's patterns divided the gates by the scales in float64 where the
+    network divides in float32, and 20 entries fell the other way."""
+    from cvxnn.core.patterns import raw_input_gates
+
+    rng = np.random.default_rng(0)
+    X = (rng.integers(-9, 10, (400, 4)).astype(float)
+         * rng.integers(1, 7, 4)).astype(np.float32)
+    G = rng.integers(-3, 4, (4, 30)).astype(float)
+    data = X if source == "numpy" else pytest.importorskip("torch").from_numpy(X)
+    problem = cvxnn.build_problem(data, rng.standard_normal(400), gates=G, lam=1e-3,
+                                  standardize=True)
+    gates = raw_input_gates(problem.gates, problem.input_scale)
+    np.testing.assert_array_equal(problem.patterns, X @ gates > 0)
 
 
 def test_standardize_is_off_by_default(badly_scaled):

@@ -41,22 +41,21 @@ def raw_input_gates(G, column_scale):
     return np.ascontiguousarray(G / column_scale.astype(G.dtype)[:, None])
 
 
-def tensor_patterns(T, G, dtype, column_scale=None, bias=False):
+def tensor_patterns(T, G, dtype, bias=False):
     """``X @ G > 0`` formed where the PyTorch tensor ``T`` lives (a GPU, say).
 
-    ``X`` is the data as the problem uses it: ``T`` (n, d) divided by
-    ``column_scale[:d]`` when given, with a column of ones appended when
-    ``bias``; so ``X @ G = T @ (G[:d] / column_scale[:d]) + G[d]``, in row
-    blocks, in ``dtype`` (float32 or float64, the problem's). Only the
-    boolean result (n x n_gates bytes) comes back to the host. Entries of
-    ``X @ G`` within rounding of zero may come out the other way than in
-    :func:`raw_patterns` (another summation order); the problem is whatever
-    patterns it holds. Duck-typed: torch is not imported here.
+    ``X`` is ``T`` (n, d, raw) with a column of ones appended when ``bias``,
+    and ``G`` gates of it (standardized data: :func:`raw_input_gates`, as
+    the network holds them); so ``X @ G = T @ G[:d] + G[d]``, in row blocks,
+    in ``dtype`` (float32 or float64, the problem's). Only the boolean result
+    (n x n_gates bytes) comes back to the host. Entries of ``X @ G`` within
+    rounding of zero may come out the other way than in :func:`raw_patterns`
+    (another summation order); the problem is whatever patterns it holds.
+    Duck-typed: torch is not imported here.
     """
     d = T.shape[1]
     T = T.detach().float() if np.dtype(dtype) == np.float32 else T.detach().double()
-    W = G[:d] if column_scale is None else G[:d] / column_scale[:d, None]
-    Wt = T.new_tensor(np.ascontiguousarray(W))
+    Wt = T.new_tensor(np.ascontiguousarray(G[:d]))
     offset = T.new_tensor(G[d]) if bias else None
     n = T.shape[0]
     out = np.empty((n, G.shape[1]), dtype=bool)

@@ -334,11 +334,13 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
     else:  # raw-space gates give the same patterns on the scaled data
         G = gates if scale is None else np.ascontiguousarray(
             gates * scale[:, None], dtype=X.dtype)
+    # standardized: the gates as the trained network holds them, on the raw
+    # inputs, as it tests them
+    raw_gates = G if scale is None else raw_input_gates(G, scale)
     if tensor is not None:
-        D_all = tensor_patterns(tensor, G, X.dtype, scale, bias)
-    elif scale is not None:  # as the trained network tests its gates on raw inputs
-        D_all = raw_patterns(_append_bias(raw) if bias else raw,
-                             raw_input_gates(G, scale))
+        D_all = tensor_patterns(tensor, raw_gates, X.dtype, bias)
+    elif scale is not None:
+        D_all = raw_patterns(_append_bias(raw) if bias else raw, raw_gates)
     else:
         D_all = None
     D, kept = activation_patterns(X, G, D_all)
