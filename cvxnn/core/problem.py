@@ -203,7 +203,7 @@ class Problem:
     # --- data -------------------------------------------------------------
     def prepare_X(self, X, name="X"):
         """New raw data as the problem uses it: validated, scaled, bias appended."""
-        X = _check_new_X(X, name)
+        X = check_new_X(X, name)
         expected = self.n_features - int(self.bias)
         if X.shape[1] != expected:
             raise ValueError(
@@ -225,7 +225,7 @@ class Problem:
         return backends.solve(self, solver, **options)
 
 
-def _check_new_X(X, name):
+def check_new_X(X, name):
     arr = as_float_array(X, name)
     if arr.ndim != 2 or arr.shape[0] < 1:
         raise ValueError(
