@@ -112,6 +112,23 @@ def test_short_of_tol_advice_fits_the_dtypes(data, working, advice):
     assert sol.status == OPTIMAL_INACCURATE and advice in sol.message
 
 
+def test_a_limit_stop_returns_the_best_certified_iterate_on_the_device_too():
+    """As the compiled driver: the device returned its last iterate at
+    3.1e-1 where its history had reached 4.4e-2 (correlated features: the
+    residual's dual oscillates)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 20)) @ (rng.standard_normal((20, 20))
+                                          * np.logspace(0, -2, 20))
+    problem = cvxnn.build_problem(X, np.maximum(X @ rng.standard_normal((20, 3)), 0),
+                                  lam=1e-3, n_gates=20, bias=True, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="best-certified iterate it saw"):
+        sol = fast_solve(problem, method="fista", tol=1e-9, max_iter=568,
+                         device="cpu")
+    seen = np.minimum.accumulate(sol.history["optimality"])
+    assert sol.history["optimality"][-1] > 4 * seen[-1]
+    assert sol.certificate.optimality < 1.5 * seen[-1]
+
+
 def test_dtype_follows_problem_on_cpu_and_can_be_chosen():
     problem = build("squared", "group_l1", np.float64)
     a = fast_solve(problem, tol=1e-4, device="cpu", dtype="float32")

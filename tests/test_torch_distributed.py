@@ -20,6 +20,8 @@ N_SAMPLES, N_FEATURES, N_GATES, LAM, TOL = 200, 5, 20, 1e-2, 1e-6
 # quadratically, so both runs end at the optimum to rounding even where a CG
 # run stopped an iteration apart (at 1e-9 the weights differed by 1e-10).
 NEWTON_CASES, NEWTON_TOL = ("squared", "cross_entropy"), 1e-12
+# max_iter at which the correlated case's last gap is 3.25x its best
+BEST_STOP = 161
 
 
 # case: (loss, features correlated, so that the feature metric runs)
@@ -67,6 +69,10 @@ def _worker(rank, world_size, port, losses, out_path):
                      feature_metric=sol.info["feature_metric"],
                      cert=[cert.objective, cert.dual_objective, cert.duality_gap,
                            cert.kkt_residual])
+            if case == "correlated":  # stopped where the last gap rose 3x
+                stopped = solve_sharded(problem, tol=1e-12, max_iter=BEST_STOP)
+                np.savez(f"{out_path}-best-{rank}.npz", U=stopped.U,
+                         message=stopped.message)
             if case == "squared":  # a bad method is refused, naming the argument
                 try:
                     solve_sharded(problem, method="interior_point")
@@ -302,6 +308,21 @@ def test_a_stop_asked_by_one_process_reads_the_same_on_all(two_process_runs):
     runs = [np.load(f"{two_process_runs}-stopped-{rank}.npy") for rank in range(2)]
     assert runs[0].tolist() == runs[1].tolist()
     assert runs[0][0] == "user_limit" and "callback" in runs[0][1]
+
+
+def test_sharded_limit_stop_returns_the_best_certified_iterate(two_process_runs):
+    """The same choice on every process, and the one process makes."""
+    loss, X, y, gates = _data("correlated")
+    problem = cvxnn.build_problem(X, y, loss=loss, lam=LAM, gates=gates, bias=True)
+    with pytest.warns(cvxnn.ConvergenceWarning):
+        single = fast_solve(problem, tol=1e-12, max_iter=BEST_STOP, device="cpu",
+                            method="fista")
+    assert "best-certified iterate it saw" in single.message
+    for rank in range(2):
+        part = np.load(f"{two_process_runs}-best-{rank}.npz")
+        assert "best-certified iterate it saw" in str(part["message"])
+        np.testing.assert_allclose(part["U"], single.U, rtol=0,
+                                   atol=1e-10 * np.abs(single.U).max())
 
 
 def test_sharded_solve_checks_its_options_before_work(two_process_runs):

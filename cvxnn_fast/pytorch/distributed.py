@@ -58,7 +58,13 @@ from cvxnn_fast.pytorch.device import (
 )
 from cvxnn_fast.pytorch.operator import BLOCK_ENTRIES, DeviceData
 from cvxnn_fast.pytorch.polish import ShardedPolisher
-from cvxnn_fast.pytorch.solver import check_method, run_state, to_device, to_numpy
+from cvxnn_fast.pytorch.solver import (
+    best_of,
+    check_method,
+    run_state,
+    to_device,
+    to_numpy,
+)
 
 DEFAULT_MAX_ITER = 10_000
 
@@ -328,8 +334,10 @@ def _fista(problem, x0, tol, max_iter, monitor):
         raise NumericalBreakdown(
             f"solve_sharded: the objective or its gradient became NaN/inf at "
             f"iteration {run.n_iter}; check the data scaling and lam.", None)
-    status, message = describe(run.code, run.stop, run_state(run), tol)
-    U, cert = run.y, None
+    U, returned, quoted = best_of(run, data, spec)
+    status, message = describe(run.code, run.stop, run_state(run), tol, quoted,
+                               returned)
+    cert = None
     if polisher.result is not None:
         U, _, cert = polisher.result
     return run, status, message, U, cert

@@ -79,6 +79,10 @@ class Run:
     last_finite: object = None
     metric_beta: float = 0.0
     feature_metric: bool = False
+    # the best-judged iterate and its optimality (a stop on a limit may
+    # return it: cvxnn_fast.pytorch.solver.best_of), None where y is it
+    best: object = None
+    best_optimality: float = math.inf
 
 
 def start_curvature(spec, x0):
@@ -266,6 +270,7 @@ def _in_basis(fm, data, spec, x0, tol, max_iter, monitor, weights_of, polish):
     run = _solve(fm.rotated(data), spec, fm.to_basis(x0), tol, max_iter, monitor,
                  lambda y: weights_of(back(y)), fm.beta, hook, fm)
     run.y = back(run.y)
+    run.best = None if run.best is None else back(run.best)
     run.last_finite = None if run.last_finite is None else back(run.last_finite)
     run.feature_metric = True
     return run
@@ -278,6 +283,7 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
     st = _State(data, spec, x0, metric_beta, fm)
     rows, asked, last_report = [], "", time.monotonic()
     code, stop, opt, polished = K["RUNNING"], "", math.inf, None
+    best, best_opt = None, math.inf  # as the compiled driver's note_best
 
     def judge():
         fit, S, G, (flag,) = at_point(data, spec, st.Z_y, (1.0 if asked else 0.0,))
@@ -296,6 +302,8 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
             if not math.isfinite(objective):
                 code = K["NOT_FINITE"]
                 break
+            if opt < best_opt:
+                best, best_opt = st.y.clone(), opt
             rows.append((monitor.elapsed(), objective, opt, step))
             if not math.isfinite(opt):
                 code = K["NOT_FINITE"]
@@ -346,7 +354,8 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
     if code == K["STEP_UNDERFLOW"] and not bool(data.torch.isfinite(G).all()):
         code = K["NOT_FINITE"]
     return Run(code, stop, st.y, st.it, opt, _history(rows),
-               st.x if bool(data.torch.isfinite(st.x).all()) else None, metric_beta)
+               st.x if bool(data.torch.isfinite(st.x).all()) else None, metric_beta,
+               best=best, best_optimality=best_opt)
 
 
 def _history(rows):

@@ -19,7 +19,7 @@ from cvxnn.core.solution import Solution
 from cvxnn.core.status import SOLVER_ERROR
 from cvxnn_fast.common.polish import Polisher
 from cvxnn_fast.common.run import Result
-from cvxnn_fast.fista.solver import K, describe
+from cvxnn_fast.fista.solver import BEST_BY, K, describe
 from cvxnn_fast.newton import solver as newton
 from cvxnn_fast.pytorch import fista
 from cvxnn_fast.pytorch.certificates import Spec, certificate
@@ -68,6 +68,21 @@ def run_state(run):
     return state
 
 
+def best_of(run, data, spec):
+    """(weights, which, their optimality or None) a run returns: the
+    best-judged iterate where it stopped on a limit, judged below
+    ``BEST_BY`` of the last iterate's optimality and certifies better (as the
+    compiled driver; the same on every process of a sharded run: its
+    numbers are all-reduced), else the last iterate."""
+    if run.code == K["CONVERGED"] or run.best is None or \
+            not run.best_optimality < BEST_BY * run.optimality:
+        return run.y, "the last iterate", None
+    best = certificate(data, spec, run.best).optimality
+    if best < certificate(data, spec, run.y).optimality:
+        return run.best, "the best-certified iterate it saw", best
+    return run.y, "the last iterate", None
+
+
 def solve(problem, U0, tol, max_iter, monitor, device, dtype=None, data=None):
     """R-FISTA on ``device`` from U0 (c, P, d); returns a
     :class:`~cvxnn_fast.common.run.Result` for ``fast_solve``. ``data``: the
@@ -86,8 +101,10 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None, data=None):
                       polish=_polish_hook(problem, polisher, max_iter))
     if run.code == K["NOT_FINITE"]:
         _breakdown(problem, run, monitor.start, shape)
-    status, message = describe(run.code, run.stop, run_state(run), tol)
-    U = to_numpy(run.y, shape)
+    y, returned, quoted = best_of(run, data, spec)
+    status, message = describe(run.code, run.stop, run_state(run), tol, quoted,
+                               returned)
+    U = to_numpy(y, shape)
     if polisher.result is not None:
         # The certified point itself, in the problem's dtype: rounding it to
         # a float32 working dtype can lose the certificate.
@@ -96,7 +113,7 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None, data=None):
             "polished": polisher.result is not None, "metric_beta": run.metric_beta,
             "feature_metric": run.feature_metric,
             "device_certificate": asdict(certificate(
-                data, spec, to_device(U.reshape(run.y.shape), data)))}
+                data, spec, to_device(U.reshape(y.shape), data)))}
     return Result(status, message, {"U": U}, run.n_iter, run.history, monitor.start,
                   info=info, stop=run.stop)
 
