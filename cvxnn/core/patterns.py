@@ -37,7 +37,10 @@ def raw_input_gates(G, column_scale):
     included in the scales as 1) as gates of the raw inputs, as the trained
     network holds them: the patterns of standardized data are formed with
     these on the raw data, so that the network's gate test on the training
-    data is the problem's patterns to the last bit."""
+    data forms the same products. (BLAS may still sum them in another order
+    for another number of columns, a one-neuron network's matrix-vector
+    product say, so a row on a gate's hyperplane to rounding, as integer
+    data and integer gates give, can still fall either way.)"""
     return np.ascontiguousarray(G / column_scale.astype(G.dtype)[:, None])
 
 
