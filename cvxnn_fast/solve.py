@@ -19,7 +19,9 @@
 The loop runs in compiled code in chunks of about ``CHUNK_SECONDS``; between
 chunks this driver prints progress, calls ``callback``, enforces
 ``time_limit`` and lets Ctrl-C through. KeyboardInterrupt is caught: the last
-iterate is returned with status ``"user_limit"`` and a warning. Setup before
+iterate is returned with status ``"user_limit"`` and a warning (R-FISTA, on
+either backend: its best-certified iterate, where that certifies clearly
+better than the last, as on any stop on a limit). Setup before
 the first iteration (the feature metric's d x d eigendecomposition, the
 interior point's reduction, a device's copy of the data) is not timed against
 ``time_limit`` and lets a KeyboardInterrupt propagate: there is no iterate
@@ -246,7 +248,11 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     time_limit : float, optional
         Wall seconds; reaching it returns status ``"user_limit"``. Checked
         between chunks of iterations (an interior-point step is one), so a
-        solve can overrun it by one step or by its setup.
+        solve can overrun it by one step or by its setup. R-FISTA stopped by
+        it (or by max_iter or the callback) returns the iterate it judged
+        best where that is below 0.8 of the last one's optimality and
+        certifies better (the message says so): its residual's dual point
+        oscillates on correlated features.
     method : {"auto", "fista", "augmented_lagrangian", "interior_point", "newton"}
         See :func:`choose_method`; ``sol.info["method"]`` says which ran.
     device : None, str or torch.device
