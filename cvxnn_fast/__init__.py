@@ -13,6 +13,7 @@ Importing this package registers it as the ``"fast"`` backend of
 
 import numpy as np
 
+from cvxnn.core.certificates import has_duality_gap
 from cvxnn.solvers import register_backend
 from cvxnn_fast.solve import DEFAULT_TOL, FLOAT32_TOL, choose_method, fast_solve
 
@@ -28,12 +29,15 @@ def _warm_start_helps(problem, options):
     # 0.46 s -> 0.06 s). ReLU: the augmented Lagrangian from a warm start
     # rarely certified within its budget, so the interior point ran after
     # it anyway: cold interior points were faster on every CV fit measured
-    # (breast cancer 2.84 s -> 1.77 s; docs/design/defaults.md).
+    # (breast cancer 2.84 s -> 1.77 s; docs/design/defaults.md). Gated
+    # ReLU without a duality gap goes to the interior point warm or cold
+    # (choose_method).
     method = options.get("method", "auto")
     if options.get("device") is not None or choose_method(problem, method) != \
             "interior_point":
         return True  # a device runs first-order methods (or Newton-CG) only
-    return method == "auto" and not problem.formulation.has_cones
+    return (method == "auto" and not problem.formulation.has_cones
+            and has_duality_gap(problem))
 
 
 # A loose solve of float64 data iterates in float32 (fast_solve's dtype; its

@@ -106,7 +106,10 @@ def choose_method(problem, method="auto", warm_start=None):
     :data:`INTERIOR_MAX_COUPLED`; for gated ReLU ``fast_solve`` runs
     R-FISTA for :func:`fista_budget` iterations first, and the interior
     point only where that has not certified, ``info["fista_iterations"]``;
-    with a warm start, ReLU likewise runs the augmented Lagrangian first);
+    with a warm start, ReLU likewise runs the augmented Lagrangian first;
+    gated ReLU without a duality gap, lam = 0 or no penalty, goes to the
+    interior point at once, a warm start or not: R-FISTA is judged there by
+    its KKT residual, which a badly scaled column hardly moves);
     else Newton-CG where
     :func:`cvxnn_fast.newton.solver.preferred` (gated ReLU, squared loss,
     group_l1, n at least 100,000 and 80 P d); else R-FISTA (gated ReLU) or
@@ -126,7 +129,8 @@ def choose_method(problem, method="auto", warm_start=None):
     if method == "auto":
         if newton.preferred(problem):
             return "newton"  # n >= 100,000, measured on its own (newton.md)
-        usable = warm_start is None and not interior.unsupported(problem)
+        cold = warm_start is None or not (relu or has_duality_gap(problem))
+        usable = cold and not interior.unsupported(problem)
         return "interior_point" if usable and _cheap(problem) else first_order
     if method == "newton":
         reason = newton.unsupported(problem)
@@ -367,7 +371,7 @@ def _interior_then_first_order(problem, blocks, args):
     """``method="auto"``'s interior point; where it ends ``optimal_inaccurate``
     (ill-conditioned, or no minimizer) or breaks down, the first-order method
     goes on from its iterate (from ``blocks`` after a breakdown)."""
-    first_order = choose_method(problem, "auto", warm_start=blocks)
+    first_order = "augmented_lagrangian" if problem.formulation.has_cones else "fista"
     multipliers, interior_run = None, None
     try:
         result = _run("interior_point", blocks, None, *args)

@@ -802,6 +802,13 @@ def test_auto_without_a_gap_skips_r_fistas_kkt_judged_budget():
     sol = fast_solve(problem, tol=1e-7)
     assert sol.status == "optimal" and "fista_budget" not in sol.info
     assert sol.objective == pytest.approx(optimum, rel=1e-6)
+    # warm started too (a path's lam = 0 point was, and ended 14% above)
+    warm = fast_solve(problem, tol=1e-7, warm_start=np.zeros(problem.weight_shape))
+    assert warm.info["method"] == "interior_point"
+    assert warm.objective == pytest.approx(optimum, rel=1e-6)
+    point = cvxnn.regularization_path(problem, [1e-3, 0.0], tol=1e-7)[-1]
+    assert not point.warm_started
+    assert point.objective == pytest.approx(optimum, rel=1e-6)
 
 
 def test_step_size_is_for_r_fista_only():
