@@ -1,6 +1,8 @@
 """scikit-learn estimators: sklearn's own checks, pipelines, dtypes, pandas, gates."""
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,6 +231,34 @@ def test_a_registered_family_travels_with_the_pickled_estimator(regression_data)
     assert all(any(np.array_equal(g, col) for col in G.T) for g in est.problem_.gates.T)
     with pytest.raises(ValueError, match="^gates: unknown value 'test_travel'"):
         ConvexReLURegressor(gates="test_travel", solver=SOLVER).fit(X, y)
+
+
+def test_a_fitted_estimator_loads_where_its_family_cannot_be_rebuilt(
+        regression_data, tmp_path):
+    """A family whose sampler the loading process cannot import (here this
+    test module, not on its path; a script's __main__ likewise): the pickle
+    failed to load as a whole; the fitted estimator now predicts."""
+    import pickle
+    import subprocess
+    import sys
+
+    X, y = regression_data
+    register_gate_family("test_elsewhere", _doubled_gates)
+    try:
+        est = ConvexReLURegressor(gates="test_elsewhere", n_gates=5,
+                                  solver=SOLVER).fit(X, y)
+        (tmp_path / "est.pkl").write_bytes(pickle.dumps(est))
+    finally:
+        del GATE_FAMILIES["test_elsewhere"]
+    np.save(tmp_path / "X.npy", X)
+    code = ("import pickle, numpy as np; "
+            f"e = pickle.loads(open({str(tmp_path / 'est.pkl')!r}, 'rb').read()); "
+            f"np.save({str(tmp_path / 'p.npy')!r}, "
+            f"e.predict(np.load({str(tmp_path / 'X.npy')!r})))")
+    root = str(Path(cvxnn.__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
+                   env={**os.environ, "PYTHONPATH": root})
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), est.predict(X))
 
 
 def test_fixed_gate_array(regression_data):

@@ -100,12 +100,17 @@ def register_gate_family(name, sampler):
     GATE_FAMILIES[name] = sampler
 
 
-def _picklable(obj):
+def _sampler_bytes(sampler):
+    """A gate family's sampler pickled (by cloudpickle where installed), or
+    None where it cannot be."""
     try:
-        pickle.dumps(obj)
+        import cloudpickle as dumper
+    except ImportError:
+        dumper = pickle
+    try:
+        return dumper.dumps(sampler)
     except (pickle.PicklingError, AttributeError, TypeError):
-        return False
-    return True
+        return None
 
 
 def _check_family(name):
@@ -116,10 +121,10 @@ def _check_family(name):
         f"gates: unknown value {name!r}; expected one of "
         f"{', '.join(map(repr, GATE_FAMILIES))} (register_gate_family adds "
         "families; a pickled estimator carries its own family to other "
-        "processes, such as joblib's workers, where the sampler is a "
-        "module-level function, not a lambda or local function; a grid search "
-        "that sets gates= in its workers takes the sampler itself, "
-        "gates=[sampler], or a family registered where the workers import).")
+        "processes, such as joblib's workers, where they can rebuild its "
+        "sampler; a grid search that sets gates= in its workers takes the "
+        "sampler itself, gates=[sampler], or a family registered where the "
+        "workers import).")
 
 
 def fast_available():
@@ -242,24 +247,31 @@ class _ConvexReLUBase(BaseEstimator):
     def __getstate__(self):
         # A family added by register_gate_family travels with the estimator,
         # so that a joblib worker (n_jobs > 1), which starts without the
-        # parent's registrations, or a later process unpickling it, has it;
-        # a sampler pickle cannot carry (a lambda, a local function) stays
-        # behind and the estimator pickles as before, by the family's name.
+        # parent's registrations, or a later process unpickling it, has it.
         # Only the estimator's own family: carrying every registered one
         # made a gaussian estimator's pickle 16 MB where an unrelated family
-        # held an array, and unloadable where one lived in another __main__.
+        # held an array. The sampler travels as bytes of its own
+        # (cloudpickle's where it is installed, which carries a lambda or a
+        # __main__ function by value; pickle's by reference otherwise, and
+        # none where that fails), so that a process that cannot rebuild it
+        # still loads the estimator: a fitted one predicts without its family
+        # (it was unloadable), a refit names the unknown family.
         state = super().__getstate__()
         if isinstance(self.gates, str) and self.gates not in BUILTIN_FAMILIES \
-                and self.gates in GATE_FAMILIES \
-                and _picklable(GATE_FAMILIES[self.gates]):
-            state = {**state, "_gate_family": GATE_FAMILIES[self.gates]}
+                and self.gates in GATE_FAMILIES:
+            blob = _sampler_bytes(GATE_FAMILIES[self.gates])
+            if blob is not None:
+                state = {**state, "_gate_family": blob}
         return state
 
     def __setstate__(self, state):
         # a family this process registered under the name keeps its sampler
-        sampler = state.pop("_gate_family", None)
-        if sampler is not None:
-            GATE_FAMILIES.setdefault(state["gates"], sampler)
+        blob = state.pop("_gate_family", None)
+        if blob is not None and state.get("gates") not in GATE_FAMILIES:
+            try:
+                GATE_FAMILIES[state["gates"]] = pickle.loads(blob)
+            except Exception:  # noqa: BLE001  (whatever unpickling raises)
+                pass  # not rebuilt here: a refit names the unknown family
         super().__setstate__(state)
 
     def _check_params(self):
