@@ -335,6 +335,10 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         (gated and method == "interior_point" and has_duality_gap(problem)) or (
             method in ("fista", "augmented_lagrangian") and warm_start is not None
             and choose_method(problem) == "interior_point"))
+    if auto and gated and method == "interior_point" and not interior_after:
+        # auto's own route without R-FISTA (no duality gap): a path's first
+        # step, given for every lam, has no use here, but is no error
+        step_size = None
     if step_size is not None and not (
             method == "fista" or (interior_after and gated)):
         raise ValueError(f"step_size: only R-FISTA (method 'fista', gated ReLU) "

@@ -256,9 +256,64 @@ def test_a_fitted_estimator_loads_where_its_family_cannot_be_rebuilt(
             f"np.save({str(tmp_path / 'p.npy')!r}, "
             f"e.predict(np.load({str(tmp_path / 'X.npy')!r})))")
     root = str(Path(cvxnn.__file__).resolve().parents[1])
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
-                   env={**os.environ, "PYTHONPATH": root})
+    run = subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": root},
+                         capture_output=True, text=True)
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), est.predict(X))
+    assert "'test_elsewhere' could not be rebuilt" in run.stderr
+
+
+def test_the_carried_family_replaces_the_name_where_it_is_loaded(regression_data):
+    """A joblib worker reused from an earlier search held the name's earlier
+    sampler and scored it; the estimator's own sampler now wins. A pickle
+    written before samplers travelled as bytes held the sampler itself."""
+    import pickle
+
+    register_gate_family("test_stale", _doubled_gates)
+    try:
+        est = ConvexReLURegressor(gates="test_stale", n_gates=5, solver=SOLVER)
+        blob = pickle.dumps(est)
+        register_gate_family("test_stale", half_of_doubled)  # the worker's
+        pickle.loads(blob)
+        assert GATE_FAMILIES["test_stale"].__name__ == "_doubled_gates"
+        old = est.__getstate__()
+        old["_gate_family"] = half_of_doubled  # the earlier format
+        ConvexReLURegressor().__setstate__(old)
+        assert GATE_FAMILIES["test_stale"] is half_of_doubled
+    finally:
+        GATE_FAMILIES.pop("test_stale", None)
+
+
+def test_a_built_in_family_name_is_not_replaced():
+    """A replaced built-in did not travel to joblib's workers, which sampled
+    the original: a grid search scored another family than one process."""
+    with pytest.raises(ValueError, match="^name: 'gaussian' is a built-in family"):
+        register_gate_family("gaussian", _doubled_gates)
+    assert GATE_FAMILIES["gaussian"].__name__ == "_gaussian_family"
+
+
+def half_of_doubled(X_used, n_gates, rng):
+    return 0.5 * _doubled_gates(X_used, n_gates, rng)
+
+
+def test_a_sampler_that_cannot_be_pickled_stays_behind():
+    """cloudpickle carries a closure by value, and raised whatever its
+    contents raise (a ctypes pointer: ValueError; a queue: RuntimeError):
+    the estimator did not pickle or deep-copy at all."""
+    import copy
+    import ctypes
+    import pickle
+
+    held = ctypes.pointer(ctypes.c_int(1))
+    register_gate_family("test_lock", lambda X, n, rng: (held, rng)[1].standard_normal(
+        (X.shape[1], n)))
+    try:
+        est = ConvexReLURegressor(gates="test_lock", n_gates=5, solver=SOLVER)
+        assert "_gate_family" not in est.__getstate__()
+        pickle.loads(pickle.dumps(est))
+        copy.deepcopy(est)
+    finally:
+        GATE_FAMILIES.pop("test_lock", None)
 
 
 def test_fixed_gate_array(regression_data):

@@ -809,6 +809,10 @@ def test_auto_without_a_gap_skips_r_fistas_kkt_judged_budget():
     point = cvxnn.regularization_path(problem, [1e-3, 0.0], tol=1e-7)[-1]
     assert not point.warm_started
     assert point.objective == pytest.approx(optimum, rel=1e-6)
+    # a step_size given for a whole path has no use there, and is no error
+    # (it was refused midway)
+    path = cvxnn.regularization_path(problem, [1e-3, 0.0], tol=1e-7, step_size=0.5)
+    assert path[-1].objective == pytest.approx(optimum, rel=1e-6)
 
 
 def test_step_size_is_for_r_fista_only():

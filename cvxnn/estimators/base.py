@@ -95,6 +95,11 @@ def register_gate_family(name, sampler):
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name: expected a non-empty string, got {name!r}.")
+    if name in BUILTIN_FAMILIES:
+        # a replaced built-in would not travel to joblib's workers, which
+        # would sample the original (a grid search scored another family)
+        raise ValueError(f"name: {name!r} is a built-in family; register yours "
+                         "under another name.")
     if not callable(sampler):
         raise TypeError(f"sampler: expected a callable, got {sampler!r}.")
     GATE_FAMILIES[name] = sampler
@@ -109,7 +114,7 @@ def _sampler_bytes(sampler):
         dumper = pickle
     try:
         return dumper.dumps(sampler)
-    except (pickle.PicklingError, AttributeError, TypeError):
+    except Exception:  # noqa: BLE001  (a closure over a queue: RuntimeError, ...)
         return None
 
 
@@ -265,13 +270,21 @@ class _ConvexReLUBase(BaseEstimator):
         return state
 
     def __setstate__(self, state):
-        # a family this process registered under the name keeps its sampler
+        # The carried sampler is the estimator's family: it replaces what
+        # this process has under the name (a joblib worker reused from an
+        # earlier search held the name's previous sampler and scored it).
+        # One that does not unpickle is left out with a warning: the
+        # estimator still loads and predicts; a refit names the family.
         blob = state.pop("_gate_family", None)
-        if blob is not None and state.get("gates") not in GATE_FAMILIES:
-            try:
-                GATE_FAMILIES[state["gates"]] = pickle.loads(blob)
-            except Exception:  # noqa: BLE001  (whatever unpickling raises)
-                pass  # not rebuilt here: a refit names the unknown family
+        if blob is not None:
+            try:  # a pickle written before the bytes format holds the sampler
+                GATE_FAMILIES[state["gates"]] = (blob if callable(blob)
+                                                 else pickle.loads(blob))
+            except Exception as exc:  # noqa: BLE001  (whatever unpickling raises)
+                warnings.warn(f"gates: the sampler of the family "
+                              f"{state['gates']!r} could not be rebuilt in this "
+                              f"process ({exc!r}); the estimator predicts, a refit "
+                              "needs the family registered.", stacklevel=2)
         super().__setstate__(state)
 
     def _check_params(self):
