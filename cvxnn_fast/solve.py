@@ -335,12 +335,10 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
         (gated and method == "interior_point" and has_duality_gap(problem)) or (
             method in ("fista", "augmented_lagrangian") and warm_start is not None
             and choose_method(problem) == "interior_point"))
-    if auto and gated and method == "interior_point" and not interior_after:
-        # auto's own route without R-FISTA (no duality gap): a path's first
-        # step, given for every lam, has no use here, but is no error
-        step_size = None
+    # auto's gated interior point runs R-FISTA before it (a duality gap) or
+    # after it (should it stall): both take the first step
     if step_size is not None and not (
-            method == "fista" or (interior_after and gated)):
+            method == "fista" or (auto and gated and method == "interior_point")):
         raise ValueError(f"step_size: only R-FISTA (method 'fista', gated ReLU) "
                          f"takes a first step; this solve runs {method!r}.")
     blocks, multipliers = _warm_blocks(problem, warm_start)
@@ -352,7 +350,8 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
             result = _first_order_then_interior(problem, blocks, args,
                                           (beta, step_size or step), multipliers)
         elif auto and method == "interior_point":
-            result = _interior_then_first_order(problem, blocks, args)
+            result = _interior_then_first_order(problem, blocks, args,
+                                                (None, step_size))
         elif auto and method == "newton":
             result = _newton_then_fista(problem, blocks, args)
         else:
@@ -371,10 +370,11 @@ def fast_solve(problem, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, warm_start=N
     return _finish(problem, result, tol, cone_tol)
 
 
-def _interior_then_first_order(problem, blocks, args):
+def _interior_then_first_order(problem, blocks, args, fista_hint=(None, None)):
     """``method="auto"``'s interior point; where it ends ``optimal_inaccurate``
     (ill-conditioned, or no minimizer) or breaks down, the first-order method
-    goes on from its iterate (from ``blocks`` after a breakdown)."""
+    goes on from its iterate (from ``blocks`` after a breakdown; R-FISTA with
+    ``fista_hint`` as for :func:`_run`)."""
     first_order = "augmented_lagrangian" if problem.formulation.has_cones else "fista"
     multipliers, interior_run = None, None
     try:
@@ -387,7 +387,7 @@ def _interior_then_first_order(problem, blocks, args):
     except NumericalBreakdown:
         pass
     args[-1].next_phase()  # the monitor
-    result = _run(first_order, blocks, multipliers, *args)
+    result = _run(first_order, blocks, multipliers, *args, fista_hint=fista_hint)
     result.info.update(method=first_order, fallback_from="interior_point")
     if interior_run is not None:
         result.info["interior_steps"] = interior_run.n_iter
@@ -449,7 +449,8 @@ def _first_order_then_interior(problem, blocks, args, fista_hint=(None, None),
         first.info.update({"method": method, f"{name}_budget": budget})
         return first  # certified, or stopped by the user
     monitor.next_phase()
-    result = _interior_then_first_order(problem, blocks, args)
+    result = _interior_then_first_order(problem, blocks, args,
+                                        (None, None) if relu else fista_hint)
     result.info.update({f"{name}_budget": budget, f"{name}_iterations": (
         first.n_iter if first is not None else None)})
     result.info.setdefault("fallback_from", method)

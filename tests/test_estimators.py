@@ -263,23 +263,34 @@ def test_a_fitted_estimator_loads_where_its_family_cannot_be_rebuilt(
     assert "'test_elsewhere' could not be rebuilt" in run.stderr
 
 
-def test_the_carried_family_replaces_the_name_where_it_is_loaded(regression_data):
+def test_the_carried_family_is_the_estimators_own_where_it_is_loaded(
+        regression_data):
     """A joblib worker reused from an earlier search held the name's earlier
-    sampler and scored it; the estimator's own sampler now wins. A pickle
-    written before samplers travelled as bytes held the sampler itself."""
+    sampler and scored it: a loaded estimator samples with the sampler it
+    carries. The process's own registration stays (replacing it, a load or
+    a deepcopy changed what every later fit used). A pickle written before
+    samplers travelled as bytes held the sampler itself."""
+    import copy
     import pickle
 
+    X, y = regression_data
     register_gate_family("test_stale", _doubled_gates)
     try:
         est = ConvexReLURegressor(gates="test_stale", n_gates=5, solver=SOLVER)
         blob = pickle.dumps(est)
         register_gate_family("test_stale", half_of_doubled)  # the worker's
-        pickle.loads(blob)
-        assert GATE_FAMILIES["test_stale"].__name__ == "_doubled_gates"
-        old = est.__getstate__()
-        old["_gate_family"] = half_of_doubled  # the earlier format
-        ConvexReLURegressor().__setstate__(old)
+        loaded = pickle.loads(blob).fit(X, y)
         assert GATE_FAMILIES["test_stale"] is half_of_doubled
+        G = _doubled_gates(np.ones((1, X.shape[1] + 1)), 5, np.random.default_rng(0))
+        assert all(any(np.array_equal(g, col) for col in G.T)
+                   for g in loaded.problem_.gates.T)
+        copy.deepcopy(est)
+        assert GATE_FAMILIES["test_stale"] is half_of_doubled
+        old = est.__getstate__()
+        old["_gate_family"] = _doubled_gates  # the earlier format
+        restored = ConvexReLURegressor()
+        restored.__setstate__(old)
+        assert restored._family_sampler() is _doubled_gates
     finally:
         GATE_FAMILIES.pop("test_stale", None)
 

@@ -813,6 +813,16 @@ def test_auto_without_a_gap_skips_r_fistas_kkt_judged_budget():
     # (it was refused midway)
     path = cvxnn.regularization_path(problem, [1e-3, 0.0], tol=1e-7, step_size=0.5)
     assert path[-1].objective == pytest.approx(optimum, rel=1e-6)
+    # where the interior point stalls (separable logistic: no minimizer),
+    # the R-FISTA after it starts from the step given (it was dropped)
+    X = np.random.default_rng(0).standard_normal((80, 5))
+    separable = cvxnn.build_problem(X, (X[:, 0] > 0).astype(float), loss="logistic",
+                                    regularizer=None, lam=0.0, n_gates=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = fast_solve(separable, tol=1e-10, step_size=1e-3, max_iter=200)
+    assert sol.info["fallback_from"] == "interior_point"
+    assert sol.history["step_size"][0] == pytest.approx(1e-3)
 
 
 def test_step_size_is_for_r_fista_only():

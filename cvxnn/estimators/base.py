@@ -189,10 +189,11 @@ def _check_fraction(value, name, upper=1.0):
     return float(value)
 
 
-def _sample_gates(gates, X, n_gates, random_state, options, bias):
-    """The (d, n_gates) gate array the problem is built with."""
+def _sample_gates(gates, X, n_gates, random_state, options, bias, sampler=None):
+    """The (d, n_gates) gate array the problem is built with; ``sampler``:
+    the named family's, where the estimator carries its own."""
     if isinstance(gates, str):
-        sampler = GATE_FAMILIES[_check_family(gates)]
+        sampler = sampler or GATE_FAMILIES[_check_family(gates)]
         if gates in _TOLD_BIAS:
             if "bias" in options:
                 raise ValueError(f"gate_options: 'bias' of gates={gates!r} is the "
@@ -262,30 +263,47 @@ class _ConvexReLUBase(BaseEstimator):
         # still loads the estimator: a fitted one predicts without its family
         # (it was unloadable), a refit names the unknown family.
         state = super().__getstate__()
-        if isinstance(self.gates, str) and self.gates not in BUILTIN_FAMILIES \
-                and self.gates in GATE_FAMILIES:
-            blob = _sampler_bytes(GATE_FAMILIES[self.gates])
+        state.pop("_carried_family", None)
+        sampler = self._family_sampler()
+        if sampler is not None and self.gates not in BUILTIN_FAMILIES:
+            blob = _sampler_bytes(sampler)
             if blob is not None:
                 state = {**state, "_gate_family": blob}
         return state
 
     def __setstate__(self, state):
-        # The carried sampler is the estimator's family: it replaces what
-        # this process has under the name (a joblib worker reused from an
-        # earlier search held the name's previous sampler and scored it).
-        # One that does not unpickle is left out with a warning: the
-        # estimator still loads and predicts; a refit names the family.
+        # The carried sampler is this estimator's family: kept on the
+        # instance, which samples with it (a joblib worker reused from an
+        # earlier search held the name's previous sampler and scored it),
+        # and registered only where this process has none under the name (a
+        # load or deepcopy does not replace the user's registration). One that
+        # does not unpickle is left out with a warning: the estimator still
+        # loads and predicts; a refit names the family.
         blob = state.pop("_gate_family", None)
+        name, sampler = state.get("gates"), None
         if blob is not None:
             try:  # a pickle written before the bytes format holds the sampler
-                GATE_FAMILIES[state["gates"]] = (blob if callable(blob)
-                                                 else pickle.loads(blob))
+                sampler = blob if callable(blob) else pickle.loads(blob)
             except Exception as exc:  # noqa: BLE001  (whatever unpickling raises)
-                warnings.warn(f"gates: the sampler of the family "
-                              f"{state['gates']!r} could not be rebuilt in this "
-                              f"process ({exc!r}); the estimator predicts, a refit "
-                              "needs the family registered.", stacklevel=2)
+                warnings.warn(f"gates: the sampler of the family {name!r} could "
+                              f"not be rebuilt in this process ({exc!r}); the "
+                              "estimator predicts, a refit needs the family "
+                              "registered.", stacklevel=2)
         super().__setstate__(state)
+        if sampler is not None:
+            self._carried_family = (name, sampler)
+            GATE_FAMILIES.setdefault(name, sampler)
+
+    def _family_sampler(self):
+        """The sampler of the family named by ``gates``: the one this
+        estimator carried in (see ``__setstate__``), else the registered
+        one; None for other ``gates``."""
+        if not isinstance(self.gates, str):
+            return None
+        carried = getattr(self, "_carried_family", None)
+        if carried is not None and carried[0] == self.gates:
+            return carried[1]
+        return GATE_FAMILIES.get(self.gates)
 
     def _check_params(self):
         check_positive_int(self.n_gates, "n_gates")
@@ -355,7 +373,7 @@ class _ConvexReLUBase(BaseEstimator):
         _, _, gate_options = self._check_params()
         X_used = _append_bias(X) if self.bias else X
         return _sample_gates(self.gates, X_used, self.n_gates, self.random_state,
-                             gate_options, self.bias)
+                             gate_options, self.bias, self._family_sampler())
 
     def _target_offset(self, Y):
         """What the targets are fitted around (the regressors' intercept, the
