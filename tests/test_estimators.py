@@ -286,6 +286,12 @@ def test_the_carried_family_is_the_estimators_own_where_it_is_loaded(
                    for g in loaded.problem_.gates.T)
         copy.deepcopy(est)
         assert GATE_FAMILIES["test_stale"] is half_of_doubled
+        # pickling or copying the loaded one keeps its family, on it and on
+        # the copies (pickling took it off the instance)
+        again = pickle.loads(pickle.dumps(loaded))
+        twin = copy.deepcopy(loaded)
+        for each in (loaded, again, twin):
+            assert each._family_sampler().__name__ == "_doubled_gates"
         old = est.__getstate__()
         old["_gate_family"] = _doubled_gates  # the earlier format
         restored = ConvexReLURegressor()

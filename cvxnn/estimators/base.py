@@ -262,9 +262,10 @@ class _ConvexReLUBase(BaseEstimator):
         # none where that fails), so that a process that cannot rebuild it
         # still loads the estimator: a fitted one predicts without its family
         # (it was unloadable), a refit names the unknown family.
-        state = super().__getstate__()
-        state.pop("_carried_family", None)
+        # (the inherited state may be the instance's own __dict__: copied)
         sampler = self._family_sampler()
+        state = {k: v for k, v in super().__getstate__().items()
+                 if k != "_carried_family"}
         if sampler is not None and self.gates not in BUILTIN_FAMILIES:
             blob = _sampler_bytes(sampler)
             if blob is not None:
