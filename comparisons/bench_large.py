@@ -42,7 +42,9 @@ or ``newton@cuda``, runs it on that PyTorch device; ``fista-uniform``:
 R-FISTA with one step for all outputs, as before the per-output steps of
 cross-entropy, for the side-by-side ratio; ``fista-euclidean``: R-FISTA
 without the eigenbasis feature metric, as before it ran in the compiled
-loop; ``fista-nospike``: in the feature metric without its spike part),
+loop; ``fista-nospike``: in the feature metric without its spike part;
+``fista-damping<x>``, e.g. ``fista-damping0.1``: in the feature metric with
+``DAMPING = x`` instead of 1),
 ``--tol`` (default 1e-4) and
 ``--time-limit`` per solve (default 120 s). Each solve runs in a fresh
 subprocess that builds its own problem, so the peak resident memory it
@@ -138,6 +140,10 @@ def run(problem, method, tol, time_limit):
         if device:
             from cvxnn_fast.pytorch import fista as device_fista
             device_fista.per_output_steps = lambda *args: False
+        name = "fista"
+    if name.startswith("fista-damping"):  # this child process only
+        from cvxnn_fast.fista import feature_metric
+        feature_metric.DAMPING = float(name[len("fista-damping"):])
         name = "fista"
     if name == "fista-nospike":  # this child process only
         from cvxnn_fast.fista import feature_metric
