@@ -44,7 +44,8 @@ cross-entropy, for the side-by-side ratio; ``fista-euclidean``: R-FISTA
 without the eigenbasis feature metric, as before it ran in the compiled
 loop; ``fista-nospike``: in the feature metric without its spike part;
 ``fista-damping<x>``, e.g. ``fista-damping0.1``: in the feature metric with
-``DAMPING = x`` instead of 1),
+``DAMPING = x`` instead of 1; ``fista-spike<x>``: with its spike part's
+``SPIKE_BETA = x`` instead of 5),
 ``--tol`` (default 1e-4) and
 ``--time-limit`` per solve (default 120 s). Each solve runs in a fresh
 subprocess that builds its own problem, so the peak resident memory it
@@ -140,6 +141,10 @@ def run(problem, method, tol, time_limit):
         if device:
             from cvxnn_fast.pytorch import fista as device_fista
             device_fista.per_output_steps = lambda *args: False
+        name = "fista"
+    if name.startswith("fista-spike"):  # this child process only
+        from cvxnn_fast.fista import feature_metric
+        feature_metric.SPIKE_BETA = float(name[len("fista-spike"):])
         name = "fista"
     if name.startswith("fista-damping"):  # this child process only
         from cvxnn_fast.fista import feature_metric
