@@ -324,7 +324,7 @@ def _polish_hook(polisher, max_iter):
 
 def _fista(problem, x0, tol, max_iter, monitor):
     """Sharded R-FISTA from x0 (c P, d) on the device: (run, status,
-    message, U on the device, its certificate or None)."""
+    message, U on the device, its certificate or None, whether polished)."""
     data, spec, shape = problem.data, Spec.of(problem), problem.weight_shape
     polisher = ShardedPolisher(problem, data, spec, tol)
     run = fista.solve(data, spec, x0, tol, max_iter, monitor,
@@ -334,19 +334,19 @@ def _fista(problem, x0, tol, max_iter, monitor):
         raise NumericalBreakdown(
             f"solve_sharded: the objective or its gradient became NaN/inf at "
             f"iteration {run.n_iter}; check the data scaling and lam.", None)
-    U, returned, quoted = best_of(run, data, spec)
+    U, returned, cert = best_of(run, data, spec)
+    quoted = None if returned == "the last iterate" else cert.optimality
     status, message = describe(run.code, run.stop, run_state(run), tol, quoted,
                                returned)
-    cert = None
     if polisher.result is not None:
         U, _, cert = polisher.result
-    return run, status, message, U, cert
+    return run, status, message, U, cert, polisher.result is not None
 
 
 def fista_result(problem, U0, tol, max_iter, monitor):
     """Sharded R-FISTA from U0 (c, P, d) as a
     :class:`~cvxnn_fast.common.run.Result` (Newton-CG's first phase)."""
-    run, status, message, U, _ = _fista(
+    run, status, message, U, _, _ = _fista(
         problem, to_device(np.reshape(U0, (-1, problem.n_features)), problem.data),
         tol, max_iter, monitor)
     return Result(status, message, {"U": to_numpy(U, problem.weight_shape)},
@@ -396,12 +396,13 @@ def solve_sharded(problem, tol=1e-6, max_iter=DEFAULT_MAX_ITER, warm_start=None,
             info = {"fallback_from": "newton", "newton_steps": n_iter}
     if method == "fista":
         start = U if info.get("fallback_from") else _start(problem, warm_start)
-        run, status, message, U, cert = _fista(problem, start, tol, max_iter, monitor)
+        run, status, message, U, cert, polished = _fista(problem, start, tol,
+                                                         max_iter, monitor)
         if info.get("fallback_from"):  # Newton's steps first, as fast_solve
             run.history = joined_history(history, run.history)
         n_iter, history = run.n_iter, run.history
         info.update(metric_beta=run.metric_beta, feature_metric=run.feature_metric,
-                    polished=cert is not None)
+                    polished=polished)
     cert = cert or certificate(data, spec, U)
     U = to_numpy(U, shape).astype(problem.dtype)
     solution = settle_status(Solution(

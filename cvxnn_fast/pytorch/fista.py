@@ -302,8 +302,9 @@ def _solve(data, spec, x0, tol, max_iter, monitor, weights_of, metric_beta, poli
             if not math.isfinite(objective):
                 code = K["NOT_FINITE"]
                 break
-            if opt < best_opt:
-                best, best_opt = st.y.clone(), opt
+            if opt < best_opt:  # one buffer, copied into (no allocation per step)
+                best = st.y.clone() if best is None else best.copy_(st.y)
+                best_opt = opt
             rows.append((monitor.elapsed(), objective, opt, step))
             if not math.isfinite(opt):
                 code = K["NOT_FINITE"]

@@ -69,7 +69,7 @@ def run_state(run):
 
 
 def best_of(run, data, spec):
-    """(weights, which, their optimality or None) a run returns: the
+    """(weights, which, their device certificate or None) a run returns: the
     best-judged iterate where it stopped on a limit, judged below
     ``BEST_BY`` of the last iterate's optimality and certifies better (as the
     compiled driver; the same on every process of a sharded run: its
@@ -77,10 +77,10 @@ def best_of(run, data, spec):
     if run.code == K["CONVERGED"] or run.best is None or \
             not run.best_optimality < BEST_BY * run.optimality:
         return run.y, "the last iterate", None
-    best = certificate(data, spec, run.best).optimality
-    if best < certificate(data, spec, run.y).optimality:
+    best, last = certificate(data, spec, run.best), certificate(data, spec, run.y)
+    if best.optimality < last.optimality:
         return run.best, "the best-certified iterate it saw", best
-    return run.y, "the last iterate", None
+    return run.y, "the last iterate", last
 
 
 def solve(problem, U0, tol, max_iter, monitor, device, dtype=None, data=None):
@@ -101,18 +101,19 @@ def solve(problem, U0, tol, max_iter, monitor, device, dtype=None, data=None):
                       polish=_polish_hook(problem, polisher, max_iter))
     if run.code == K["NOT_FINITE"]:
         _breakdown(problem, run, monitor.start, shape)
-    y, returned, quoted = best_of(run, data, spec)
+    y, returned, cert = best_of(run, data, spec)
+    quoted = None if returned == "the last iterate" else cert.optimality
     status, message = describe(run.code, run.stop, run_state(run), tol, quoted,
                                returned)
     U = to_numpy(y, shape)
     if polisher.result is not None:
         # The certified point itself, in the problem's dtype: rounding it to
         # a float32 working dtype can lose the certificate.
-        U = polisher.result[0]["U"]
+        U, cert = polisher.result[0]["U"], None
     info = {"device": str(dev), "dtype": wdtype.name,
             "polished": polisher.result is not None, "metric_beta": run.metric_beta,
             "feature_metric": run.feature_metric,
-            "device_certificate": asdict(certificate(
+            "device_certificate": asdict(cert or certificate(
                 data, spec, to_device(U.reshape(y.shape), data)))}
     return Result(status, message, {"U": U}, run.n_iter, run.history, monitor.start,
                   info=info, stop=run.stop)
