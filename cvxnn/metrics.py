@@ -12,6 +12,7 @@ For predictions ``Yhat`` and targets ``Y`` encoded like the problem's
 
 import numpy as np
 
+from cvxnn.core.losses import _label_array
 from cvxnn.core.validation import check_y_shape
 
 
@@ -19,7 +20,13 @@ def _encode_labels(problem, y, n_samples, name):
     """Cross-entropy targets on the training classes: labels or one-hot rows."""
     Y = check_y_shape(y, n_samples, name)
     if Y.shape[1] == 1:
-        labels = Y[:, 0]
+        labels = _label_array(Y[:, 0], name)
+        if (labels.dtype.kind in "US") != (problem.classes.dtype.kind in "US"):
+            kinds = ("strings", "numbers")
+            raise ValueError(
+                f"{name}: labels are {kinds[labels.dtype.kind not in 'US']} but the "
+                f"training classes are {kinds[problem.classes.dtype.kind not in 'US']}"
+                f" {problem.classes.tolist()}.")
         codes = np.searchsorted(problem.classes, labels)
         codes = np.clip(codes, 0, len(problem.classes) - 1)
         unknown = problem.classes[codes] != labels

@@ -27,7 +27,7 @@ import numpy as np
 
 from cvxnn.core import backends, operator
 from cvxnn.core.certificates import lam_max as compute_lam_max
-from cvxnn.core.cvxpy_solvers import check_solver
+from cvxnn.core.cvxpy_solvers import check_solver, check_solver_handles
 from cvxnn.core.errors import ConvergenceWarning
 from cvxnn.core.problem import check_new_X, check_problem, with_lam
 from cvxnn.core.status import interrupted
@@ -278,6 +278,8 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
     lams = _check_lams(lams)
     check_bool(warm_start, "warm_start")
     solver = _check_solver(solver, solver_options)
+    if solver != "fast" and len(lams):
+        check_solver_handles(solver, problem.with_lam(float(lams.max())))
     active_rtol = check_real(active_rtol, "active_rtol", "a finite number >= 0",
                              lambda v: v >= 0)
     if X_val is None and y_val is not None:

@@ -144,7 +144,8 @@ def test_compare_prints_gap_between_solvers(table, capsys):
     (["fit", "{csv}", "-t", "y", "--features", "a", "--loss", "logistic",
       "--task", "regression", "--out", "m.npz"], "--loss"),
     (["compare", "{csv}", "-t", "y", "--solvers", "NOSUCH"], "NOSUCH"),
-    (["fit", "{csv}", "-t", "y", "--solver", "NOSUCH", "--out", "m.npz"], "NOSUCH"),
+    (["fit", "{csv}", "-t", "y", "--solver", "NOSUCH", "--out", "m.npz"],
+     "--solver: 'NOSUCH'"),
     (["predict", "{dir}/none.npz", "{csv}"], "none.npz"),
 ])
 def test_errors_exit_2_with_a_message(table, capsys, argv, message):
@@ -295,3 +296,64 @@ def test_predict_picks_a_python_models_columns_by_name(table, capsys):
     assert code == 0 and err == ""
     np.testing.assert_allclose(np.loadtxt(out.splitlines()[1:]), est.predict(frame),
                                rtol=1e-12)
+
+
+def test_out_that_is_an_input_is_refused_before_any_work(table, capsys):
+    before = table["csv"].read_bytes()
+    code, _, err = _run(["fit", table["csv"], "-t", "y", "--features", "a,b,c",
+                         "--solver", SOLVER, "--out", table["csv"]], capsys)
+    assert code == 2 and f"--out: '{table['csv']}' is the input" in err
+    assert table["csv"].read_bytes() == before
+    model = table["dir"] / "m.npz"
+    code, _, err = _run(["fit", table["csv"], "-t", "y", "--features", "a,b,c",
+                         "--solver", SOLVER, "--n-gates", "4", "--out", model], capsys)
+    assert code == 0, err
+    saved = model.read_bytes()
+    for out in (model, table["csv"]):
+        code, _, err = _run(["predict", model, table["csv"], "--out", out], capsys)
+        assert code == 2 and "is the input" in err
+    assert model.read_bytes() == saved and table["csv"].read_bytes() == before
+
+
+def test_npz_members_that_are_not_arrays_and_mismatched_names(table, capsys):
+    import zipfile
+
+    d = table["dir"]
+    with zipfile.ZipFile(d / "raw.npz", "w") as archive:  # not .npy data
+        archive.writestr("X.npy", b"1,2,3\n")
+    code, _, err = _run(["fit", d / "raw.npz", "--out", d / "m.npz"], capsys)
+    assert code == 2 and "DATA: array 'X' in" in err and "is not a .npy array" in err
+    model = d / "sel.npz"
+    code, _, err = _run(["fit", table["npz"], "--features", "x2,x0", "--solver",
+                         SOLVER, "--n-gates", "4", "--out", model], capsys)
+    assert code == 0, err
+    # names that do not hold the model's columns: refused, not taken in order
+    np.savez(d / "other.npz", X=table["X"][:, :2], feature_names=["x2", "x9"])
+    code, _, err = _run(["predict", model, d / "other.npz"], capsys)
+    assert code == 2 and "do not name the model's columns ['x0']" in err
+
+
+def test_labels_with_leading_zeros_stay_as_written(table, capsys):
+    d = table["dir"]
+    labels = np.where(table["X"][:, 0] > 0, "007", "7")
+    with open(d / "codes.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", "b", "c", "code"])
+        for row, label in zip(table["X"], labels, strict=True):
+            writer.writerow([*map(repr, row.tolist()), label])
+    model = d / "codes.npz"
+    code, out, err = _run(["fit", d / "codes.csv", "-t", "code", "--solver", SOLVER,
+                           "--n-gates", "4", "--out", model], capsys)
+    assert code == 0, err
+    assert "classification (2 classes)" in out
+    assert sorted(io.load_model(model).classes_.tolist()) == ["007", "7"]
+
+
+def test_predict_warns_when_the_model_names_no_columns(table, capsys):
+    d = table["dir"]
+    est = cvxnn.ConvexReLURegressor(n_gates=4).fit(table["X"], table["y"])
+    cvxnn.save(d / "array.npz", est)
+    code, out, err = _run(["predict", d / "array.npz", table["csv"]], capsys)
+    assert code == 2  # five CSV columns for three features
+    code, out, err = _run(["predict", d / "array.npz", table["npz"]], capsys)
+    assert code == 0 and "are taken in file order" in err

@@ -368,11 +368,24 @@ def test_fixed_gate_array(regression_data):
     # checked by fit whether used or not: save refuses them (model files)
     ({"validation_fraction": 5}, ValueError, "^validation_fraction"),
     ({"n_iter_no_change": 0}, ValueError, "^n_iter_no_change"),
+    ({"solver": "fast", "early_stopping": True,
+      "solver_options": {"callback": lambda info: False}}, ValueError,
+     "^solver_options: 'callback' cannot be given with early_stopping"),
+    ({"solver": "fast", "device": "cpu", "solver_options": {"device": "cpu"}},
+     ValueError, "^device: given both"),
 ])
 def test_bad_parameters_are_named(regression_data, params, error, match):
     X, y = regression_data
     with pytest.raises(error, match=match):
         ConvexReLURegressor(**{"n_gates": 4, "solver": SOLVER, **params}).fit(X, y)
+
+
+def test_classifier_names_labels_of_mixed_types(regression_data):
+    X, _ = regression_data
+    y = np.array(["a", None] * (len(X) // 2), dtype=object)
+    with pytest.raises(TypeError, match="^y: class labels must be all numbers or "
+                                        "all strings"):
+        ConvexReLUClassifier(n_gates=4, solver=SOLVER).fit(X[:len(y)], y)
 
 
 def test_regressor_names_text_targets(regression_data):

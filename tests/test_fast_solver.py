@@ -956,3 +956,16 @@ def test_short_subproblems_do_not_put_the_reports_off(monkeypatch):
     assert sol.info["n_outer"] > 5  # many subproblems
     # about one report per chunk (2 in all before, at the first and last)
     assert len(calls) >= max(4, elapsed / 0.1 / 2)
+
+
+def test_a_line_search_stalled_far_from_optimal_blames_the_data_scale():
+    # features in units of 1e16: the first step underflows at gap 1, where
+    # rounding in the dtype is not the reason (tol is not to blame)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 4))
+    y = X @ rng.standard_normal(4)
+    problem = cvxnn.build_problem(X * 1e16, y, n_gates=8, lam=0.01)
+    with pytest.warns(ConvergenceWarning, match="the data's scale is the likely"):
+        sol = fast_solve(problem, method="fista")
+    assert sol.status == "optimal_inaccurate"
+    assert "standardize=True" in sol.message and "tol=" not in sol.message

@@ -252,6 +252,26 @@ def test_unsavable_values_are_named(tmp_path, data):
         io.save_solution(tmp_path / "x.npz", est)
 
 
+def test_a_path_that_is_not_a_file_name_is_refused_before_opening(tmp_path, data):
+    # open() takes an int (or bool) as a descriptor of a file already open
+    X, y = data
+    sol = cvxnn.build_problem(X, y, n_gates=4).solve(SOLVER)
+    other = tmp_path / "other.txt"
+    with open(other, "w") as handle:
+        for path in (handle.fileno(), True, None, 2.5):
+            with pytest.raises(TypeError, match="path: expected a file name"):
+                io.save(path, sol)
+            with pytest.raises(TypeError, match="path: expected a file name"):
+                io.load(path)
+        handle.write("still open")
+    assert other.read_text() == "still open"
+    with pytest.raises(TypeError, match="obj: expected a Solution"):
+        io.save(tmp_path / "x.npz", 3)
+    io.save(tmp_path / "x.npz", sol)
+    with pytest.raises(TypeError, match="allow_no_checksum: expected True or False"):
+        io.load(tmp_path / "x.npz", allow_no_checksum="no")
+
+
 @pytest.mark.parametrize(("params", "fragment"), [
     ({"n_gates": -1}, "n_gates: must be >= 1"),
     ({"tol": "x"}, "tol: expected a number"),

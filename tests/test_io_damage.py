@@ -533,3 +533,56 @@ def test_cli_predict_with_damaged_model(saved, tmp_path, capsys):
         out, err = capsys.readouterr()
         assert code == 2 and out == ""
         assert err.startswith(f"cvxnn: error: {path}: ") and fragment in err, err
+
+
+def _drop_field(*keys):
+    """Remove the last of ``keys`` from the header object the others lead to."""
+    def edit(header):
+        for key in keys[:-1]:
+            header = header[key]
+        del header[keys[-1]]
+    return edit
+
+
+@pytest.mark.parametrize(("kind", "edit", "fragment"), [
+    ("estimator", _drop_field("solution", "n_iter"), "KeyError: 'n_iter'"),
+    ("estimator", _field(**{"class": ["ConvexReLUClassifier"]}),
+     "TypeError: unhashable type"),
+    ("solution", _drop_field("solution", "n_iter"), "KeyError: 'n_iter'"),
+])
+def test_a_header_missing_or_mistyping_a_field_is_a_model_file_error(
+        saved, tmp_path, kind, edit, fragment):
+    # forged with a new checksum: the reading code's KeyError or TypeError
+    # becomes a ModelFileError naming the file
+    _refused(_forged(saved, kind, tmp_path, edit_header=edit),
+             "has a malformed header or array", fragment)
+    # damaged without one: the structure checks (which run first) or the
+    # checksum refuse it, by name either way
+    _refused(_damaged(saved, kind, tmp_path, edit_header=edit))
+
+
+def test_a_member_that_is_not_npy_data_is_refused(saved, tmp_path):
+    header, arrays = _contents(saved["paths"]["solution"])
+    path = tmp_path / "raw.npz"
+    _rewrite(path, header, {k: v for k, v in arrays.items() if k != "U"})
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("U.npy", b"not .npy data")
+    _refused(path, "array 'U' cannot be read (not .npy data)")
+
+
+def test_a_failed_save_leaves_the_file_there_whole(saved, tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    io.save(path, saved["objects"]["solution"])
+    before = path.read_bytes()
+
+    def full_disk(file, **arrays):
+        file.write(b"PK partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        io.save(path, saved["objects"]["estimator"])
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    assert type(io.load(path)).__name__ == "Solution"

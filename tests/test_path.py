@@ -135,6 +135,13 @@ def test_regression_and_multiclass_metrics():
     with pytest.raises(ValueError, match="y_val"):
         regularization_path(problem, [0.02], solver="CLARABEL", X_val=X[:3],
                             y_val=[0, 1, 7])
+    for y_val, error, match in [
+            (np.array([0, "a", 1], dtype=object), TypeError, "^y_val: class labels"),
+            (np.array(["a", "b", "a"]), ValueError,
+             "^y_val: labels are strings but the training classes are numbers")]:
+        with pytest.raises(error, match=match):
+            regularization_path(problem, [0.02], solver="CLARABEL", X_val=X[:3],
+                                y_val=y_val)
     X, y = make_data("squared", n=40)
     problem = cvxnn.build_problem(X, y, n_gates=6)
     point = regularization_path(problem, [0.01], solver="CLARABEL", X_val=X[:9],

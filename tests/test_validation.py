@@ -116,6 +116,17 @@ def test_build_problem_rejects(case, kwargs, error, argument):
         build(**kwargs)
 
 
+def test_values_that_overflow_the_data_dtype_are_not_called_inf():
+    X32 = X_OK.astype(np.float32)
+    with pytest.raises(ValueError, match="^y: values up to 1.*e\\+39 do not fit in "
+                                         "float32"):
+        build(X=X32, y=Y_OK * 1e39)
+    with pytest.raises(ValueError, match="^gates: values up to 1e\\+39 do not fit"):
+        build(X=X32, gates=np.full((3, 5), 1e39))
+    with pytest.raises(ValueError, match="^y: contains inf values"):
+        build(X=X32, y=Y_OK * np.inf)
+
+
 @pytest.mark.parametrize("solver, options, error, match", [
     ("NOPE", {}, ValueError, "^solver: 'NOPE'"),
     (None, {}, TypeError, "^solver: "),
@@ -126,6 +137,33 @@ def test_solve_rejects_unknown_solver_and_option(solver, options, error, match):
     problem = build()
     with pytest.raises(error, match=match):
         problem.solve(solver, **options)
+
+
+@pytest.mark.parametrize("solver", ["OSQP", "HIGHS", "SCIPY"])
+def test_a_cvxpy_solver_that_cannot_take_the_program_is_named_before_work(solver,
+                                                                        monkeypatch):
+    import cvxpy as cp
+
+    if solver not in cp.installed_solvers():
+        pytest.skip(f"{solver} is not installed")
+    from cvxnn.solvers import cvxpy_backend
+
+    def no_build(problem):
+        raise AssertionError("built the CVXPY program first")
+
+    monkeypatch.setattr(cvxpy_backend, "build_cvxpy", no_build)
+    with pytest.raises(ValueError, match=f"^solver: {solver} cannot solve this "
+                                         "problem, which needs second-order cones"):
+        build(regularizer="group_l1").solve(solver)
+    y = (Y_OK > 0).astype(int)
+    with pytest.raises(ValueError, match="exponential cones \\(the logistic loss"):
+        build(y=y, loss="logistic", regularizer="l1").solve(solver)
+    monkeypatch.undo()
+    # what it can take still runs: squared loss with l1 as a QP (OSQP, HiGHS)
+    if solver != "SCIPY":
+        sol = build(regularizer="l1").solve(solver)
+        ref = build(regularizer="l1").solve("CLARABEL")
+        assert sol.objective == pytest.approx(ref.objective, rel=1e-3)
 
 
 def test_predict_rejects_bad_input():

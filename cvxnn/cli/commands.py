@@ -11,6 +11,7 @@ import ast
 import csv
 import os
 import sys
+import tempfile
 import time
 import warnings
 
@@ -198,13 +199,26 @@ def _check_options(options, solvers):
                              f"solver of this run; it uses {', '.join(solvers)}.")
 
 
-def _check_output(flag, path):
-    """``path`` can be created: its directory exists and it is not a directory."""
+def _check_output(flag, path, inputs=()):
+    """``path`` can be written, before any work: its directory exists and
+    takes a new file, it is not a directory, and it is none of the ``inputs``
+    (files the command reads, which writing it would destroy)."""
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         raise ValueError(f"{flag}: directory {directory!r} does not exist.")
     if os.path.isdir(path):
         raise ValueError(f"{flag}: {path!r} is a directory; give a file name.")
+    for name in inputs:
+        if os.path.exists(path) and os.path.exists(name) and \
+                os.path.samefile(path, name):
+            raise ValueError(f"{flag}: {path!r} is the input {name!r}; writing it "
+                             "would destroy it. Give another file name.")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{flag}: cannot write in directory {directory!r} "
+                         f"({exc.strerror or exc}).") from None
 
 
 def _check_plot(path):
@@ -274,19 +288,19 @@ def run_fit(args):
     from cvxnn.io import save_model
 
     solver = resolve_solver(args.solver)
-    _check_solvers([solver])
+    _check_solvers([solver], "--solver")
     _check_options(args.option, [solver])
-    _check_output("--out", args.out)
+    _check_output("--out", args.out, inputs=[args.data])
     table = load_table(args.data, args.target, args.features)
     _require_target(table, args)
     est = make_estimator(args, table.y, solver)
     start = time.perf_counter()
     est.fit(table.X, table.y)
     elapsed = time.perf_counter() - start
-    save_model(args.out, est, metadata={"feature_names": table.feature_names,
-                                        "target": table.target})
     for line in summary_lines(est, table.X, table.y, elapsed):
         print(line)
+    save_model(args.out, est, metadata={"feature_names": table.feature_names,
+                                        "target": table.target})
     print(f"saved model to {args.out}")
 
 
@@ -357,7 +371,7 @@ def run_predict(args):
     from cvxnn.io import load_metadata, load_model
 
     if args.out:
-        _check_output("--out", args.out)
+        _check_output("--out", args.out, inputs=[args.model, args.data])
     est = load_model(args.model)
     meta = load_metadata(args.model)
     # a model fitted by `cvxnn fit` names its columns in the metadata; one
@@ -365,6 +379,10 @@ def run_predict(args):
     names = meta.get("feature_names") or (
         [str(name) for name in est.feature_names_in_]
         if hasattr(est, "feature_names_in_") else None)
+    if names is None:
+        print(f"cvxnn: warning: {args.model} names no columns (fitted on an array, "
+              f"not by `cvxnn fit` or on a DataFrame): the columns of {args.data} "
+              "are taken in file order.", file=sys.stderr)
     table = load_table(args.data, features=names, model=True)
     with warnings.catch_warnings():  # its columns were picked by those names
         warnings.filterwarnings("ignore", "X does not have valid feature names")
@@ -388,7 +406,7 @@ def _cell(value):
 
 
 # --- compare ----------------------------------------------------------------------
-def _check_solvers(solvers):
+def _check_solvers(solvers, flag="--solvers"):
     import cvxpy as cp
 
     from cvxnn.estimators import fast_available
@@ -396,10 +414,10 @@ def _check_solvers(solvers):
     for name in solvers:
         if name.lower() == "fast":
             if not fast_available():
-                raise ValueError("--solvers: 'fast' is not available (cvxnn_fast "
+                raise ValueError(f"{flag}: 'fast' is not available (cvxnn_fast "
                                  "has no fast_solve in this build).")
         elif name.upper() not in cp.installed_solvers():
-            raise ValueError(f"--solvers: {name!r} is not an installed solver; "
+            raise ValueError(f"{flag}: {name!r} is not an installed solver; "
                              f"installed: fast, {', '.join(cp.installed_solvers())}.")
 
 

@@ -7,6 +7,7 @@
 """
 
 import csv
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -38,14 +39,20 @@ def first_text(y):
     return next((str(v) for v in np.ravel(y) if parse_number(v) is None), None)
 
 
+_LEADING_ZERO = re.compile(r"[+-]?0\d+")  # an integer written with leading zeros
+
+
 def _parse_column(values, name, path, numeric, rows):
     """A column as float64, or when ``numeric`` is False (the target) as int64
     if every entry is an integer literal (labels such as 3 and 7 predicted as
-    written), as str if it is text. Empty cells and non-finite numbers are
+    written), as str if it is text or holds an integer with leading zeros
+    (codes such as 007 and 7 stay apart). Empty cells and non-finite numbers are
     errors naming the row (``rows``: each value's line in the file)."""
     where = f"column {name!r} of {path}"
     if "" in values:
         raise ValueError(f"DATA: {where} is empty in row {rows[values.index('')]}.")
+    if not numeric and any(_LEADING_ZERO.fullmatch(value.strip()) for value in values):
+        return np.array(values, dtype=str)  # codes such as 007: kept as written
     if not numeric:
         try:
             return np.array([int(value) for value in values], dtype=np.int64)
@@ -151,7 +158,10 @@ def _open_npz(path):
 def _array(data, key, path):
     """Array ``key`` of the open archive ``data``, or a DATA error."""
     try:
-        return data[key]
+        value = data[key]
+        if isinstance(value, np.ndarray):
+            return value
+        reason = "is not a .npy array (numpy read its raw bytes)"
     except ValueError:
         reason = "holds Python objects (dtype object, not loaded) or is damaged"
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
@@ -181,6 +191,12 @@ def _npz_table(path, target, features, model):
     names = names.tolist() if named else [f"x{i}" for i in range(X.shape[1])]
     if features is None:
         return Table(X, y, names, key)
+    if named and model and not set(features) <= set(names):
+        missing = [name for name in features if name not in names]
+        raise ValueError(f"DATA: 'feature_names' in {path} do not name the model's "
+                         f"columns {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+                         "; rename them, or leave 'feature_names' out to give "
+                         "the columns in the model's order.")
     if named and set(features) <= set(names) or not (named or model):
         # by name: feature_names, else (choosing columns to fit) x0, x1, ...
         X = X[:, [names.index(n) for n in _pick(names, features, path)]]
@@ -203,9 +219,9 @@ def load_table(path, target=None, features=None, model=False):
         CSV columns, or NPZ columns named by its ``feature_names`` (without
         them, ``x0, x1, ...`` when choosing columns to fit).
     model : bool
-        ``features`` are a trained model's: an NPZ whose ``feature_names``
-        do not hold them all (or that has none) gives its columns in order,
-        as many as the model takes.
+        ``features`` are a trained model's: an NPZ without ``feature_names``
+        gives its columns in order, as many as the model takes; one whose
+        ``feature_names`` do not hold them all is refused.
 
     Returns
     -------

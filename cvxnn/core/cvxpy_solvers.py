@@ -84,3 +84,44 @@ def check_solver(solver, options):
         if key in VALUE_CHECKS:
             VALUE_CHECKS[key](value, key)
     return name
+
+
+# Regularizers and losses whose CVXPY forms need more than linear constraints.
+_SOC_REGULARIZERS = ("group_l1", "feature_group_l1")
+_EXP_LOSSES = ("logistic", "cross_entropy")
+
+
+def check_solver_handles(name, problem):
+    """ValueError, before any work, where the CVXPY solver ``name`` cannot
+    take ``problem``'s program: its loss or regularizer needs cones (exponential
+    for logistic and cross-entropy, second-order for group norms) or a
+    quadratic objective the solver does not handle. Solvers CVXPY does not
+    describe are left to it."""
+    try:
+        from cvxpy.reductions.solvers import defines
+    except ImportError:  # another CVXPY layout: CVXPY judges when it solves
+        return
+    conic = defines.SOLVER_MAP_CONIC.get(name)
+    qp = defines.SOLVER_MAP_QP.get(name)
+    if conic is None and qp is None:
+        return
+    cones = {c.__name__ for c in getattr(conic, "SUPPORTED_CONSTRAINTS", ())}
+    needs = []
+    if problem.loss.name in _EXP_LOSSES:
+        needs.append(("ExpCone", f"exponential cones (the {problem.loss.name} loss)"))
+    if problem.regularizer.name in _SOC_REGULARIZERS and problem.lam > 0:
+        needs.append(("SOC", f"second-order cones (the {problem.regularizer.name} "
+                             "penalty)"))
+    quadratic = problem.loss.name == "squared" or (
+        problem.regularizer.name == "l2" and problem.lam > 0)
+    as_cone = conic is not None and all(cone in cones for cone, _ in needs) and (
+        not quadratic or "SOC" in cones)
+    as_qp = qp is not None and not needs
+    if as_cone or as_qp:
+        return
+    what = [text for cone, text in needs if cone not in cones or conic is None]
+    if not what:
+        what = ["a quadratic objective"]
+    raise ValueError(
+        f"solver: {name} cannot solve this problem, which needs "
+        f"{' and '.join(what)}; CLARABEL, ECOS and SCS solve every cvxnn problem.")

@@ -124,7 +124,7 @@ class Logistic:
         return expit(Yhat)
 
 
-def _label_array(labels):
+def _label_array(labels, name="y"):
     """Class labels as a numeric or string array; anything else is rejected."""
     if labels.dtype.kind == "O":
         if all(isinstance(v, str) for v in labels):
@@ -132,11 +132,12 @@ def _label_array(labels):
         if all(isinstance(v, numbers.Real) for v in labels):
             return labels.astype(np.float64)
         raise TypeError(
-            "y: class labels must be all numbers or all strings (no None or mixed "
-            "types)."
+            f"{name}: class labels must be all numbers or all strings (no None or "
+            "mixed types)."
         )
     if labels.dtype.kind not in "biufUS":
-        raise TypeError(f"y: class labels of dtype {labels.dtype} are not supported.")
+        raise TypeError(f"{name}: class labels of dtype {labels.dtype} are not "
+                        "supported.")
     return labels
 
 

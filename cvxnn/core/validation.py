@@ -77,7 +77,15 @@ def as_float_array(A, name, dtype=None):
     if dtype is None:
         dtype = arr.dtype if arr.dtype in FLOAT_DTYPES else np.float64
     # np.asarray, not np.ascontiguousarray, which turns 0-d input into 1-d.
-    return np.asarray(arr, dtype=dtype, order="C")
+    with np.errstate(over="ignore"):
+        out = np.asarray(arr, dtype=dtype, order="C")
+    if out.dtype.itemsize < arr.dtype.itemsize and arr.dtype.kind == "f" and \
+            np.isinf(out).any() and not np.isinf(arr[np.isinf(out)]).all():
+        raise ValueError(
+            f"{name}: values up to {np.abs(arr[np.isfinite(arr)]).max():.3g} do "
+            f"not fit in {np.dtype(dtype)}, the dtype of the data they go with "
+            f"(largest {np.finfo(dtype).max:.3g}); rescale them or use float64.")
+    return out
 
 
 def check_finite(arr, name):

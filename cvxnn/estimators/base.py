@@ -325,6 +325,9 @@ class _ConvexReLUBase(BaseEstimator):
             if solver != "fast":
                 raise ValueError(f"device: only solver='fast' runs on a device, "
                                  f"not {solver!r}.")
+            if "device" in options:
+                raise ValueError("device: given both as the estimator's parameter "
+                                 "and in solver_options; give it once.")
             options = {**options, "device": self.device}
         if solver == "fast":
             options.setdefault("tol", tol)
@@ -450,6 +453,10 @@ class _ConvexReLUBase(BaseEstimator):
         if solver != "fast":
             raise ValueError(f"early_stopping: needs solver='fast' (its callback "
                              f"sees the iterates), got solver={solver!r}.")
+        if "callback" in options:
+            raise ValueError("solver_options: 'callback' cannot be given with "
+                             "early_stopping=True, which watches the iterates "
+                             "through the solver's callback itself.")
         fraction = _check_fraction(self.validation_fraction, "validation_fraction")
         patience = check_positive_int(self.n_iter_no_change, "n_iter_no_change")
         ((train, val),) = model_selection.validation_splits(

@@ -16,10 +16,14 @@ checksum; any problem raises :class:`ModelFileError`.
 import contextlib
 import hashlib
 import json
+import os
+import stat
+import tempfile
 
 import numpy as np
 
 from cvxnn._version import __version__
+from cvxnn.core.validation import check_bool
 
 FORMAT_VERSION = 1
 HEADER = "__cvxnn__"
@@ -53,6 +57,19 @@ def naming(path):
         if exc.path is not None:
             raise
         raise ModelFileError(exc.reason, path) from exc.__cause__
+
+
+@contextlib.contextmanager
+def malformed():
+    """A file whose header lacks a field or holds one of the wrong type makes
+    the code reading it fail with KeyError, TypeError, ...: a ModelFileError."""
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ModelFileError(f"has a malformed header or array ({type(exc).__name__}:"
+                             f" {exc}); it was damaged or edited.") from exc
 
 
 # --- checksum -----------------------------------------------------------------
@@ -137,6 +154,16 @@ def _label_array(arr, name):
 
 
 # --- reading and writing ----------------------------------------------------
+
+def check_path(path):
+    """``path`` if it names a file; an int (or bool) would be taken by ``open``
+    as a descriptor of some file the process already has open."""
+    if isinstance(path, (str, bytes, os.PathLike)):
+        return path
+    raise TypeError(f"path: expected a file name (str or path-like), got "
+                    f"{type(path).__name__} {path!r}.")
+
+
 def write_archive(path, kind, meta, arrays, check=None):
     """Write ``meta`` (JSON values) and ``arrays`` to ``path``, with a checksum.
 
@@ -144,6 +171,7 @@ def write_archive(path, kind, meta, arrays, check=None):
     runs first on what would be written: a file that would be refused is not
     written (ValueError, naming ``kind`` and what is wrong).
     """
+    check_path(path)
     header = {"format": "cvxnn", "format_version": FORMAT_VERSION, "kind": kind,
               **meta}
 
@@ -161,8 +189,21 @@ def write_archive(path, kind, meta, arrays, check=None):
                              f"when loaded: {exc.reason}") from exc
     payload = {HEADER: np.array(json.dumps(header))}
     payload.update(arrays)
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **payload)
+    # Into a new file beside it, then renamed over it: a failed write (a full
+    # disk) leaves any file already there whole.
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".cvxnn-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **payload)
+        # mkstemp's file is private (0600); keep the mode of a file replaced
+        os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode)
+                 if os.path.exists(path) else 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def read_archive(path, kind=None, check=None, allow_no_checksum=False,
@@ -173,6 +214,8 @@ def read_archive(path, kind=None, check=None, allow_no_checksum=False,
     reads the header alone (and verifies its checksum if ``verify``). Raises
     :class:`ModelFileError` without the path (callers add it with :func:`naming`).
     """
+    check_path(path)
+    allow_no_checksum = check_bool(allow_no_checksum, "allow_no_checksum")
     with open(path, "rb") as f:  # OSError (no such file, ...) as usual
         if f.read(2) != b"PK":
             raise ModelFileError("is not a cvxnn file (not a .npz archive).")
@@ -188,7 +231,8 @@ def read_archive(path, kind=None, check=None, allow_no_checksum=False,
             arrays = None if check is None else {
                 k: _member(data, k) for k in data.files if k != HEADER}
     if check is not None:
-        check(header, arrays)
+        with malformed():
+            check(header, arrays)
     if verify:
         verify_checksum(header, arrays, allow_no_checksum)
     if check is not None:
@@ -199,10 +243,14 @@ def read_archive(path, kind=None, check=None, allow_no_checksum=False,
 
 def _member(data, key):
     try:
-        return data[key]
+        value = data[key]
     except Exception as exc:
         raise ModelFileError(f"array {key!r} cannot be read ({exc}); the archive "
                              "is damaged.") from exc
+    if not isinstance(value, np.ndarray):  # numpy hands back a non-.npy member raw
+        raise ModelFileError(f"array {key!r} cannot be read (not .npy data); the "
+                             "archive is damaged.")
+    return value
 
 
 def _header(data):

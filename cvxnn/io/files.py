@@ -58,6 +58,8 @@ from cvxnn.io.archive import (
     HEADER,
     KINDS,
     ModelFileError,
+    check_path,
+    malformed,
     naming,
 )
 from cvxnn.io.archive import read_archive as _read
@@ -274,7 +276,8 @@ def load_solution(path, *, allow_no_checksum=False):
     """
     with naming(path):
         header, arrays = _read(path, "solution", _solution_check, allow_no_checksum)
-        return solution_from_parts(header["solution"], arrays)
+        with malformed():
+            return solution_from_parts(header["solution"], arrays)
 
 
 def _solution_check(header, arrays):
@@ -414,7 +417,8 @@ def load_model(path, *, allow_no_checksum=False):
     with naming(path):
         header, arrays = _read(path, "estimator", _check_estimator,
                                allow_no_checksum)
-        return _estimator_from_parts(header, arrays)
+        with malformed():
+            return _estimator_from_parts(header, arrays)
 
 
 def _estimator_from_parts(header, arrays):
@@ -468,10 +472,16 @@ def save(path, obj):
         Written exactly as given.
     obj : Solution, TwoLayerNetwork, ConvexReLURegressor or ConvexReLUClassifier
     """
+    from cvxnn.estimators.base import _ConvexReLUBase
+
+    check_path(path)
     if isinstance(obj, Solution):
         return save_solution(path, obj)
     if isinstance(obj, TwoLayerNetwork):
         return save_network(path, obj)
+    if not isinstance(obj, _ConvexReLUBase):
+        raise TypeError(f"obj: expected a Solution, a TwoLayerNetwork or a fitted "
+                        f"cvxnn estimator, got {type(obj).__name__}.")
     return save_model(path, obj)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from cvxnn._optional import cvxpy as cp
 from cvxnn.core import operator
-from cvxnn.core.cvxpy_solvers import check_solver
+from cvxnn.core.cvxpy_solvers import check_solver, check_solver_handles
 from cvxnn.core.solution import Solution
 from cvxnn.core.status import OPTIMAL, SOLVER_ERROR
 
@@ -71,6 +71,7 @@ def _multipliers(problem, constraint):
 def solve_cvxpy(problem, solver="CLARABEL", **options):
     """Solve with a CVXPY solver; returns a :class:`cvxnn.core.solution.Solution`."""
     name = check_solver(solver, options)
+    check_solver_handles(name, problem)
     start = time.perf_counter()
     model = build_cvxpy(problem)
     built = time.perf_counter()

@@ -364,6 +364,10 @@ def _copies(blocks):
     return lambda: {name: B.copy() for name, B in blocks.items()}
 
 
+# A line search that stalls above this optimality is not stopped by rounding.
+SCALE_BLAME = 1e-2
+
+
 def describe(code, stop, state, tol, optimality=None, returned="the last iterate",
              cone=None):
     """(status, message) for a finished run; the messages quote
@@ -384,6 +388,13 @@ def describe(code, stop, state, tol, optimality=None, returned="the last iterate
     if code == K["MAX_ITER"]:
         return OPTIMAL_INACCURATE, (
             f"max_iter={it} reached with {miss}; returning {returned}.")
+    if code == K["STEP_UNDERFLOW"] and opt > SCALE_BLAME:
+        return OPTIMAL_INACCURATE, (
+            f"the line search found no decrease at iteration {it} with optimality "
+            f"still {opt:.2e}, far above rounding in either dtype: the data's "
+            f"scale is the likely cause (features or targets of very different "
+            f"magnitudes); standardize=True or rescaled data may help; returning "
+            f"{returned}.")
     if code == K["STEP_UNDERFLOW"]:
         return OPTIMAL_INACCURATE, (
             f"the line search found no decrease at iteration {it} (optimality "
