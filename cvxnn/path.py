@@ -279,7 +279,7 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
     check_bool(warm_start, "warm_start")
     solver = _check_solver(solver, solver_options)
     if solver != "fast" and len(lams):
-        check_solver_handles(solver, problem.with_lam(float(lams.max())))
+        check_solver_handles(solver, with_lam(problem, float(lams.max())))
     active_rtol = check_real(active_rtol, "active_rtol", "a finite number >= 0",
                              lambda v: v >= 0)
     if X_val is None and y_val is not None:

@@ -11,6 +11,8 @@ Importing this package registers it as the ``"fast"`` backend of
 ``Problem.solve``. It depends on :mod:`cvxnn`, never the reverse.
 """
 
+import inspect
+
 import numpy as np
 
 from cvxnn.core.certificates import has_duality_gap
@@ -65,6 +67,7 @@ def _working_dtype(problem, options):
 
 
 register_backend("fast", _solve, warm_start_helps=_warm_start_helps,
-                 working_dtype=_working_dtype)
+                 working_dtype=_working_dtype,
+                 options=set(inspect.signature(fast_solve).parameters) - {"problem"})
 
 __all__ = ["choose_method", "fast_solve"]

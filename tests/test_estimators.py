@@ -373,6 +373,8 @@ def test_fixed_gate_array(regression_data):
      "^solver_options: 'callback' cannot be given with early_stopping"),
     ({"solver": "fast", "device": "cpu", "solver_options": {"device": "cpu"}},
      ValueError, "^device: given both"),
+    ({"solver": "fast", "solver_options": {"bogus": 1}}, TypeError,
+     "^solver_options: unknown option 'bogus' for solver='fast'; it takes "),
 ])
 def test_bad_parameters_are_named(regression_data, params, error, match):
     X, y = regression_data

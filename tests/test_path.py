@@ -239,6 +239,20 @@ def test_plot_shows_failed_solves_as_gaps_and_checks_the_metric(classification):
         path.plot(metric="bogus")
 
 
+def test_a_cvxpy_solver_that_cannot_take_the_path_is_named_first(classification,
+                                                                  monkeypatch):
+    import cvxpy as cp
+
+    import cvxnn.core.backends
+
+    if "OSQP" not in cp.installed_solvers():
+        pytest.skip("OSQP is not installed")
+    problem, _, _ = classification  # logistic: exponential cones
+    monkeypatch.setattr(cvxnn.core.backends, "solve", None)  # no solve may start
+    with pytest.raises(ValueError, match="^solver: OSQP cannot solve this problem"):
+        regularization_path(problem, [0.1, 0.0], solver="OSQP")
+
+
 def test_bad_arguments(classification):
     problem, X_val, y_val = classification
     for lams in ([], [[0.1]], [0.1, -0.2], [np.nan]):

@@ -191,12 +191,26 @@ def _options_for(args, solver):
 
 
 def _check_options(options, solvers):
-    """Each ``--option SOLVER:KEY=VALUE`` names one of ``solvers``."""
+    """Each ``--option SOLVER:KEY=VALUE`` names one of ``solvers``, and a KEY
+    the solver it goes to takes, where that solver declares its options."""
+    from cvxnn.core import backends
+    from cvxnn.core.cvxpy_solvers import COMMON_OPTIONS, SOLVER_OPTIONS
+
     names = {name.lower() for name in solvers}
     for solver, key, _ in options:
         if solver is not None and solver.lower() not in names:
             raise ValueError(f"--option: {solver!r} (in {solver}:{key}) is not a "
                              f"solver of this run; it uses {', '.join(solvers)}.")
+        for target in solvers if solver is None else [solver]:
+            if target.lower() == "fast":
+                known = backends.option_names("fast") if backends.available("fast") \
+                    else None
+            else:
+                known = SOLVER_OPTIONS.get(target.upper())
+                known = None if known is None else known | COMMON_OPTIONS
+            if known is not None and key not in known:
+                raise ValueError(f"--option: {target} takes no option {key!r}; it "
+                                 f"takes {', '.join(sorted(known))}.")
 
 
 def _check_output(flag, path, inputs=()):

@@ -29,6 +29,7 @@ class Backend:
     solve: object
     warm_start_helps: object = None
     working_dtype: object = None
+    options: frozenset = None  # the option names solve takes; None: not declared
 
 
 _BACKENDS = {}
@@ -38,12 +39,15 @@ ADD_ONS = {"fast": "cvxnn_fast"}
 
 
 def register_backend(name, solve, *, warm_start_helps=None, working_dtype=None,
-                     fallback=False):
+                     options=None, fallback=False):
     """Make ``solve(problem, name, **options)`` the backend of ``name``.
 
-    With ``fallback=True`` it also serves every name no backend claims.
+    ``options``: the option names ``solve`` takes, where it declares them
+    (front ends check them before any work). With ``fallback=True`` it also
+    serves every name no backend claims.
     """
-    entry = Backend(name.lower(), solve, warm_start_helps, working_dtype)
+    entry = Backend(name.lower(), solve, warm_start_helps, working_dtype,
+                    None if options is None else frozenset(options))
     _BACKENDS[entry.name] = entry
     if fallback:
         _FALLBACK[:] = [entry]
@@ -99,3 +103,8 @@ def working_dtype(problem, solver, options):
     (a value for its ``dtype`` option), or None (the estimators ask)."""
     rule = backend(solver).working_dtype
     return None if rule is None else rule(problem, options)
+
+
+def option_names(solver):
+    """The option names the backend of ``solver`` declares, or None."""
+    return backend(solver).options

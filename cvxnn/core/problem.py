@@ -330,20 +330,31 @@ def build_problem(X, y, formulation="gated_relu", loss="squared",
         gates = _check_gates(gates, X.shape[1] + bias, X.dtype, bias)
     raw, (X, scale) = X, _data_as_used(X, bias, standardize)
     if gates is None:
-        G = standard_normal_gates(X.shape[1], n_gates, rng, X.dtype)
+        try:
+            G = standard_normal_gates(X.shape[1], n_gates, rng, X.dtype)
+        except MemoryError as exc:
+            raise MemoryError(f"n_gates: {n_gates:,} gates of {X.shape[1]} features "
+                              f"do not fit in memory ({exc}).") from None
     else:  # raw-space gates give the same patterns on the scaled data
         G = gates if scale is None else np.ascontiguousarray(
             gates * scale[:, None], dtype=X.dtype)
     # standardized: the gates as the trained network holds them, on the raw
     # inputs, as it tests them
     raw_gates = G if scale is None else raw_input_gates(G, scale)
-    if tensor is not None:
-        D_all = tensor_patterns(tensor, raw_gates, X.dtype, bias)
-    elif scale is not None:
-        D_all = raw_patterns(_append_bias(raw) if bias else raw, raw_gates)
-    else:
-        D_all = None
-    D, kept = activation_patterns(X, G, D_all)
+    try:
+        if tensor is not None:
+            D_all = tensor_patterns(tensor, raw_gates, X.dtype, bias)
+        elif scale is not None:
+            D_all = raw_patterns(_append_bias(raw) if bias else raw, raw_gates)
+        else:
+            D_all = None
+        D, kept = activation_patterns(X, G, D_all)
+    except MemoryError as exc:
+        raise MemoryError(
+            f"{'n_gates' if gates is None else 'gates'}: the patterns of "
+            f"{G.shape[1]} gates on {X.shape[0]} samples ({G.shape[1] * X.shape[0]:,} "
+            f"bytes, and products of X.dtype's size) do not fit in memory; use "
+            f"fewer gates ({exc}).") from None
     if D.shape[1] == 0:
         raise ValueError(
             "gates: no gate activates any sample (every pattern X @ g > 0 is empty); "

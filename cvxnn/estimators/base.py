@@ -330,6 +330,12 @@ class _ConvexReLUBase(BaseEstimator):
                                  "and in solver_options; give it once.")
             options = {**options, "device": self.device}
         if solver == "fast":
+            known = backends.option_names(solver) if backends.available(solver) \
+                else None
+            unknown = sorted(set(options) - known) if known is not None else []
+            if unknown:
+                raise TypeError(f"solver_options: unknown option {unknown[0]!r} for "
+                                f"solver='fast'; it takes {', '.join(sorted(known))}.")
             options.setdefault("tol", tol)
         return solver, options, gate_options
 
