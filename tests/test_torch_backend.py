@@ -319,3 +319,14 @@ def test_estimator_and_cli_take_the_device(tmp_path):
     main(["fit", str(data), "--task", "classification", "--lam", "1e-2",
           "--n-gates", "10", "--device", "cpu", "--out", str(tmp_path / "m.npz")])
     assert (tmp_path / "m.npz").exists()
+
+
+def test_a_warm_start_that_overflows_the_loss_is_named():
+    from cvxnn.core.errors import NumericalBreakdown
+
+    problem = build("logistic", "group_l1", lam=1e-3)
+    start = np.full(problem.weight_shape, 1e306)
+    with np.errstate(all="ignore"), pytest.raises(NumericalBreakdown) as info:
+        fast_solve(problem, warm_start=start, method="fista", device="cpu")
+    assert "NaN/inf at the starting point (a warm start with huge weights" in \
+        str(info.value)

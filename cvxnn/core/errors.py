@@ -8,8 +8,9 @@ class ConvergenceWarning(UserWarning):
 class NumericalBreakdown(ArithmeticError):
     """A solver produced NaN/inf or could not continue.
 
-    ``solution`` holds the last finite iterate (status ``"solver_error"``)
-    when there is one, so nothing computed before the breakdown is lost.
+    ``solution`` holds the last iterate with finite weights (status
+    ``"solver_error"``) when there is one, so nothing computed before the
+    breakdown is lost.
     """
 
     def __init__(self, message, solution=None):

@@ -406,8 +406,7 @@ def describe(code, stop, state, tol, optimality=None, returned="the last iterate
 def breakdown(problem, ws, blocks_of, start, cause=None):
     """Raise NumericalBreakdown carrying the last finite iterate."""
     it = int(ws.state[K["S_ITER"]])
-    cause = cause or (f"the objective or its gradient became NaN/inf at iteration "
-                      f"{it} (objective {ws.state[K['S_OBJ']]!r})")
+    cause = cause or nonfinite_cause(it, float(ws.state[K["S_OBJ"]]))
     last = None
     if np.all(np.isfinite(ws.x)):
         last = Solution.from_weights(problem, status=SOLVER_ERROR, solver="fast",
@@ -415,8 +414,20 @@ def breakdown(problem, ws, blocks_of, start, cause=None):
                                      n_iter=it, **blocks_of(ws.x))
     raise NumericalBreakdown(
         f"fast_solve: {cause}; check the data scaling (build_problem(..., "
-        "standardize=True)) and lam. The last finite iterate is in the "
-        "exception's .solution.", last)
+        "standardize=True)) and lam. The last iterate with finite weights is in "
+        "the exception's .solution.", last)
+
+
+def nonfinite_cause(it, last_objective=None):
+    """Where a run's objective or gradient stopped being finite: at the start
+    (a warm start whose weights overflow the loss, or data that do), or at
+    iteration ``it`` after ``last_objective`` (the last finite one)."""
+    if it == 0:
+        return ("the objective or its gradient is NaN/inf at the starting point "
+                "(a warm start with huge weights, or data that overflow)")
+    return (f"the objective or its gradient became NaN/inf at iteration {it}"
+            + ("" if last_objective is None else
+               f" (the last finite objective {last_objective:.6g})"))
 
 
 def check_finite_run(problem, ws, code, blocks_of, start):

@@ -47,7 +47,7 @@ from cvxnn.core.validation import (
     check_weights,
 )
 from cvxnn_fast.common.run import Monitor, Result, joined_history, settle_status
-from cvxnn_fast.fista.solver import K, describe
+from cvxnn_fast.fista.solver import K, describe, nonfinite_cause
 from cvxnn_fast.pytorch import fista, newton
 from cvxnn_fast.pytorch.certificates import Spec, certificate
 from cvxnn_fast.pytorch.device import (
@@ -332,8 +332,8 @@ def _fista(problem, x0, tol, max_iter, monitor):
                       polish=_polish_hook(polisher, max_iter))
     if run.code == K["NOT_FINITE"]:
         raise NumericalBreakdown(
-            f"solve_sharded: the objective or its gradient became NaN/inf at "
-            f"iteration {run.n_iter}; check the data scaling and lam.", None)
+            f"solve_sharded: {nonfinite_cause(run.n_iter)}; check the data "
+            "scaling and lam.", None)
     U, returned, cert = best_of(run, data, spec)
     quoted = None if returned == "the last iterate" else cert.optimality
     status, message = describe(run.code, run.stop, run_state(run), tol, quoted,

@@ -19,7 +19,7 @@ from cvxnn.core.solution import Solution
 from cvxnn.core.status import SOLVER_ERROR
 from cvxnn_fast.common.polish import Polisher
 from cvxnn_fast.common.run import Result
-from cvxnn_fast.fista.solver import BEST_BY, K, describe
+from cvxnn_fast.fista.solver import BEST_BY, K, describe, nonfinite_cause
 from cvxnn_fast.newton import solver as newton
 from cvxnn_fast.pytorch import fista
 from cvxnn_fast.pytorch.certificates import Spec, certificate
@@ -148,7 +148,6 @@ def _breakdown(problem, run, start, shape):
             solve_time=time.monotonic() - start, n_iter=run.n_iter,
             U=to_numpy(run.last_finite, shape))
     raise NumericalBreakdown(
-        f"fast_solve: the objective or its gradient became NaN/inf at iteration "
-        f"{run.n_iter}; check the data scaling (build_problem(..., "
-        "standardize=True)) and lam. The last finite iterate is in the "
-        "exception's .solution.", last)
+        f"fast_solve: {nonfinite_cause(run.n_iter)}; check the data scaling "
+        "(build_problem(..., standardize=True)) and lam. The last iterate with "
+        "finite weights is in the exception's .solution.", last)
