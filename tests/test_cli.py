@@ -361,3 +361,32 @@ def test_predict_warns_when_the_model_names_no_columns(table, capsys):
     assert code == 2  # five CSV columns for three features
     code, out, err = _run(["predict", d / "array.npz", table["npz"]], capsys)
     assert code == 0 and "are taken in file order" in err
+
+
+def test_zero_padded_numeric_targets_and_made_up_names(table, capsys):
+    d = table["dir"]
+    X = table["X"]
+    months = [f"{1 + i % 12:02d}" for i in range(len(X))]
+    with open(d / "months.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", "b", "c", "month"])
+        for row, month in zip(X, months, strict=True):
+            writer.writerow([*map(repr, row.tolist()), month])
+    code, out, err = _run(["fit", d / "months.csv", "-t", "month", "--task",
+                           "regression", "--solver", SOLVER, "--n-gates", "4",
+                           "--out", d / "months.npz"], capsys)
+    assert code == 0, err
+    assert "regression" in out
+    est = io.load_model(d / "months.npz")
+    assert est.intercept_[0] == pytest.approx(np.mean([int(m) for m in months]))
+    # a model fitted on an NPZ without names holds x0, x1, ...: an NPZ with
+    # names of its own is read in column order, as before
+    model = d / "plain_model.npz"
+    code, _, err = _run(["fit", table["npz"], "--solver", SOLVER, "--n-gates", "4",
+                         "--out", model], capsys)
+    assert code == 0, err
+    np.savez(d / "renamed.npz", X=X, feature_names=["p", "q", "r"])
+    code, out, err = _run(["predict", model, d / "renamed.npz"], capsys)
+    assert code == 0, err
+    np.testing.assert_allclose(np.loadtxt(out.splitlines()[1:]),
+                               io.load_model(model).predict(X), rtol=1e-12)

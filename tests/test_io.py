@@ -368,3 +368,20 @@ def test_an_estimator_on_a_torch_device_is_saved_by_the_device_name(tmp_path):
     back = cvxnn.load(tmp_path / "m.npz")
     assert back.device == "cpu"
     np.testing.assert_array_equal(back.predict(X), est.predict(X))
+
+
+def test_an_auto_model_fitted_where_auto_was_cvxpy_loads_anywhere(tmp_path, data,
+                                                                  monkeypatch):
+    # solver="auto" resolves to CLARABEL where cvxnn_fast is missing; its
+    # CLARABEL options must not make the file invalid where "fast" is there
+    import cvxnn.estimators.base as base
+
+    X, y = data
+    monkeypatch.setattr(base, "default_solver", lambda: "CLARABEL")
+    est = ConvexReLURegressor(n_gates=4, solver_options={"tol_gap_abs": 1e-9})
+    est.fit(X, y)
+    assert est.solution_.solver == "CLARABEL"
+    monkeypatch.undo()
+    io.save(tmp_path / "auto.npz", est)
+    again = io.load(tmp_path / "auto.npz")
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))

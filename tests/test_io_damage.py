@@ -586,3 +586,37 @@ def test_a_failed_save_leaves_the_file_there_whole(saved, tmp_path, monkeypatch)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
     assert type(io.load(path)).__name__ == "Solution"
+
+
+def test_saving_keeps_modes_links_and_special_files(saved, tmp_path):
+    import os
+    import stat
+
+    sol = saved["objects"]["solution"]
+    old = os.umask(0o077)  # a new file: the mode open() would give it
+    try:
+        io.save(tmp_path / "private.npz", sol)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "private.npz").st_mode) == 0o600
+    os.chmod(tmp_path / "private.npz", 0o640)  # a file replaced keeps its mode
+    io.save(tmp_path / "private.npz", sol)
+    assert stat.S_IMODE(os.stat(tmp_path / "private.npz").st_mode) == 0o640
+    os.symlink(tmp_path / "private.npz", tmp_path / "link.npz")  # through a link
+    io.save(tmp_path / "link.npz", saved["objects"]["network"])
+    assert os.path.islink(tmp_path / "link.npz")
+    assert type(io.load(tmp_path / "private.npz")).__name__ == "TwoLayerNetwork"
+    io.save(os.fsencode(tmp_path / "bytes.npz"), sol)  # a bytes path
+    assert type(io.load(tmp_path / "bytes.npz")).__name__ == "Solution"
+    if hasattr(os, "mkfifo"):  # a pipe is written into, not replaced
+        import threading
+
+        os.mkfifo(tmp_path / "pipe")
+        got = []
+        reader = threading.Thread(target=lambda: got.append(
+            (tmp_path / "pipe").read_bytes()))
+        reader.start()
+        io.save(tmp_path / "pipe", sol)
+        reader.join(10)
+        assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
+        assert got and got[0][:2] == b"PK"

@@ -184,6 +184,15 @@ def _is_classification(args, y):
     return y.dtype.kind in "USO" or args.loss in ("logistic", "cross_entropy")
 
 
+def _target(args, y):
+    """The target column as fitted: integer codes written with leading zeros
+    (kept as text, see load_table) are numbers again for a regression."""
+    if not _is_classification(args, y) and y.dtype.kind == "U" and \
+            first_text(y) is None:
+        return y.astype(np.float64)
+    return y
+
+
 def _options_for(args, solver):
     """Solver options of ``--option`` meant for ``solver`` (or for any solver)."""
     return {key: value for name, key, value in args.option
@@ -214,9 +223,10 @@ def _check_options(options, solvers):
 
 
 def _check_output(flag, path, inputs=()):
-    """``path`` can be written, before any work: its directory exists and
-    takes a new file, it is not a directory, and it is none of the ``inputs``
-    (files the command reads, which writing it would destroy)."""
+    """``path`` can be written, before any work: its directory exists, it is
+    not a directory, it is none of the ``inputs`` (files the command reads,
+    which writing it would destroy), and it is a writable file or its
+    directory takes a new one."""
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         raise ValueError(f"{flag}: directory {directory!r} does not exist.")
@@ -227,11 +237,15 @@ def _check_output(flag, path, inputs=()):
                 os.path.samefile(path, name):
             raise ValueError(f"{flag}: {path!r} is the input {name!r}; writing it "
                              "would destroy it. Give another file name.")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"{flag}: {path!r} exists and is not writable.")
+        return
     try:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as exc:
-        raise ValueError(f"{flag}: cannot write in directory {directory!r} "
+        raise ValueError(f"{flag}: cannot create a file in directory {directory!r} "
                          f"({exc.strerror or exc}).") from None
 
 
@@ -307,11 +321,12 @@ def run_fit(args):
     _check_output("--out", args.out, inputs=[args.data])
     table = load_table(args.data, args.target, args.features)
     _require_target(table, args)
-    est = make_estimator(args, table.y, solver)
+    y = _target(args, table.y)
+    est = make_estimator(args, y, solver)
     start = time.perf_counter()
-    est.fit(table.X, table.y)
+    est.fit(table.X, y)
     elapsed = time.perf_counter() - start
-    for line in summary_lines(est, table.X, table.y, elapsed):
+    for line in summary_lines(est, table.X, y, elapsed):
         print(line)
     save_model(args.out, est, metadata={"feature_names": table.feature_names,
                                         "target": table.target})
@@ -456,8 +471,9 @@ def run_compare(args):
         _check_plot(args.plot)
     table = load_table(args.data, args.target, args.features)
     _require_target(table, args)
-    est = make_estimator(args, table.y, args.solvers[0])
-    problem = est._make_problem(*est._prepare(table.X, table.y))
+    y = _target(args, table.y)
+    est = make_estimator(args, y, args.solvers[0])
+    problem = est._make_problem(*est._prepare(table.X, y))
     print(f"problem: {problem!r}")
     solutions = [_solve(problem, s, _options_for(args, s), args.verbose)
                  for s in args.solvers]

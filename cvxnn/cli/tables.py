@@ -45,19 +45,22 @@ _LEADING_ZERO = re.compile(r"[+-]?0\d+")  # an integer written with leading zero
 def _parse_column(values, name, path, numeric, rows):
     """A column as float64, or when ``numeric`` is False (the target) as int64
     if every entry is an integer literal (labels such as 3 and 7 predicted as
-    written), as str if it is text or holds an integer with leading zeros
-    (codes such as 007 and 7 stay apart). Empty cells and non-finite numbers are
+    written; with str where one has leading zeros, so that codes such as 007
+    and 7 stay apart: ``cvxnn fit --task regression`` reads them as numbers),
+    as str if it is text. Empty cells and non-finite numbers are
     errors naming the row (``rows``: each value's line in the file)."""
     where = f"column {name!r} of {path}"
     if "" in values:
         raise ValueError(f"DATA: {where} is empty in row {rows[values.index('')]}.")
-    if not numeric and any(_LEADING_ZERO.fullmatch(value.strip()) for value in values):
-        return np.array(values, dtype=str)  # codes such as 007: kept as written
     if not numeric:
         try:
-            return np.array([int(value) for value in values], dtype=np.int64)
+            codes = np.array([int(value) for value in values], dtype=np.int64)
         except (ValueError, OverflowError):
             pass
+        else:  # labels such as 007 and 7 stay apart, as written
+            if any(_LEADING_ZERO.fullmatch(value.strip()) for value in values):
+                return np.array(values, dtype=str)
+            return codes
     numbers = [parse_number(value) for value in values]
     if None in numbers:
         if not numeric:
@@ -191,7 +194,10 @@ def _npz_table(path, target, features, model):
     names = names.tolist() if named else [f"x{i}" for i in range(X.shape[1])]
     if features is None:
         return Table(X, y, names, key)
-    if named and model and not set(features) <= set(names):
+    # a model fitted on an NPZ without feature_names holds x0, x1, ...: names
+    # `cvxnn fit` made up, which another NPZ's names need not repeat
+    made_up = list(features) == [f"x{i}" for i in range(len(features))]
+    if named and model and not made_up and not set(features) <= set(names):
         missing = [name for name in features if name not in names]
         raise ValueError(f"DATA: 'feature_names' in {path} do not name the model's "
                          f"columns {missing[:5]}{' ...' if len(missing) > 5 else ''}"
@@ -221,7 +227,8 @@ def load_table(path, target=None, features=None, model=False):
     model : bool
         ``features`` are a trained model's: an NPZ without ``feature_names``
         gives its columns in order, as many as the model takes; one whose
-        ``feature_names`` do not hold them all is refused.
+        ``feature_names`` do not hold them all is refused, unless the model's
+        are the ``x0, x1, ...`` of an NPZ fitted without names (then in order).
 
     Returns
     -------

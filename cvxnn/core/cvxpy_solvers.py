@@ -120,8 +120,8 @@ def check_solver_handles(name, problem):
     if as_cone or as_qp:
         return
     what = [text for cone, text in needs if cone not in cones or conic is None]
-    if not what:
-        what = ["a quadratic objective"]
+    if quadratic and "SOC" not in cones and qp is None:
+        what.append("a quadratic objective")
     raise ValueError(
         f"solver: {name} cannot solve this problem, which needs "
         f"{' and '.join(what)}; CLARABEL, ECOS and SCS solve every cvxnn problem.")

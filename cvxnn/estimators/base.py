@@ -330,14 +330,22 @@ class _ConvexReLUBase(BaseEstimator):
                                  "and in solver_options; give it once.")
             options = {**options, "device": self.device}
         if solver == "fast":
-            known = backends.option_names(solver) if backends.available(solver) \
-                else None
-            unknown = sorted(set(options) - known) if known is not None else []
-            if unknown:
-                raise TypeError(f"solver_options: unknown option {unknown[0]!r} for "
-                                f"solver='fast'; it takes {', '.join(sorted(known))}.")
             options.setdefault("tol", tol)
         return solver, options, gate_options
+
+    @staticmethod
+    def _check_solver_options(solver, options):
+        """Option names the backend of ``solver`` declares (fit only: a model
+        file's settings do not depend on which backends this machine has)."""
+        for key in options:
+            if not isinstance(key, str):
+                raise TypeError(f"solver_options: option names must be strings, got "
+                                f"{key!r}.")
+        known = backends.option_names(solver) if backends.available(solver) else None
+        unknown = sorted(set(options) - known) if known is not None else []
+        if unknown:
+            raise TypeError(f"solver_options: unknown option {unknown[0]!r} for "
+                            f"solver={solver!r}; it takes {', '.join(sorted(known))}.")
 
     def _check_settings(self, n_samples, n_classes=None):
         """Every check ``fit`` runs on the settings alone, also for those a fit
@@ -421,6 +429,7 @@ class _ConvexReLUBase(BaseEstimator):
         """Build the problem, solve it and set the fitted attributes."""
         self._check_settings(X.shape[0])
         solver, options, _ = self._check_params()
+        self._check_solver_options(solver, options)
         if check_bool(self.early_stopping, "early_stopping"):
             return self._set_solution(*self._fit_early_stopping(X, Y, loss, solver,
                                                                 options))
@@ -491,6 +500,7 @@ class _ConvexReLUBase(BaseEstimator):
         """Choose lam on a warm-started path (see the CV estimators); refit."""
         self._check_settings(X.shape[0])
         solver, options, _ = self._check_params()
+        self._check_solver_options(solver, options)
         n_lams = check_positive_int(self.n_lams, "n_lams")
         ratio = _check_fraction(self.lam_ratio, "lam_ratio")
         patience = check_positive_int(self.patience, "patience")

@@ -189,21 +189,56 @@ def write_archive(path, kind, meta, arrays, check=None):
                              f"when loaded: {exc.reason}") from exc
     payload = {HEADER: np.array(json.dumps(header))}
     payload.update(arrays)
-    # Into a new file beside it, then renamed over it: a failed write (a full
-    # disk) leaves any file already there whole.
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".cvxnn-", suffix=".npz")
+    _write_file(path, payload)
+
+
+def _write_file(path, payload):
+    """Write the archive into a new file beside the target, then rename it over
+    the target: a failed write (a full disk) leaves any file already there
+    whole. Through a symbolic link its target is replaced; a path that is not
+    a regular file (a pipe, a device) or whose directory takes no new file is
+    written in place, as ``open`` would."""
+    path = os.fsdecode(os.fspath(path))
+    real = os.path.realpath(path)
+    if os.path.exists(real) and not os.path.isfile(real):
+        return _write_in_place(path, payload)
+    try:
+        fd, temporary = tempfile.mkstemp(dir=os.path.dirname(real),
+                                         prefix=".cvxnn-", suffix=".npz")
+    except OSError:
+        return _write_in_place(path, payload)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **payload)
-        # mkstemp's file is private (0600); keep the mode of a file replaced
-        os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode)
-                 if os.path.exists(path) else 0o644)
-        os.replace(temporary, path)
+        # mkstemp's file is private (0600): the mode of the file replaced, or
+        # of a new one that open() would create
+        os.chmod(temporary, stat.S_IMODE(os.stat(real).st_mode)
+                 if os.path.exists(real) else 0o666 & ~_umask())
+        os.replace(temporary, real)
     except BaseException:
-        os.unlink(temporary)
+        if os.path.exists(temporary):
+            os.unlink(temporary)
         raise
+
+
+def _write_in_place(path, payload):
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **payload)
+
+
+def _umask():
+    """The process's umask (read from /proc where there is one: setting and
+    restoring it is not safe with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_archive(path, kind=None, check=None, allow_no_checksum=False,
