@@ -57,7 +57,26 @@ def encode_targets(problem, y, n_samples, name="y_val"):
 
 
 def metrics(problem, Yhat, Y):
-    """The metrics of the module docstring as a dict of floats."""
+    """The metrics of the module docstring as a dict of floats.
+
+    ``Yhat`` (n, n_outputs) predictions; ``Y`` targets encoded like the
+    problem's, the same shape (:func:`encode_targets` encodes raw ones).
+    """
+    Yhat, Y = np.asarray(Yhat), np.asarray(Y)
+    if Yhat.ndim != 2 or Yhat.shape[1] != problem.n_outputs:
+        raise ValueError(f"Yhat: expected predictions of shape (n, "
+                         f"{problem.n_outputs}), got {Yhat.shape}.")
+    if Y.shape != Yhat.shape:
+        raise ValueError(f"Y: expected encoded targets of Yhat's shape {Yhat.shape}, "
+                         f"got {Y.shape}; encode raw targets with "
+                         "cvxnn.metrics.encode_targets(problem, y, n).")
+    if problem.loss.name == "logistic" and not np.all(np.abs(Y) == 1):
+        raise ValueError("Y: logistic targets must be encoded as +-1 (see "
+                         "cvxnn.metrics.encode_targets).")
+    if problem.loss.name == "cross_entropy" and not (
+            np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=1) == 1)):
+        raise ValueError("Y: cross_entropy targets must be one-hot rows (see "
+                         "cvxnn.metrics.encode_targets).")
     loss = problem.loss
     out = {"loss": loss.value(Yhat, Y) / Y.shape[0]}
     if loss.is_classification:

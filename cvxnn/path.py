@@ -34,6 +34,7 @@ from cvxnn.core.status import interrupted
 from cvxnn.core.validation import (
     as_float_array,
     check_bool,
+    check_choice,
     check_finite,
     check_positive_float,
     check_positive_int,
@@ -139,7 +140,9 @@ class RegularizationPath:
         return None if any(i is None for i in iters) else int(sum(iters))
 
     def metric(self, name, split="validation"):
-        """One metric along the path, e.g. ``metric("accuracy")`` (nan if absent)."""
+        """One metric along the path, e.g. ``metric("accuracy")`` (nan if absent);
+        ``split``: ``"validation"`` or ``"train"``."""
+        check_choice(split, "split", ("validation", "train"))
         rows = [getattr(p, split) or {} for p in self.points]
         return np.array([r.get(name, np.nan) for r in rows], dtype=float)
 
@@ -278,7 +281,9 @@ def regularization_path(problem, lams, solver="fast", warm_start=True, X_val=Non
     lams = _check_lams(lams)
     check_bool(warm_start, "warm_start")
     solver = _check_solver(solver, solver_options)
-    if solver != "fast" and len(lams):
+    if solver == "fast":
+        backends.check_option_names(solver, solver_options, "regularization_path")
+    elif len(lams):
         check_solver_handles(solver, with_lam(problem, float(lams.max())))
     active_rtol = check_real(active_rtol, "active_rtol", "a finite number >= 0",
                              lambda v: v >= 0)

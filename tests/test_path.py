@@ -378,3 +378,33 @@ def test_standardized_path_metrics_are_the_networks_on_the_data_given(dtype):
         assert point.train == pytest.approx(train, rel=rel)
         validation = metrics(problem, point.solution.predict(X[:50]), problem.y[:50])
         assert point.validation == pytest.approx(validation, rel=rel)
+
+
+def test_unknown_fast_options_and_splits_are_named_first(classification,
+                                                        monkeypatch):
+    import cvxnn.core.backends
+
+    problem, X_val, y_val = classification
+    monkeypatch.setattr(cvxnn.core.backends, "solve", None)  # no solve may start
+    with pytest.raises(TypeError, match="^regularization_path: unknown option "
+                                        "'tolerance' for solver='fast'"):
+        regularization_path(problem, [0.1], tolerance=1e-3)
+    monkeypatch.undo()
+    path = regularization_path(problem, [0.1], X_val=X_val, y_val=y_val)
+    assert np.isfinite(path.metric("accuracy", "train")).all()
+    with pytest.raises(ValueError, match="^split: unknown value 'test'"):
+        path.metric("accuracy", "test")
+
+
+def test_metrics_refuse_targets_not_encoded_like_the_problem():
+    from cvxnn.metrics import encode_targets, metrics
+
+    X, y = make_data("logistic", n=30)
+    problem = cvxnn.build_problem(X, y, loss="logistic", n_gates=4, lam=0.01)
+    Yhat = np.zeros((30, 1))
+    with pytest.raises(ValueError, match="^Y: expected encoded targets"):
+        metrics(problem, Yhat, y)  # raw 1-D labels broadcast to 30 x 30
+    with pytest.raises(ValueError, match="^Y: logistic targets must be encoded as"):
+        metrics(problem, Yhat, (y[:, None] > 0).astype(float))
+    assert metrics(problem, Yhat, encode_targets(problem, y, 30))["loss"] == \
+        pytest.approx(np.log(2))

@@ -108,3 +108,16 @@ def working_dtype(problem, solver, options):
 def option_names(solver):
     """The option names the backend of ``solver`` declares, or None."""
     return backend(solver).options
+
+
+def check_option_names(solver, options, name):
+    """TypeError naming ``name`` where ``options`` holds a name the backend of
+    ``solver`` does not declare (nothing is checked where it declares none)."""
+    for key in options:
+        if not isinstance(key, str):
+            raise TypeError(f"{name}: option names must be strings, got {key!r}.")
+    known = option_names(solver) if available(solver) else None
+    unknown = sorted(set(options) - known) if known is not None else []
+    if unknown:
+        raise TypeError(f"{name}: unknown option {unknown[0]!r} for solver="
+                        f"{solver!r}; it takes {', '.join(sorted(known))}.")

@@ -337,15 +337,7 @@ class _ConvexReLUBase(BaseEstimator):
     def _check_solver_options(solver, options):
         """Option names the backend of ``solver`` declares (fit only: a model
         file's settings do not depend on which backends this machine has)."""
-        for key in options:
-            if not isinstance(key, str):
-                raise TypeError(f"solver_options: option names must be strings, got "
-                                f"{key!r}.")
-        known = backends.option_names(solver) if backends.available(solver) else None
-        unknown = sorted(set(options) - known) if known is not None else []
-        if unknown:
-            raise TypeError(f"solver_options: unknown option {unknown[0]!r} for "
-                            f"solver={solver!r}; it takes {', '.join(sorted(known))}.")
+        backends.check_option_names(solver, options, "solver_options")
 
     def _check_settings(self, n_samples, n_classes=None):
         """Every check ``fit`` runs on the settings alone, also for those a fit
