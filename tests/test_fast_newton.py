@@ -15,7 +15,6 @@ from cvxnn.core.errors import ConvergenceWarning
 from cvxnn.core.status import OPTIMAL, USER_LIMIT
 from cvxnn_fast import fast_solve
 from cvxnn_fast.newton import curvature
-from cvxnn_fast.newton import solver as newton_solver
 from cvxnn_fast.newton.solver import Point
 
 TOL = {np.float64: 1e-8, np.float32: 1e-4}
@@ -350,18 +349,3 @@ def test_a_newton_plateau_far_above_the_dtypes_precision_blames_the_method():
     assert sol.certificate.optimality > 1e-4 and "precision" not in sol.message
     assert fast_solve(problem, method="fista", max_iter=20_000).status == "optimal"
 
-
-def test_an_explicit_newton_solve_that_crawls_ends_early():
-    # collinear columns, l1 and lam 1e-8: Newton-CG moved the gap from 1.00
-    # to 0.999 in 10,000 steps (30 s); it ends after CRAWL_STEPS and says why
-    rng = np.random.default_rng(300065)
-    X = rng.standard_normal((109, 10))
-    X[:, 1] = 2.0 * X[:, 0]
-    y = np.maximum(X @ rng.standard_normal(10), 0) + 0.1 * rng.standard_normal(109)
-    problem = cvxnn.build_problem(X, y, regularizer="l1", lam=1e-8, n_gates=17,
-                                  random_state=300065)
-    with pytest.warns(ConvergenceWarning, match="fell only from"):
-        sol = fast_solve(problem, method="newton")
-    assert sol.status == "optimal_inaccurate"
-    assert sol.n_iter == newton_solver.CRAWL_STEPS
-    assert "method='fista' or 'auto' may do better" in sol.message

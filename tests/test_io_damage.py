@@ -620,3 +620,27 @@ def test_saving_keeps_modes_links_and_special_files(saved, tmp_path):
         reader.join(10)
         assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
         assert got and got[0][:2] == b"PK"
+
+
+def test_saving_in_place_where_a_rename_would_differ_from_open(saved, tmp_path,
+                                                              monkeypatch):
+    import os
+
+    from cvxnn.io import archive
+
+    sol, net = saved["objects"]["solution"], saved["objects"]["network"]
+    io.save(tmp_path / "a.npz", sol)
+    os.link(tmp_path / "a.npz", tmp_path / "b.npz")  # a hard link stays one file
+    io.save(tmp_path / "a.npz", net)
+    assert os.path.samefile(tmp_path / "a.npz", tmp_path / "b.npz")
+    assert type(io.load(tmp_path / "b.npz")).__name__ == "TwoLayerNetwork"
+    io.save(tmp_path / "c.npz", sol)  # a rename that fails (a bind-mounted file)
+
+    def busy(source, target):
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(archive.os, "replace", busy)
+    io.save(tmp_path / "c.npz", net)
+    monkeypatch.undo()
+    assert type(io.load(tmp_path / "c.npz")).__name__ == "TwoLayerNetwork"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".cvxnn-")]

@@ -194,14 +194,20 @@ def write_archive(path, kind, meta, arrays, check=None):
 
 def _write_file(path, payload):
     """Write the archive into a new file beside the target, then rename it over
-    the target: a failed write (a full disk) leaves any file already there
-    whole. Through a symbolic link its target is replaced; a path that is not
-    a regular file (a pipe, a device) or whose directory takes no new file is
-    written in place, as ``open`` would."""
+    the target: a failed write (a full disk) leaves a model already there
+    whole. Where a rename would do what writing the file does not (replace
+    a pipe or device, cut a hard link, change a file's owner, overwrite a
+    read-only file) or fails (a bind-mounted file, a directory that takes
+    no new file), the file is written in place, as ``open`` would. A process
+    killed while writing may leave its ``.cvxnn-*.npz`` temporary file."""
     path = os.fsdecode(os.fspath(path))
     real = os.path.realpath(path)
-    if os.path.exists(real) and not os.path.isfile(real):
-        return _write_in_place(path, payload)
+    if os.path.exists(real):
+        info = os.stat(real)
+        other_owner = hasattr(os, "geteuid") and info.st_uid != os.geteuid()
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1 or other_owner or \
+                not os.access(real, os.W_OK):
+            return _write_in_place(path, payload)
     try:
         fd, temporary = tempfile.mkstemp(dir=os.path.dirname(real),
                                          prefix=".cvxnn-", suffix=".npz")
@@ -214,7 +220,11 @@ def _write_file(path, payload):
         # of a new one that open() would create
         os.chmod(temporary, stat.S_IMODE(os.stat(real).st_mode)
                  if os.path.exists(real) else 0o666 & ~_umask())
-        os.replace(temporary, real)
+        try:
+            os.replace(temporary, real)
+        except OSError:
+            os.unlink(temporary)
+            return _write_in_place(path, payload)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)

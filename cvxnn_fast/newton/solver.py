@@ -83,12 +83,6 @@ STALL_FACTOR = 0.5
 # ``optimal_inaccurate`` with its best point (float32 at tol 1e-6: 10,000
 # steps wandered from 6e-5 to 4e-2 in 8.6 s on a 25-row problem).
 PLATEAU_STEPS = 50
-# Any solve whose optimality has not fallen by STALL_FACTOR over CRAWL_STEPS
-# steps crawls: it ends ``optimal_inaccurate`` (an explicit method="newton"
-# on a 109-row l1 problem with collinear columns and lam 1e-8 took 10,000
-# steps and 30 s from gap 1.00 to 0.999, where the interior point certifies
-# in 0.05 s).
-CRAWL_STEPS = 200
 
 
 def unsupported(problem):
@@ -302,13 +296,13 @@ def _converged(problem, point, tol, ops):
     return point, point.optimality is not None and point.optimality <= tol
 
 
-def _stalled(history, steps=STALL_STEPS):
+def _stalled(history):
     """Whether the optimality fell by less than STALL_FACTOR over the last
-    ``steps`` steps."""
+    STALL_STEPS steps."""
     opt = history["optimality"]
-    return (len(opt) > steps and opt[-1] is not None
-            and opt[-1 - steps] is not None
-            and opt[-1] > STALL_FACTOR * opt[-1 - steps])
+    return (len(opt) > STALL_STEPS and opt[-1] is not None
+            and opt[-1 - STALL_STEPS] is not None
+            and opt[-1] > STALL_FACTOR * opt[-1 - STALL_STEPS])
 
 
 def _why_stuck(problem, point, tol):
@@ -375,13 +369,6 @@ def _iterate(problem, point, tol, max_iter, monitor, history, counts, ops,
                 f"tol={tol:.1e} (iteration {best[1]}; {PLATEAU_STEPS} steps "
                 f"without a better one): {_why_stuck(problem, point, tol)}; "
                 "returning the best point.")
-        if not stop and _stalled(history, CRAWL_STEPS):
-            return point, OPTIMAL_INACCURATE, (
-                f"the optimality fell only from "
-                f"{history['optimality'][-1 - CRAWL_STEPS]:.2e} to "
-                f"{point.optimality:.2e} over the last {CRAWL_STEPS} steps "
-                f"(iteration {it}): {_why_stuck(problem, point, tol)}; returning "
-                "the last iterate.")
         if stall and not stop and _stalled(history):
             counts["stalled"] = True
             return point, OPTIMAL_INACCURATE, (
