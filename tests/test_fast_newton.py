@@ -348,4 +348,3 @@ def test_a_newton_plateau_far_above_the_dtypes_precision_blames_the_method():
         sol = fast_solve(problem, method="newton", max_iter=20_000)
     assert sol.certificate.optimality > 1e-4 and "precision" not in sol.message
     assert fast_solve(problem, method="fista", max_iter=20_000).status == "optimal"
-

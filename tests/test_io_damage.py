@@ -644,3 +644,18 @@ def test_saving_in_place_where_a_rename_would_differ_from_open(saved, tmp_path,
     monkeypatch.undo()
     assert type(io.load(tmp_path / "c.npz")).__name__ == "TwoLayerNetwork"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".cvxnn-")]
+
+
+def test_saving_fails_where_open_would(saved, tmp_path, monkeypatch):
+    import os
+
+    sol = saved["objects"]["solution"]
+    monkeypatch.chdir(tmp_path)
+    os.symlink("b.npz", "a.npz")  # a loop: no file is put in its place
+    os.symlink("a.npz", "b.npz")
+    with pytest.raises(OSError):
+        io.save("a.npz", sol)
+    assert os.path.islink("a.npz")
+    with pytest.raises(OSError):  # a trailing slash names a directory
+        io.save("t.npz/", sol)
+    assert not os.path.exists("t.npz")

@@ -195,19 +195,18 @@ def write_archive(path, kind, meta, arrays, check=None):
 def _write_file(path, payload):
     """Write the archive into a new file beside the target, then rename it over
     the target: a failed write (a full disk) leaves a model already there
-    whole. Where a rename would do what writing the file does not (replace
-    a pipe or device, cut a hard link, change a file's owner, overwrite a
-    read-only file) or fails (a bind-mounted file, a directory that takes
-    no new file), the file is written in place, as ``open`` would. A process
-    killed while writing may leave its ``.cvxnn-*.npz`` temporary file."""
+    whole. The rename is used only for a new file or a plain one (a regular
+    file of ours, of our group, writable, with one link and no extended
+    attributes), where it does what ``open(path, "wb")`` does; anything
+    else (a pipe or device, a hard link, another user's or group's file, a
+    read-only file, ACLs, a symbolic-link loop, a trailing slash) and a
+    rename that fails (a bind-mounted file, a directory that takes no new
+    file) are written in place, as ``open`` would. A process killed while
+    writing may leave its ``.cvxnn-*.npz`` temporary file."""
     path = os.fsdecode(os.fspath(path))
     real = os.path.realpath(path)
-    if os.path.exists(real):
-        info = os.stat(real)
-        other_owner = hasattr(os, "geteuid") and info.st_uid != os.geteuid()
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1 or other_owner or \
-                not os.access(real, os.W_OK):
-            return _write_in_place(path, payload)
+    if not _renamable(path, real):
+        return _write_in_place(path, payload)
     try:
         fd, temporary = tempfile.mkstemp(dir=os.path.dirname(real),
                                          prefix=".cvxnn-", suffix=".npz")
@@ -229,6 +228,25 @@ def _write_file(path, payload):
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def _renamable(path, real):
+    """Whether renaming a new file over ``real`` is what writing ``path`` does."""
+    if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        return False
+    if not os.path.exists(real):
+        return not os.path.lexists(real)  # a link loop: open() says so
+    info = os.stat(real)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1 or \
+            not os.access(real, os.W_OK):
+        return False
+    if hasattr(os, "geteuid") and (info.st_uid != os.geteuid()
+                                   or info.st_gid != os.getegid()):
+        return False
+    try:
+        return not (hasattr(os, "listxattr") and os.listxattr(real))
+    except OSError:  # a file system without extended attributes
+        return True
 
 
 def _write_in_place(path, payload):
