@@ -58,6 +58,7 @@ Usage (from the repository root)::
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -78,8 +79,14 @@ FEASIBLE = 1e-6
 PYSCNN_MAX_BYTES = 6e9  # pyscnn's expanded n x P x d arrays, on a 24 GB machine
 
 
+def data_dir():
+    """The Fashion-MNIST IDX files: ``--data`` (passed to the method's child
+    process through CVXNN_FMNIST), else the Debian package's folder."""
+    return os.environ.get("CVXNN_FMNIST", DEFAULT_DIR)
+
+
 def fmnist(features, loss, lam, n_gates=100, formulation="gated_relu"):
-    X, y, _, _ = load_fashion_mnist(DEFAULT_DIR)
+    X, y, _, _ = load_fashion_mnist(data_dir())
     X = X.astype(np.float32)
     Z = Features(X, 100 if features == "pca" else 0)(X)
     # cross-entropy: the labels; squared and logistic (one against the rest):
@@ -108,7 +115,7 @@ def synthetic(lam, n=1_000_000, d=50, n_gates=100, seed=0,
 
 
 def pooled(lam, n_gates=20, size=7):
-    X, y, Xt, yt = load_fashion_mnist(DEFAULT_DIR)
+    X, y, Xt, yt = load_fashion_mnist(data_dir())
     images = np.concatenate([X, Xt]).astype(np.float32).reshape(-1, 28, 28)
     images = np.concatenate([images, images[:, :, ::-1]])
     labels = np.tile(np.concatenate([y, yt]), 2)
@@ -274,12 +281,16 @@ def parse(argv=None):
     p.add_argument("--methods", default="newton,fista")
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--time-limit", type=float, default=120.0)
+    p.add_argument("--data", help="folder of the Fashion-MNIST IDX files "
+                   f"(default {DEFAULT_DIR})")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse(argv)
+    if args.data:
+        os.environ["CVXNN_FMNIST"] = args.data  # the children read it
     if args.child:
         return child(args.child)
     print(machine_header(), flush=True)
