@@ -6,17 +6,7 @@
 #  1. correctness: small problems, every loss, newton on cuda (float64)
 #     against the compiled path: objective within the gaps, steps;
 #  2. synthetic n = 1e6 (bench_large): newton@cuda, fista@cuda, newton.
-set -o pipefail
-export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-        --upgrade --target /tmp/site .whl/*.whl || exit 1
-fi
-export PYTHONPATH=/tmp/site:$PWD
-python3 setup.py -q build_ext --inplace -j 3 >"$OUT/build.log" 2>&1 ||
-    { tail -30 "$OUT/build.log"; exit 1; }
+source comparisons/device_setup.sh
 python3 - <<'EOF' 2>&1 | tee "$OUT/newton_check.log"
 import sys, warnings
 sys.path.insert(0, "tests")

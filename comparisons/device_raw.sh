@@ -8,18 +8,8 @@
 # the machine lacks cvxpy and friends, .whl/ as for device_bench.sh. About 5
 # minutes: four problems, one device solve each of at most 60 s, plus each
 # problem's build on the host.
-set -o pipefail
-export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-        --upgrade --target /tmp/site .whl/*.whl || exit 1
-fi
-export PYTHONPATH=/tmp/site:$PWD
+source comparisons/device_setup.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-python3 setup.py -q build_ext --inplace -j 3 >"$OUT/build.log" 2>&1 ||
-    { tail -30 "$OUT/build.log"; exit 1; }
 cd comparisons && timeout 540 python3 bench_large.py --data ../.fmnist \
     --problems fmnist-raw-sq,fmnist-raw-ce,fmnist-pca-sq,fmnist-pca-ce \
     --methods fista@cuda --tol 1e-4 --time-limit 60 2>&1 |
