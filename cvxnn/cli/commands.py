@@ -130,7 +130,8 @@ def build_parser():
                           description="Predict with a model saved by `cvxnn fit`.")
     pred.add_argument("model", metavar="MODEL", help="a model saved by cvxnn fit")
     pred.add_argument("data", metavar="DATA", help="a .csv (columns named as in "
-                      "training; others are ignored) or .npz (array X)")
+                      "training; others are ignored) or .npz (array X; its "
+                      "feature_names, if any, must name the model's columns)")
     pred.add_argument("--out", metavar="CSV", help="write a CSV here instead of "
                       "printing to stdout")
     pred.add_argument("--proba", action="store_true",
