@@ -12,15 +12,20 @@ For predictions ``Yhat`` and targets ``Y`` encoded like the problem's
 
 import numpy as np
 
-from cvxnn.core.losses import _label_array
+from cvxnn.core.losses import label_array
 from cvxnn.core.validation import check_y_shape
+
+
+def _one_hot(Y):
+    """Whether every row of ``Y`` is one-hot."""
+    return bool(np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=1) == 1))
 
 
 def _encode_labels(problem, y, n_samples, name):
     """Cross-entropy targets on the training classes: labels or one-hot rows."""
     Y = check_y_shape(y, n_samples, name)
     if Y.shape[1] == 1:
-        labels = _label_array(Y[:, 0], name)
+        labels = label_array(Y[:, 0], name)
         if (labels.dtype.kind in "US") != (problem.classes.dtype.kind in "US"):
             kinds = ("strings", "numbers")
             raise ValueError(
@@ -36,7 +41,7 @@ def _encode_labels(problem, y, n_samples, name):
         onehot = np.zeros((n_samples, len(problem.classes)), problem.dtype)
         onehot[np.arange(n_samples), codes] = 1
         return onehot
-    if not np.all((Y == 0) | (Y == 1)) or not np.all(Y.sum(axis=1) == 1):
+    if not _one_hot(Y):
         raise ValueError(f"{name}: 2-D cross_entropy targets must be one-hot rows.")
     return Y.astype(problem.dtype)
 
@@ -73,8 +78,7 @@ def metrics(problem, Yhat, Y):
     if problem.loss.name == "logistic" and not np.all(np.abs(Y) == 1):
         raise ValueError("Y: logistic targets must be encoded as +-1 (see "
                          "cvxnn.metrics.encode_targets).")
-    if problem.loss.name == "cross_entropy" and not (
-            np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=1) == 1)):
+    if problem.loss.name == "cross_entropy" and not _one_hot(Y):
         raise ValueError("Y: cross_entropy targets must be one-hot rows (see "
                          "cvxnn.metrics.encode_targets).")
     loss = problem.loss

@@ -213,8 +213,7 @@ def _check_options(options, solvers):
                              f"solver of this run; it uses {', '.join(solvers)}.")
         for target in solvers if solver is None else [solver]:
             if target.lower() == "fast":
-                known = backends.option_names("fast") if backends.available("fast") \
-                    else None
+                known = backends.option_names("fast")
             else:
                 known = SOLVER_OPTIONS.get(target.upper())
                 known = None if known is None else known | COMMON_OPTIONS
@@ -233,12 +232,11 @@ def _check_output(flag, path, inputs=()):
         raise ValueError(f"{flag}: directory {directory!r} does not exist.")
     if os.path.isdir(path):
         raise ValueError(f"{flag}: {path!r} is a directory; give a file name.")
-    for name in inputs:
-        if os.path.exists(path) and os.path.exists(name) and \
-                os.path.samefile(path, name):
-            raise ValueError(f"{flag}: {path!r} is the input {name!r}; writing it "
-                             "would destroy it. Give another file name.")
     if os.path.exists(path):
+        for name in inputs:
+            if os.path.exists(name) and os.path.samefile(path, name):
+                raise ValueError(f"{flag}: {path!r} is the input {name!r}; writing "
+                                 "it would destroy it. Give another file name.")
         if not os.access(path, os.W_OK):
             raise ValueError(f"{flag}: {path!r} exists and is not writable.")
         return

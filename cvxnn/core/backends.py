@@ -106,8 +106,9 @@ def working_dtype(problem, solver, options):
 
 
 def option_names(solver):
-    """The option names the backend of ``solver`` declares, or None."""
-    return backend(solver).options
+    """The option names the backend of ``solver`` declares, or None (none
+    declared, or an add-on that is not installed)."""
+    return backend(solver).options if available(solver) else None
 
 
 def check_option_names(solver, options, name):
@@ -116,7 +117,7 @@ def check_option_names(solver, options, name):
     for key in options:
         if not isinstance(key, str):
             raise TypeError(f"{name}: option names must be strings, got {key!r}.")
-    known = option_names(solver) if available(solver) else None
+    known = option_names(solver)
     unknown = sorted(set(options) - known) if known is not None else []
     if unknown:
         raise TypeError(f"{name}: unknown option {unknown[0]!r} for solver="

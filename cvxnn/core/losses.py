@@ -124,7 +124,7 @@ class Logistic:
         return expit(Yhat)
 
 
-def _label_array(labels, name="y"):
+def label_array(labels, name="y"):
     """Class labels as a numeric or string array; anything else is rejected."""
     if labels.dtype.kind == "O":
         if all(isinstance(v, str) for v in labels):
@@ -151,7 +151,7 @@ class CrossEntropy:
     def prepare_targets(self, y, n_samples, dtype):
         Y = check_y_shape(y, n_samples)
         if Y.shape[1] == 1:
-            labels = _label_array(Y[:, 0])
+            labels = label_array(Y[:, 0])
             if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
                 raise ValueError("y: contains NaN or inf labels.")
             if labels.dtype.kind == "f" and np.any(labels != np.round(labels)):

@@ -333,12 +333,6 @@ class _ConvexReLUBase(BaseEstimator):
             options.setdefault("tol", tol)
         return solver, options, gate_options
 
-    @staticmethod
-    def _check_solver_options(solver, options):
-        """Option names the backend of ``solver`` declares (fit only: a model
-        file's settings do not depend on which backends this machine has)."""
-        backends.check_option_names(solver, options, "solver_options")
-
     def _check_settings(self, n_samples, n_classes=None):
         """Every check ``fit`` runs on the settings alone, also for those a fit
         may not use (``validation_fraction`` without early stopping): model
@@ -421,7 +415,9 @@ class _ConvexReLUBase(BaseEstimator):
         """Build the problem, solve it and set the fitted attributes."""
         self._check_settings(X.shape[0])
         solver, options, _ = self._check_params()
-        self._check_solver_options(solver, options)
+        # option names at fit, not in _check_params: a model file's settings do
+        # not depend on which backends this machine has
+        backends.check_option_names(solver, options, "solver_options")
         if check_bool(self.early_stopping, "early_stopping"):
             return self._set_solution(*self._fit_early_stopping(X, Y, loss, solver,
                                                                 options))
@@ -492,7 +488,7 @@ class _ConvexReLUBase(BaseEstimator):
         """Choose lam on a warm-started path (see the CV estimators); refit."""
         self._check_settings(X.shape[0])
         solver, options, _ = self._check_params()
-        self._check_solver_options(solver, options)
+        backends.check_option_names(solver, options, "solver_options")
         n_lams = check_positive_int(self.n_lams, "n_lams")
         ratio = _check_fraction(self.lam_ratio, "lam_ratio")
         patience = check_positive_int(self.patience, "patience")

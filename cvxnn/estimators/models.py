@@ -9,7 +9,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from cvxnn.core.losses import _label_array
+from cvxnn.core.losses import label_array
 from cvxnn.core.validation import check_choice
 from cvxnn.estimators.base import (
     FLOAT_DTYPES,
@@ -246,7 +246,7 @@ n_features_in_, whiten_mean_, whiten_components_
         """Validated ``(X, targets, loss)``; sets ``classes_`` and ``loss_``."""
         X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, ensure_min_samples=2)
         y = column_or_1d(y, warn=True)
-        _label_array(y)  # None or mixed types: named here, not by np.unique
+        label_array(y)  # None or mixed types: named here, not by np.unique
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         n_classes = self.classes_.size
